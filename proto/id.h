@@ -1,0 +1,26 @@
+/* id.h: process ids made by lash when the submitter gives none.
+ *
+ * 16 characters: 9 of base-36 milliseconds (so ids sort by submit time), 4 of a
+ * per-process random prefix, 3 of a per-process counter. Two processes collide only
+ * if they draw the same 4-character prefix (1 in 1.7 million) and submit more than
+ * 46,656 ids in the same millisecond window; ids within a process never repeat
+ * inside a millisecond.
+ */
+#ifndef LASH_PROTO_ID_H
+#define LASH_PROTO_ID_H
+
+#include <stdint.h>
+
+#define LASH_GEN_ID_LEN 16
+
+typedef struct {
+    char prefix[5];
+    uint32_t counter;
+} lash_idgen;
+
+/* seed: any random bits (the caller reads them; proto does no I/O). */
+void lash_idgen_init(lash_idgen *g, uint64_t seed);
+/* Writes a NUL-terminated id of LASH_GEN_ID_LEN chars into out. */
+void lash_id_new(lash_idgen *g, int64_t now_ms, char out[LASH_GEN_ID_LEN + 1]);
+
+#endif

@@ -1,0 +1,24 @@
+/* limits.h: every bound lash enforces on data, in one place.
+ *
+ * The Lua scripts enforce the same numbers (proto/lua/lib.lua); tests/test_scripts.c
+ * checks that the two agree, so a change here that is not made there fails a test.
+ */
+#ifndef LASH_PROTO_LIMITS_H
+#define LASH_PROTO_LIMITS_H
+
+#define LASH_ID_MAX 128                /* process id: [A-Za-z0-9._:-], 1..128 */
+#define LASH_QUEUE_MAX 64              /* queue name: [A-Za-z0-9._-], 1..64 */
+#define LASH_KIND_MAX 64               /* kind: [A-Za-z0-9._-], 1..64 */
+#define LASH_WORKER_ID_MAX 128         /* worker id: printable ASCII without space or ':' */
+#define LASH_PAYLOAD_MAX (1024 * 1024) /* payload JSON text, bytes */
+#define LASH_RESULT_MAX (64 * 1024)    /* result text recorded on completion */
+#define LASH_ERROR_MAX 2048            /* error text recorded on failure */
+#define LASH_ATTEMPTS_MAX 1000
+#define LASH_TIMEOUT_MAX (7LL * 24 * 3600 * 1000) /* a week, in ms */
+#define LASH_DELAY_MAX (365LL * 24 * 3600 * 1000) /* a year, in ms */
+#define LASH_BATCH_MAX 1000                       /* rows per submit/claim/complete call */
+
+#define LASH_DEFAULT_MAX_ATTEMPTS 3
+#define LASH_DEFAULT_BACKOFF "exp:1000:60000"
+
+#endif

@@ -1,0 +1,74 @@
+-- complete.lua: record outcomes. One call takes a batch.
+--
+-- ARGV, repeated: id token outcome text retry_ms
+--   outcome 'ok'     -> completed, text is the result
+--           'fail'   -> text is the error; while attempts remain the row goes back
+--                       to pending, due in retry_ms (the owner computed the backoff),
+--                       else failed; a row whose cancellation was asked ends cancelled
+--           'cancel' -> cancelled, text says why
+-- Only the lease holder (same token, so same fence) may record: anyone else is
+-- stale and changes nothing. Returns one status per row: 1 recorded; 2 already
+-- recorded by this very token (a re-sent complete after a lost reply); 0 stale.
+local function lash_complete_one(base, now, id, token, outcome, text, retry_ms, counts)
+    local rk = base .. ':p:' .. id
+    local lease = base .. ':lease:' .. id
+    if redis.call('GET', lease) ~= token then
+        local fence = string.match(token, ':(%d+)$')
+        local f = redis.call('HMGET', rk, 'fence', 'state')
+        if fence and f[1] == fence and f[2] and f[2] ~= 'running' then return 2 end
+        return 0
+    end
+    local f = redis.call('HMGET', rk, 'state', 'attempt', 'max_attempts', 'cancel')
+    local from = f[1]
+    if outcome == 'ok' then
+        lash_finish(base, id, 'completed', now, counts, from, 'result', text)
+        return 1
+    end
+    if outcome == 'cancel' or f[4] == '1' then
+        lash_finish(base, id, 'cancelled', now, counts, from, 'error', text)
+        return 1
+    end
+    local attempt = lash_int(f[2], 0, LASH_ATTEMPTS_MAX) or LASH_ATTEMPTS_MAX
+    local max = lash_int(f[3] or LASH_DEFAULT_MAX_ATTEMPTS, 1, LASH_ATTEMPTS_MAX) or 1
+    if attempt < max then
+        redis.call('HSET', rk, 'state', 'pending', 'updated_ms', now, 'error', text)
+        redis.call('ZADD', base .. ':due', now + retry_ms, id)
+        redis.call('DEL', lease)
+        lash_event(base, 'retried', id, 'attempt', attempt, 'error', string.sub(text, 1, 200))
+        lash_count(counts, 'running', -1)
+        lash_count(counts, 'pending', 1)
+        lash_count(counts, 'total_retried')
+        return 1
+    end
+    lash_finish(base, id, 'failed', now, counts, from, 'error', text)
+    return 1
+end
+
+local function lash_complete(KEYS, ARGV)
+    local base = lash_base(KEYS)
+    if #ARGV % 5 ~= 0 or #ARGV > 5 * LASH_BATCH_MAX then
+        return redis.error_reply('ERR lash: complete wants groups of id token outcome text retry_ms')
+    end
+    local now = lash_now()
+    local counts, out = {}, {}
+    for i = 1, #ARGV, 5 do
+        local outcome, text = ARGV[i + 2], ARGV[i + 3]
+        local retry_ms = lash_int(ARGV[i + 4], 0, LASH_DELAY_MAX)
+        if outcome ~= 'ok' and outcome ~= 'fail' and outcome ~= 'cancel' then
+            return redis.error_reply('ERR lash: complete outcome must be ok, fail or cancel')
+        end
+        if not retry_ms then return redis.error_reply('ERR lash: complete retry_ms must be 0..' .. LASH_DELAY_MAX) end
+        -- Over-long text is the worker's bug, not the row's: record it cut, and say so.
+        local max = outcome == 'ok' and LASH_RESULT_MAX or LASH_ERROR_MAX
+        if #text > max then
+            if outcome == 'ok' then
+                outcome, text = 'fail', 'result is ' .. #text .. ' bytes, over ' .. LASH_RESULT_MAX
+            else
+                text = string.sub(text, 1, max)
+            end
+        end
+        out[#out + 1] = lash_complete_one(base, now, ARGV[i], ARGV[i + 1], outcome, text, retry_ms, counts)
+    end
+    lash_flush_counts(base, counts)
+    return out
+end

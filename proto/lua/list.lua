@@ -1,0 +1,48 @@
+-- list.lua: page through rows. ARGV: state cursor limit
+--   state '' (any), or one state; non-terminal rows come from the due set in
+--   score order, terminal ones from the done set newest first.
+--   cursor: where the previous page stopped (start at '0').
+-- Looks at no more than 10*limit ids per call, so a filter over a large queue
+-- returns short pages rather than blocking Redis.
+-- Returns {next_cursor, row...}; next_cursor '0' means the end; each row is
+-- {id, state, kind, attempt, score_ms}. Cursors: 'd<n>' in due, 't<n>' in done.
+local function lash_list(KEYS, ARGV)
+    local base = lash_base(KEYS)
+    local want, cursor = ARGV[1] or '', ARGV[2] or '0'
+    local limit = lash_int(ARGV[3] or '100', 1, 10000)
+    if not limit then return redis.error_reply('ERR lash: list limit must be 1..10000') end
+    if want ~= '' and not LASH_LIVE[want] and not LASH_TERMINAL[want] then
+        return redis.error_reply('ERR lash: unknown state ' .. want)
+    end
+    local where, pos = 'd', 0
+    if cursor ~= '0' then
+        where, pos = string.sub(cursor, 1, 1), lash_int(string.sub(cursor, 2), 0, 1000000000000)
+        if (where ~= 'd' and where ~= 't') or not pos then return redis.error_reply('ERR lash: bad cursor') end
+    end
+    if where == 'd' and LASH_TERMINAL[want] then where, pos = 't', 0 end
+    local out, budget = { '0' }, 10 * limit
+    while budget > 0 and #out - 1 < limit do
+        local key = base .. (where == 'd' and ':due' or ':done')
+        local n = math.min(budget, 200)
+        local page = where == 'd' and redis.call('ZRANGE', key, pos, pos + n - 1, 'WITHSCORES')
+            or redis.call('ZREVRANGE', key, pos, pos + n - 1, 'WITHSCORES')
+        local i = 1
+        while i < #page and #out - 1 < limit do
+            local id = page[i]
+            local f = redis.call('HMGET', base .. ':p:' .. id, 'state', 'kind', 'attempt')
+            if want == '' or f[1] == want then
+                out[#out + 1] = { id, f[1] or '?', f[2] or '?', tonumber(f[3]) or 0, tonumber(page[i + 1]) }
+            end
+            i = i + 2
+            pos = pos + 1
+        end
+        budget = budget - n
+        if #page < 2 * n and i >= #page then
+            -- This set is exhausted.
+            if where == 'd' and not LASH_LIVE[want] then where, pos = 't', 0
+            else out[1] = '0'; return out end
+        end
+    end
+    out[1] = where .. pos
+    return out
+end

@@ -1,0 +1,26 @@
+-- retry.lua: an operator re-opens a terminal failed, cancelled or abandoned row
+-- as a fresh pending process (attempts start again from zero). ARGV: id
+-- Returns 'reopened', 'refused: <state>' or 'not-found'.
+local function lash_retry(KEYS, ARGV)
+    local base = lash_base(KEYS)
+    local id = ARGV[1]
+    if lash_bad_name(id, LASH_ID_MAX, true) then return 'not-found' end
+    local rk = base .. ':p:' .. id
+    local state = redis.call('HGET', rk, 'state')
+    if not state then return 'not-found' end
+    if state ~= 'failed' and state ~= 'cancelled' and state ~= 'abandoned' then
+        return 'refused: ' .. state
+    end
+    local now = lash_now()
+    redis.call('HSET', rk, 'state', 'pending', 'attempt', 0, 'updated_ms', now)
+    redis.call('HDEL', rk, 'cancel', 'finished_ms', 'owner')
+    redis.call('ZREM', base .. ':done', id)
+    redis.call('ZADD', base .. ':due', now, id)
+    lash_event(base, 'reopened', id, 'from', state)
+    local counts = {}
+    lash_count(counts, state, -1)
+    lash_count(counts, 'pending')
+    lash_flush_counts(base, counts)
+    redis.call('PUBLISH', base .. ':poke', 'retry')
+    return 'reopened'
+end

@@ -1,0 +1,18 @@
+-- stats.lua: the queue at a glance. No ARGV.
+-- Returns field/value pairs: every counter of lash:{q}:stats (rows per state,
+-- total_* since the queue began), due (non-terminal rows), done (retained
+-- terminal rows), oldest_due_ms (how long the longest-waiting eligible row has
+-- waited, 0 when none), workers (alive within the last minute), now_ms.
+local function lash_stats(KEYS, ARGV)
+    local base = lash_base(KEYS)
+    local now = lash_now()
+    local out = redis.call('HGETALL', base .. ':stats')
+    local oldest = redis.call('ZRANGE', base .. ':due', 0, 0, 'WITHSCORES')
+    local wait = 0
+    if oldest[2] and tonumber(oldest[2]) <= now then wait = now - tonumber(oldest[2]) end
+    local extra = { 'due', redis.call('ZCARD', base .. ':due'), 'done', redis.call('ZCARD', base .. ':done'),
+        'oldest_due_ms', wait, 'workers',
+        redis.call('ZCOUNT', base .. ':workers', now - LASH_WORKER_STALE_MS, '+inf'), 'now_ms', now }
+    for _, v in ipairs(extra) do out[#out + 1] = v end
+    return out
+end

@@ -1,0 +1,97 @@
+-- submit.lua: write durable intent. One call takes a batch of rows.
+--
+-- ARGV, repeated per row:  id kind payload nopts [name value]...
+--   id ''       -> a numeric id from INCR lash:{q}:seq (handy from redis-cli)
+--   options     -> max_attempts N | timeout_ms N | backoff fixed:MS|exp:BASE:CAP
+--                  | on_lost rerun|abandon | delay_ms N | run_at MS
+-- Returns, per row, {id, status}: status 'created', 'exists' (same registration:
+-- a no-op) or an error text starting 'conflict:' or 'invalid:'.
+-- One PUBLISH on lash:{q}:poke per batch wakes the workers.
+local function lash_submit_one(base, now, id, kind, payload, opts, counts)
+    local why = lash_bad_name(kind, LASH_KIND_MAX, false)
+    if why then return 'invalid: kind ' .. why end
+    if type(payload) ~= 'string' or #payload == 0 then payload = 'null' end
+    if #payload > LASH_PAYLOAD_MAX then
+        return 'invalid: payload is ' .. #payload .. ' bytes, over ' .. LASH_PAYLOAD_MAX
+    end
+    if string.find(payload, '\0', 1, true) or not pcall(cjson.decode, payload) then
+        return 'invalid: payload is not valid JSON'
+    end
+    local max, timeout, backoff, on_lost, run_at = LASH_DEFAULT_MAX_ATTEMPTS, 0, '', '', now
+    for name, v in pairs(opts) do
+        if name == 'max_attempts' then
+            max = lash_int(v, 1, LASH_ATTEMPTS_MAX)
+            if not max then return 'invalid: max_attempts must be 1..' .. LASH_ATTEMPTS_MAX end
+        elseif name == 'timeout_ms' then
+            timeout = lash_int(v, 0, LASH_TIMEOUT_MAX)
+            if not timeout then return 'invalid: timeout_ms must be 0..' .. LASH_TIMEOUT_MAX end
+        elseif name == 'delay_ms' then
+            local d = lash_int(v, 0, LASH_DELAY_MAX)
+            if not d then return 'invalid: delay_ms must be 0..' .. LASH_DELAY_MAX end
+            run_at = now + d
+        elseif name == 'run_at' then
+            run_at = lash_int(v, 0, now + LASH_DELAY_MAX)
+            if not run_at then return 'invalid: run_at must be a ms time within a year' end
+        elseif name == 'backoff' then
+            local ok = string.find(v, '^fixed:%d+$') or string.find(v, '^exp:[1-9]%d*:[1-9]%d*$')
+            if not ok or #v > 40 then return 'invalid: backoff must be fixed:MS or exp:BASE:CAP' end
+            if v ~= LASH_DEFAULT_BACKOFF then backoff = v end
+        elseif name == 'on_lost' then
+            if v ~= 'rerun' and v ~= 'abandon' then return 'invalid: on_lost must be rerun or abandon' end
+            if v == 'abandon' then on_lost = v end
+        else
+            return 'invalid: unknown option ' .. tostring(name)
+        end
+    end
+    local rk = base .. ':p:' .. id
+    local old = redis.call('HMGET', rk, 'kind', 'payload', 'max_attempts', 'timeout_ms', 'backoff', 'on_lost')
+    if old[1] then
+        -- Idempotent by id: the same registration is a no-op, another is a conflict.
+        if old[1] ~= kind then return 'conflict: id exists with kind ' .. old[1] end
+        if old[2] ~= payload then return 'conflict: id exists with another payload' end
+        if tonumber(old[3]) ~= max then return 'conflict: id exists with max_attempts ' .. tostring(old[3]) end
+        if (tonumber(old[4]) or 0) ~= timeout then return 'conflict: id exists with another timeout_ms' end
+        if (old[5] or '') ~= backoff then return 'conflict: id exists with another backoff' end
+        if (old[6] or '') ~= on_lost then return 'conflict: id exists with another on_lost' end
+        return 'exists'
+    end
+    -- Options equal to their defaults are left out: a smaller row.
+    local f = { 'kind', kind, 'payload', payload, 'state', 'pending', 'max_attempts', max, 'created_ms', now }
+    if run_at ~= now then f[#f + 1] = 'run_at'; f[#f + 1] = run_at end
+    if timeout ~= 0 then f[#f + 1] = 'timeout_ms'; f[#f + 1] = timeout end
+    if backoff ~= '' then f[#f + 1] = 'backoff'; f[#f + 1] = backoff end
+    if on_lost ~= '' then f[#f + 1] = 'on_lost'; f[#f + 1] = on_lost end
+    redis.call('HSET', rk, unpack(f))
+    redis.call('ZADD', base .. ':due', run_at, id)
+    lash_event(base, 'submitted', id, 'kind', kind)
+    lash_count(counts, 'pending')
+    lash_count(counts, 'total_submitted')
+    return 'created'
+end
+
+local function lash_submit(KEYS, ARGV)
+    local base = lash_base(KEYS)
+    local now = lash_now()
+    local counts, out, i, rows = {}, {}, 1, 0
+    while i <= #ARGV do
+        local id, kind, payload = ARGV[i], ARGV[i + 1], ARGV[i + 2]
+        local nopts = lash_int(ARGV[i + 3] or '0', 0, 16)
+        if not nopts or i + 3 + 2 * nopts > #ARGV then
+            return redis.error_reply('ERR lash: row at ARGV[' .. i .. '] must be: id kind payload nopts [name value]...')
+        end
+        local opts = {}
+        for j = 1, nopts do opts[ARGV[i + 2 + 2 * j]] = ARGV[i + 3 + 2 * j] end
+        i = i + 4 + 2 * nopts
+        rows = rows + 1
+        if rows > LASH_BATCH_MAX then
+            return redis.error_reply('ERR lash: at most ' .. LASH_BATCH_MAX .. ' rows per submit')
+        end
+        if id == '' then id = tostring(redis.call('INCR', base .. ':seq')) end
+        local why = lash_bad_name(id, LASH_ID_MAX, true)
+        local status = why and ('invalid: id ' .. why) or lash_submit_one(base, now, id, kind, payload, opts, counts)
+        out[#out + 1] = { id, status }
+    end
+    lash_flush_counts(base, counts)
+    if (counts.pending or 0) > 0 then redis.call('PUBLISH', base .. ':poke', 'submit') end
+    return out
+end

@@ -1,0 +1,134 @@
+/* scripts.c: assembles the EVAL texts and the Functions library from the
+ * generated Lua sources (see scripts.h). Built once, on first use. */
+#include "proto/scripts.h"
+
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "proto/sha1.h"
+
+static const char *const op_names[LASH_OP_COUNT] = {
+    "submit", "claim", "renew", "complete", "release", "cancel", "retry", "list", "stats", "trim",
+};
+
+/* Read-only operations may run on replicas: flagged no-writes in the library. */
+static const int op_readonly[LASH_OP_COUNT] = {[LASH_OP_LIST] = 1, [LASH_OP_STATS] = 1};
+
+static struct {
+    char *text[LASH_OP_COUNT];
+    size_t len[LASH_OP_COUNT];
+    char sha[LASH_OP_COUNT][41];
+    char *library;
+    size_t library_len;
+    char version[17];
+} S;
+static pthread_once_t once = PTHREAD_ONCE_INIT;
+
+const char *lash_op_name(lash_op op)
+{
+    return (unsigned)op < LASH_OP_COUNT ? op_names[op] : "invalid";
+}
+
+static const lash_lua_source *source(const char *name)
+{
+    for (const lash_lua_source *s = lash_lua_sources; s->name; s++)
+        if (strcmp(s->name, name) == 0) return s;
+    return NULL;
+}
+
+/* A growing string; out of memory here is fatal at start-up, never later. */
+typedef struct {
+    char *p;
+    size_t len, cap;
+} buf;
+
+static void put(buf *b, const char *s, size_t n)
+{
+    if (b->len + n + 1 > b->cap) {
+        b->cap = (b->len + n + 1) * 2;
+        b->p = realloc(b->p, b->cap);
+        if (!b->p) {
+            fputs("lash: out of memory assembling Lua scripts\n", stderr);
+            abort();
+        }
+    }
+    memcpy(b->p + b->len, s, n);
+    b->len += n;
+    b->p[b->len] = 0;
+}
+
+static void puts_(buf *b, const char *s)
+{
+    put(b, s, strlen(s));
+}
+
+static void build(void)
+{
+    const lash_lua_source *lib = source("lib");
+    buf all = {0};
+    for (int op = 0; op < LASH_OP_COUNT; op++) {
+        const lash_lua_source *src = source(op_names[op]);
+        buf b = {0};
+        put(&b, lib->text, lib->len);
+        put(&b, src->text, src->len);
+        puts_(&b, "\nreturn lash_");
+        puts_(&b, op_names[op]);
+        puts_(&b, "(KEYS, ARGV)\n");
+        S.text[op] = b.p;
+        S.len[op] = b.len;
+        lash_sha1_hex(b.p, b.len, S.sha[op]);
+        put(&all, src->text, src->len);
+    }
+    char hex[41];
+    lash_sha1_hex(all.p, all.len, hex);
+    memcpy(S.version, hex, 16);
+    S.version[16] = 0;
+
+    buf l = {0};
+    puts_(&l, "#!lua name=lash\n");
+    put(&l, lib->text, lib->len);
+    put(&l, all.p, all.len);
+    char line[256];
+    for (int op = 0; op < LASH_OP_COUNT; op++) {
+        snprintf(line, sizeof line,
+                 "redis.register_function{function_name='lash_%s', callback=lash_%s%s}\n",
+                 op_names[op], op_names[op], op_readonly[op] ? ", flags={'no-writes'}" : "");
+        puts_(&l, line);
+    }
+    snprintf(line, sizeof line,
+             "redis.register_function{function_name='lash_version', callback=function() return "
+             "'%s' end, flags={'no-writes'}}\n",
+             S.version);
+    puts_(&l, line);
+    S.library = l.p;
+    S.library_len = l.len;
+    free(all.p);
+}
+
+const char *lash_script_text(lash_op op, size_t *len)
+{
+    pthread_once(&once, build);
+    if (len) *len = S.len[op];
+    return S.text[op];
+}
+
+const char *lash_script_sha(lash_op op)
+{
+    pthread_once(&once, build);
+    return S.sha[op];
+}
+
+const char *lash_function_library(size_t *len)
+{
+    pthread_once(&once, build);
+    if (len) *len = S.library_len;
+    return S.library;
+}
+
+const char *lash_function_version(void)
+{
+    pthread_once(&once, build);
+    return S.version;
+}

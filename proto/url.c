@@ -1,0 +1,137 @@
+/* url.c: Redis URL parsing (see url.h). */
+#include "proto/url.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include "proto/record.h"
+
+static int hexval(char c)
+{
+    if (c >= '0' && c <= '9') return c - '0';
+    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+    return -1;
+}
+
+/* Copies s[0..n) into dst (cap bytes) decoding %XX; false when it does not fit or
+ * an escape is broken. */
+static bool decode(char *dst, size_t cap, const char *s, size_t n)
+{
+    size_t o = 0;
+    for (size_t i = 0; i < n; i++) {
+        char c = s[i];
+        if (c == '%') {
+            int hi, lo;
+            if (i + 2 >= n) return false;
+            hi = hexval(s[i + 1]);
+            lo = hexval(s[i + 2]);
+            if (hi < 0 || lo < 0 || (hi == 0 && lo == 0)) return false;
+            c = (char)(hi * 16 + lo);
+            i += 2;
+        }
+        if (o + 1 >= cap) return false;
+        dst[o++] = c;
+    }
+    dst[o] = 0;
+    return true;
+}
+
+static lash_status parse_userinfo(const char *s, size_t n, lash_url *u, lash_err *e)
+{
+    const char *colon = memchr(s, ':', n);
+    size_t ulen = colon ? (size_t)(colon - s) : n;
+    if (!decode(u->user, sizeof u->user, s, ulen))
+        return lash_fail(e, LASH_EINVAL, "Redis URL: bad or too long user name");
+    if (colon && !decode(u->password, sizeof u->password, colon + 1, n - ulen - 1))
+        return lash_fail(e, LASH_EINVAL, "Redis URL: bad or too long password");
+    if (!colon) { /* redis://secret@host is the old form: a password alone */
+        snprintf(u->password, sizeof u->password, "%s", u->user);
+        u->user[0] = 0;
+    }
+    return LASH_OK;
+}
+
+static lash_status parse_db(const char *s, lash_url *u, lash_err *e)
+{
+    int64_t db;
+    if (!lash_parse_i64(s, strlen(s), 0, 65535, &db))
+        return lash_fail(e, LASH_EINVAL, "Redis URL: database '%.16s' is not a number 0..65535", s);
+    u->db = (int)db;
+    return LASH_OK;
+}
+
+lash_status lash_url_parse(const char *s, lash_url *u, lash_err *e)
+{
+    memset(u, 0, sizeof *u);
+    u->port = 6379;
+    if (!s || !*s) return lash_fail(e, LASH_EINVAL, "Redis URL is empty");
+    if (strlen(s) > 1024) return lash_fail(e, LASH_EINVAL, "Redis URL is too long");
+    bool unix_sock = strncmp(s, "unix://", 7) == 0;
+    if (!unix_sock && strncmp(s, "redis://", 8) != 0)
+        return lash_fail(e, LASH_EINVAL, "Redis URL '%.64s' must start with redis:// or unix://",
+                         s);
+    const char *p = s + (unix_sock ? 7 : 8);
+    const char *at = strrchr(p, '@');
+    lash_status st;
+    if (at) {
+        if ((st = parse_userinfo(p, (size_t)(at - p), u, e))) return st;
+        p = at + 1;
+    }
+    if (unix_sock) {
+        const char *q = strchr(p, '?');
+        size_t n = q ? (size_t)(q - p) : strlen(p);
+        if (n == 0 || p[0] != '/' || n >= sizeof u->path)
+            return lash_fail(e, LASH_EINVAL,
+                             "Redis URL: unix socket path must be absolute and "
+                             "under %zu bytes",
+                             sizeof u->path);
+        memcpy(u->path, p, n);
+        u->path[n] = 0;
+        if (q) {
+            if (strncmp(q, "?db=", 4) != 0)
+                return lash_fail(e, LASH_EINVAL, "Redis URL: only ?db=N may follow a socket path");
+            return parse_db(q + 4, u, e);
+        }
+        return LASH_OK;
+    }
+    const char *slash = strchr(p, '/');
+    size_t hostport = slash ? (size_t)(slash - p) : strlen(p);
+    const char *colon = NULL;
+    if (p[0] == '[') { /* [::1]:6379 */
+        const char *rb = memchr(p, ']', hostport);
+        if (!rb) return lash_fail(e, LASH_EINVAL, "Redis URL: unclosed '[' in host");
+        if ((size_t)(rb - p - 1) >= sizeof u->host)
+            return lash_fail(e, LASH_EINVAL, "Redis URL: host too long");
+        memcpy(u->host, p + 1, (size_t)(rb - p - 1));
+        u->host[rb - p - 1] = 0;
+        if (rb + 1 < p + hostport) {
+            if (rb[1] != ':') return lash_fail(e, LASH_EINVAL, "Redis URL: junk after ']'");
+            colon = rb + 1;
+        }
+    } else {
+        colon = memchr(p, ':', hostport);
+        size_t hlen = colon ? (size_t)(colon - p) : hostport;
+        if (hlen >= sizeof u->host) return lash_fail(e, LASH_EINVAL, "Redis URL: host too long");
+        memcpy(u->host, p, hlen);
+        u->host[hlen] = 0;
+    }
+    if (!u->host[0]) return lash_fail(e, LASH_EINVAL, "Redis URL: host is empty");
+    if (colon) {
+        int64_t port;
+        if (!lash_parse_i64(colon + 1, (size_t)(p + hostport - colon - 1), 1, 65535, &port))
+            return lash_fail(e, LASH_EINVAL, "Redis URL: port is not a number 1..65535");
+        u->port = (int)port;
+    }
+    if (slash && slash[1]) return parse_db(slash + 1, u, e);
+    return LASH_OK;
+}
+
+void lash_url_describe(const lash_url *u, char *buf, unsigned len)
+{
+    const char *auth = u->password[0] ? ":***@" : (u->user[0] ? "@" : "");
+    if (u->path[0])
+        snprintf(buf, len, "unix://%s%s%s?db=%d", u->user, auth, u->path, u->db);
+    else
+        snprintf(buf, len, "redis://%s%s%s:%d/%d", u->user, auth, u->host, u->port, u->db);
+}

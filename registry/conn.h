@@ -1,0 +1,23 @@
+/* conn.h (internal): the blocking connection and the commands that set one up. */
+#ifndef LASH_REGISTRY_CONN_H
+#define LASH_REGISTRY_CONN_H
+
+#include <hiredis/hiredis.h>
+
+#include "registry/argv.h"
+#include "registry/registry.h"
+
+struct lash_conn {
+    redisContext *ctx;
+    lash_url url;
+    int timeout_ms;
+};
+
+/* The password to use: LASH_REDIS_PASSWORD when set, else the URL's. */
+const char *lash_url_password(const lash_url *u);
+
+/* Runs a finished script call, re-sending it as EVAL on NOSCRIPT. The reply is
+ * the caller's to free; NULL means the connection broke (e says so). */
+redisReply *lash_conn_script(lash_conn *c, lash_argv *a, lash_err *e);
+
+#endif

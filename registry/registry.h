@@ -1,0 +1,176 @@
+/* registry.h: the Redis-backed process registry, blocking API.
+ *
+ * The only room that talks to Redis. Each operation is one Lua script (see
+ * proto/scripts.h) run with EVALSHA, falling back to EVAL on NOSCRIPT, so a
+ * flushed script cache or a fail-over costs one extra round trip, never an error.
+ * Every call returns a lash_status and fills a lash_err; a stale owner's renew,
+ * complete or release is not an error of the call: its per-row status says so.
+ *
+ * Thread safety: a lash_conn belongs to one thread at a time.
+ * The async twin for event loops is registry/async.h.
+ */
+#ifndef LASH_REGISTRY_H
+#define LASH_REGISTRY_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "proto/err.h"
+#include "proto/limits.h"
+#include "proto/record.h"
+#include "proto/url.h"
+
+typedef struct lash_conn lash_conn;
+struct redisContext;
+
+/* Connects (TCP or unix socket), authenticates (AUTH [user] password) and selects
+ * the database of the URL. timeout_ms bounds the connect and every later reply
+ * (0: 5000). LASH_REDIS_PASSWORD, when set, overrides the URL's password. */
+lash_status lash_connect(const char *url, int timeout_ms, lash_conn **out, lash_err *e);
+lash_status lash_connect_url(const lash_url *u, int timeout_ms, lash_conn **out, lash_err *e);
+void lash_close(lash_conn *c);
+/* The hiredis context, for raw commands (tests, tools). */
+struct redisContext *lash_conn_redis(lash_conn *c);
+
+/* ---- submit ---------------------------------------------------------------- */
+
+typedef enum {
+    LASH_SUB_CREATED = 0,
+    LASH_SUB_EXISTS,   /* same id, same registration: nothing changed */
+    LASH_SUB_CONFLICT, /* same id, another registration: refused */
+    LASH_SUB_INVALID,  /* refused before it reached Redis, or by the script */
+} lash_sub_status;
+
+typedef struct {
+    char id[LASH_ID_MAX + 1];
+    lash_sub_status status;
+    char msg[272]; /* why, for CONFLICT and INVALID */
+} lash_submitted;
+
+/* Submits n processes to queue, pipelined in batches of at most LASH_BATCH_MAX
+ * rows per script call. Ids missing from subs are generated. out[i] (n entries)
+ * says what became of subs[i]. Returns LASH_OK when Redis was reached, even if
+ * some rows were refused (see out); an error only when the batch failed whole. */
+lash_status lash_submit(lash_conn *c, const char *queue, const lash_submission *subs, size_t n,
+                        lash_submitted *out, lash_err *e);
+
+/* ---- the worker's operations ----------------------------------------------- */
+
+typedef struct {
+    char id[LASH_ID_MAX + 1];
+    char kind[LASH_KIND_MAX + 1];
+    char *payload; /* NUL-terminated JSON text as stored (not yet re-validated) */
+    size_t payload_len;
+    int attempt, max_attempts;
+    int64_t fence, timeout_ms;
+    char backoff[48]; /* "" for the default */
+} lash_claimed;
+
+typedef struct {
+    size_t seen; /* due ids the script looked at: seen == asked means maybe more */
+    size_t bad;  /* rows the script failed for bad data */
+    size_t n;
+    lash_claimed *rows;
+} lash_claim_batch;
+
+void lash_claim_batch_free(lash_claim_batch *b);
+
+/* Retention applied by each claim: keep the newest keep_n terminal rows (-1: no
+ * bound) and none older than keep_ms (0: no bound). */
+typedef struct {
+    int64_t keep_n;
+    int64_t keep_ms;
+} lash_retention;
+
+#define LASH_DEFAULT_KEEP_N 10000
+#define LASH_DEFAULT_KEEP_MS (7LL * 24 * 3600 * 1000)
+
+lash_status lash_claim(lash_conn *c, const char *queue, const char *owner, int n, int64_t ttl_ms,
+                       lash_retention keep, lash_claim_batch *out, lash_err *e);
+
+/* A lease as the owner knows it: the token is "<owner>:<fence>". */
+typedef struct {
+    const char *id;
+    const char *owner;
+    int64_t fence;
+} lash_lease;
+
+/* Per-row statuses written to status[]. */
+#define LASH_RENEW_LOST 0
+#define LASH_RENEW_OK 1
+#define LASH_RENEW_CANCEL 2 /* renewed, and cancellation was asked */
+lash_status lash_renew(lash_conn *c, const char *queue, int64_t ttl_ms, const lash_lease *l,
+                       size_t n, int *status, lash_err *e);
+
+typedef enum { LASH_OUT_OK = 0, LASH_OUT_FAIL, LASH_OUT_CANCEL } lash_outcome;
+
+typedef struct {
+    lash_lease lease;
+    lash_outcome outcome;
+    const char *text; /* result (OK) or error; may be NULL */
+    size_t text_len;
+    int64_t retry_ms; /* delay before a retry, when the row has attempts left */
+} lash_completion;
+
+#define LASH_DONE_STALE 0
+#define LASH_DONE_RECORDED 1
+#define LASH_DONE_ALREADY 2 /* this token recorded it before (a re-sent complete) */
+lash_status lash_complete(lash_conn *c, const char *queue, const lash_completion *r, size_t n,
+                          int *status, lash_err *e);
+
+/* status[i]: 1 released, 0 stale. */
+lash_status lash_release(lash_conn *c, const char *queue, const lash_lease *l, size_t n,
+                         int *status, lash_err *e);
+
+/* ---- the operator's operations --------------------------------------------- */
+
+/* LASH_OK with *requested false: cancelled at once (it was pending); true: the
+ * owner was asked to stop it. LASH_ENOTFOUND, or LASH_EREFUSED when terminal. */
+lash_status lash_cancel(lash_conn *c, const char *queue, const char *id, const char *reason,
+                        bool *requested, lash_err *e);
+/* Re-opens a failed, cancelled or abandoned row. */
+lash_status lash_retry(lash_conn *c, const char *queue, const char *id, lash_err *e);
+/* Reads a row. LASH_EINVAL when the row is malformed (rec holds what parsed and
+ * e names the bad field). Free rec with lash_record_free. */
+lash_status lash_get(lash_conn *c, const char *queue, const char *id, lash_record *rec,
+                     lash_err *e);
+
+typedef struct {
+    char id[LASH_ID_MAX + 1];
+    char state[16];
+    char kind[LASH_KIND_MAX + 1];
+    int attempt;
+    int64_t score_ms; /* next eligible (live rows) or finished (terminal rows) */
+} lash_list_row;
+
+typedef struct {
+    char next[32]; /* cursor for the next page; "0" at the end */
+    size_t n;
+    lash_list_row *rows;
+} lash_list_page;
+
+/* state: NULL for any. cursor: "0" for the first page. */
+lash_status lash_list(lash_conn *c, const char *queue, const char *state, const char *cursor,
+                      int limit, lash_list_page *out, lash_err *e);
+void lash_list_page_free(lash_list_page *p);
+
+typedef struct {
+    int64_t count[LASH_STATE_COUNT]; /* rows in each state now */
+    int64_t total_submitted, total_completed, total_failed, total_cancelled, total_abandoned,
+        total_retried, total_lost;
+    int64_t due, done, oldest_due_ms, workers, now_ms;
+} lash_stats;
+
+lash_status lash_get_stats(lash_conn *c, const char *queue, lash_stats *out, lash_err *e);
+/* Deletes terminal rows beyond retention, at most max per call; *removed says how many. */
+lash_status lash_trim(lash_conn *c, const char *queue, lash_retention keep, int max,
+                      int64_t *removed, lash_err *e);
+/* Wakes every worker of queue. */
+lash_status lash_poke(lash_conn *c, const char *queue, lash_err *e);
+
+/* Makes sure the Functions library "lash" (FCALL lash_submit ...) is loaded and
+ * current: loads it when missing, replaces it when its version differs. */
+lash_status lash_functions_ensure(lash_conn *c, lash_err *e);
+
+#endif

@@ -1,0 +1,346 @@
+/* sync.c: the blocking registry operations (see registry.h). */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <time.h>
+
+#include "proto/id.h"
+#include "proto/keys.h"
+#include "registry/conn.h"
+#include "registry/reply.h"
+
+/* Rows per submit script call: large enough to amortize the call, small enough
+ * that one call holds Redis for well under a millisecond. */
+#define SUBMIT_CHUNK 200
+/* Submit calls in flight at once on the pipeline. */
+#define SUBMIT_WINDOW 8
+
+static lash_status check_queue(const char *queue, lash_err *e)
+{
+    return lash_check_queue(queue, e);
+}
+
+/* Runs a script call and checks its reply for errors; the reply is returned for
+ * parsing and must be freed. */
+static redisReply *call(lash_conn *c, lash_argv *a, lash_err *e, lash_status *st)
+{
+    lash_op op = a->op;
+    redisReply *r = lash_conn_script(c, a, e);
+    lash_argv_free(a);
+    *st = r ? lash_reply_check(r, lash_op_name(op), e) : LASH_EIO;
+    return r;
+}
+
+/* ---- submit ---------------------------------------------------------------- */
+
+static lash_idgen *idgen(void)
+{
+    static __thread lash_idgen g;
+    static __thread int ready;
+    if (!ready) {
+        uint64_t seed = 0;
+        if (getrandom(&seed, sizeof seed, 0) != sizeof seed)
+            seed = (uint64_t)time(NULL) ^ (uint64_t)(uintptr_t)&g;
+        lash_idgen_init(&g, seed);
+        ready = 1;
+    }
+    return &g;
+}
+
+static int64_t wall_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+typedef struct {
+    lash_argv argv;
+    size_t *map; /* out index of each row sent in this call */
+    size_t nrows;
+} chunk;
+
+static void chunk_free(chunk *k)
+{
+    lash_argv_free(&k->argv);
+    free(k->map);
+    k->map = NULL;
+}
+
+/* Builds the next chunk from subs[*next..]: rows that fail the client-side check
+ * are answered in out[] at once and never sent. */
+static lash_status build_chunk(const char *queue, const lash_submission *subs, size_t n,
+                               size_t *next, lash_submitted *out, chunk *k, lash_err *e)
+{
+    memset(k, 0, sizeof *k);
+    k->map = malloc(SUBMIT_CHUNK * sizeof *k->map);
+    if (!k->map) return lash_fail(e, LASH_ENOMEM, "out of memory");
+    lash_argv_script(&k->argv, LASH_OP_SUBMIT, queue);
+    int64_t now = wall_ms();
+    while (*next < n && k->nrows < SUBMIT_CHUNK) {
+        size_t i = (*next)++;
+        const lash_submission *s = &subs[i];
+        lash_submitted *o = &out[i];
+        lash_err re;
+        if (s->id && s->id[0])
+            snprintf(o->id, sizeof o->id, "%s", s->id);
+        else
+            lash_id_new(idgen(), now, o->id);
+        if (lash_submission_check(s, &re)) {
+            o->status = LASH_SUB_INVALID;
+            snprintf(o->msg, sizeof o->msg, "invalid: %s", re.msg);
+            continue;
+        }
+        lash_argv_submit_row(&k->argv, s, o->id);
+        k->map[k->nrows++] = i;
+    }
+    if (k->argv.oom) return lash_fail(e, LASH_ENOMEM, "out of memory");
+    return LASH_OK;
+}
+
+static lash_status read_chunk(lash_conn *c, chunk *k, lash_submitted *out, lash_err *e)
+{
+    void *rv = NULL;
+    if (redisGetReply(c->ctx, &rv) != REDIS_OK)
+        return lash_fail(e, LASH_EIO, "submit: %s", c->ctx->errstr);
+    redisReply *r = rv;
+    lash_status st;
+    if (lash_reply_noscript(r)) { /* the script cache was flushed: send this one as EVAL */
+        freeReplyObject(r);
+        r = lash_conn_script(c, &k->argv, e);
+        if (!r) return LASH_EIO;
+    }
+    st = lash_reply_check(r, "submit", e);
+    if (!st) st = lash_reply_submit(r, out, k->map, k->nrows, e);
+    freeReplyObject(r);
+    return st;
+}
+
+lash_status lash_submit(lash_conn *c, const char *queue, const lash_submission *subs, size_t n,
+                        lash_submitted *out, lash_err *e)
+{
+    lash_status st = check_queue(queue, e);
+    if (st) return st;
+    memset(out, 0, n * sizeof *out);
+    chunk win[SUBMIT_WINDOW];
+    size_t next = 0, head = 0, tail = 0; /* chunks [head, tail) are in flight */
+    bool first = true;
+    while (!st && (next < n || head < tail)) {
+        /* The first call goes alone so NOSCRIPT is met once, not per chunk. */
+        while (!st && next < n && tail - head < (first ? 1u : SUBMIT_WINDOW)) {
+            chunk *k = &win[tail % SUBMIT_WINDOW];
+            if ((st = build_chunk(queue, subs, n, &next, out, k, e))) {
+                chunk_free(k);
+                break;
+            }
+            if (k->nrows == 0) {
+                chunk_free(k);
+                continue;
+            }
+            const char **p = lash_argv_finish(&k->argv, first);
+            if (!p || redisAppendCommandArgv(c->ctx, k->argv.argc, p, k->argv.len) != REDIS_OK) {
+                st = lash_fail(e, p ? LASH_EIO : LASH_ENOMEM, "submit: cannot queue command");
+                chunk_free(k);
+                break;
+            }
+            tail++;
+        }
+        first = false;
+        if (head < tail) {
+            chunk *k = &win[head % SUBMIT_WINDOW];
+            if (!st) st = read_chunk(c, k, out, e);
+            chunk_free(k);
+            head++;
+        }
+    }
+    while (head < tail)
+        chunk_free(&win[head++ % SUBMIT_WINDOW]);
+    return st;
+}
+
+/* ---- worker operations ---------------------------------------------------- */
+
+lash_status lash_claim(lash_conn *c, const char *queue, const char *owner, int n, int64_t ttl_ms,
+                       lash_retention keep, lash_claim_batch *out, lash_err *e)
+{
+    lash_argv a;
+    lash_status st;
+    memset(out, 0, sizeof *out);
+    if ((st = check_queue(queue, e)) || (st = lash_check_worker_id(owner, e))) return st;
+    lash_argv_claim(&a, queue, owner, n, ttl_ms, keep);
+    redisReply *r = call(c, &a, e, &st);
+    if (!st) st = lash_reply_claim(r, out, e);
+    freeReplyObject(r);
+    return st;
+}
+
+static lash_status statuses(lash_conn *c, lash_argv *a, size_t n, int *status, lash_err *e)
+{
+    lash_status st;
+    redisReply *r = call(c, a, e, &st);
+    if (!st) st = lash_reply_ints(r, n, status, e);
+    freeReplyObject(r);
+    return st;
+}
+
+lash_status lash_renew(lash_conn *c, const char *queue, int64_t ttl_ms, const lash_lease *l,
+                       size_t n, int *status, lash_err *e)
+{
+    lash_argv a;
+    lash_argv_renew(&a, queue, ttl_ms, l, n);
+    return statuses(c, &a, n, status, e);
+}
+
+lash_status lash_complete(lash_conn *c, const char *queue, const lash_completion *r, size_t n,
+                          int *status, lash_err *e)
+{
+    lash_argv a;
+    lash_argv_complete(&a, queue, r, n);
+    return statuses(c, &a, n, status, e);
+}
+
+lash_status lash_release(lash_conn *c, const char *queue, const lash_lease *l, size_t n,
+                         int *status, lash_err *e)
+{
+    lash_argv a;
+    lash_argv_release(&a, queue, l, n);
+    return statuses(c, &a, n, status, e);
+}
+
+/* ---- operator operations -------------------------------------------------- */
+
+/* Runs a one-id script answering a status text; copies it into ans. */
+static lash_status id_op(lash_conn *c, lash_op op, const char *queue, const char *id,
+                         const char *extra, char *ans, size_t cap, lash_err *e)
+{
+    lash_argv a;
+    lash_status st;
+    if ((st = check_queue(queue, e)) || (st = lash_check_id(id, strlen(id), e))) return st;
+    lash_argv_script(&a, op, queue);
+    lash_argv_adds(&a, id);
+    if (extra) lash_argv_adds(&a, extra);
+    redisReply *r = call(c, &a, e, &st);
+    if (!st) {
+        if (r->type != REDIS_REPLY_STRING && r->type != REDIS_REPLY_STATUS)
+            st = lash_fail(e, LASH_EPROTO, "%s: expected a status text", lash_op_name(op));
+        else
+            snprintf(ans, cap, "%s", r->str);
+    }
+    freeReplyObject(r);
+    if (st) return st;
+    if (strcmp(ans, "not-found") == 0)
+        return lash_fail(e, LASH_ENOTFOUND, "process %s not found", id);
+    if (strncmp(ans, "refused", 7) == 0)
+        return lash_fail(e, LASH_EREFUSED, "process %s: %s", id, ans);
+    return LASH_OK;
+}
+
+lash_status lash_cancel(lash_conn *c, const char *queue, const char *id, const char *reason,
+                        bool *requested, lash_err *e)
+{
+    char ans[64];
+    lash_status st = id_op(c, LASH_OP_CANCEL, queue, id, reason, ans, sizeof ans, e);
+    if (!st && requested) *requested = strcmp(ans, "requested") == 0;
+    return st;
+}
+
+lash_status lash_retry(lash_conn *c, const char *queue, const char *id, lash_err *e)
+{
+    char ans[64];
+    return id_op(c, LASH_OP_RETRY, queue, id, NULL, ans, sizeof ans, e);
+}
+
+lash_status lash_get(lash_conn *c, const char *queue, const char *id, lash_record *rec, lash_err *e)
+{
+    char key[LASH_KEY_MAX];
+    lash_status st;
+    lash_record_init(rec);
+    if ((st = check_queue(queue, e)) || (st = lash_check_id(id, strlen(id), e))) return st;
+    redisReply *r = redisCommand(c->ctx, "HGETALL %s", lash_key_row(key, queue, id));
+    if (!r) return lash_fail(e, LASH_EIO, "get: %s", c->ctx->errstr);
+    st = lash_reply_record(r, queue, id, rec, e);
+    freeReplyObject(r);
+    return st;
+}
+
+lash_status lash_list(lash_conn *c, const char *queue, const char *state, const char *cursor,
+                      int limit, lash_list_page *out, lash_err *e)
+{
+    lash_argv a;
+    lash_status st;
+    memset(out, 0, sizeof *out);
+    if ((st = check_queue(queue, e))) return st;
+    if (state && lash_state_parse(state) < 0)
+        return lash_fail(e, LASH_EINVAL, "unknown state '%s'", state);
+    lash_argv_script(&a, LASH_OP_LIST, queue);
+    lash_argv_adds(&a, state ? state : "");
+    lash_argv_adds(&a, cursor ? cursor : "0");
+    lash_argv_addi(&a, limit);
+    redisReply *r = call(c, &a, e, &st);
+    if (!st) st = lash_reply_list(r, out, e);
+    freeReplyObject(r);
+    return st;
+}
+
+lash_status lash_get_stats(lash_conn *c, const char *queue, lash_stats *out, lash_err *e)
+{
+    lash_argv a;
+    lash_status st;
+    if ((st = check_queue(queue, e))) return st;
+    lash_argv_script(&a, LASH_OP_STATS, queue);
+    redisReply *r = call(c, &a, e, &st);
+    if (!st) st = lash_reply_stats(r, out, e);
+    freeReplyObject(r);
+    return st;
+}
+
+lash_status lash_trim(lash_conn *c, const char *queue, lash_retention keep, int max,
+                      int64_t *removed, lash_err *e)
+{
+    lash_argv a;
+    lash_status st;
+    if ((st = check_queue(queue, e))) return st;
+    lash_argv_script(&a, LASH_OP_TRIM, queue);
+    lash_argv_addi(&a, keep.keep_n);
+    lash_argv_addi(&a, keep.keep_ms);
+    lash_argv_addi(&a, max);
+    redisReply *r = call(c, &a, e, &st);
+    if (!st) {
+        if (r->type == REDIS_REPLY_INTEGER)
+            *removed = r->integer;
+        else
+            st = lash_fail(e, LASH_EPROTO, "trim: expected an integer");
+    }
+    freeReplyObject(r);
+    return st;
+}
+
+lash_status lash_poke(lash_conn *c, const char *queue, lash_err *e)
+{
+    char chan[LASH_KEY_MAX];
+    lash_status st;
+    if ((st = check_queue(queue, e))) return st;
+    redisReply *r = redisCommand(c->ctx, "PUBLISH %s poke", lash_key(chan, queue, LASH_CHAN_POKE));
+    if (!r) return lash_fail(e, LASH_EIO, "poke: %s", c->ctx->errstr);
+    st = lash_reply_check(r, "poke", e);
+    freeReplyObject(r);
+    return st;
+}
+
+lash_status lash_functions_ensure(lash_conn *c, lash_err *e)
+{
+    const char *want = lash_function_version();
+    redisReply *r = redisCommand(c->ctx, "FCALL lash_version 0");
+    if (!r) return lash_fail(e, LASH_EIO, "functions: %s", c->ctx->errstr);
+    bool current = r->type == REDIS_REPLY_STRING && strcmp(r->str, want) == 0;
+    freeReplyObject(r);
+    if (current) return LASH_OK;
+    size_t len;
+    const char *lib = lash_function_library(&len);
+    r = redisCommand(c->ctx, "FUNCTION LOAD REPLACE %b", lib, len);
+    if (!r) return lash_fail(e, LASH_EIO, "functions: %s", c->ctx->errstr);
+    lash_status st = lash_reply_check(r, "FUNCTION LOAD", e);
+    freeReplyObject(r);
+    return st;
+}

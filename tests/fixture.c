@@ -1,0 +1,138 @@
+/* fixture.c: a private redis-server per test (see fixture.h). */
+#include "fixture.h"
+
+#include <criterion/criterion.h>
+#include <errno.h>
+#include <hiredis/hiredis.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+long long lash_fx_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+void lash_fx_sleep_ms(int ms)
+{
+    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
+    while (nanosleep(&ts, &ts) == -1 && errno == EINTR) {
+    }
+}
+
+static void spawn(lash_fx_redis *r, const char *const *extra)
+{
+    const char *bin = getenv("LASH_REDIS_SERVER");
+    if (!bin || !*bin) bin = "redis-server";
+    const char *argv[64] = {bin,       "--port",           "0",        "--unixsocket",
+                            r->sock,   "--unixsocketperm", "700",      "--dir",
+                            r->dir,    "--save",           "",         "--appendonly",
+                            "no",      "--daemonize",      "no",       "--loglevel",
+                            "warning", "--logfile",        "redis.log"};
+    int n = 0;
+    while (argv[n])
+        n++;
+    for (int i = 0; extra && extra[i] && n < 62; i++)
+        argv[n++] = extra[i];
+    argv[n] = NULL;
+    pid_t pid = fork();
+    cr_assert(pid >= 0, "fork failed");
+    if (pid == 0) {
+        if (chdir(r->dir) != 0) _exit(127);
+        execvp(bin, (char *const *)argv);
+        _exit(127);
+    }
+    r->pid = pid;
+    for (int i = 0; i < 500; i++) {
+        redisContext *c = redisConnectUnix(r->sock);
+        if (c && !c->err) {
+            redisReply *rep = redisCommand(c, "PING");
+            int ok = rep && rep->type == REDIS_REPLY_STATUS;
+            freeReplyObject(rep);
+            redisFree(c);
+            if (ok) return;
+        } else if (c) {
+            redisFree(c);
+        }
+        int status;
+        if (waitpid(pid, &status, WNOHANG) == pid) {
+            r->pid = 0;
+            cr_assert_fail("redis-server exited at start (is it installed?); see %s/redis.log",
+                           r->dir);
+        }
+        lash_fx_sleep_ms(10);
+    }
+    cr_assert_fail("redis-server did not answer within 5 s");
+}
+
+void lash_fx_redis_start(lash_fx_redis *r, const char *const *extra)
+{
+    memset(r, 0, sizeof *r);
+    snprintf(r->dir, sizeof r->dir, "/tmp/lash-test-XXXXXX");
+    cr_assert(mkdtemp(r->dir), "mkdtemp failed");
+    snprintf(r->sock, sizeof r->sock, "%s/redis.sock", r->dir);
+    snprintf(r->url, sizeof r->url, "unix://%s", r->sock);
+    spawn(r, extra);
+}
+
+static void reap(lash_fx_redis *r, int sig)
+{
+    if (r->pid <= 0) return;
+    kill(r->pid, sig);
+    int status;
+    for (int i = 0; i < 300; i++) {
+        if (waitpid(r->pid, &status, WNOHANG) == r->pid) {
+            r->pid = 0;
+            return;
+        }
+        lash_fx_sleep_ms(10);
+    }
+    kill(r->pid, SIGKILL);
+    waitpid(r->pid, &status, 0);
+    r->pid = 0;
+}
+
+void lash_fx_redis_kill9(lash_fx_redis *r)
+{
+    reap(r, SIGKILL);
+}
+
+void lash_fx_redis_restart(lash_fx_redis *r, const char *const *extra)
+{
+    reap(r, SIGKILL);
+    unlink(r->sock);
+    spawn(r, extra);
+}
+
+void lash_fx_redis_stop(lash_fx_redis *r)
+{
+    reap(r, SIGTERM);
+    if (r->dir[0]) {
+        char cmd[256];
+        snprintf(cmd, sizeof cmd, "rm -rf '%s'", r->dir);
+        if (system(cmd) != 0) fprintf(stderr, "fixture: could not remove %s\n", r->dir);
+        r->dir[0] = 0;
+    }
+}
+
+lash_conn *lash_fx_connect(const lash_fx_redis *r)
+{
+    lash_conn *c = NULL;
+    lash_err e = {0};
+    lash_status st = lash_connect(r->url, 5000, &c, &e);
+    cr_assert(st == LASH_OK, "connect to test redis: %s", e.msg);
+    return c;
+}
+
+const char *lash_fx_bin(const char *name)
+{
+    static __thread char path[512];
+    snprintf(path, sizeof path, "%s/%s", LASH_BIN_DIR, name);
+    return path;
+}
