@@ -3,8 +3,11 @@
  * 16 characters: 9 of base-36 milliseconds (so ids sort by submit time), 4 of a
  * per-process random prefix, 3 of a per-process counter. Two processes collide only
  * if they draw the same 4-character prefix (1 in 1.7 million) and submit more than
- * 46,656 ids in the same millisecond window; ids within a process never repeat
- * inside a millisecond.
+ * 46,656 ids in the same millisecond window.
+ *
+ * One generator's ids never repeat and strictly increase: its millisecond part
+ * never goes back (a clock stepped back is ignored), and when the counter wraps
+ * within one millisecond it moves on to the next, ahead of the clock if need be.
  */
 #ifndef LASH_PROTO_ID_H
 #define LASH_PROTO_ID_H
@@ -15,7 +18,8 @@
 
 typedef struct {
     char prefix[5];
-    uint32_t counter;
+    uint32_t counter; /* next counter value, 0..46655 */
+    int64_t last_ms;  /* millisecond of the last id made */
 } lash_idgen;
 
 /* seed: any random bits (the caller reads them; proto does no I/O). */

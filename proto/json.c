@@ -36,7 +36,8 @@ lash_status lash_json_check(const char *text, size_t len, const char *what, lash
 static void add_text_or_json(cJSON *o, const char *name, const char *text)
 {
     if (!text) return;
-    cJSON *v = cJSON_Parse(text);
+    /* Require the whole text to be the value: "1 abc" is text, not the number 1. */
+    cJSON *v = cJSON_ParseWithOpts(text, NULL, 1);
     if (v)
         cJSON_AddItemToObject(o, name, v);
     else
@@ -81,8 +82,11 @@ static lash_status get_int(const cJSON *o, const char *name, int64_t min, int64_
 {
     const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, name);
     if (!v) return LASH_OK;
-    if (!cJSON_IsNumber(v) || v->valuedouble != (double)(int64_t)v->valuedouble ||
-        v->valuedouble < (double)min || v->valuedouble > (double)max)
+    double d = v->valuedouble;
+    /* The range first: converting a double outside int64's range (1e300) is
+     * undefined behaviour, so the integer test must only see numbers in range. */
+    if (!cJSON_IsNumber(v) || !(d >= (double)min && d <= (double)max && d < 0x1p63) ||
+        d != (double)(int64_t)d)
         return lash_fail(e, LASH_EINVAL, "\"%s\" must be an integer in %lld..%lld", name,
                          (long long)min, (long long)max);
     *out = (int64_t)v->valuedouble;

@@ -78,8 +78,9 @@ lash_status lash_check_worker_id(const char *w, lash_err *e)
         return lash_fail(e, LASH_EINVAL, "worker id is over %d bytes", LASH_WORKER_ID_MAX);
     for (size_t i = 0; i < len; i++) {
         unsigned char c = (unsigned char)w[i];
-        /* ':' separates the worker id from the fence in a lease token. */
-        if (c <= ' ' || c >= 0x7f || c == ':')
+        /* A lease token is "<worker-id>:<fence>"; the fence follows the last
+         * colon, so colons inside the id (host:pid) are harmless. */
+        if (c <= ' ' || c >= 0x7f)
             return lash_fail(e, LASH_EINVAL, "worker id has byte 0x%02x at %zu", c, i);
     }
     return LASH_OK;

@@ -69,8 +69,9 @@ int64_t lash_backoff_delay(const lash_backoff *b, int attempt, double rnd)
     for (int i = 1; i < attempt && d < b->cap_ms; i++)
         d *= 2;
     if (d > b->cap_ms) d = b->cap_ms;
-    if (rnd < 0 || rnd >= 1) rnd = 0;
-    /* Equal jitter: [d/2, d). Never zero, never above the cap. */
+    /* Written so NaN lands on 0 too: casting NaN to an integer is undefined. */
+    if (!(rnd >= 0 && rnd < 1)) rnd = 0;
+    /* Equal jitter: [d/2, d) (zero only when d is 1 ms), never above the cap. */
     return d / 2 + (int64_t)((double)(d - d / 2) * rnd);
 }
 
@@ -135,12 +136,19 @@ static lash_status dup_text(char **dst, const char *val, size_t len, size_t max,
     return LASH_OK;
 }
 
+/* How much of a bad value an error message quotes. Values come with a length and
+ * need not be NUL-terminated, so a bare '%.32s' could read past their end. */
+static int quoted(size_t len)
+{
+    return len < 32 ? (int)len : 32;
+}
+
 static lash_status set_int(int64_t *dst, const char *val, size_t len, int64_t min, int64_t max,
                            const char *field, lash_err *e)
 {
     if (!lash_parse_i64(val, len, min, max, dst))
-        return lash_fail(e, LASH_EINVAL, "field '%s' is not an integer in %lld..%lld: '%.32s'",
-                         field, (long long)min, (long long)max, val);
+        return lash_fail(e, LASH_EINVAL, "field '%s' is not an integer in %lld..%lld: '%.*s'",
+                         field, (long long)min, (long long)max, quoted(len), val);
     return LASH_OK;
 }
 
@@ -158,12 +166,13 @@ lash_status lash_record_set(lash_record *r, const char *f, const char *v, size_t
     } else if (strcmp(f, "state") == 0) {
         char buf[16];
         int s = -1;
-        if (n < sizeof buf) {
+        if (n < sizeof buf && !memchr(v, 0, n)) { /* "pending\0junk" is not a state */
             memcpy(buf, v, n);
             buf[n] = 0;
             s = lash_state_parse(buf);
         }
-        if (s < 0) return lash_fail(e, LASH_EINVAL, "field 'state' is not a state: '%.32s'", v);
+        if (s < 0)
+            return lash_fail(e, LASH_EINVAL, "field 'state' is not a state: '%.*s'", quoted(n), v);
         r->state = (lash_state)s;
     } else if (strcmp(f, "attempt") == 0) {
         if ((st = set_int(&x, v, n, 0, LASH_ATTEMPTS_MAX, f, e))) return st;
@@ -192,7 +201,8 @@ lash_status lash_record_set(lash_record *r, const char *f, const char *v, size_t
         else if (n == 7 && memcmp(v, "abandon", 7) == 0)
             r->on_lost = LASH_ON_LOST_ABANDON;
         else
-            return lash_fail(e, LASH_EINVAL, "field 'on_lost' is not rerun|abandon: '%.32s'", v);
+            return lash_fail(e, LASH_EINVAL, "field 'on_lost' is not rerun|abandon: '%.*s'",
+                             quoted(n), v);
     } else if (strcmp(f, "cancel") == 0) {
         r->cancel_requested = n > 0 && v[0] == '1';
     } else if (strcmp(f, "owner") == 0) {

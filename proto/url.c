@@ -37,6 +37,18 @@ static bool decode(char *dst, size_t cap, const char *s, size_t n)
     return true;
 }
 
+/* A DNS name or IPv4 address; inside brackets an IPv6 address (with a %zone). */
+static bool host_ok(const char *h, bool bracketed)
+{
+    for (; *h; h++) {
+        unsigned char c = (unsigned char)*h;
+        bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+                  c == '.' || c == '-' || (bracketed ? (c == ':' || c == '%') : c == '_');
+        if (!ok) return false;
+    }
+    return true;
+}
+
 static lash_status parse_userinfo(const char *s, size_t n, lash_url *u, lash_err *e)
 {
     const char *colon = memchr(s, ':', n);
@@ -117,6 +129,11 @@ lash_status lash_url_parse(const char *s, lash_url *u, lash_err *e)
         u->host[hlen] = 0;
     }
     if (!u->host[0]) return lash_fail(e, LASH_EINVAL, "Redis URL: host is empty");
+    if (!host_ok(u->host, p[0] == '['))
+        return lash_fail(e, LASH_EINVAL,
+                         "Redis URL: host '%.64s' has a character no host name has "
+                         "(?db=N belongs to unix:// URLs; TCP takes /N)",
+                         u->host);
     if (colon) {
         int64_t port;
         if (!lash_parse_i64(colon + 1, (size_t)(p + hostport - colon - 1), 1, 65535, &port))

@@ -123,7 +123,7 @@ void lash_argv_renew(lash_argv *a, const char *queue, int64_t ttl_ms, const lash
 
 void lash_argv_complete(lash_argv *a, const char *queue, const lash_completion *r, size_t n)
 {
-    static const char *const outcome[] = {"ok", "fail", "cancel"};
+    static const char *const outcome[] = {"ok", "fail", "cancel", "abort"};
     lash_argv_script(a, LASH_OP_COMPLETE, queue);
     for (size_t i = 0; i < n; i++) {
         lash_argv_adds(a, r[i].lease.id);

@@ -103,7 +103,9 @@ typedef struct {
 lash_status lash_renew(lash_conn *c, const char *queue, int64_t ttl_ms, const lash_lease *l,
                        size_t n, int *status, lash_err *e);
 
-typedef enum { LASH_OUT_OK = 0, LASH_OUT_FAIL, LASH_OUT_CANCEL } lash_outcome;
+/* FAIL retries while attempts remain; ABORT fails for good (input no retry can
+ * fix: a malformed payload, an unknown kind); CANCEL records cancellation. */
+typedef enum { LASH_OUT_OK = 0, LASH_OUT_FAIL, LASH_OUT_CANCEL, LASH_OUT_ABORT } lash_outcome;
 
 typedef struct {
     lash_lease lease;

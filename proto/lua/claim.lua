@@ -109,8 +109,8 @@ local function lash_claim(KEYS, ARGV)
     local keep_n = lash_int(ARGV[4] or '-1', -1, 1000000000)
     local keep_ms = lash_int(ARGV[5] or '0', 0, 9007199254740991)
     if type(owner) ~= 'string' or #owner == 0 or #owner > LASH_WORKER_ID_MAX or
-        string.find(owner, '[%c%s:\127-\255]') then
-        return redis.error_reply('ERR lash: claim owner must be a worker id without spaces or colons')
+        string.find(owner, '[%c%s\127-\255]') then
+        return redis.error_reply('ERR lash: claim owner must be a printable worker id without spaces')
     end
     if not n or not ttl or not keep_n or not keep_ms then
         return redis.error_reply('ERR lash: claim wants owner n(0..' .. LASH_BATCH_MAX .. ') ttl_ms(>=100) keep_n keep_ms')

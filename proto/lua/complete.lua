@@ -6,6 +6,8 @@
 --                       to pending, due in retry_ms (the owner computed the backoff),
 --                       else failed; a row whose cancellation was asked ends cancelled
 --           'cancel' -> cancelled, text says why
+--           'abort'  -> failed now, whatever attempts remain (bad input that no
+--                       retry can fix: malformed payload, unknown kind)
 -- Only the lease holder (same token, so same fence) may record: anyone else is
 -- stale and changes nothing. Returns one status per row: 1 recorded; 2 already
 -- recorded by this very token (a re-sent complete after a lost reply); 0 stale.
@@ -30,7 +32,7 @@ local function lash_complete_one(base, now, id, token, outcome, text, retry_ms, 
     end
     local attempt = lash_int(f[2], 0, LASH_ATTEMPTS_MAX) or LASH_ATTEMPTS_MAX
     local max = lash_int(f[3] or LASH_DEFAULT_MAX_ATTEMPTS, 1, LASH_ATTEMPTS_MAX) or 1
-    if attempt < max then
+    if attempt < max and outcome == 'fail' then
         redis.call('HSET', rk, 'state', 'pending', 'updated_ms', now, 'error', text)
         redis.call('ZADD', base .. ':due', now + retry_ms, id)
         redis.call('DEL', lease)
@@ -54,8 +56,8 @@ local function lash_complete(KEYS, ARGV)
     for i = 1, #ARGV, 5 do
         local outcome, text = ARGV[i + 2], ARGV[i + 3]
         local retry_ms = lash_int(ARGV[i + 4], 0, LASH_DELAY_MAX)
-        if outcome ~= 'ok' and outcome ~= 'fail' and outcome ~= 'cancel' then
-            return redis.error_reply('ERR lash: complete outcome must be ok, fail or cancel')
+        if outcome ~= 'ok' and outcome ~= 'fail' and outcome ~= 'cancel' and outcome ~= 'abort' then
+            return redis.error_reply('ERR lash: complete outcome must be ok, fail, cancel or abort')
         end
         if not retry_ms then return redis.error_reply('ERR lash: complete retry_ms must be 0..' .. LASH_DELAY_MAX) end
         -- Over-long text is the worker's bug, not the row's: record it cut, and say so.

@@ -1,0 +1,325 @@
+/* exec.c: the exec handler (see exec.h). */
+#include "worker/exec.h"
+
+#include <errno.h>
+#include <ev.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <spawn.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "proto/text.h"
+
+extern char **environ;
+
+/* After the program exits, how long its pipes may stay open (a grandchild may
+ * hold them) before we stop reading and report. */
+#define DRAIN_AFTER_EXIT 0.2
+
+struct lash_exec {
+    struct ev_loop *loop;
+    pid_t pid;
+    ev_child child;
+    ev_io in, out, err;
+    ev_timer drain;
+    int status;
+    int exited;
+    const char *payload; /* borrowed: the slot keeps it until we report */
+    size_t payload_len, written;
+    char *stdout_buf;
+    size_t stdout_len, stdout_total, result_max;
+    char *tail; /* ring of the last tail_max stderr bytes */
+    size_t tail_max, tail_total;
+    lash_exec_done_fn *done;
+    void *ud;
+};
+
+static void close_io(lash_exec *x, ev_io *w)
+{
+    if (w->fd < 0) return;
+    ev_io_stop(x->loop, w);
+    close(w->fd);
+    w->fd = -1;
+}
+
+static void stderr_tail(const lash_exec *x, char *out, size_t cap)
+{
+    size_t n = x->tail_total < x->tail_max ? x->tail_total : x->tail_max;
+    char *lin = malloc(n + 1);
+    if (!lin) {
+        out[0] = 0;
+        return;
+    }
+    size_t start = x->tail_total < x->tail_max ? 0 : x->tail_total % x->tail_max;
+    for (size_t i = 0; i < n; i++)
+        lin[i] = x->tail[(start + i) % (x->tail_max ? x->tail_max : 1)];
+    while (n && (lin[n - 1] == '\n' || lin[n - 1] == '\r'))
+        n--;
+    lash_text_tail(lin, n, out, cap);
+    free(lin);
+}
+
+static void report(lash_exec *x)
+{
+    char tail[LASH_ERROR_MAX / 2 + 1], why[LASH_ERROR_MAX];
+    lash_err e;
+    ev_child_stop(x->loop, &x->child);
+    ev_timer_stop(x->loop, &x->drain);
+    close_io(x, &x->in);
+    close_io(x, &x->out);
+    close_io(x, &x->err);
+    stderr_tail(x, tail, sizeof tail);
+    const char *sep = tail[0] ? ": " : "";
+    int st = x->status;
+    if (WIFEXITED(st) && WEXITSTATUS(st) == 0) {
+        if (x->stdout_total > x->result_max) {
+            snprintf(why, sizeof why, "result is %zu bytes, over %zu", x->stdout_total,
+                     x->result_max);
+            x->done(x->ud, LASH_OUT_FAIL, why, strlen(why));
+        } else if (lash_result_check(x->stdout_buf, x->stdout_len, x->result_max, &e)) {
+            x->done(x->ud, LASH_OUT_FAIL, e.msg, strlen(e.msg));
+        } else {
+            x->done(x->ud, LASH_OUT_OK, x->stdout_buf ? x->stdout_buf : "", x->stdout_len);
+        }
+    } else {
+        if (WIFEXITED(st))
+            snprintf(why, sizeof why, "exit status %d%s%s", WEXITSTATUS(st), sep, tail);
+        else if (WIFSIGNALED(st))
+            snprintf(why, sizeof why, "killed by signal %d (%s)%s%s", WTERMSIG(st),
+                     strsignal(WTERMSIG(st)), sep, tail);
+        else
+            snprintf(why, sizeof why, "ended with wait status %d%s%s", st, sep, tail);
+        x->done(x->ud, LASH_OUT_FAIL, why, strlen(why));
+    }
+    free(x->stdout_buf);
+    free(x->tail);
+    free(x);
+}
+
+static void maybe_report(lash_exec *x)
+{
+    if (x->exited && x->out.fd < 0 && x->err.fd < 0) report(x);
+}
+
+static void on_child(struct ev_loop *loop, ev_child *w, int revents)
+{
+    (void)loop;
+    (void)revents;
+    lash_exec *x = w->data;
+    x->status = w->rstatus;
+    x->exited = 1;
+    ev_child_stop(x->loop, w);
+    close_io(x, &x->in);
+    if (x->out.fd >= 0 || x->err.fd >= 0) ev_timer_start(x->loop, &x->drain);
+    maybe_report(x);
+}
+
+static void on_drain(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    (void)loop;
+    (void)revents;
+    lash_exec *x = w->data;
+    close_io(x, &x->out);
+    close_io(x, &x->err);
+    maybe_report(x);
+}
+
+static void on_stdin(struct ev_loop *loop, ev_io *w, int revents)
+{
+    (void)loop;
+    (void)revents;
+    lash_exec *x = w->data;
+    while (x->written < x->payload_len) {
+        ssize_t n = write(w->fd, x->payload + x->written, x->payload_len - x->written);
+        if (n > 0) {
+            x->written += (size_t)n;
+        } else if (n < 0 && errno == EINTR) {
+            continue;
+        } else if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+            return; /* wait for room */
+        } else {
+            break; /* EPIPE: the program does not read its input; that is its business */
+        }
+    }
+    close_io(x, w);
+}
+
+static void on_output(struct ev_loop *loop, ev_io *w, int revents)
+{
+    (void)loop;
+    (void)revents;
+    lash_exec *x = w->data;
+    char buf[16384];
+    for (;;) {
+        ssize_t n = read(w->fd, buf, sizeof buf);
+        if (n < 0 && errno == EINTR) continue;
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return;
+        if (n <= 0) {
+            close_io(x, w);
+            maybe_report(x);
+            return;
+        }
+        if (w == &x->out) {
+            /* Keep up to result_max+1 bytes: enough to know it was too much. */
+            size_t room = x->result_max + 1 - x->stdout_len;
+            size_t take = (size_t)n < room ? (size_t)n : room;
+            if (take) {
+                char *p = realloc(x->stdout_buf, x->stdout_len + take + 1);
+                if (!p)
+                    take = 0;
+                else
+                    x->stdout_buf = p;
+                memcpy(x->stdout_buf + x->stdout_len, buf, take);
+                x->stdout_len += take;
+                x->stdout_buf[x->stdout_len] = 0;
+            }
+            x->stdout_total += (size_t)n;
+        } else if (x->tail_max) {
+            for (ssize_t i = 0; i < n; i++)
+                x->tail[(x->tail_total++) % x->tail_max] = buf[i];
+        }
+    }
+}
+
+/* Builds the child's environment: the worker's, less any LASH_* of its own,
+ * plus this process's LASH_* values. */
+static char **child_env(const lash_exec_spec *s, char own[5][200])
+{
+    size_t n = 0;
+    while (environ[n])
+        n++;
+    char **env = calloc(n + 6, sizeof *env);
+    if (!env) return NULL;
+    size_t k = 0;
+    for (size_t i = 0; i < n; i++)
+        if (strncmp(environ[i], "LASH_", 5) != 0) env[k++] = environ[i];
+    snprintf(own[0], 200, "LASH_ID=%s", s->id);
+    snprintf(own[1], 200, "LASH_QUEUE=%s", s->queue);
+    snprintf(own[2], 200, "LASH_KIND=%s", s->kind);
+    snprintf(own[3], 200, "LASH_ATTEMPT=%d", s->attempt);
+    snprintf(own[4], 200, "LASH_FENCE=%lld", (long long)s->fence);
+    for (int i = 0; i < 5; i++)
+        env[k++] = own[i];
+    env[k] = NULL;
+    return env;
+}
+
+static int set_nonblock(int fd)
+{
+    int fl = fcntl(fd, F_GETFL);
+    return fl < 0 ? -1 : fcntl(fd, F_SETFL, fl | O_NONBLOCK);
+}
+
+static lash_status spawn(lash_exec *x, const lash_exec_spec *s, int p[3][2], lash_err *e)
+{
+    posix_spawn_file_actions_t fa;
+    posix_spawnattr_t at;
+    sigset_t none, dfl;
+    char own[5][200];
+    char **env = child_env(s, own);
+    if (!env) return lash_fail(e, LASH_ENOMEM, "out of memory");
+    posix_spawn_file_actions_init(&fa);
+    posix_spawn_file_actions_adddup2(&fa, p[0][0], 0);
+    posix_spawn_file_actions_adddup2(&fa, p[1][1], 1);
+    posix_spawn_file_actions_adddup2(&fa, p[2][1], 2);
+    posix_spawnattr_init(&at);
+    sigemptyset(&none);
+    sigemptyset(&dfl);
+    sigaddset(&dfl, SIGPIPE); /* ignored signals survive exec: the worker ignores SIGPIPE */
+    posix_spawnattr_setsigmask(&at, &none);
+    posix_spawnattr_setsigdefault(&at, &dfl);
+    posix_spawnattr_setpgroup(&at, 0);
+    posix_spawnattr_setflags(&at, POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGMASK |
+                                      POSIX_SPAWN_SETSIGDEF);
+    char *argv[] = {(char *)s->program, NULL};
+    int rc = posix_spawnp(&x->pid, s->program, &fa, &at, argv, env);
+    posix_spawn_file_actions_destroy(&fa);
+    posix_spawnattr_destroy(&at);
+    free(env);
+    if (rc != 0) return lash_fail(e, LASH_EINVAL, "cannot start %s: %s", s->program, strerror(rc));
+    return LASH_OK;
+}
+
+lash_status lash_exec_start(struct ev_loop *loop, const lash_exec_spec *s, lash_exec_done_fn *done,
+                            void *ud, lash_exec **out, lash_err *e)
+{
+    int p[3][2] = {{-1, -1}, {-1, -1}, {-1, -1}};
+    lash_exec *x = calloc(1, sizeof *x);
+    lash_status st = LASH_OK;
+    if (!x) return lash_fail(e, LASH_ENOMEM, "out of memory");
+    x->tail_max = s->tail_max;
+    if (x->tail_max && !(x->tail = malloc(x->tail_max)))
+        st = lash_fail(e, LASH_ENOMEM, "out of memory");
+    for (int i = 0; i < 3 && !st; i++)
+        if (pipe2(p[i], O_CLOEXEC) != 0) st = lash_fail(e, LASH_EIO, "pipe: %s", strerror(errno));
+    if (!st) st = spawn(x, s, p, e);
+    /* The child's ends are the child's now. */
+    if (p[0][0] >= 0) close(p[0][0]);
+    if (p[1][1] >= 0) close(p[1][1]);
+    if (p[2][1] >= 0) close(p[2][1]);
+    if (!st && (set_nonblock(p[0][1]) || set_nonblock(p[1][0]) || set_nonblock(p[2][0])))
+        st = lash_fail(e, LASH_EIO, "fcntl: %s", strerror(errno));
+    if (st) {
+        for (int i = 0; i < 3; i++) {
+            if (i == 0 && p[0][1] >= 0) close(p[0][1]);
+            if (i > 0 && p[i][0] >= 0) close(p[i][0]);
+        }
+        if (x->pid > 0) { /* spawned, but we cannot talk to it: stop it */
+            kill(-x->pid, SIGKILL);
+            waitpid(x->pid, NULL, 0);
+        }
+        free(x->tail);
+        free(x);
+        return st;
+    }
+    x->loop = loop;
+    x->payload = s->payload;
+    x->payload_len = s->payload_len;
+    x->result_max = s->result_max;
+    x->done = done;
+    x->ud = ud;
+    ev_child_init(&x->child, on_child, x->pid, 0);
+    ev_io_init(&x->in, on_stdin, p[0][1], EV_WRITE);
+    ev_io_init(&x->out, on_output, p[1][0], EV_READ);
+    ev_io_init(&x->err, on_output, p[2][0], EV_READ);
+    ev_timer_init(&x->drain, on_drain, DRAIN_AFTER_EXIT, 0);
+    x->child.data = x->in.data = x->out.data = x->err.data = x->drain.data = x;
+    ev_child_start(loop, &x->child);
+    ev_io_start(loop, &x->in);
+    ev_io_start(loop, &x->out);
+    ev_io_start(loop, &x->err);
+    *out = x;
+    return LASH_OK;
+}
+
+void lash_exec_kill(lash_exec *x, int sig)
+{
+    if (x && x->pid > 0 && !x->exited) kill(-x->pid, sig);
+}
+
+lash_status lash_exec_check_program(const char *program, lash_err *e)
+{
+    if (!program || !*program) return lash_fail(e, LASH_EINVAL, "handler program is empty");
+    if (strchr(program, '/')) {
+        if (access(program, X_OK) != 0)
+            return lash_fail(e, LASH_EINVAL, "handler program %s is not executable: %s", program,
+                             strerror(errno));
+        return LASH_OK;
+    }
+    const char *path = getenv("PATH");
+    char buf[4096];
+    for (const char *p = path ? path : "/usr/bin:/bin"; p && *p;) {
+        const char *c = strchr(p, ':');
+        size_t n = c ? (size_t)(c - p) : strlen(p);
+        snprintf(buf, sizeof buf, "%.*s/%s", (int)n, p, program);
+        struct stat sb;
+        if (stat(buf, &sb) == 0 && S_ISREG(sb.st_mode) && access(buf, X_OK) == 0) return LASH_OK;
+        p = c ? c + 1 : NULL;
+    }
+    return lash_fail(e, LASH_EINVAL, "handler program %s not found in PATH", program);
+}

@@ -1,0 +1,89 @@
+/* log.c: event lines (see log.h). */
+#include "worker/log.h"
+
+#include <stdarg.h>
+#include <string.h>
+#include <sys/time.h>
+#include <time.h>
+
+static const char *const level_names[] = {"error", "warn", "info", "debug"};
+
+int lash_log_level_parse(const char *s)
+{
+    for (int i = 0; i < 4; i++)
+        if (s && strcmp(s, level_names[i]) == 0) return i;
+    return -1;
+}
+
+int lash_log_format_parse(const char *s)
+{
+    if (s && strcmp(s, "text") == 0) return LASH_LOG_TEXT;
+    if (s && strcmp(s, "json") == 0) return LASH_LOG_JSON;
+    return -1;
+}
+
+/* Writes s escaped for JSON (json=1) or for a text line (control bytes as \xNN). */
+static void put_escaped(FILE *f, const char *s, int json)
+{
+    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+        if (*p == '"' && json)
+            fputs("\\\"", f);
+        else if (*p == '\\' && json)
+            fputs("\\\\", f);
+        else if (*p == '\n')
+            fputs("\\n", f);
+        else if (*p < 0x20 || *p == 0x7f)
+            fprintf(f, json ? "\\u%04x" : "\\x%02x", *p);
+        else
+            fputc(*p, f);
+    }
+}
+
+void lash_log(const lash_logger *l, lash_log_level lvl, const char *queue, const char *id,
+              int attempt, int64_t fence, const char *fmt, ...)
+{
+    if (!l || !l->out || lvl > l->level) return;
+    char msg[1024], ts[40];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    struct timeval tv;
+    struct tm tm;
+    gettimeofday(&tv, NULL);
+    gmtime_r(&tv.tv_sec, &tm);
+    size_t n = strftime(ts, sizeof ts, "%Y-%m-%dT%H:%M:%S", &tm);
+    snprintf(ts + n, sizeof ts - n, ".%03dZ", (int)(tv.tv_usec / 1000));
+    FILE *f = l->out;
+    flockfile(f);
+    if (l->format == LASH_LOG_JSON) {
+        fprintf(f, "{\"ts\":\"%s\",\"level\":\"%s\"", ts, level_names[lvl]);
+        if (l->worker) fputs(",\"worker\":\"", f), put_escaped(f, l->worker, 1), fputc('"', f);
+        if (queue) fputs(",\"queue\":\"", f), put_escaped(f, queue, 1), fputc('"', f);
+        if (id) fputs(",\"id\":\"", f), put_escaped(f, id, 1), fputc('"', f);
+        if (attempt >= 0) fprintf(f, ",\"attempt\":%d", attempt);
+        if (fence >= 0) fprintf(f, ",\"fence\":%lld", (long long)fence);
+        fputs(",\"msg\":\"", f);
+        put_escaped(f, msg, 1);
+        fputs("\"}\n", f);
+    } else {
+        fprintf(f, "%s %-5s", ts, level_names[lvl]);
+        if (l->worker) fprintf(f, " worker=%s", l->worker);
+        if (queue) fprintf(f, " queue=%s", queue);
+        if (id) fprintf(f, " id=%s", id);
+        if (attempt >= 0) fprintf(f, " attempt=%d", attempt);
+        if (fence >= 0) fprintf(f, " fence=%lld", (long long)fence);
+        fputc(' ', f);
+        put_escaped(f, msg, 0);
+        fputc('\n', f);
+    }
+    fflush(f);
+    funlockfile(f);
+}
+
+void lash_log_reopen(lash_logger *l)
+{
+    if (!l->path) return;
+    FILE *f = freopen(l->path, "a", l->out);
+    if (f) l->out = f;
+}

@@ -1,0 +1,867 @@
+/* turn.c: the worker's sans-IO turn machine (see turn.h). */
+#include "worker/turn.h"
+
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "proto/json.h"
+
+/* An outcome waiting to be written: a completion or a release. It owns copies
+ * of what it names, because its slot is reused as soon as the process ends. */
+typedef struct {
+    char id[LASH_ID_MAX + 1];
+    int64_t fence;
+    lash_outcome outcome;
+    char *text;
+    size_t len;
+    int64_t retry_ms;
+} rec;
+
+typedef struct {
+    rec *v;
+    size_t n, cap;
+} recs;
+
+typedef enum { CMD_CLAIM, CMD_RENEW, CMD_COMPLETE, CMD_RELEASE } cmd_kind;
+
+/* A command sent and not yet answered. */
+typedef struct {
+    bool used;
+    uint32_t id;
+    cmd_kind kind;
+    int q;
+    int n;
+    int64_t sent;
+    recs rows;              /* COMPLETE/RELEASE: owned records */
+    lash_completion *comps; /* COMPLETE: views of rows */
+    lash_lease *leases;     /* RENEW/RELEASE */
+    int *slots;             /* RENEW: slot per lease */
+    int64_t *fences;        /* RENEW: fence per lease, to spot a reused slot */
+} cmd;
+
+struct lash_turn {
+    lash_turn_config c;
+    char owner[LASH_WORKER_ID_MAX + 1];
+    uint64_t rng;
+
+    lash_slot *slots;
+    int used;     /* slots in use */
+    int reserved; /* rows asked for by claims in flight */
+
+    bool *want;      /* per queue: a drive is wanted */
+    bool *beat;      /* per queue: a heartbeat claim is due */
+    uint32_t *claim; /* per queue: claim in flight (cmd id) or 0 */
+    recs *done;      /* per queue: completions to send */
+    recs *rel;       /* per queue: releases to send */
+    int rr;          /* round-robin start over queues */
+
+    cmd *cmds;
+    int ncmds;
+    uint32_t next_id;
+
+    bool started, connected, connecting, draining, exited;
+    int64_t connect_at, connect_since, backoff_ms, next_poll, grace_at, hard_at;
+    int64_t armed;
+
+    lash_action *acts;
+    size_t nacts, head, capacts;
+    char *last_msg;
+
+    lash_turn_counters k;
+};
+
+/* ---- small utilities -------------------------------------------------------- */
+
+static double rnd(lash_turn *t)
+{
+    /* xorshift64*: deterministic for a given seed, which is what tests want. */
+    t->rng ^= t->rng >> 12;
+    t->rng ^= t->rng << 25;
+    t->rng ^= t->rng >> 27;
+    return (double)((t->rng * 2685821657736338717ull) >> 11) / 9007199254740992.0;
+}
+
+static void *xcalloc(size_t n, size_t size)
+{
+    void *p = calloc(n ? n : 1, size);
+    if (!p) {
+        fputs("lash-worker: out of memory\n", stderr);
+        abort(); /* the machine cannot keep its promises without memory */
+    }
+    return p;
+}
+
+static void *xrealloc(void *p, size_t size)
+{
+    p = realloc(p, size);
+    if (!p) {
+        fputs("lash-worker: out of memory\n", stderr);
+        abort();
+    }
+    return p;
+}
+
+static char *xstrndup(const char *s, size_t n)
+{
+    char *p = xcalloc(n + 1, 1);
+    if (n) memcpy(p, s, n);
+    return p;
+}
+
+static lash_action *push(lash_turn *t, lash_action_kind kind)
+{
+    if (t->nacts == t->capacts) {
+        t->capacts = t->capacts ? t->capacts * 2 : 64;
+        t->acts = xrealloc(t->acts, t->capacts * sizeof *t->acts);
+    }
+    lash_action *a = &t->acts[t->nacts++];
+    memset(a, 0, sizeof *a);
+    a->kind = kind;
+    a->slot = -1;
+    return a;
+}
+
+static void logf_(lash_turn *t, lash_log_level lvl, int slot, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+static void logf_(lash_turn *t, lash_log_level lvl, int slot, const char *fmt, ...)
+{
+    char buf[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(buf, sizeof buf, fmt, ap);
+    va_end(ap);
+    lash_action *a = push(t, LASH_ACT_LOG);
+    a->level = lvl;
+    a->slot = slot;
+    a->msg = xstrndup(buf, strlen(buf)); /* freed by lash_turn_next */
+}
+
+static void recs_push(recs *r, const rec *x)
+{
+    if (r->n == r->cap) {
+        r->cap = r->cap ? r->cap * 2 : 16;
+        r->v = xrealloc(r->v, r->cap * sizeof *r->v);
+    }
+    r->v[r->n++] = *x;
+}
+
+static void recs_free(recs *r)
+{
+    for (size_t i = 0; i < r->n; i++)
+        free(r->v[i].text);
+    free(r->v);
+    memset(r, 0, sizeof *r);
+}
+
+/* Moves all of src to the end of dst. */
+static void recs_move(recs *dst, recs *src)
+{
+    for (size_t i = 0; i < src->n; i++)
+        recs_push(dst, &src->v[i]);
+    free(src->v);
+    memset(src, 0, sizeof *src);
+}
+
+/* ---- life cycle ------------------------------------------------------------- */
+
+void lash_turn_config_default(lash_turn_config *c)
+{
+    memset(c, 0, sizeof *c);
+    c->concurrency = 16;
+    c->nqueues = 1;
+    c->claim_max = 256;
+    c->lease_ms = 30000;
+    c->poll_ms = 400;
+    c->grace_ms = 10000;
+    c->kill_grace_ms = 5000;
+    c->reply_timeout_ms = 10000;
+    c->reconnect_min_ms = 100;
+    c->reconnect_max_ms = 5000;
+    c->seed = 0x9e3779b97f4a7c15ull;
+}
+
+lash_turn *lash_turn_new(const lash_turn_config *c, const char *owner)
+{
+    lash_turn *t = xcalloc(1, sizeof *t);
+    t->c = *c;
+    if (t->c.concurrency < 1) t->c.concurrency = 1;
+    if (t->c.nqueues < 1) t->c.nqueues = 1;
+    if (t->c.claim_max < 1 || t->c.claim_max > LASH_BATCH_MAX) t->c.claim_max = LASH_BATCH_MAX;
+    snprintf(t->owner, sizeof t->owner, "%s", owner);
+    t->rng = c->seed ? c->seed : 1;
+    t->slots = xcalloc((size_t)t->c.concurrency, sizeof *t->slots);
+    int nq = t->c.nqueues;
+    t->want = xcalloc((size_t)nq, sizeof *t->want);
+    t->beat = xcalloc((size_t)nq, sizeof *t->beat);
+    t->claim = xcalloc((size_t)nq, sizeof *t->claim);
+    t->done = xcalloc((size_t)nq, sizeof *t->done);
+    t->rel = xcalloc((size_t)nq, sizeof *t->rel);
+    t->next_id = 1;
+    t->armed = -1;
+    return t;
+}
+
+static void cmd_free(cmd *m)
+{
+    recs_free(&m->rows);
+    free(m->comps);
+    free(m->leases);
+    free(m->slots);
+    free(m->fences);
+    memset(m, 0, sizeof *m);
+}
+
+static void slot_clear(lash_turn *t, int i)
+{
+    lash_slot *s = &t->slots[i];
+    if (!s->used) return;
+    free(s->payload);
+    memset(s, 0, sizeof *s);
+    t->used--;
+}
+
+void lash_turn_free(lash_turn *t)
+{
+    if (!t) return;
+    for (int i = 0; i < t->c.concurrency; i++)
+        slot_clear(t, i);
+    for (int i = 0; i < t->ncmds; i++)
+        cmd_free(&t->cmds[i]);
+    for (int q = 0; q < t->c.nqueues; q++) {
+        recs_free(&t->done[q]);
+        recs_free(&t->rel[q]);
+    }
+    for (size_t i = t->head; i < t->nacts; i++)
+        if (t->acts[i].kind == LASH_ACT_LOG) free((char *)t->acts[i].msg);
+    free(t->last_msg);
+    free(t->acts);
+    free(t->cmds);
+    free(t->slots);
+    free(t->want);
+    free(t->beat);
+    free(t->claim);
+    free(t->done);
+    free(t->rel);
+    free(t);
+}
+
+bool lash_turn_next(lash_turn *t, lash_action *a)
+{
+    free(t->last_msg);
+    t->last_msg = NULL;
+    if (t->head == t->nacts) {
+        t->head = t->nacts = 0;
+        return false;
+    }
+    *a = t->acts[t->head++];
+    if (a->kind == LASH_ACT_LOG) t->last_msg = (char *)a->msg;
+    return true;
+}
+
+const lash_slot *lash_turn_slot(const lash_turn *t, int slot)
+{
+    return slot >= 0 && slot < t->c.concurrency ? &t->slots[slot] : NULL;
+}
+
+int lash_turn_running(const lash_turn *t)
+{
+    return t->used;
+}
+
+bool lash_turn_connected_now(const lash_turn *t)
+{
+    return t->connected;
+}
+
+const lash_turn_counters *lash_turn_stats(const lash_turn *t)
+{
+    return &t->k;
+}
+
+/* ---- commands in flight ----------------------------------------------------- */
+
+static cmd *cmd_new(lash_turn *t, cmd_kind kind, int q, int64_t now)
+{
+    int i;
+    for (i = 0; i < t->ncmds; i++)
+        if (!t->cmds[i].used) break;
+    if (i == t->ncmds) {
+        t->cmds = xrealloc(t->cmds, (size_t)(t->ncmds + 1) * sizeof *t->cmds);
+        memset(&t->cmds[t->ncmds++], 0, sizeof *t->cmds);
+    }
+    cmd *m = &t->cmds[i];
+    m->used = true;
+    m->id = t->next_id++;
+    if (t->next_id == 0) t->next_id = 1; /* 0 means "none" */
+    m->kind = kind;
+    m->q = q;
+    m->sent = now;
+    return m;
+}
+
+static cmd *cmd_find(lash_turn *t, uint32_t id)
+{
+    for (int i = 0; i < t->ncmds; i++)
+        if (t->cmds[i].used && t->cmds[i].id == id) return &t->cmds[i];
+    return NULL;
+}
+
+/* Forgets a command whose reply will never come: its work is put back. */
+static void cmd_abandon(lash_turn *t, cmd *m, int64_t now)
+{
+    switch (m->kind) {
+    case CMD_CLAIM:
+        t->reserved -= m->n;
+        t->claim[m->q] = 0;
+        t->want[m->q] = true;
+        break;
+    case CMD_RENEW:
+        for (int i = 0; i < m->n; i++) {
+            lash_slot *s = &t->slots[m->slots[i]];
+            if (s->used && s->fence == m->fences[i]) s->renew_at = now;
+        }
+        break;
+    case CMD_COMPLETE:
+        recs_move(&t->done[m->q], &m->rows);
+        break;
+    case CMD_RELEASE:
+        recs_move(&t->rel[m->q], &m->rows);
+        break;
+    }
+    cmd_free(m);
+}
+
+/* ---- timing ----------------------------------------------------------------- */
+
+static int64_t poll_after(lash_turn *t, int64_t now)
+{
+    /* +-10% so a fleet started together does not poll in lockstep. */
+    return now + (int64_t)((double)t->c.poll_ms * (0.9 + 0.2 * rnd(t)));
+}
+
+static void consider(int64_t *best, int64_t at)
+{
+    if (at > 0 && (*best < 0 || at < *best)) *best = at;
+}
+
+static void rearm(lash_turn *t)
+{
+    if (t->exited) return;
+    int64_t at = -1;
+    if (t->connected) {
+        consider(&at, t->next_poll);
+        for (int i = 0; i < t->ncmds; i++)
+            if (t->cmds[i].used) consider(&at, t->cmds[i].sent + t->c.reply_timeout_ms);
+    } else if (t->connecting) {
+        consider(&at, t->connect_since + t->c.reply_timeout_ms);
+    } else if (t->started) {
+        consider(&at, t->connect_at);
+    }
+    for (int i = 0; i < t->c.concurrency; i++) {
+        const lash_slot *s = &t->slots[i];
+        if (!s->used) continue;
+        if (!s->lost) consider(&at, t->connected ? s->renew_at : s->lease_until);
+        if (s->deadline && !s->kill_sig) consider(&at, s->deadline);
+        if (s->kill_sig == SIGTERM) consider(&at, s->kill_at);
+    }
+    if (t->draining) {
+        consider(&at, t->grace_at);
+        consider(&at, t->hard_at);
+    }
+    if (at != t->armed) {
+        t->armed = at;
+        if (at >= 0) push(t, LASH_ACT_TIMER)->at = at;
+    }
+}
+
+/* ---- processes -------------------------------------------------------------- */
+
+static void kill_slot(lash_turn *t, int i, int sig, int64_t now)
+{
+    lash_slot *s = &t->slots[i];
+    if (s->kill_sig == SIGKILL || (s->kill_sig == sig)) return;
+    s->kill_sig = sig;
+    s->kill_at = now + t->c.kill_grace_ms;
+    lash_action *a = push(t, LASH_ACT_KILL);
+    a->slot = i;
+    a->sig = sig;
+}
+
+static void record(lash_turn *t, int q, const lash_slot *s, lash_outcome o, const char *text,
+                   size_t len, int64_t retry_ms, bool release)
+{
+    rec r = {.fence = s->fence, .outcome = o, .retry_ms = retry_ms};
+    snprintf(r.id, sizeof r.id, "%s", s->id);
+    if (len > LASH_RESULT_MAX) len = LASH_RESULT_MAX + 1; /* the script says "too large" */
+    r.text = xstrndup(text ? text : "", text ? len : 0);
+    r.len = text ? len : 0;
+    recs_push(release ? &t->rel[q] : &t->done[q], &r);
+}
+
+static int64_t retry_delay(lash_turn *t, const lash_slot *s)
+{
+    lash_backoff b;
+    if (lash_backoff_parse(s->backoff[0] ? s->backoff : LASH_DEFAULT_BACKOFF, &b, NULL))
+        lash_backoff_parse(LASH_DEFAULT_BACKOFF, &b, NULL);
+    return lash_backoff_delay(&b, s->attempt, rnd(t));
+}
+
+void lash_turn_exited(lash_turn *t, int i, lash_outcome o, const char *text, size_t len,
+                      int64_t now)
+{
+    (void)now;
+    if (i < 0 || i >= t->c.concurrency || !t->slots[i].used) return;
+    lash_slot *s = &t->slots[i];
+    char why[160];
+    if (s->lost) {
+        /* The slot is gone by the time the shell logs: name the row in the text. */
+        logf_(t, LASH_LOG_WARN, -1, "queue #%d id %s fence %lld: lease lost, outcome discarded",
+              s->q, s->id, (long long)s->fence);
+    } else if (s->releasing) {
+        record(t, s->q, s, LASH_OUT_FAIL, NULL, 0, 0, true);
+    } else if (s->cancelled && o != LASH_OUT_OK) {
+        record(t, s->q, s, LASH_OUT_CANCEL, "cancelled by request", 20, 0, false);
+    } else if (s->timed_out) {
+        int n = snprintf(why, sizeof why, "timed out after %lld ms", (long long)s->timeout_ms);
+        if (text && len) { /* keep what the handler said (its stderr tail) after the reason */
+            size_t total = (size_t)n + 2 + len;
+            char *buf = xcalloc(total + 1, 1);
+            snprintf(buf, total + 1, "%s: %.*s", why, (int)len, text);
+            record(t, s->q, s, LASH_OUT_FAIL, buf, strlen(buf), retry_delay(t, s), false);
+            free(buf);
+        } else {
+            record(t, s->q, s, LASH_OUT_FAIL, why, (size_t)n, retry_delay(t, s), false);
+        }
+    } else {
+        int64_t retry = o == LASH_OUT_FAIL ? retry_delay(t, s) : 0;
+        record(t, s->q, s, o, text, len, retry, false);
+    }
+    slot_clear(t, i);
+    rearm(t);
+}
+
+static int free_slots(const lash_turn *t)
+{
+    return t->c.concurrency - t->used - t->reserved;
+}
+
+static int take_slot(lash_turn *t)
+{
+    for (int i = 0; i < t->c.concurrency; i++)
+        if (!t->slots[i].used) return i;
+    return -1;
+}
+
+static void start_row(lash_turn *t, int q, lash_claimed *row, int64_t sent, int64_t now)
+{
+    int i = take_slot(t);
+    if (i < 0) { /* cannot happen while reserved is honest; give the row back */
+        lash_slot tmp = {.fence = row->fence};
+        snprintf(tmp.id, sizeof tmp.id, "%s", row->id);
+        record(t, q, &tmp, LASH_OUT_FAIL, NULL, 0, 0, true);
+        return;
+    }
+    lash_slot *s = &t->slots[i];
+    memset(s, 0, sizeof *s);
+    s->used = true;
+    t->used++;
+    s->q = q;
+    memcpy(s->id, row->id, sizeof s->id);
+    memcpy(s->kind, row->kind, sizeof s->kind);
+    s->payload = row->payload;
+    s->payload_len = row->payload_len;
+    row->payload = NULL;
+    s->attempt = row->attempt;
+    s->max_attempts = row->max_attempts;
+    s->fence = row->fence;
+    s->timeout_ms = row->timeout_ms;
+    memcpy(s->backoff, row->backoff, sizeof s->backoff);
+    s->started = now;
+    /* The lease began no earlier than the claim was sent: count from there. */
+    s->lease_until = sent + t->c.lease_ms;
+    s->renew_at = sent + t->c.lease_ms / 3;
+    if (s->timeout_ms > 0) s->deadline = now + s->timeout_ms;
+    lash_err e;
+    /* Rows are untrusted: a payload that is not JSON never reaches a handler. */
+    if (lash_json_check(s->payload, s->payload_len, "payload", &e)) {
+        logf_(t, LASH_LOG_WARN, i, "bad row: %s", e.msg);
+        char why[300];
+        int n = snprintf(why, sizeof why, "bad row: %s", e.msg);
+        record(t, q, s, LASH_OUT_ABORT, why, (size_t)n, 0, false);
+        slot_clear(t, i);
+        return;
+    }
+    push(t, LASH_ACT_START)->slot = i;
+}
+
+/* ---- events ----------------------------------------------------------------- */
+
+static void connect_later(lash_turn *t, int64_t now)
+{
+    int64_t b = t->backoff_ms ? t->backoff_ms * 2 : t->c.reconnect_min_ms;
+    if (b > t->c.reconnect_max_ms) b = t->c.reconnect_max_ms;
+    t->backoff_ms = b;
+    t->connect_at = now + b / 2 + (int64_t)((double)(b - b / 2) * rnd(t));
+}
+
+static void maybe_exit(lash_turn *t, int64_t now)
+{
+    if (!t->draining || t->exited) return;
+    bool pending = t->used > 0;
+    for (int q = 0; q < t->c.nqueues && !pending; q++)
+        pending = t->done[q].n || t->rel[q].n;
+    for (int i = 0; i < t->ncmds && !pending; i++)
+        pending = t->cmds[i].used && t->cmds[i].kind != CMD_CLAIM;
+    if (pending && now < t->hard_at) return;
+    if (pending) logf_(t, LASH_LOG_WARN, -1, "shutdown deadline: exiting with work unrecorded");
+    t->exited = true;
+    push(t, LASH_ACT_EXIT)->code = 0;
+}
+
+void lash_turn_start(lash_turn *t, int64_t now)
+{
+    if (t->started) return;
+    t->started = true;
+    t->connecting = true;
+    t->connect_since = now;
+    push(t, LASH_ACT_CONNECT);
+    rearm(t);
+}
+
+void lash_turn_connected(lash_turn *t, int64_t now)
+{
+    t->connected = true;
+    t->connecting = false;
+    t->backoff_ms = 0;
+    t->next_poll = poll_after(t, now);
+    /* The startup drive (and the drive after every reconnect): orphans whose
+     * leases expired are due, and pokes sent while away were lost. */
+    for (int q = 0; q < t->c.nqueues; q++)
+        t->want[q] = t->beat[q] = true;
+    for (int i = 0; i < t->c.concurrency; i++)
+        if (t->slots[i].used) t->slots[i].renew_at = now;
+    logf_(t, LASH_LOG_INFO, -1, "connected");
+    rearm(t);
+}
+
+void lash_turn_disconnected(lash_turn *t, int64_t now)
+{
+    bool was = t->connected;
+    t->connected = false;
+    t->connecting = false;
+    for (int i = 0; i < t->ncmds; i++)
+        if (t->cmds[i].used) cmd_abandon(t, &t->cmds[i], now);
+    if (was) {
+        t->k.reconnects++;
+        logf_(t, LASH_LOG_WARN, -1, "Redis connection lost; running processes keep running");
+    }
+    connect_later(t, now);
+    maybe_exit(t, now);
+    rearm(t);
+}
+
+void lash_turn_poke(lash_turn *t, int q, int64_t now)
+{
+    (void)now;
+    if (q < 0 || q >= t->c.nqueues) return;
+    t->k.pokes++;
+    t->want[q] = true; /* coalesces: many pokes before the flush make one drive */
+}
+
+static void check_slots(lash_turn *t, int64_t now)
+{
+    for (int i = 0; i < t->c.concurrency; i++) {
+        lash_slot *s = &t->slots[i];
+        if (!s->used) continue;
+        if (!s->lost && now >= s->lease_until) {
+            /* We could not renew in time: someone else may own it now. */
+            s->lost = true;
+            t->k.leases_lost++;
+            logf_(t, LASH_LOG_WARN, i, "lease expired before it could be renewed; stopping");
+            kill_slot(t, i, SIGTERM, now);
+        }
+        if (s->deadline && now >= s->deadline && !s->timed_out && !s->kill_sig) {
+            s->timed_out = true;
+            logf_(t, LASH_LOG_WARN, i, "timeout of %lld ms reached; stopping",
+                  (long long)s->timeout_ms);
+            kill_slot(t, i, SIGTERM, now);
+        }
+        if (s->kill_sig == SIGTERM && now >= s->kill_at) kill_slot(t, i, SIGKILL, now);
+    }
+}
+
+void lash_turn_tick(lash_turn *t, int64_t now)
+{
+    t->k.ticks++;
+    t->armed = -1; /* the timer fired */
+    if (t->connected) {
+        for (int i = 0; i < t->ncmds; i++) {
+            if (t->cmds[i].used && now >= t->cmds[i].sent + t->c.reply_timeout_ms) {
+                logf_(t, LASH_LOG_WARN, -1, "no reply from Redis in %lld ms; reconnecting",
+                      (long long)t->c.reply_timeout_ms);
+                push(t, LASH_ACT_DISCONNECT);
+                t->connected = false;
+                t->connecting = true; /* until the shell answers disconnected */
+                t->connect_since = now;
+                break;
+            }
+        }
+        if (t->connected && now >= t->next_poll) {
+            for (int q = 0; q < t->c.nqueues; q++)
+                t->want[q] = t->beat[q] = true;
+            t->next_poll = poll_after(t, now); /* from now: late ticks never burst */
+        }
+    } else if (t->connecting) {
+        if (now >= t->connect_since + t->c.reply_timeout_ms) {
+            push(t, LASH_ACT_DISCONNECT);
+            t->connect_since = now;
+        }
+    } else if (t->started && !t->exited && now >= t->connect_at) {
+        t->connecting = true;
+        t->connect_since = now;
+        push(t, LASH_ACT_CONNECT);
+    }
+    check_slots(t, now);
+    if (t->draining && now >= t->grace_at) {
+        for (int i = 0; i < t->c.concurrency; i++) {
+            lash_slot *s = &t->slots[i];
+            if (s->used && !s->lost && !s->releasing) {
+                s->releasing = true;
+                logf_(t, LASH_LOG_INFO, i, "shutdown grace over: stopping, lease to be released");
+                kill_slot(t, i, SIGTERM, now);
+            }
+        }
+    }
+    maybe_exit(t, now);
+    rearm(t);
+}
+
+void lash_turn_claimed(lash_turn *t, uint32_t id, lash_status st, lash_claim_batch *b, int64_t now)
+{
+    cmd *m = cmd_find(t, id);
+    if (!m || m->kind != CMD_CLAIM) return; /* answered after we gave up on it */
+    int q = m->q, asked = m->n;
+    int64_t sent = m->sent;
+    t->reserved -= asked;
+    t->claim[q] = 0;
+    cmd_free(m);
+    if (st != LASH_OK) {
+        logf_(t, LASH_LOG_ERROR, -1, "claim failed (%s); the next tick retries",
+              lash_status_name(st));
+        rearm(t);
+        return;
+    }
+    t->k.rows_claimed += b->n;
+    if (b->bad) logf_(t, LASH_LOG_WARN, -1, "claim failed %zu bad row(s) in Redis", b->bad);
+    for (size_t i = 0; i < b->n; i++) {
+        if (t->draining) { /* shutting down: hand it straight back */
+            lash_slot tmp = {.fence = b->rows[i].fence};
+            snprintf(tmp.id, sizeof tmp.id, "%s", b->rows[i].id);
+            record(t, q, &tmp, LASH_OUT_FAIL, NULL, 0, 0, true);
+            continue;
+        }
+        start_row(t, q, &b->rows[i], sent, now);
+    }
+    /* A full batch means there is probably more: drive again as slots allow. */
+    if (asked > 0 && (int)b->seen >= asked) t->want[q] = true;
+    lash_claim_batch_free(b);
+    rearm(t);
+}
+
+static void renew_reply(lash_turn *t, cmd *m, const int *status, size_t n, int64_t now)
+{
+    for (int i = 0; i < m->n && (size_t)i < n; i++) {
+        int k = m->slots[i];
+        lash_slot *s = &t->slots[k];
+        if (!s->used || s->fence != m->fences[i] || strcmp(s->id, m->leases[i].id) != 0) continue;
+        if (status[i] == LASH_RENEW_LOST) {
+            if (!s->lost) {
+                s->lost = true;
+                t->k.leases_lost++;
+                logf_(t, LASH_LOG_WARN, k, "lease lost (renew refused); stopping");
+                kill_slot(t, k, SIGTERM, now);
+            }
+            continue;
+        }
+        s->lease_until = m->sent + t->c.lease_ms;
+        if (status[i] == LASH_RENEW_CANCEL && !s->cancelled) {
+            s->cancelled = true;
+            logf_(t, LASH_LOG_INFO, k, "cancellation asked; stopping");
+            kill_slot(t, k, SIGTERM, now);
+        }
+    }
+}
+
+void lash_turn_replied(lash_turn *t, uint32_t id, lash_status st, const int *status, size_t n,
+                       int64_t now)
+{
+    cmd *m = cmd_find(t, id);
+    if (!m || m->kind == CMD_CLAIM) return;
+    if (st != LASH_OK) {
+        logf_(t, LASH_LOG_ERROR, -1, "%s failed (%s); will retry",
+              m->kind == CMD_RENEW      ? "renew"
+              : m->kind == CMD_COMPLETE ? "complete"
+                                        : "release",
+              lash_status_name(st));
+        cmd_abandon(t, m, now);
+        rearm(t);
+        return;
+    }
+    if (m->kind == CMD_RENEW) {
+        renew_reply(t, m, status, n, now);
+    } else {
+        for (size_t i = 0; i < n && i < m->rows.n; i++) {
+            if (status[i] == LASH_DONE_STALE) {
+                t->k.rows_stale++;
+                logf_(t, LASH_LOG_WARN, -1, "%s of %s (fence %lld) refused: stale lease",
+                      m->kind == CMD_COMPLETE ? "complete" : "release", m->rows.v[i].id,
+                      (long long)m->rows.v[i].fence);
+            } else if (m->kind == CMD_COMPLETE) {
+                t->k.rows_recorded++;
+            }
+        }
+    }
+    cmd_free(m);
+    maybe_exit(t, now);
+    rearm(t);
+}
+
+void lash_turn_cancel(lash_turn *t, int q, const char *id, int64_t now)
+{
+    for (int i = 0; i < t->c.concurrency; i++) {
+        lash_slot *s = &t->slots[i];
+        if (s->used && s->q == q && !s->cancelled && strcmp(s->id, id) == 0) {
+            s->cancelled = true;
+            logf_(t, LASH_LOG_INFO, i, "cancellation asked; stopping");
+            kill_slot(t, i, SIGTERM, now);
+        }
+    }
+    rearm(t);
+}
+
+void lash_turn_shutdown(lash_turn *t, int64_t now)
+{
+    if (t->draining) { /* asked twice: do not wait for the grace period */
+        t->grace_at = now;
+        lash_turn_tick(t, now);
+        return;
+    }
+    t->draining = true;
+    t->grace_at = now + t->c.grace_ms;
+    t->hard_at = t->grace_at + t->c.kill_grace_ms + 2 * t->c.reply_timeout_ms;
+    logf_(t, LASH_LOG_INFO, -1, "shutting down: %d running, grace %lld ms", t->used,
+          (long long)t->c.grace_ms);
+    maybe_exit(t, now);
+    rearm(t);
+}
+
+/* ---- flush: what this iteration decided leaves as one burst ------------------- */
+
+static void send_recs(lash_turn *t, int q, recs *from, cmd_kind kind, int64_t now)
+{
+    while (from->n) {
+        size_t n = from->n > LASH_BATCH_MAX ? LASH_BATCH_MAX : from->n;
+        cmd *m = cmd_new(t, kind, q, now);
+        m->n = (int)n;
+        m->rows.v = xcalloc(n, sizeof *m->rows.v);
+        memcpy(m->rows.v, from->v, n * sizeof *from->v);
+        m->rows.n = m->rows.cap = n;
+        memmove(from->v, from->v + n, (from->n - n) * sizeof *from->v);
+        from->n -= n;
+        lash_action *a = push(t, kind == CMD_COMPLETE ? LASH_ACT_COMPLETE : LASH_ACT_RELEASE);
+        a->q = q;
+        a->n = (int)n;
+        a->cmd = m->id;
+        if (kind == CMD_COMPLETE) {
+            m->comps = xcalloc(n, sizeof *m->comps);
+            for (size_t i = 0; i < n; i++) {
+                rec *r = &m->rows.v[i];
+                m->comps[i] = (lash_completion){
+                    .lease = {r->id, t->owner, r->fence},
+                    .outcome = r->outcome,
+                    .text = r->text,
+                    .text_len = r->len,
+                    .retry_ms = r->retry_ms,
+                };
+            }
+            a->completions = m->comps;
+            t->k.completes_sent++;
+        } else {
+            m->leases = xcalloc(n, sizeof *m->leases);
+            for (size_t i = 0; i < n; i++)
+                m->leases[i] = (lash_lease){m->rows.v[i].id, t->owner, m->rows.v[i].fence};
+            a->leases = m->leases;
+            t->k.releases_sent++;
+        }
+    }
+}
+
+static void send_renews(lash_turn *t, int q, int64_t now)
+{
+    int n = 0;
+    for (int i = 0; i < t->c.concurrency; i++) {
+        const lash_slot *s = &t->slots[i];
+        /* Renew a little early so leases due soon share this call. */
+        if (s->used && s->q == q && !s->lost && now + t->c.lease_ms / 12 >= s->renew_at) n++;
+    }
+    if (!n) return;
+    cmd *m = cmd_new(t, CMD_RENEW, q, now);
+    m->leases = xcalloc((size_t)n, sizeof *m->leases);
+    m->slots = xcalloc((size_t)n, sizeof *m->slots);
+    m->fences = xcalloc((size_t)n, sizeof *m->fences);
+    for (int i = 0; i < t->c.concurrency; i++) {
+        lash_slot *s = &t->slots[i];
+        if (!(s->used && s->q == q && !s->lost && now + t->c.lease_ms / 12 >= s->renew_at))
+            continue;
+        m->leases[m->n] = (lash_lease){s->id, t->owner, s->fence};
+        m->slots[m->n] = i;
+        m->fences[m->n] = s->fence;
+        m->n++;
+        s->renew_at = now + t->c.lease_ms / 3;
+    }
+    lash_action *a = push(t, LASH_ACT_RENEW);
+    a->q = q;
+    a->n = m->n;
+    a->cmd = m->id;
+    a->leases = m->leases;
+    t->k.renews_sent++;
+}
+
+static void send_claim(lash_turn *t, int q, int64_t now)
+{
+    if (t->draining || t->claim[q]) return;
+    int n = free_slots(t);
+    if (n > t->c.claim_max) n = t->c.claim_max;
+    if (n < 0) n = 0;
+    if (!(t->want[q] && n > 0) && !t->beat[q]) return;
+    if (n > 0) t->want[q] = false;
+    t->beat[q] = false;
+    cmd *m = cmd_new(t, CMD_CLAIM, q, now);
+    m->n = n;
+    t->reserved += n;
+    t->claim[q] = m->id;
+    lash_action *a = push(t, LASH_ACT_CLAIM);
+    a->q = q;
+    a->n = n;
+    a->cmd = m->id;
+    t->k.claims_sent++;
+}
+
+void lash_turn_flush(lash_turn *t, int64_t now)
+{
+    if (!t->connected) return;
+    for (int k = 0; k < t->c.nqueues; k++) {
+        int q = (t->rr + k) % t->c.nqueues;
+        send_recs(t, q, &t->done[q], CMD_COMPLETE, now);
+        send_recs(t, q, &t->rel[q], CMD_RELEASE, now);
+        send_renews(t, q, now);
+    }
+    /* Claims last, and in turn across queues, so one busy queue cannot starve others. */
+    for (int k = 0; k < t->c.nqueues; k++)
+        send_claim(t, (t->rr + k) % t->c.nqueues, now);
+    t->rr = (t->rr + 1) % t->c.nqueues;
+    rearm(t);
+}

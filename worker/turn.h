@@ -1,0 +1,149 @@
+/* turn.h: the worker's sans-IO turn machine.
+ *
+ * Everything a worker decides lives here, and nothing it does: no sockets, no
+ * clock, no processes, no randomness of its own. The shell (shell.c) feeds it
+ * events, each with the current monotonic time in ms, and carries out the
+ * actions it queues. Because of that it is tested deterministically, including
+ * a fleet of machines against an in-memory registry with dropped pokes, lost
+ * replies, disconnects and crashes (tests/test_turn.c).
+ *
+ * What it owns:
+ *   - drives: the startup drive on every (re)connect; pokes and poll ticks
+ *     coalesce, so a poke during a drive schedules exactly one more drive, and
+ *     a full claim (as many rows as asked) schedules the next one;
+ *   - slots: a claim never asks for more rows than free slots;
+ *   - leases: renewed every lease/3 in one batch per queue; a renew answered
+ *     "lost" (or a lease whose local estimate runs out while Redis is away)
+ *     kills the process and records nothing;
+ *   - outcomes: success, failure with backoff, timeout (TERM, then KILL),
+ *     cancellation; completions are batched per queue, re-sent after a lost
+ *     connection (the complete script is idempotent for the same token);
+ *   - the connection: reconnect with capped exponential backoff and jitter; a
+ *     command without a reply within reply_timeout_ms counts as a lost connection;
+ *   - shutdown: stop claiming, let processes finish within grace_ms, kill the
+ *     rest, release their leases, exit 0.
+ *
+ * Outbound Redis commands (claim, renew, complete, release) are only queued by
+ * lash_turn_flush(), which the shell calls once per loop iteration, so all that
+ * one iteration decided leaves as one pipelined burst.
+ */
+#ifndef LASH_WORKER_TURN_H
+#define LASH_WORKER_TURN_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "registry/registry.h"
+
+typedef struct {
+    int concurrency;          /* slots: processes running at once */
+    int nqueues;              /* queues 0..nqueues-1 (names are the shell's) */
+    int claim_max;            /* rows per claim call, <= LASH_BATCH_MAX */
+    int64_t lease_ms;         /* lease ttl */
+    int64_t poll_ms;          /* safety-net drive interval */
+    int64_t grace_ms;         /* shutdown: how long running processes may finish */
+    int64_t kill_grace_ms;    /* TERM -> KILL escalation */
+    int64_t reply_timeout_ms; /* no reply within this: the connection is lost */
+    int64_t reconnect_min_ms; /* first reconnect delay; doubles up to max */
+    int64_t reconnect_max_ms;
+    uint64_t seed; /* for jitter: poll spread, backoff, reconnect */
+} lash_turn_config;
+
+/* Fills c with the defaults (concurrency 16, lease 30 s, poll 400 ms, ...). */
+void lash_turn_config_default(lash_turn_config *c);
+
+typedef enum {
+    LASH_ACT_CONNECT = 1, /* open the Redis connections; answer with connected/disconnected */
+    LASH_ACT_DISCONNECT,  /* drop them (reply timeout); answer with disconnected */
+    LASH_ACT_START,       /* start the process in slot */
+    LASH_ACT_KILL,        /* signal the process in slot (sig = SIGTERM or SIGKILL) */
+    LASH_ACT_CLAIM,       /* queue q, n rows (n may be 0: heartbeat and trim only) */
+    LASH_ACT_RENEW,       /* queue q, leases[n] */
+    LASH_ACT_COMPLETE,    /* queue q, completions[n] */
+    LASH_ACT_RELEASE,     /* queue q, leases[n] */
+    LASH_ACT_TIMER,       /* call lash_turn_tick at `at` (replaces the previous timer) */
+    LASH_ACT_LOG,         /* level, slot (-1 if none), msg */
+    LASH_ACT_EXIT,        /* exit with code */
+} lash_action_kind;
+
+typedef enum { LASH_LOG_ERROR = 0, LASH_LOG_WARN, LASH_LOG_INFO, LASH_LOG_DEBUG } lash_log_level;
+
+/* One action. Pointers stay valid until the reply to that command is fed back
+ * (cmd identifies it), or for LOG until the next call into the machine. */
+typedef struct {
+    lash_action_kind kind;
+    int q;
+    int slot;
+    int sig;
+    int n;
+    uint32_t cmd;
+    int64_t at;
+    int code;
+    lash_log_level level;
+    const lash_lease *leases;
+    const lash_completion *completions;
+    const char *msg;
+} lash_action;
+
+/* A running process, as the shell needs it to start and describe it. */
+typedef struct {
+    bool used;
+    int q;
+    char id[LASH_ID_MAX + 1];
+    char kind[LASH_KIND_MAX + 1];
+    char *payload;
+    size_t payload_len;
+    int attempt, max_attempts;
+    int64_t fence, timeout_ms;
+    char backoff[48];
+    /* the machine's bookkeeping */
+    int64_t started, renew_at, lease_until, deadline, kill_at;
+    int kill_sig;   /* last signal sent, 0 if none */
+    bool cancelled; /* cancellation asked: record 'cancelled' */
+    bool lost;      /* lease lost: record nothing */
+    bool timed_out; /* exceeded timeout_ms: record a failure */
+    bool releasing; /* killed at the end of the shutdown grace: release */
+} lash_slot;
+
+typedef struct lash_turn lash_turn;
+
+lash_turn *lash_turn_new(const lash_turn_config *c, const char *owner);
+void lash_turn_free(lash_turn *t);
+
+/* Events. */
+void lash_turn_start(lash_turn *t, int64_t now);
+void lash_turn_connected(lash_turn *t, int64_t now);
+void lash_turn_disconnected(lash_turn *t, int64_t now);
+void lash_turn_poke(lash_turn *t, int q, int64_t now);
+void lash_turn_tick(lash_turn *t, int64_t now);
+/* The reply to CLAIM cmd. On LASH_OK the rows are moved out of b (b is left empty). */
+void lash_turn_claimed(lash_turn *t, uint32_t cmd, lash_status st, lash_claim_batch *b,
+                       int64_t now);
+/* Replies to RENEW, COMPLETE and RELEASE: per-row statuses (n of them on LASH_OK). */
+void lash_turn_replied(lash_turn *t, uint32_t cmd, lash_status st, const int *status, size_t n,
+                       int64_t now);
+/* The process in slot ended. outcome/text as the handler reported it (text is
+ * copied); the machine overrides it for cancel, timeout, lost and shutdown. */
+void lash_turn_exited(lash_turn *t, int slot, lash_outcome outcome, const char *text, size_t len,
+                      int64_t now);
+/* A cancel message for id on queue q. */
+void lash_turn_cancel(lash_turn *t, int q, const char *id, int64_t now);
+/* SIGTERM/SIGINT: graceful. A second call kills at once. */
+void lash_turn_shutdown(lash_turn *t, int64_t now);
+/* End of a loop iteration: queue the Redis commands decided so far. */
+void lash_turn_flush(lash_turn *t, int64_t now);
+
+/* Actions, oldest first; false when none is left. */
+bool lash_turn_next(lash_turn *t, lash_action *a);
+
+const lash_slot *lash_turn_slot(const lash_turn *t, int slot);
+int lash_turn_running(const lash_turn *t);
+bool lash_turn_connected_now(const lash_turn *t);
+/* Counters for logs and tests. */
+typedef struct {
+    uint64_t claims_sent, rows_claimed, completes_sent, rows_recorded, rows_stale, renews_sent,
+        leases_lost, releases_sent, reconnects, pokes, ticks;
+} lash_turn_counters;
+const lash_turn_counters *lash_turn_stats(const lash_turn *t);
+
+#endif

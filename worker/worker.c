@@ -1,0 +1,709 @@
+/* worker.c: the libev shell around the turn machine (see worker.h, turn.h).
+ *
+ * Callbacks only feed events into the machine. Once per loop iteration, in an
+ * ev_prepare watcher, the shell hands it the jobs that finished, lets it flush,
+ * and carries out every action it queued; so all the Redis commands one
+ * iteration decided leave together as one pipelined write.
+ */
+#include "worker/worker.h"
+
+#include <errno.h>
+#include <ev.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "proto/keys.h"
+#include "proto/text.h"
+#include "registry/async.h"
+#include "worker/exec.h"
+
+typedef struct {
+    char kind[LASH_KIND_MAX + 1];
+    char *program; /* exec handler, or NULL */
+    lash_handler_fn *fn;
+    lash_stop_fn *stop;
+    void *ud;
+} handler;
+
+struct lash_job {
+    lash_worker *w;
+    int slot;
+    const handler *h;
+    lash_exec *exec;
+    void *data;
+    int stop_asked;
+    int finished;
+    lash_outcome outcome;
+    char *text;
+    size_t len;
+    lash_job *next_done; /* on the finished list */
+};
+
+struct lash_worker {
+    struct ev_loop *loop;
+    lash_worker_config c;
+    lash_url url;
+    char owner[LASH_WORKER_ID_MAX + 1];
+    char **queues;
+    char (*poke_chan)[LASH_KEY_MAX];
+    char (*cancel_chan)[LASH_KEY_MAX];
+    lash_turn *turn;
+    handler *handlers;
+    int nhandlers;
+    lash_job **jobs; /* per slot */
+    lash_job *finished;
+    lash_aconn *cmd, *sub;
+    int cmd_dead, sub_dead;
+    ev_prepare prep;
+    ev_timer timer, sub_retry;
+    int64_t last_health;
+    int exited;
+};
+
+static int64_t now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+void lash_worker_config_default(lash_worker_config *c)
+{
+    memset(c, 0, sizeof *c);
+    c->redis_url = "redis://127.0.0.1:6379";
+    lash_turn_config_default(&c->turn);
+    c->keep.keep_n = LASH_DEFAULT_KEEP_N;
+    c->keep.keep_ms = LASH_DEFAULT_KEEP_MS;
+    c->result_max = LASH_RESULT_MAX;
+    c->stderr_tail = 1024;
+    c->log.out = stderr;
+    c->log.level = LASH_LOG_INFO;
+}
+
+/* ---- jobs --------------------------------------------------------------------- */
+
+const char *lash_job_id(const lash_job *j)
+{
+    return lash_turn_slot(j->w->turn, j->slot)->id;
+}
+const char *lash_job_queue(const lash_job *j)
+{
+    return j->w->queues[lash_turn_slot(j->w->turn, j->slot)->q];
+}
+const char *lash_job_kind(const lash_job *j)
+{
+    return lash_turn_slot(j->w->turn, j->slot)->kind;
+}
+const char *lash_job_payload(const lash_job *j, size_t *len)
+{
+    const lash_slot *s = lash_turn_slot(j->w->turn, j->slot);
+    if (len) *len = s->payload_len;
+    return s->payload;
+}
+int lash_job_attempt(const lash_job *j)
+{
+    return lash_turn_slot(j->w->turn, j->slot)->attempt;
+}
+int64_t lash_job_fence(const lash_job *j)
+{
+    return lash_turn_slot(j->w->turn, j->slot)->fence;
+}
+struct ev_loop *lash_job_loop(const lash_job *j)
+{
+    return j->w->loop;
+}
+void *lash_job_data(const lash_job *j)
+{
+    return j->data;
+}
+void lash_job_set_data(lash_job *j, void *p)
+{
+    j->data = p;
+}
+
+void lash_job_done(lash_job *j, lash_outcome o, const char *text, size_t len)
+{
+    if (j->finished) return; /* exactly once; a second call is a handler bug, ignored */
+    j->finished = 1;
+    j->outcome = o;
+    if (text && len && (j->text = malloc(len + 1))) {
+        memcpy(j->text, text, len);
+        j->text[len] = 0;
+        j->len = len;
+    }
+    /* Reported from the prepare watcher, never from inside the caller: the
+     * handler may be running inside an action the shell is carrying out. */
+    j->next_done = j->w->finished;
+    j->w->finished = j;
+}
+
+static void exec_done(void *ud, lash_outcome o, const char *text, size_t len)
+{
+    lash_job *j = ud;
+    j->exec = NULL;
+    lash_job_done(j, o, text, len);
+}
+
+/* ---- handlers -------------------------------------------------------------------- */
+
+static handler *find_handler(lash_worker *w, const char *kind)
+{
+    for (int i = 0; i < w->nhandlers; i++)
+        if (strcmp(w->handlers[i].kind, kind) == 0) return &w->handlers[i];
+    return NULL;
+}
+
+static lash_status add_handler(lash_worker *w, const char *kind, handler h, lash_err *e)
+{
+    lash_status st = lash_check_kind(kind, strlen(kind), e);
+    if (st) return st;
+    if (find_handler(w, kind))
+        return lash_fail(e, LASH_EINVAL, "kind %s has a handler already", kind);
+    handler *p = realloc(w->handlers, (size_t)(w->nhandlers + 1) * sizeof *p);
+    if (!p) return lash_fail(e, LASH_ENOMEM, "out of memory");
+    w->handlers = p;
+    snprintf(h.kind, sizeof h.kind, "%s", kind);
+    w->handlers[w->nhandlers++] = h;
+    return LASH_OK;
+}
+
+lash_status lash_worker_handle(lash_worker *w, const char *kind, lash_handler_fn *fn,
+                               lash_stop_fn *stop, void *ud, lash_err *e)
+{
+    if (!fn) return lash_fail(e, LASH_EINVAL, "handler for %s is NULL", kind);
+    return add_handler(w, kind, (handler){.fn = fn, .stop = stop, .ud = ud}, e);
+}
+
+lash_status lash_worker_exec(lash_worker *w, const char *kind, const char *program, lash_err *e)
+{
+    lash_status st = lash_exec_check_program(program, e);
+    if (st) return st;
+    char *p = strdup(program);
+    if (!p) return lash_fail(e, LASH_ENOMEM, "out of memory");
+    if ((st = add_handler(w, kind, (handler){.program = p}, e))) free(p);
+    return st;
+}
+
+static void start_job(lash_worker *w, int slot)
+{
+    const lash_slot *s = lash_turn_slot(w->turn, slot);
+    lash_job *j = calloc(1, sizeof *j);
+    if (!j) {
+        lash_turn_exited(w->turn, slot, LASH_OUT_FAIL, "worker out of memory", 20, now_ms());
+        return;
+    }
+    j->w = w;
+    j->slot = slot;
+    j->h = find_handler(w, s->kind);
+    w->jobs[slot] = j;
+    lash_log(&w->c.log, LASH_LOG_DEBUG, w->queues[s->q], s->id, s->attempt, s->fence, "start %s",
+             s->kind);
+    if (!j->h) {
+        char why[256];
+        int n = snprintf(why, sizeof why, "unknown kind '%s': worker %s has no handler for it",
+                         s->kind, w->owner);
+        lash_job_done(j, LASH_OUT_ABORT, why, (size_t)n);
+        return;
+    }
+    if (j->h->fn) {
+        j->h->fn(j, j->h->ud);
+        return;
+    }
+    lash_exec_spec spec = {
+        .program = j->h->program,
+        .queue = w->queues[s->q],
+        .id = s->id,
+        .kind = s->kind,
+        .attempt = s->attempt,
+        .fence = s->fence,
+        .payload = s->payload,
+        .payload_len = s->payload_len,
+        .result_max = w->c.result_max,
+        .tail_max = w->c.stderr_tail,
+    };
+    lash_err e;
+    if (lash_exec_start(w->loop, &spec, exec_done, j, &j->exec, &e))
+        lash_job_done(j, LASH_OUT_FAIL, e.msg, strlen(e.msg));
+}
+
+static void kill_job(lash_worker *w, int slot, int sig)
+{
+    lash_job *j = w->jobs[slot];
+    if (!j || j->finished) return;
+    if (j->exec) {
+        lash_exec_kill(j->exec, sig);
+    } else if (j->h && j->h->stop && !j->stop_asked) {
+        j->stop_asked = 1;
+        j->h->stop(j, j->h->ud);
+    }
+}
+
+/* Reports finished jobs to the machine (oldest first is not needed: each is
+ * independent). */
+static int report_finished(lash_worker *w, int64_t now)
+{
+    int n = 0;
+    while (w->finished) {
+        lash_job *j = w->finished;
+        w->finished = j->next_done;
+        const lash_slot *s = lash_turn_slot(w->turn, j->slot);
+        lash_log(&w->c.log, j->outcome == LASH_OUT_OK ? LASH_LOG_DEBUG : LASH_LOG_INFO,
+                 w->queues[s->q], s->id, s->attempt, s->fence, "%s%s%.*s",
+                 j->outcome == LASH_OUT_OK ? "succeeded" : "failed",
+                 j->outcome == LASH_OUT_OK ? "" : ": ",
+                 j->outcome == LASH_OUT_OK ? 0 : (int)(j->len > 300 ? 300 : j->len),
+                 j->text ? j->text : "");
+        w->jobs[j->slot] = NULL;
+        lash_turn_exited(w->turn, j->slot, j->outcome, j->text, j->len, now);
+        free(j->text);
+        free(j);
+        n++;
+    }
+    return n;
+}
+
+/* ---- Redis ------------------------------------------------------------------------ */
+
+static void health(lash_worker *w, int64_t now)
+{
+    if (!w->c.health_file || now - w->last_health < 1000) return;
+    w->last_health = now;
+    int fd = open(w->c.health_file, O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
+    if (fd >= 0) {
+        futimens(fd, NULL);
+        close(fd);
+    }
+}
+
+static void on_claim(lash_status st, lash_claim_batch *b, const lash_err *e, void *ud);
+static void on_status(lash_status st, const int *status, size_t n, const lash_err *e, void *ud);
+
+/* Command callbacks carry (worker, cmd id) packed into one allocation. */
+typedef struct {
+    lash_worker *w;
+    uint32_t cmd;
+} call;
+
+static void on_claim(lash_status st, lash_claim_batch *b, const lash_err *e, void *ud)
+{
+    call *c = ud;
+    lash_worker *w = c->w;
+    if (st && st != LASH_EIO)
+        lash_log(&w->c.log, LASH_LOG_ERROR, NULL, NULL, -1, -1, "claim: %s", e->msg);
+    if (!st) health(w, now_ms());
+    if (w->turn) lash_turn_claimed(w->turn, c->cmd, st, b, now_ms());
+    free(c);
+}
+
+static void on_status(lash_status st, const int *status, size_t n, const lash_err *e, void *ud)
+{
+    call *c = ud;
+    lash_worker *w = c->w;
+    if (st && st != LASH_EIO) lash_log(&w->c.log, LASH_LOG_ERROR, NULL, NULL, -1, -1, "%s", e->msg);
+    if (w->turn) lash_turn_replied(w->turn, c->cmd, st, status, n, now_ms());
+    free(c);
+}
+
+static int queue_of(lash_worker *w, const char *chan, char (*names)[LASH_KEY_MAX])
+{
+    for (int q = 0; q < w->c.nqueues; q++)
+        if (strcmp(chan, names[q]) == 0) return q;
+    return -1;
+}
+
+static void on_message(lash_aconn *c, const char *chan, const char *msg, size_t len, void *ud)
+{
+    (void)c;
+    lash_worker *w = ud;
+    int q;
+    if ((q = queue_of(w, chan, w->poke_chan)) >= 0) {
+        lash_turn_poke(w->turn, q, now_ms()); /* any message wakes: its text is not read */
+    } else if ((q = queue_of(w, chan, w->cancel_chan)) >= 0) {
+        lash_err e;
+        if (lash_check_id(msg, len, &e) || strlen(msg) != len) {
+            char tail[80];
+            lash_text_tail(msg, len > 64 ? 64 : len, tail, sizeof tail);
+            lash_log(&w->c.log, LASH_LOG_WARN, w->queues[q], NULL, -1, -1,
+                     "ignored garbage on the cancel channel: %s (%s)", tail, e.msg);
+            return;
+        }
+        lash_turn_cancel(w->turn, q, msg, now_ms());
+    }
+}
+
+static void on_cmd_up(lash_aconn *c, void *ud)
+{
+    (void)c;
+    lash_worker *w = ud;
+    lash_turn_connected(w->turn, now_ms());
+}
+
+static void on_cmd_down(lash_aconn *c, const lash_err *e, void *ud)
+{
+    (void)c;
+    lash_worker *w = ud;
+    lash_log(&w->c.log, LASH_LOG_WARN, NULL, NULL, -1, -1, "%s", e->msg);
+    w->cmd_dead = 1; /* freed in the prepare watcher, not inside hiredis' callback */
+    lash_turn_disconnected(w->turn, now_ms());
+}
+
+static void sub_open(lash_worker *w);
+
+static void on_sub_up(lash_aconn *c, void *ud)
+{
+    lash_worker *w = ud;
+    const char **chans = malloc(2 * (size_t)w->c.nqueues * sizeof *chans);
+    lash_err e;
+    if (!chans) return;
+    for (int q = 0; q < w->c.nqueues; q++) {
+        chans[2 * q] = w->poke_chan[q];
+        chans[2 * q + 1] = w->cancel_chan[q];
+    }
+    if (lash_asubscribe(c, chans, 2 * (size_t)w->c.nqueues, &e))
+        lash_log(&w->c.log, LASH_LOG_WARN, NULL, NULL, -1, -1, "subscribe: %s", e.msg);
+    free(chans);
+    /* Pokes sent while we were not listening are lost: drive once now. */
+    for (int q = 0; q < w->c.nqueues; q++)
+        lash_turn_poke(w->turn, q, now_ms());
+}
+
+static void on_sub_down(lash_aconn *c, const lash_err *e, void *ud)
+{
+    (void)c;
+    lash_worker *w = ud;
+    lash_log(&w->c.log, LASH_LOG_WARN, NULL, NULL, -1, -1,
+             "subscriber: %s; the poll keeps work moving, retrying in 1 s", e->msg);
+    w->sub_dead = 1;
+    ev_timer_start(w->loop, &w->sub_retry);
+}
+
+static void on_sub_retry(struct ev_loop *loop, ev_timer *t, int revents)
+{
+    (void)loop;
+    (void)revents;
+    lash_worker *w = t->data;
+    if (!w->sub && !w->exited) sub_open(w);
+}
+
+static void sub_open(lash_worker *w)
+{
+    static const lash_aconn_cbs cbs = {on_sub_up, on_sub_down, on_message};
+    lash_err e;
+    if (lash_aconn_open(w->loop, &w->url, &cbs, w, &w->sub, &e)) {
+        lash_log(&w->c.log, LASH_LOG_WARN, NULL, NULL, -1, -1, "subscriber: %s", e.msg);
+        w->sub = NULL;
+        ev_timer_start(w->loop, &w->sub_retry);
+    }
+}
+
+static void reap_dead(lash_worker *w)
+{
+    if (w->cmd_dead) {
+        lash_aconn_close(w->cmd);
+        w->cmd = NULL;
+        w->cmd_dead = 0;
+    }
+    if (w->sub_dead) {
+        lash_aconn_close(w->sub);
+        w->sub = NULL;
+        w->sub_dead = 0;
+    }
+}
+
+/* ---- actions ----------------------------------------------------------------------- */
+
+static call *new_call(lash_worker *w, uint32_t cmd)
+{
+    call *c = malloc(sizeof *c);
+    if (c) *c = (call){w, cmd};
+    return c;
+}
+
+static void send_cmd(lash_worker *w, const lash_action *a)
+{
+    call *c = new_call(w, a->cmd);
+    lash_status st = LASH_ENOMEM;
+    const char *q = w->queues[a->q];
+    if (c && w->cmd) {
+        switch (a->kind) {
+        case LASH_ACT_CLAIM:
+            st = lash_aclaim(w->cmd, q, w->owner, a->n, w->c.turn.lease_ms, w->c.keep, on_claim, c);
+            break;
+        case LASH_ACT_RENEW:
+            st = lash_arenew(w->cmd, q, w->c.turn.lease_ms, a->leases, (size_t)a->n, on_status, c);
+            break;
+        case LASH_ACT_COMPLETE:
+            st = lash_acomplete(w->cmd, q, a->completions, (size_t)a->n, on_status, c);
+            break;
+        default:
+            st = lash_arelease(w->cmd, q, a->leases, (size_t)a->n, on_status, c);
+            break;
+        }
+    } else if (c) {
+        st = LASH_EIO;
+    }
+    if (st == LASH_OK) return;
+    /* Not sent: tell the machine as if the reply said so. */
+    free(c);
+    if (a->kind == LASH_ACT_CLAIM) {
+        lash_claim_batch b = {0};
+        lash_turn_claimed(w->turn, a->cmd, st, &b, now_ms());
+    } else {
+        lash_turn_replied(w->turn, a->cmd, st, NULL, 0, now_ms());
+    }
+}
+
+static void cmd_open(lash_worker *w)
+{
+    static const lash_aconn_cbs cbs = {on_cmd_up, on_cmd_down, NULL};
+    lash_err e;
+    if (w->cmd) {
+        lash_aconn_close(w->cmd);
+        w->cmd = NULL;
+    }
+    if (lash_aconn_open(w->loop, &w->url, &cbs, w, &w->cmd, &e)) {
+        lash_log(&w->c.log, LASH_LOG_WARN, NULL, NULL, -1, -1, "%s", e.msg);
+        w->cmd = NULL;
+        lash_turn_disconnected(w->turn, now_ms());
+        return;
+    }
+    if (!w->sub) sub_open(w);
+}
+
+static void finish(lash_worker *w, int code)
+{
+    w->exited = 1;
+    lash_log(&w->c.log, LASH_LOG_INFO, NULL, NULL, -1, -1, "stopped (exit %d)", code);
+    ev_prepare_stop(w->loop, &w->prep);
+    ev_timer_stop(w->loop, &w->timer);
+    ev_timer_stop(w->loop, &w->sub_retry);
+    lash_aconn_close(w->cmd);
+    lash_aconn_close(w->sub);
+    w->cmd = w->sub = NULL;
+    ev_break(w->loop, EVBREAK_ONE);
+}
+
+static void act(lash_worker *w, const lash_action *a, int64_t now)
+{
+    const lash_slot *s = a->slot >= 0 ? lash_turn_slot(w->turn, a->slot) : NULL;
+    switch (a->kind) {
+    case LASH_ACT_CONNECT:
+        cmd_open(w);
+        break;
+    case LASH_ACT_DISCONNECT:
+        if (w->cmd) {
+            lash_aconn_close(w->cmd); /* waiting callbacks get LASH_EIO */
+            w->cmd = NULL;
+        }
+        lash_turn_disconnected(w->turn, now);
+        break;
+    case LASH_ACT_START:
+        start_job(w, a->slot);
+        break;
+    case LASH_ACT_KILL:
+        kill_job(w, a->slot, a->sig);
+        break;
+    case LASH_ACT_CLAIM:
+    case LASH_ACT_RENEW:
+    case LASH_ACT_COMPLETE:
+    case LASH_ACT_RELEASE:
+        send_cmd(w, a);
+        break;
+    case LASH_ACT_TIMER:
+        ev_timer_stop(w->loop, &w->timer);
+        if (a->at >= 0) {
+            double after = (double)(a->at - now) / 1000.0;
+            ev_timer_set(&w->timer, after > 0 ? after : 0, 0);
+            ev_timer_start(w->loop, &w->timer);
+        }
+        break;
+    case LASH_ACT_LOG:
+        lash_log(&w->c.log, a->level, s && s->used ? w->queues[s->q] : NULL,
+                 s && s->used ? s->id : NULL, s && s->used ? s->attempt : -1,
+                 s && s->used ? s->fence : -1, "%s", a->msg);
+        break;
+    case LASH_ACT_EXIT:
+        finish(w, a->code);
+        break;
+    }
+}
+
+/* Once per loop iteration: finished jobs in, one flush, every action out. */
+static void on_prepare(struct ev_loop *loop, ev_prepare *p, int revents)
+{
+    (void)loop;
+    (void)revents;
+    lash_worker *w = p->data;
+    reap_dead(w);
+    for (int round = 0; round < 4 && !w->exited; round++) {
+        int64_t now = now_ms();
+        report_finished(w, now);
+        lash_turn_flush(w->turn, now);
+        lash_action a;
+        while (!w->exited && lash_turn_next(w->turn, &a))
+            act(w, &a, now);
+        if (!w->finished) break; /* handlers that finished at once go out this iteration */
+    }
+    reap_dead(w);
+}
+
+static void on_timer(struct ev_loop *loop, ev_timer *t, int revents)
+{
+    (void)loop;
+    (void)revents;
+    lash_worker *w = t->data;
+    lash_turn_tick(w->turn, now_ms());
+}
+
+/* ---- life cycle ------------------------------------------------------------------------ */
+
+static lash_status copy_queues(lash_worker *w, const lash_worker_config *c, lash_err *e)
+{
+    static const char *const dflt[] = {"default"};
+    const char *const *qs = c->nqueues > 0 ? c->queues : dflt;
+    int n = c->nqueues > 0 ? c->nqueues : 1;
+    w->queues = calloc((size_t)n, sizeof *w->queues);
+    w->poke_chan = calloc((size_t)n, sizeof *w->poke_chan);
+    w->cancel_chan = calloc((size_t)n, sizeof *w->cancel_chan);
+    if (!w->queues || !w->poke_chan || !w->cancel_chan)
+        return lash_fail(e, LASH_ENOMEM, "out of memory");
+    w->c.nqueues = n;
+    for (int q = 0; q < n; q++) {
+        lash_status st = lash_check_queue(qs[q], e);
+        if (st) return st;
+        for (int k = 0; k < q; k++)
+            if (strcmp(qs[k], qs[q]) == 0)
+                return lash_fail(e, LASH_EINVAL, "queue %s given twice", qs[q]);
+        if (!(w->queues[q] = strdup(qs[q]))) return lash_fail(e, LASH_ENOMEM, "out of memory");
+        lash_key(w->poke_chan[q], qs[q], LASH_CHAN_POKE);
+        lash_key(w->cancel_chan[q], qs[q], LASH_CHAN_CANCEL);
+    }
+    return LASH_OK;
+}
+
+lash_status lash_worker_new(struct ev_loop *loop, const lash_worker_config *c, lash_worker **out,
+                            lash_err *e)
+{
+    lash_status st;
+    lash_worker *w = calloc(1, sizeof *w);
+    if (!w) return lash_fail(e, LASH_ENOMEM, "out of memory");
+    w->loop = loop;
+    w->c = *c;
+    if ((st = lash_url_parse(c->redis_url, &w->url, e))) goto fail;
+    if (c->worker_id) {
+        snprintf(w->owner, sizeof w->owner, "%s", c->worker_id);
+    } else {
+        char host[64] = "host";
+        gethostname(host, sizeof host - 1);
+        host[sizeof host - 1] = 0;
+        for (char *p = host; *p; p++)
+            if (*p == ':' || *p <= ' ' || *p >= 0x7f) *p = '-';
+        snprintf(w->owner, sizeof w->owner, "%s:%d", host, (int)getpid());
+    }
+    /* The worker id goes into lease tokens "<id>:<fence>": the colon of the
+     * default host:pid is harmless there (the fence is after the last colon). */
+    for (char *p = w->owner; *p; p++)
+        if (*p <= ' ' || *p >= 0x7f) *p = '-';
+    if (strlen(w->owner) == 0) {
+        st = lash_fail(e, LASH_EINVAL, "worker id is empty");
+        goto fail;
+    }
+    if ((st = copy_queues(w, c, e))) goto fail;
+    if (w->c.result_max > LASH_RESULT_MAX) w->c.result_max = LASH_RESULT_MAX;
+    if (w->c.stderr_tail > LASH_ERROR_MAX / 2) w->c.stderr_tail = LASH_ERROR_MAX / 2;
+    w->c.turn.nqueues = w->c.nqueues;
+    if (w->c.turn.lease_ms < 300) {
+        st = lash_fail(e, LASH_EINVAL, "lease must be at least 300 ms");
+        goto fail;
+    }
+    if (!w->c.turn.seed) {
+        uint64_t seed = 0;
+        if (getrandom(&seed, sizeof seed, 0) != sizeof seed)
+            seed = (uint64_t)now_ms() ^ (uint64_t)getpid();
+        w->c.turn.seed = seed | 1;
+    }
+    w->c.log.worker = w->owner;
+    w->turn = lash_turn_new(&w->c.turn, w->owner);
+    w->jobs = calloc((size_t)w->c.turn.concurrency, sizeof *w->jobs);
+    if (!w->jobs) {
+        st = lash_fail(e, LASH_ENOMEM, "out of memory");
+        goto fail;
+    }
+    ev_prepare_init(&w->prep, on_prepare);
+    ev_timer_init(&w->timer, on_timer, 0, 0);
+    ev_timer_init(&w->sub_retry, on_sub_retry, 1.0, 0);
+    w->prep.data = w->timer.data = w->sub_retry.data = w;
+    *out = w;
+    return LASH_OK;
+fail:
+    lash_worker_free(w);
+    return st;
+}
+
+void lash_worker_start(lash_worker *w)
+{
+    char where[400];
+    lash_url_describe(&w->url, where, sizeof where);
+    lash_log(&w->c.log, LASH_LOG_INFO, NULL, NULL, -1, -1,
+             "starting: redis %s, %d queue(s), concurrency %d, lease %lld ms, poll %lld ms", where,
+             w->c.nqueues, w->c.turn.concurrency, (long long)w->c.turn.lease_ms,
+             (long long)w->c.turn.poll_ms);
+    ev_prepare_start(w->loop, &w->prep);
+    lash_turn_start(w->turn, now_ms());
+}
+
+void lash_worker_shutdown(lash_worker *w)
+{
+    if (!w->exited) lash_turn_shutdown(w->turn, now_ms());
+}
+
+void lash_worker_reopen_log(lash_worker *w)
+{
+    lash_log_reopen(&w->c.log);
+}
+
+const lash_turn_counters *lash_worker_counters(const lash_worker *w)
+{
+    return lash_turn_stats(w->turn);
+}
+
+void lash_worker_free(lash_worker *w)
+{
+    if (!w) return;
+    if (w->loop) {
+        ev_prepare_stop(w->loop, &w->prep);
+        ev_timer_stop(w->loop, &w->timer);
+        ev_timer_stop(w->loop, &w->sub_retry);
+    }
+    lash_aconn_close(w->cmd);
+    lash_aconn_close(w->sub);
+    while (w->finished) {
+        lash_job *j = w->finished;
+        w->finished = j->next_done;
+        if (w->jobs) w->jobs[j->slot] = NULL;
+        free(j->text);
+        free(j);
+    }
+    if (w->jobs && w->turn)
+        for (int i = 0; i < w->c.turn.concurrency; i++)
+            free(w->jobs[i]);
+    lash_turn_free(w->turn);
+    for (int i = 0; i < w->nhandlers; i++)
+        free(w->handlers[i].program);
+    free(w->handlers);
+    for (int q = 0; w->queues && q < w->c.nqueues; q++)
+        free(w->queues[q]);
+    free(w->queues);
+    free(w->poke_chan);
+    free(w->cancel_chan);
+    free(w->jobs);
+    memset(&w->url, 0, sizeof w->url);
+    free(w);
+}
