@@ -1,6 +1,6 @@
 /* limits.h: every bound lash enforces on data, in one place.
  *
- * The Lua scripts enforce the same numbers (proto/lua/lib.lua); tests/test_scripts.c
+ * The Lua scripts enforce the same numbers (proto/lua/lib.lua); tests/test_proto.c
  * checks that the two agree, so a change here that is not made there fails a test.
  */
 #ifndef LASH_PROTO_LIMITS_H
@@ -9,7 +9,7 @@
 #define LASH_ID_MAX 128                /* process id: [A-Za-z0-9._:-], 1..128 */
 #define LASH_QUEUE_MAX 64              /* queue name: [A-Za-z0-9._-], 1..64 */
 #define LASH_KIND_MAX 64               /* kind: [A-Za-z0-9._-], 1..64 */
-#define LASH_WORKER_ID_MAX 128         /* worker id: printable ASCII without space or ':' */
+#define LASH_WORKER_ID_MAX 128         /* worker id: printable ASCII, no space (host:pid ok) */
 #define LASH_PAYLOAD_MAX (1024 * 1024) /* payload JSON text, bytes */
 #define LASH_RESULT_MAX (64 * 1024)    /* result text recorded on completion */
 #define LASH_ERROR_MAX 2048            /* error text recorded on failure */

@@ -57,10 +57,8 @@ static lash_status parse_userinfo(const char *s, size_t n, lash_url *u, lash_err
         return lash_fail(e, LASH_EINVAL, "Redis URL: bad or too long user name");
     if (colon && !decode(u->password, sizeof u->password, colon + 1, n - ulen - 1))
         return lash_fail(e, LASH_EINVAL, "Redis URL: bad or too long password");
-    if (!colon) { /* redis://secret@host is the old form: a password alone */
-        snprintf(u->password, sizeof u->password, "%s", u->user);
-        u->user[0] = 0;
-    }
+    /* No colon: a user name alone (RFC 3986 userinfo), its password to come
+     * from LASH_REDIS_PASSWORD; a password alone is written redis://:pw@host. */
     return LASH_OK;
 }
 

@@ -3,7 +3,8 @@
  *   redis://[[user]:password@]host[:port][/db]     (port 6379, db 0 by default)
  *   unix://[[user]:password@]/path/to/redis.sock[?db=N]
  *
- * Percent-escapes (%40 for '@', ...) are decoded in user and password. Passwords
+ * Percent-escapes (%40 for '@', ...) are decoded in user and password.
+ * redis://user@host names a user only; a password alone is redis://:pw@host. Passwords
  * belong in the URL given by environment (LASH_REDIS_URL) or a file, not on a
  * command line that `ps` shows; LASH_REDIS_PASSWORD, if set, overrides the URL's.
  */

@@ -51,7 +51,9 @@ typedef struct {
 /* Submits n processes to queue, pipelined in batches of at most LASH_BATCH_MAX
  * rows per script call. Ids missing from subs are generated. out[i] (n entries)
  * says what became of subs[i]. Returns LASH_OK when Redis was reached, even if
- * some rows were refused (see out); an error only when the batch failed whole. */
+ * some rows were refused (see out); an error when a call of the batch failed:
+ * then rows of calls that went through still say created/exists, and every other
+ * row says LASH_SUB_INVALID with a msg starting "not submitted". */
 lash_status lash_submit(lash_conn *c, const char *queue, const lash_submission *subs, size_t n,
                         lash_submitted *out, lash_err *e);
 

@@ -59,6 +59,7 @@ typedef struct {
     lash_argv argv;
     size_t *map; /* out index of each row sent in this call */
     size_t nrows;
+    bool eval; /* sent as EVAL: a NOSCRIPT cannot come back */
 } chunk;
 
 static void chunk_free(chunk *k)
@@ -99,38 +100,61 @@ static lash_status build_chunk(const char *queue, const lash_submission *subs, s
     return LASH_OK;
 }
 
-static lash_status read_chunk(lash_conn *c, chunk *k, lash_submitted *out, lash_err *e)
+/* Reads the reply of the oldest chunk in flight. On NOSCRIPT (the script cache
+ * was flushed between two pipelined calls) the chunk is sent again as EVAL,
+ * behind the calls still in flight, and *requeued tells the caller to keep it:
+ * a blocking retry here would read the next chunk's reply as this one's. */
+static lash_status read_chunk(lash_conn *c, chunk *k, lash_submitted *out, bool *requeued,
+                              lash_err *e)
 {
     void *rv = NULL;
+    *requeued = false;
     if (redisGetReply(c->ctx, &rv) != REDIS_OK)
         return lash_fail(e, LASH_EIO, "submit: %s", c->ctx->errstr);
     redisReply *r = rv;
-    lash_status st;
-    if (lash_reply_noscript(r)) { /* the script cache was flushed: send this one as EVAL */
+    if (lash_reply_noscript(r) && !k->eval) {
         freeReplyObject(r);
-        r = lash_conn_script(c, &k->argv, e);
-        if (!r) return LASH_EIO;
+        const char **p = lash_argv_finish(&k->argv, 1);
+        if (!p) return lash_fail(e, LASH_ENOMEM, "out of memory");
+        if (redisAppendCommandArgv(c->ctx, k->argv.argc, p, k->argv.len) != REDIS_OK)
+            return lash_fail(e, LASH_EIO, "submit: cannot queue command");
+        k->eval = true;
+        *requeued = true;
+        return LASH_OK;
     }
-    st = lash_reply_check(r, "submit", e);
+    lash_status st = lash_reply_check(r, "submit", e);
     if (!st) st = lash_reply_submit(r, out, k->map, k->nrows, e);
     freeReplyObject(r);
     return st;
 }
+
+#define NOT_SUBMITTED "not submitted"
 
 lash_status lash_submit(lash_conn *c, const char *queue, const lash_submission *subs, size_t n,
                         lash_submitted *out, lash_err *e)
 {
     lash_status st = check_queue(queue, e);
     if (st) return st;
-    memset(out, 0, n * sizeof *out);
+    /* A row is not submitted until Redis answers for it: after a failed call,
+     * the rows it carried and those never sent say so. */
+    for (size_t i = 0; i < n; i++) {
+        memset(&out[i], 0, sizeof out[i]);
+        out[i].status = LASH_SUB_INVALID;
+        snprintf(out[i].msg, sizeof out[i].msg, NOT_SUBMITTED);
+    }
     chunk win[SUBMIT_WINDOW];
     size_t next = 0, head = 0, tail = 0; /* chunks [head, tail) are in flight */
     bool first = true;
-    while (!st && (next < n || head < tail)) {
-        /* The first call goes alone so NOSCRIPT is met once, not per chunk. */
+    lash_err first_err = {0};
+    while (head < tail || (!st && next < n)) {
+        /* The first call goes alone, so NOSCRIPT is met once, not per chunk: its
+         * re-sent EVAL loads the script ahead of the calls queued behind it. It
+         * is an EVALSHA all the same: an EVAL makes Redis hash and parse the whole
+         * script text (~12 KB) again, which cost more than the row itself for a
+         * one-row submit (docs/benchmarks.md). */
         while (!st && next < n && tail - head < (first ? 1u : SUBMIT_WINDOW)) {
             chunk *k = &win[tail % SUBMIT_WINDOW];
-            if ((st = build_chunk(queue, subs, n, &next, out, k, e))) {
+            if ((st = build_chunk(queue, subs, n, &next, out, k, &first_err))) {
                 chunk_free(k);
                 break;
             }
@@ -138,24 +162,42 @@ lash_status lash_submit(lash_conn *c, const char *queue, const lash_submission *
                 chunk_free(k);
                 continue;
             }
-            const char **p = lash_argv_finish(&k->argv, first);
+            const char **p = lash_argv_finish(&k->argv, 0);
             if (!p || redisAppendCommandArgv(c->ctx, k->argv.argc, p, k->argv.len) != REDIS_OK) {
-                st = lash_fail(e, p ? LASH_EIO : LASH_ENOMEM, "submit: cannot queue command");
+                st = lash_fail(&first_err, p ? LASH_EIO : LASH_ENOMEM,
+                               "submit: cannot queue command");
                 chunk_free(k);
                 break;
             }
+            k->eval = false;
             tail++;
         }
         first = false;
-        if (head < tail) {
-            chunk *k = &win[head % SUBMIT_WINDOW];
-            if (!st) st = read_chunk(c, k, out, e);
-            chunk_free(k);
-            head++;
+        if (head == tail) continue;
+        chunk *k = &win[head++ % SUBMIT_WINDOW];
+        bool requeued = false;
+        lash_err ce;
+        /* After an error the replies still in flight are read all the same: the
+         * connection stays in step, and the rows they created are reported. */
+        lash_status cs = c->ctx->err ? lash_fail(&ce, LASH_EIO, "submit: %s", c->ctx->errstr)
+                                     : read_chunk(c, k, out, &requeued, &ce);
+        if (requeued) { /* its slot is free now, and so is the one at tail */
+            chunk moved = *k;
+            win[tail++ % SUBMIT_WINDOW] = moved;
+            continue;
         }
+        if (cs && !st) {
+            st = cs;
+            first_err = ce;
+        }
+        chunk_free(k);
     }
-    while (head < tail)
-        chunk_free(&win[head++ % SUBMIT_WINDOW]);
+    if (st) {
+        for (size_t i = 0; i < n; i++)
+            if (out[i].status == LASH_SUB_INVALID && strcmp(out[i].msg, NOT_SUBMITTED) == 0)
+                snprintf(out[i].msg, sizeof out[i].msg, NOT_SUBMITTED ": %.250s", first_err.msg);
+        if (e) *e = first_err;
+    }
     return st;
 }
 

@@ -68,9 +68,11 @@ void lash_log(const lash_logger *l, lash_log_level lvl, const char *queue, const
         fputs("\"}\n", f);
     } else {
         fprintf(f, "%s %-5s", ts, level_names[lvl]);
-        if (l->worker) fprintf(f, " worker=%s", l->worker);
-        if (queue) fprintf(f, " queue=%s", queue);
-        if (id) fprintf(f, " id=%s", id);
+        /* Escaped like the message: an id read from Redis is untrusted, and a
+         * newline in it would forge a second log line. */
+        if (l->worker) fputs(" worker=", f), put_escaped(f, l->worker, 0);
+        if (queue) fputs(" queue=", f), put_escaped(f, queue, 0);
+        if (id) fputs(" id=", f), put_escaped(f, id, 0);
         if (attempt >= 0) fprintf(f, " attempt=%d", attempt);
         if (fence >= 0) fprintf(f, " fence=%lld", (long long)fence);
         fputc(' ', f);

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "proto/json.h"
+#include "proto/text.h"
 
 /* An outcome waiting to be written: a completion or a release. It owns copies
  * of what it names, because its slot is reused as soon as the process ends. */
@@ -63,6 +64,8 @@ struct lash_turn {
     uint32_t next_id;
 
     bool started, connected, connecting, draining, exited;
+    bool grace_over;    /* the shutdown grace has run out and its kills were sent */
+    int64_t hold_until; /* after an error reply: re-send nothing before this */
     int64_t connect_at, connect_since, backoff_ms, next_poll, grace_at, hard_at;
     int64_t armed;
 
@@ -353,6 +356,7 @@ static void rearm(lash_turn *t)
     int64_t at = -1;
     if (t->connected) {
         consider(&at, t->next_poll);
+        consider(&at, t->hold_until);
         for (int i = 0; i < t->ncmds; i++)
             if (t->cmds[i].used) consider(&at, t->cmds[i].sent + t->c.reply_timeout_ms);
     } else if (t->connecting) {
@@ -363,12 +367,15 @@ static void rearm(lash_turn *t)
     for (int i = 0; i < t->c.concurrency; i++) {
         const lash_slot *s = &t->slots[i];
         if (!s->used) continue;
-        if (!s->lost) consider(&at, t->connected ? s->renew_at : s->lease_until);
+        /* A renew held back after an error reply waits for the hold, not its time. */
+        int64_t renew = s->renew_at > t->hold_until ? s->renew_at : t->hold_until;
+        if (!s->lost) consider(&at, t->connected ? renew : s->lease_until);
         if (s->deadline && !s->kill_sig) consider(&at, s->deadline);
         if (s->kill_sig == SIGTERM) consider(&at, s->kill_at);
     }
     if (t->draining) {
-        consider(&at, t->grace_at);
+        /* Once acted on, a past grace deadline must not re-arm: that would spin. */
+        if (!t->grace_over) consider(&at, t->grace_at);
         consider(&at, t->hard_at);
     }
     if (at != t->armed) {
@@ -420,10 +427,13 @@ void lash_turn_exited(lash_turn *t, int i, lash_outcome o, const char *text, siz
         /* The slot is gone by the time the shell logs: name the row in the text. */
         logf_(t, LASH_LOG_WARN, -1, "queue #%d id %s fence %lld: lease lost, outcome discarded",
               s->q, s->id, (long long)s->fence);
+    } else if (s->cancelled && o != LASH_OUT_OK) {
+        /* Before the shutdown's release: a released row is pending again and
+         * the next claimer would run it, cancel asked or not (release.lua does
+         * not look at the flag, and the cancel message has gone by). */
+        record(t, s->q, s, LASH_OUT_CANCEL, "cancelled by request", 20, 0, false);
     } else if (s->releasing) {
         record(t, s->q, s, LASH_OUT_FAIL, NULL, 0, 0, true);
-    } else if (s->cancelled && o != LASH_OUT_OK) {
-        record(t, s->q, s, LASH_OUT_CANCEL, "cancelled by request", 20, 0, false);
     } else if (s->timed_out) {
         int n = snprintf(why, sizeof why, "timed out after %lld ms", (long long)s->timeout_ms);
         if (text && len) { /* keep what the handler said (its stderr tail) after the reason */
@@ -485,9 +495,17 @@ static void start_row(lash_turn *t, int q, lash_claimed *row, int64_t sent, int6
     s->renew_at = sent + t->c.lease_ms / 3;
     if (s->timeout_ms > 0) s->deadline = now + s->timeout_ms;
     lash_err e;
-    /* Rows are untrusted: a payload that is not JSON never reaches a handler. */
-    if (lash_json_check(s->payload, s->payload_len, "payload", &e)) {
-        logf_(t, LASH_LOG_WARN, i, "bad row: %s", e.msg);
+    /* Rows are untrusted: a payload that is not JSON never reaches a handler.
+     * cJSON passes any byte inside strings, and JSON text is UTF-8 (RFC 8259),
+     * so bytes that are not UTF-8 are refused here as well. */
+    lash_status bad = lash_json_check(s->payload, s->payload_len, "payload", &e);
+    if (!bad && !lash_utf8_valid(s->payload, s->payload_len))
+        bad = lash_fail(&e, LASH_EINVAL, "payload is not valid UTF-8");
+    if (bad) {
+        /* Slot -1 and the row named in the text: the slot is cleared below and
+         * may hold another row by the time the shell writes this line. */
+        logf_(t, LASH_LOG_WARN, -1, "queue #%d id %s fence %lld: bad row: %s", q, s->id,
+              (long long)s->fence, e.msg);
         char why[300];
         int n = snprintf(why, sizeof why, "bad row: %s", e.msg);
         record(t, q, s, LASH_OUT_ABORT, why, (size_t)n, 0, false);
@@ -513,8 +531,11 @@ static void maybe_exit(lash_turn *t, int64_t now)
     bool pending = t->used > 0;
     for (int q = 0; q < t->c.nqueues && !pending; q++)
         pending = t->done[q].n || t->rel[q].n;
+    /* A claim that asked for rows may come back holding leases: wait for it, so
+     * they are released rather than left to expire (each would cost an attempt).
+     * A heartbeat claim (n = 0) brings nothing back. */
     for (int i = 0; i < t->ncmds && !pending; i++)
-        pending = t->cmds[i].used && t->cmds[i].kind != CMD_CLAIM;
+        pending = t->cmds[i].used && (t->cmds[i].kind != CMD_CLAIM || t->cmds[i].n > 0);
     if (pending && now < t->hard_at) return;
     if (pending) logf_(t, LASH_LOG_WARN, -1, "shutdown deadline: exiting with work unrecorded");
     t->exited = true;
@@ -596,13 +617,15 @@ static void check_slots(lash_turn *t, int64_t now)
 void lash_turn_tick(lash_turn *t, int64_t now)
 {
     t->k.ticks++;
-    t->armed = -1; /* the timer fired */
+    t->armed = -1;                                                /* the timer fired */
+    if (t->hold_until && now >= t->hold_until) t->hold_until = 0; /* held work may go */
     if (t->connected) {
         for (int i = 0; i < t->ncmds; i++) {
             if (t->cmds[i].used && now >= t->cmds[i].sent + t->c.reply_timeout_ms) {
                 logf_(t, LASH_LOG_WARN, -1, "no reply from Redis in %lld ms; reconnecting",
                       (long long)t->c.reply_timeout_ms);
                 push(t, LASH_ACT_DISCONNECT);
+                t->k.reconnects++; /* lash_turn_disconnected will not count it: not connected */
                 t->connected = false;
                 t->connecting = true; /* until the shell answers disconnected */
                 t->connect_since = now;
@@ -625,7 +648,8 @@ void lash_turn_tick(lash_turn *t, int64_t now)
         push(t, LASH_ACT_CONNECT);
     }
     check_slots(t, now);
-    if (t->draining && now >= t->grace_at) {
+    if (t->draining && !t->grace_over && now >= t->grace_at) {
+        t->grace_over = true;
         for (int i = 0; i < t->c.concurrency; i++) {
             lash_slot *s = &t->slots[i];
             if (s->used && !s->lost && !s->releasing) {
@@ -642,7 +666,12 @@ void lash_turn_tick(lash_turn *t, int64_t now)
 void lash_turn_claimed(lash_turn *t, uint32_t id, lash_status st, lash_claim_batch *b, int64_t now)
 {
     cmd *m = cmd_find(t, id);
-    if (!m || m->kind != CMD_CLAIM) return; /* answered after we gave up on it */
+    if (!m || m->kind != CMD_CLAIM) {
+        /* Answered after we gave up on it. The rows are still ours to free
+         * (turn.h: on LASH_OK they are moved out of b); their leases expire. */
+        if (st == LASH_OK) lash_claim_batch_free(b);
+        return;
+    }
     int q = m->q, asked = m->n;
     int64_t sent = m->sent;
     t->reserved -= asked;
@@ -651,6 +680,7 @@ void lash_turn_claimed(lash_turn *t, uint32_t id, lash_status st, lash_claim_bat
     if (st != LASH_OK) {
         logf_(t, LASH_LOG_ERROR, -1, "claim failed (%s); the next tick retries",
               lash_status_name(st));
+        maybe_exit(t, now); /* a shutdown may have been waiting for this claim */
         rearm(t);
         return;
     }
@@ -668,6 +698,7 @@ void lash_turn_claimed(lash_turn *t, uint32_t id, lash_status st, lash_claim_bat
     /* A full batch means there is probably more: drive again as slots allow. */
     if (asked > 0 && (int)b->seen >= asked) t->want[q] = true;
     lash_claim_batch_free(b);
+    maybe_exit(t, now); /* a shutdown may have been waiting for this claim */
     rearm(t);
 }
 
@@ -707,6 +738,10 @@ void lash_turn_replied(lash_turn *t, uint32_t id, lash_status st, const int *sta
                                         : "release",
               lash_status_name(st));
         cmd_abandon(t, m, now);
+        /* An error reply (read-only replica after a fail-over, OOM) would come
+         * back just as fast: wait a poll interval instead of spinning. A lost
+         * connection (EIO) has its own backoff. */
+        if (st != LASH_EIO) t->hold_until = now + t->c.poll_ms;
         rearm(t);
         return;
     }
@@ -744,9 +779,16 @@ void lash_turn_cancel(lash_turn *t, int q, const char *id, int64_t now)
 
 void lash_turn_shutdown(lash_turn *t, int64_t now)
 {
-    if (t->draining) { /* asked twice: do not wait for the grace period */
-        t->grace_at = now;
-        lash_turn_tick(t, now);
+    if (t->draining) { /* asked twice: no more waiting, SIGKILL what still runs */
+        for (int i = 0; i < t->c.concurrency; i++) {
+            lash_slot *s = &t->slots[i];
+            if (!s->used) continue;
+            if (!s->lost) s->releasing = true;
+            kill_slot(t, i, SIGKILL, now);
+        }
+        t->grace_over = true;
+        maybe_exit(t, now);
+        rearm(t);
         return;
     }
     t->draining = true;
@@ -812,11 +854,20 @@ static void send_renews(lash_turn *t, int q, int64_t now)
     m->leases = xcalloc((size_t)n, sizeof *m->leases);
     m->slots = xcalloc((size_t)n, sizeof *m->slots);
     m->fences = xcalloc((size_t)n, sizeof *m->fences);
+    /* The ids are copied, not pointed at in the slot: the process may end and
+     * its slot take another row before the reply, and the lease must still name
+     * (and renew_reply still compare against) the row it was sent for. Fences
+     * alone cannot tell rows apart: every row's first attempt is fence 1. */
+    m->rows.v = xcalloc((size_t)n, sizeof *m->rows.v);
+    m->rows.cap = (size_t)n;
     for (int i = 0; i < t->c.concurrency; i++) {
         lash_slot *s = &t->slots[i];
         if (!(s->used && s->q == q && !s->lost && now + t->c.lease_ms / 12 >= s->renew_at))
             continue;
-        m->leases[m->n] = (lash_lease){s->id, t->owner, s->fence};
+        rec *r = &m->rows.v[m->rows.n++];
+        memcpy(r->id, s->id, sizeof r->id);
+        r->fence = s->fence;
+        m->leases[m->n] = (lash_lease){r->id, t->owner, s->fence};
         m->slots[m->n] = i;
         m->fences[m->n] = s->fence;
         m->n++;
@@ -853,6 +904,13 @@ static void send_claim(lash_turn *t, int q, int64_t now)
 void lash_turn_flush(lash_turn *t, int64_t now)
 {
     if (!t->connected) return;
+    if (t->hold_until && now < t->hold_until) { /* only claims (heartbeats) meanwhile */
+        for (int k = 0; k < t->c.nqueues; k++)
+            send_claim(t, (t->rr + k) % t->c.nqueues, now);
+        rearm(t);
+        return;
+    }
+    t->hold_until = 0;
     for (int k = 0; k < t->c.nqueues; k++) {
         int q = (t->rr + k) % t->c.nqueues;
         send_recs(t, q, &t->done[q], CMD_COMPLETE, now);

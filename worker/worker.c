@@ -374,6 +374,16 @@ static void on_sub_up(lash_aconn *c, void *ud)
         lash_turn_poke(w->turn, q, now_ms());
 }
 
+/* Re-arms the 1 s subscriber retry. A one-shot ev_timer that has fired keeps
+ * only its leftover (about 0 s): restarted as is, it fires at once, and a
+ * subscriber that keeps failing would reconnect in a hot loop. */
+static void sub_retry_later(lash_worker *w)
+{
+    ev_timer_stop(w->loop, &w->sub_retry);
+    ev_timer_set(&w->sub_retry, 1.0, 0);
+    ev_timer_start(w->loop, &w->sub_retry);
+}
+
 static void on_sub_down(lash_aconn *c, const lash_err *e, void *ud)
 {
     (void)c;
@@ -381,7 +391,7 @@ static void on_sub_down(lash_aconn *c, const lash_err *e, void *ud)
     lash_log(&w->c.log, LASH_LOG_WARN, NULL, NULL, -1, -1,
              "subscriber: %s; the poll keeps work moving, retrying in 1 s", e->msg);
     w->sub_dead = 1;
-    ev_timer_start(w->loop, &w->sub_retry);
+    sub_retry_later(w);
 }
 
 static void on_sub_retry(struct ev_loop *loop, ev_timer *t, int revents)
@@ -399,7 +409,7 @@ static void sub_open(lash_worker *w)
     if (lash_aconn_open(w->loop, &w->url, &cbs, w, &w->sub, &e)) {
         lash_log(&w->c.log, LASH_LOG_WARN, NULL, NULL, -1, -1, "subscriber: %s", e.msg);
         w->sub = NULL;
-        ev_timer_start(w->loop, &w->sub_retry);
+        sub_retry_later(w);
     }
 }
 

@@ -15,9 +15,11 @@ local function lash_complete_one(base, now, id, token, outcome, text, retry_ms, 
     local rk = base .. ':p:' .. id
     local lease = base .. ':lease:' .. id
     if redis.call('GET', lease) ~= token then
-        local fence = string.match(token, ':(%d+)$')
-        local f = redis.call('HMGET', rk, 'fence', 'state')
-        if fence and f[1] == fence and f[2] and f[2] ~= 'running' then return 2 end
+        -- Already recorded by this very token: the row's owner and fence make it
+        -- up, and the row is no longer running (a drive that ends a lost lease
+        -- moves the fence on, so the lost owner hears stale).
+        local f = redis.call('HMGET', rk, 'owner', 'fence', 'state')
+        if f[1] and f[2] and f[3] and f[3] ~= 'running' and f[1] .. ':' .. f[2] == token then return 2 end
         return 0
     end
     local f = redis.call('HMGET', rk, 'state', 'attempt', 'max_attempts', 'cancel')

@@ -2,7 +2,7 @@
 -- and to the whole Functions library. KEYS[1] is always the queue base
 -- "lash:{q}"; every key is derived from it, so all of them live in one slot.
 --
--- The limits mirror proto/limits.h (tests/test_scripts.c checks they agree).
+-- The limits mirror proto/limits.h (tests/test_proto.c checks they agree).
 local LASH_ID_MAX = 128
 local LASH_KIND_MAX = 64
 local LASH_WORKER_ID_MAX = 128
@@ -18,8 +18,33 @@ local LASH_DEFAULT_BACKOFF = 'exp:1000:60000'
 local LASH_EVENTS_MAX = 10000
 local LASH_WORKER_STALE_MS = 60000
 
+-- What one script call remembers: integers it already turned into text, and
+-- whether it trimmed the events stream. Lua 5.1 formats each number handed to
+-- redis.call with sprintf("%.14g"), which was an eighth of a batch script's
+-- instructions (callgrind, docs/benchmarks.md); now a batch formats each distinct
+-- value once. lash_now() starts every call and resets both (the Functions library
+-- keeps chunk-level locals from one FCALL to the next).
+local lash_strs, lash_nstrs, lash_trimmed = {}, 0, false
+-- ... and the writes to the index sets (due, done) it deferred: see lash_index.
+local lash_ix, lash_ixkeys = {}, {}
+
+-- n as text, as redis.call would format it, once per call.
+local function lash_str(n)
+    local s = lash_strs[n]
+    if not s then
+        s = tostring(n)
+        if lash_nstrs >= 4096 then lash_strs, lash_nstrs = {}, 0 end
+        lash_strs[n] = s
+        lash_nstrs = lash_nstrs + 1
+    end
+    return s
+end
+
 -- The server's clock, so no worker's clock skew can bend a lease.
 local function lash_now()
+    if lash_nstrs > 0 then lash_strs, lash_nstrs = {}, 0 end
+    if #lash_ixkeys > 0 then lash_ix, lash_ixkeys = {}, {} end -- left by a call that failed
+    lash_trimmed = false
     local t = redis.call('TIME')
     return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 end
@@ -33,33 +58,85 @@ local function lash_base(KEYS)
 end
 
 -- nil when s is a good name, else why not.
+-- Names without ':' (kinds) whose bytes were found good: a batch repeats a few
+-- kinds, and the pattern match costs ~3,700 instructions. A pure cache, bounded.
+local lash_oknames, lash_noknames = {}, 0
+
 local function lash_bad_name(s, max, colon)
     if type(s) ~= 'string' or #s == 0 then return 'is empty' end
     if #s > max then return 'is ' .. #s .. ' bytes, over ' .. max end
-    local pat = colon and '^[%w%._%-:]+$' or '^[%w%._%-]+$'
-    if not string.find(s, pat) then
-        return 'has a byte outside A-Z a-z 0-9 . _ -' .. (colon and ' :' or '')
+    if colon or not lash_oknames[s] then
+        local pat = colon and '^[%w%._%-:]+$' or '^[%w%._%-]+$'
+        if not string.find(s, pat) then
+            return 'has a byte outside A-Z a-z 0-9 . _ -' .. (colon and ' :' or '')
+        end
+        if not colon then
+            if lash_noknames >= 1024 then lash_oknames, lash_noknames = {}, 0 end
+            lash_oknames[s] = true
+            lash_noknames = lash_noknames + 1
+        end
+    end
+    return nil
+end
+
+-- nil when v is a backoff policy lash_backoff_parse (proto/record.c) accepts:
+-- fixed:MS or exp:BASE:CAP with 1 <= BASE <= CAP, all within LASH_DELAY_MAX.
+local function lash_bad_backoff(v)
+    if type(v) ~= 'string' or #v > 40 then return 'must be fixed:MS or exp:BASE:CAP' end
+    local ms = string.match(v, '^fixed:(%d+)$')
+    if ms then
+        if tonumber(ms) > LASH_DELAY_MAX then return 'fixed:MS must be 0..' .. LASH_DELAY_MAX end
+        return nil
+    end
+    local b, c = string.match(v, '^exp:(%d+):(%d+)$')
+    if not b then return 'must be fixed:MS or exp:BASE:CAP' end
+    b, c = tonumber(b), tonumber(c)
+    if b < 1 or c < b or c > LASH_DELAY_MAX then
+        return 'exp:BASE:CAP wants 1 <= BASE <= CAP <= ' .. LASH_DELAY_MAX
     end
     return nil
 end
 
 -- An integer in [lo, hi] from a string or number, or nil.
+-- Strings already parsed by lash_int: the integer, or false. A pure cache, so it
+-- may outlive a call (bounded). Parsing costs ~4,500 instructions (a pattern
+-- match, then strtod) and a claim parses four fields per row whose values repeat.
+local lash_ints, lash_nints = {}, 0
+
 local function lash_int(v, lo, hi)
     if v == nil or v == false then return nil end
-    if type(v) == 'string' and not string.find(v, '^%-?%d+$') then return nil end
-    local n = tonumber(v)
-    if n == nil or n ~= math.floor(n) or n < lo or n > hi then return nil end
+    local n
+    if type(v) == 'string' then
+        n = lash_ints[v]
+        if n == nil then
+            n = string.find(v, '^%-?%d+$') and tonumber(v) or false
+            if lash_nints >= 4096 then lash_ints, lash_nints = {}, 0 end
+            lash_ints[v] = n
+            lash_nints = lash_nints + 1
+        end
+        if not n then return nil end
+    else
+        n = tonumber(v)
+        if n == nil or n ~= math.floor(n) then return nil end
+    end
+    if n < lo or n > hi then return nil end
     return n
 end
 
 local function lash_event(base, ev, id, a, b, c, d)
-    -- Capped with '~' so Redis trims whole macro nodes: O(1) amortized.
+    local key = base .. ':events'
+    -- Capped with '~' so Redis trims whole macro nodes, once per script call
+    -- rather than in every XADD: a batch may run past the cap by its own events.
+    if not lash_trimmed then
+        redis.call('XTRIM', key, 'MAXLEN', '~', LASH_EVENTS_MAX)
+        lash_trimmed = true
+    end
     if a == nil then
-        redis.call('XADD', base .. ':events', 'MAXLEN', '~', LASH_EVENTS_MAX, '*', 'event', ev, 'id', id)
+        redis.call('XADD', key, '*', 'event', ev, 'id', id)
     elseif c == nil then
-        redis.call('XADD', base .. ':events', 'MAXLEN', '~', LASH_EVENTS_MAX, '*', 'event', ev, 'id', id, a, b)
+        redis.call('XADD', key, '*', 'event', ev, 'id', id, a, b)
     else
-        redis.call('XADD', base .. ':events', 'MAXLEN', '~', LASH_EVENTS_MAX, '*', 'event', ev, 'id', id, a, b, c, d)
+        redis.call('XADD', key, '*', 'event', ev, 'id', id, a, b, c, d)
     end
 end
 
@@ -70,7 +147,44 @@ local function lash_count(c, field, n)
     c[field] = (c[field] or 0) + (n or 1)
 end
 
+-- ZADD/ZREM on an index set (due, done), deferred to the end of the script call
+-- and sent as one variadic command per key and run of the same command: a batch
+-- of rows then costs a few redis.call()s instead of one per row each (a call
+-- costs ~3,000 instructions of wrapping alone; callgrind, docs/benchmarks.md).
+-- Order is kept per key; writes to different keys do not interact. Only the
+-- index sets go through here, never a key the same call reads back (the lease,
+-- the row). lash_flush_counts (which every writing script ends with) applies
+-- them; so does lash_flush_index, for a script that reads an index set after.
+local function lash_index(op, key, a, b)
+    local runs = lash_ix[key]
+    if not runs then
+        runs = {}
+        lash_ix[key] = runs
+        lash_ixkeys[#lash_ixkeys + 1] = key
+    end
+    local run = runs[#runs]
+    if not run or run.op ~= op then
+        run = { op = op }
+        runs[#runs + 1] = run
+    end
+    run[#run + 1] = a
+    if b ~= nil then run[#run + 1] = b end
+end
+
+local function lash_flush_index()
+    for _, key in ipairs(lash_ixkeys) do
+        for _, run in ipairs(lash_ix[key]) do
+            -- In slices: unpack() of more than ~8000 values overflows Lua's C stack.
+            for i = 1, #run, 1000 do
+                redis.call(run.op, key, unpack(run, i, math.min(i + 999, #run)))
+            end
+        end
+    end
+    lash_ix, lash_ixkeys = {}, {}
+end
+
 local function lash_flush_counts(base, c)
+    lash_flush_index()
     for k, v in pairs(c) do
         if v ~= 0 then redis.call('HINCRBY', base .. ':stats', k, v) end
     end
@@ -81,16 +195,19 @@ local LASH_TERMINAL = { completed = true, failed = true, cancelled = true, aband
 
 -- Moves a row to a terminal state: out of due, into done, announced on the
 -- finished channel and in the events stream. `from` is the state it leaves (for
--- the counters; nil when it was unreadable).
-local function lash_finish(base, id, state, now, counts, from, field, text)
+-- the counters; nil when it was unreadable). xf/xv: one more field to write.
+local function lash_finish(base, id, state, now, counts, from, field, text, xf, xv)
     local rk = base .. ':p:' .. id
-    if field then
-        redis.call('HSET', rk, 'state', state, 'updated_ms', now, 'finished_ms', now, field, text)
+    local t = lash_str(now)
+    if xf then
+        redis.call('HSET', rk, 'state', state, 'updated_ms', t, 'finished_ms', t, field, text, xf, xv)
+    elseif field then
+        redis.call('HSET', rk, 'state', state, 'updated_ms', t, 'finished_ms', t, field, text)
     else
-        redis.call('HSET', rk, 'state', state, 'updated_ms', now, 'finished_ms', now)
+        redis.call('HSET', rk, 'state', state, 'updated_ms', t, 'finished_ms', t)
     end
-    redis.call('ZREM', base .. ':due', id)
-    redis.call('ZADD', base .. ':done', now, id)
+    lash_index('ZREM', base .. ':due', id)
+    lash_index('ZADD', base .. ':done', t, id)
     redis.call('DEL', base .. ':lease:' .. id)
     redis.call('PUBLISH', base .. ':finished', id)
     if field == 'error' then
@@ -125,6 +242,9 @@ local function lash_trim_done(base, now, keep_n, keep_ms, max, counts)
         if st and LASH_TERMINAL[st] then lash_count(counts, st, -1) end
         redis.call('DEL', rk)
     end
-    if #victims > 0 then redis.call('ZREM', done, unpack(victims)) end
+    -- In slices: unpack() of more than ~8000 values overflows Lua's C stack.
+    for i = 1, #victims, 1000 do
+        redis.call('ZREM', done, unpack(victims, i, math.min(i + 999, #victims)))
+    end
     return #victims
 end

@@ -26,7 +26,7 @@ local function lash_list(KEYS, ARGV)
         local n = math.min(budget, 200)
         local page = where == 'd' and redis.call('ZRANGE', key, pos, pos + n - 1, 'WITHSCORES')
             or redis.call('ZREVRANGE', key, pos, pos + n - 1, 'WITHSCORES')
-        local i = 1
+        local i, looked = 1, 0
         while i < #page and #out - 1 < limit do
             local id = page[i]
             local f = redis.call('HMGET', base .. ':p:' .. id, 'state', 'kind', 'attempt')
@@ -35,8 +35,11 @@ local function lash_list(KEYS, ARGV)
             end
             i = i + 2
             pos = pos + 1
+            looked = looked + 1
         end
-        budget = budget - n
+        -- Charge what was looked at, not the page asked for: a short due set
+        -- leaves the budget for the done set.
+        budget = budget - looked
         if #page < 2 * n and i >= #page then
             -- This set is exhausted.
             if where == 'd' and not LASH_LIVE[want] then where, pos = 't', 0

@@ -28,13 +28,15 @@ local function lash_submit_one(base, now, id, kind, payload, opts, counts)
         elseif name == 'delay_ms' then
             local d = lash_int(v, 0, LASH_DELAY_MAX)
             if not d then return 'invalid: delay_ms must be 0..' .. LASH_DELAY_MAX end
-            run_at = now + d
+            -- With run_at too, the later of the two (pairs() has no order).
+            run_at = math.max(run_at, now + d)
         elseif name == 'run_at' then
-            run_at = lash_int(v, 0, now + LASH_DELAY_MAX)
-            if not run_at then return 'invalid: run_at must be a ms time within a year' end
+            local at = lash_int(v, 0, now + LASH_DELAY_MAX)
+            if not at then return 'invalid: run_at must be a ms time within a year' end
+            run_at = opts.delay_ms and math.max(run_at, at) or at
         elseif name == 'backoff' then
-            local ok = string.find(v, '^fixed:%d+$') or string.find(v, '^exp:[1-9]%d*:[1-9]%d*$')
-            if not ok or #v > 40 then return 'invalid: backoff must be fixed:MS or exp:BASE:CAP' end
+            local why = lash_bad_backoff(v)
+            if why then return 'invalid: backoff ' .. why end
             if v ~= LASH_DEFAULT_BACKOFF then backoff = v end
         elseif name == 'on_lost' then
             if v ~= 'rerun' and v ~= 'abandon' then return 'invalid: on_lost must be rerun or abandon' end
@@ -44,8 +46,10 @@ local function lash_submit_one(base, now, id, kind, payload, opts, counts)
         end
     end
     local rk = base .. ':p:' .. id
-    local old = redis.call('HMGET', rk, 'kind', 'payload', 'max_attempts', 'timeout_ms', 'backoff', 'on_lost')
-    if old[1] then
+    -- EXISTS first: a new id (the common case) costs less than six empty fields.
+    local old = redis.call('EXISTS', rk) == 1 and
+        redis.call('HMGET', rk, 'kind', 'payload', 'max_attempts', 'timeout_ms', 'backoff', 'on_lost')
+    if old and old[1] then
         -- Idempotent by id: the same registration is a no-op, another is a conflict.
         if old[1] ~= kind then return 'conflict: id exists with kind ' .. old[1] end
         if old[2] ~= payload then return 'conflict: id exists with another payload' end
@@ -56,13 +60,14 @@ local function lash_submit_one(base, now, id, kind, payload, opts, counts)
         return 'exists'
     end
     -- Options equal to their defaults are left out: a smaller row.
-    local f = { 'kind', kind, 'payload', payload, 'state', 'pending', 'max_attempts', max, 'created_ms', now }
+    local f = { 'kind', kind, 'payload', payload, 'state', 'pending', 'max_attempts', lash_str(max),
+        'created_ms', lash_str(now) }
     if run_at ~= now then f[#f + 1] = 'run_at'; f[#f + 1] = run_at end
     if timeout ~= 0 then f[#f + 1] = 'timeout_ms'; f[#f + 1] = timeout end
     if backoff ~= '' then f[#f + 1] = 'backoff'; f[#f + 1] = backoff end
     if on_lost ~= '' then f[#f + 1] = 'on_lost'; f[#f + 1] = on_lost end
     redis.call('HSET', rk, unpack(f))
-    redis.call('ZADD', base .. ':due', run_at, id)
+    lash_index('ZADD', base .. ':due', lash_str(run_at), id)
     lash_event(base, 'submitted', id, 'kind', kind)
     lash_count(counts, 'pending')
     lash_count(counts, 'total_submitted')

@@ -1,0 +1,221 @@
+/* cmd_top.c: `lashctl top`, a live screen of the queue.
+ *
+ * Rates are the deltas of the stats' running totals between two frames, divided
+ * by the time between them, so they cost nothing on the server and agree with
+ * `lashctl stats`. On a terminal the screen is redrawn in place and q or Ctrl-C
+ * quits; otherwise (a pipe, a log, a test) each frame is printed as plain lines.
+ */
+#include <cjson/cJSON.h>
+#include <hiredis/hiredis.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <termios.h>
+#include <unistd.h>
+
+#include "cli/cli.h"
+#include "proto/keys.h"
+
+#define FRAME_MS 1000
+#define SHOW_WORKERS 20
+
+static volatile sig_atomic_t stop_asked;
+
+static void on_signal(int sig)
+{
+    (void)sig;
+    stop_asked = 1;
+}
+
+typedef struct {
+    lash_stats s;
+    int64_t at_ms; /* monotonic, when read */
+    char oldest_id[LASH_ID_MAX + 1];
+    cli_worker *w;
+    size_t nw;
+} frame;
+
+enum { R_SUBMITTED, R_COMPLETED, R_FAILED, R_RETRIED, R_LOST, R_CANCELLED, R_COUNT };
+static const char *const rate_names[R_COUNT] = {"submitted", "completed", "failed",
+                                                "retried",   "lost",      "cancelled"};
+
+static void totals(const lash_stats *s, int64_t t[R_COUNT])
+{
+    t[R_SUBMITTED] = s->total_submitted;
+    t[R_COMPLETED] = s->total_completed;
+    t[R_FAILED] = s->total_failed;
+    t[R_RETRIED] = s->total_retried;
+    t[R_LOST] = s->total_lost;
+    t[R_CANCELLED] = s->total_cancelled;
+}
+
+/* The id of the longest-waiting eligible process, if any. */
+static lash_status oldest(lash_conn *c, const char *queue, int64_t now_ms, char *id, size_t cap,
+                          lash_err *e)
+{
+    char key[LASH_KEY_MAX];
+    redisContext *rc = lash_conn_redis(c);
+    redisReply *r =
+        redisCommand(rc, "ZRANGE %s 0 0 WITHSCORES", lash_key(key, queue, LASH_KEY_DUE));
+    if (!r) return lash_fail(e, LASH_EIO, "top: %s", rc->errstr);
+    id[0] = 0;
+    if (r->type == REDIS_REPLY_ARRAY && r->elements == 2 &&
+        r->element[0]->type == REDIS_REPLY_STRING && r->element[1]->type == REDIS_REPLY_STRING &&
+        strtoll(r->element[1]->str, NULL, 10) <= now_ms)
+        snprintf(id, cap, "%s", r->element[0]->str);
+    freeReplyObject(r);
+    return LASH_OK;
+}
+
+static lash_status read_frame(lash_conn *c, const char *queue, frame *f, lash_err *e)
+{
+    int64_t now;
+    memset(f, 0, sizeof *f);
+    lash_status st = lash_get_stats(c, queue, &f->s, e);
+    if (!st) st = cli_read_workers(c, queue, &f->w, &f->nw, &now, e);
+    if (!st) st = oldest(c, queue, f->s.now_ms, f->oldest_id, sizeof f->oldest_id, e);
+    f->at_ms = cli_mono_ms();
+    return st;
+}
+
+static void print_json(const char *queue, const frame *f, const double *rates)
+{
+    cJSON *j = cli_stats_json(&f->s, queue);
+    if (!j) return;
+    cJSON *r = cJSON_AddObjectToObject(j, "rates");
+    for (int i = 0; rates && i < R_COUNT; i++)
+        cJSON_AddNumberToObject(r, rate_names[i], rates[i]);
+    if (f->oldest_id[0]) cJSON_AddStringToObject(j, "oldest_id", f->oldest_id);
+    cJSON *a = cJSON_AddArrayToObject(j, "worker_list");
+    for (size_t i = 0; i < f->nw; i++) {
+        cJSON *w = cJSON_CreateObject();
+        cJSON_AddStringToObject(w, "id", f->w[i].id);
+        cJSON_AddNumberToObject(w, "seconds_ago", (double)(f->s.now_ms - f->w[i].seen_ms) / 1000);
+        cJSON_AddItemToArray(a, w);
+    }
+    char *text = cJSON_PrintUnformatted(j);
+    cJSON_Delete(j);
+    cli_print_json(text);
+}
+
+static void print_text(FILE *out, const char *queue, const frame *f, const double *rates, bool tty)
+{
+    char t[40], age[32];
+    fprintf(out, "lash top  queue %s  %s%s\n", queue, cli_fmt_time(f->s.now_ms, t, sizeof t),
+            tty ? "  (q to quit)" : "");
+    fprintf(out, "rates/s   ");
+    for (int i = 0; i < R_COUNT; i++)
+        if (rates)
+            fprintf(out, " %s %.1f", rate_names[i], rates[i]);
+        else
+            fprintf(out, " %s -", rate_names[i]);
+    fprintf(out, "\nstates    ");
+    for (int i = 0; i < LASH_STATE_COUNT; i++)
+        fprintf(out, " %s %lld", lash_state_name((lash_state)i), (long long)f->s.count[i]);
+    if (f->oldest_id[0])
+        fprintf(out, "\noldest     %s waiting %s\n", f->oldest_id,
+                cli_fmt_age(f->s.oldest_due_ms, age, sizeof age));
+    else
+        fprintf(out, "\noldest     none waiting\n");
+    fprintf(out, "workers    %lld alive\n", (long long)f->s.workers);
+    for (size_t i = 0; i < f->nw && (!tty || i < SHOW_WORKERS); i++)
+        fprintf(out, "  %-40s %.1fs ago\n", f->w[i].id,
+                (double)(f->s.now_ms - f->w[i].seen_ms) / 1000);
+    if (tty && f->nw > SHOW_WORKERS) fprintf(out, "  ... and %zu more\n", f->nw - SHOW_WORKERS);
+}
+
+/* Sleeps a frame; on a terminal, a 'q' key ends it early. Returns true to stop. */
+static bool pause_frame(bool keys)
+{
+    int64_t until = cli_mono_ms() + FRAME_MS;
+    while (!stop_asked) {
+        int64_t left = until - cli_mono_ms();
+        if (left <= 0) return false;
+        struct pollfd p = {.fd = STDIN_FILENO, .events = POLLIN};
+        int n = poll(keys ? &p : NULL, keys ? 1 : 0, (int)left);
+        if (n > 0) {
+            char ch;
+            ssize_t got = read(STDIN_FILENO, &ch, 1);
+            if (got <= 0) keys = false; /* stdin closed: only time or a signal ends us */
+            if (got == 1 && (ch == 'q' || ch == 'Q' || ch == 3)) return true;
+        }
+    }
+    return true;
+}
+
+int cli_cmd_top(cli_ctx *ctx, int argc, char **argv)
+{
+    cli_opt o[] = {{"iterations", true, NULL}, {NULL, false, NULL}};
+    const char *pos[1];
+    int npos, rc;
+    int64_t iterations = 0;
+    if (!cli_begin(ctx, "top", argc, argv, o, pos, 0, 0, &npos, &rc)) return rc;
+    const char *v = cli_opt_val(o, "iterations");
+    if (v && (rc = cli_parse_int("--iterations", v, 1, 1000000, &iterations))) return rc;
+    lash_conn *c = NULL;
+    if ((rc = cli_connect(ctx, &c))) return rc;
+
+    bool tty = !ctx->json && isatty(STDOUT_FILENO);
+    bool keys = tty && isatty(STDIN_FILENO);
+    struct termios saved;
+    if (keys && tcgetattr(STDIN_FILENO, &saved) == 0) {
+        struct termios raw = saved;
+        raw.c_lflag &= ~(tcflag_t)(ICANON | ECHO);
+        raw.c_cc[VMIN] = 1;
+        raw.c_cc[VTIME] = 0;
+        tcsetattr(STDIN_FILENO, TCSANOW, &raw);
+    } else {
+        keys = false;
+    }
+    if (tty) {
+        /* Our own handler, so the terminal is restored however we stop. */
+        struct sigaction sa = {0};
+        sa.sa_handler = on_signal;
+        sigaction(SIGINT, &sa, NULL);
+        sigaction(SIGTERM, &sa, NULL);
+        fputs("\033[?25l", stdout);
+    }
+
+    frame prev = {0}, cur;
+    bool have_prev = false;
+    lash_err e = {0};
+    for (int64_t k = 1; !stop_asked; k++) {
+        lash_status st = read_frame(c, ctx->queue, &cur, &e);
+        if (st) {
+            cli_workers_free(cur.w, cur.nw);
+            rc = cli_fail(st, &e);
+            break;
+        }
+        double rates[R_COUNT];
+        if (have_prev) {
+            int64_t a[R_COUNT], b[R_COUNT];
+            totals(&prev.s, a);
+            totals(&cur.s, b);
+            double dt = (double)(cur.at_ms - prev.at_ms) / 1000.0;
+            for (int i = 0; i < R_COUNT; i++)
+                rates[i] = dt > 0 ? (double)(b[i] - a[i]) / dt : 0;
+        }
+        if (ctx->json) {
+            print_json(ctx->queue, &cur, have_prev ? rates : NULL);
+        } else if (tty) {
+            fputs("\033[H\033[2J", stdout);
+            print_text(stdout, ctx->queue, &cur, have_prev ? rates : NULL, true);
+        } else {
+            print_text(stdout, ctx->queue, &cur, have_prev ? rates : NULL, false);
+            fputs("\n", stdout);
+        }
+        cli_workers_free(prev.w, prev.nw);
+        prev = cur;
+        have_prev = true;
+        if (fflush(stdout) != 0) break; /* the reader went away */
+        if (iterations && k >= iterations) break;
+        if (pause_frame(keys)) break;
+    }
+    cli_workers_free(prev.w, have_prev ? prev.nw : 0);
+    if (keys) tcsetattr(STDIN_FILENO, TCSANOW, &saved);
+    if (tty) fputs("\033[?25h\n", stdout);
+    lash_close(c);
+    return rc;
+}

@@ -1,0 +1,1464 @@
+/* test_worker.c: lash-worker end to end, against a private redis-server.
+ *
+ * Each test starts its own Redis (tests/fixture.h) and real lash-worker
+ * processes (fork/exec of the built binary), submits rows with the registry
+ * API or raw commands, and reads the outcome back from Redis. Exec handlers are
+ * small shell scripts written into the test's temp dir; the "work" script logs
+ * one line per run ("<id> <fence> <attempt> <pid>") to exec.log, so a test can
+ * count executions and find (and signal) the process group of a run.
+ *
+ * Timings are liveness bounds only, generous enough for a sanitizer build on a
+ * busy 2-core machine. Workers still running at the end are asked to drain
+ * (SIGTERM) in the teardown, which checks they exit 0 and that no sanitizer
+ * report reached their stderr.
+ *
+ * LASH_TEST_VERBOSE=1 dumps every worker's stderr and log at the end of each
+ * test (the temp dir is removed with the Redis fixture).
+ */
+#include <cjson/cJSON.h>
+#include <criterion/criterion.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <hiredis/hiredis.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/time.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "fixture.h"
+#include "proto/keys.h"
+
+extern char **environ;
+
+/* ---- the private Redis and a connection to it ---------------------------------- */
+
+static lash_fx_redis R;
+static lash_conn *C;
+
+static void up(const char *const *extra)
+{
+    lash_fx_redis_start(&R, extra);
+    C = lash_fx_connect(&R);
+}
+
+static void reconnect(void)
+{
+    lash_close(C);
+    C = lash_fx_connect(&R);
+}
+
+static redisReply *vcmd(const char *fmt, va_list ap)
+{
+    redisContext *ctx = lash_conn_redis(C);
+    redisReply *r = redisvCommand(ctx, fmt, ap);
+    cr_assert(r, "redis command '%s' failed: %s", fmt, ctx->errstr);
+    cr_assert(r->type != REDIS_REPLY_ERROR, "redis command '%s': %s", fmt, r->str);
+    return r;
+}
+
+/* A raw command; the caller frees the reply. */
+static redisReply *cmd(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    redisReply *r = vcmd(fmt, ap);
+    va_end(ap);
+    return r;
+}
+
+static void cmd_do(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    freeReplyObject(vcmd(fmt, ap));
+    va_end(ap);
+}
+
+static long long cmd_int(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    redisReply *r = vcmd(fmt, ap);
+    va_end(ap);
+    cr_assert_eq(r->type, REDIS_REPLY_INTEGER, "'%s' did not answer an integer", fmt);
+    long long v = r->integer;
+    freeReplyObject(r);
+    return v;
+}
+
+/* A field of row id of queue q (NULL when missing); into buf. */
+static const char *hget(const char *q, const char *id, const char *field, char *buf, size_t cap)
+{
+    char key[LASH_KEY_MAX + 64];
+    snprintf(key, sizeof key, "lash:{%s}:p:%s", q, id);
+    redisReply *r = cmd("HGET %s %s", key, field);
+    const char *out = NULL;
+    if (r->type == REDIS_REPLY_STRING) {
+        snprintf(buf, cap, "%.*s", (int)r->len, r->str);
+        out = buf;
+    }
+    freeReplyObject(r);
+    return out;
+}
+
+static bool row_is(const char *q, const char *id, const char *state)
+{
+    char buf[64];
+    const char *s = hget(q, id, "state", buf, sizeof buf);
+    return s && strcmp(s, state) == 0;
+}
+
+static bool lease_exists(const char *q, const char *id)
+{
+    char key[LASH_KEY_MAX + 64];
+    snprintf(key, sizeof key, "lash:{%s}:lease:%s", q, id);
+    return cmd_int("EXISTS %s", key) == 1;
+}
+
+static long long lease_keys(const char *q)
+{
+    char pat[LASH_KEY_MAX + 16];
+    snprintf(pat, sizeof pat, "lash:{%s}:lease:*", q);
+    redisReply *r = cmd("KEYS %s", pat);
+    long long n = (long long)r->elements;
+    freeReplyObject(r);
+    return n;
+}
+
+static lash_stats stats(const char *q)
+{
+    lash_stats s;
+    lash_err e = {0};
+    cr_assert_eq(lash_get_stats(C, q, &s, &e), LASH_OK, "stats: %s", e.msg);
+    return s;
+}
+
+static lash_record get(const char *q, const char *id)
+{
+    lash_record rec;
+    lash_err e = {0};
+    lash_status st = lash_get(C, q, id, &rec, &e);
+    cr_assert_eq(st, LASH_OK, "get %s: %s", id, e.msg);
+    return rec;
+}
+
+/* The events of kind ev recorded for id in the queue's stream. */
+static int events(const char *q, const char *id, const char *ev)
+{
+    char key[LASH_KEY_MAX];
+    redisReply *r = cmd("XRANGE %s - +", lash_key(key, q, LASH_KEY_EVENTS));
+    int n = 0;
+    for (size_t i = 0; i < r->elements; i++) {
+        redisReply *f = r->element[i]->element[1];
+        const char *e = NULL, *rid = NULL;
+        for (size_t k = 0; k + 1 < f->elements; k += 2) {
+            if (strcmp(f->element[k]->str, "event") == 0) e = f->element[k + 1]->str;
+            if (strcmp(f->element[k]->str, "id") == 0) rid = f->element[k + 1]->str;
+        }
+        n += e && rid && strcmp(e, ev) == 0 && strcmp(rid, id) == 0;
+    }
+    freeReplyObject(r);
+    return n;
+}
+
+static long long subscribers(const char *q)
+{
+    char chan[LASH_KEY_MAX];
+    redisReply *r = cmd("PUBSUB NUMSUB %s", lash_key(chan, q, LASH_CHAN_POKE));
+    long long n = r->elements == 2 ? r->element[1]->integer : -1;
+    freeReplyObject(r);
+    return n;
+}
+
+/* ---- submitting -------------------------------------------------------------------- */
+
+typedef struct {
+    int max_attempts;
+    int64_t timeout_ms;
+} opts;
+
+static void submit_o(const char *q, const char *id, const char *kind, const char *payload, opts o)
+{
+    lash_submission s = {.id = id,
+                         .kind = kind,
+                         .payload = payload,
+                         .payload_len = payload ? strlen(payload) : 0,
+                         .max_attempts = o.max_attempts,
+                         .timeout_ms = o.timeout_ms};
+    lash_submitted out;
+    lash_err e = {0};
+    cr_assert_eq(lash_submit(C, q, &s, 1, &out, &e), LASH_OK, "submit %s: %s", id, e.msg);
+    cr_assert_eq(out.status, LASH_SUB_CREATED, "submit %s: %s", id, out.msg);
+}
+
+static void submit(const char *q, const char *id, const char *kind, const char *payload)
+{
+    submit_o(q, id, kind, payload, (opts){0});
+}
+
+/* n rows "<prefix><i>" of one kind and payload, in one batch. */
+static void submit_many(const char *q, const char *prefix, int n, const char *kind,
+                        const char *payload)
+{
+    lash_submission *s = calloc((size_t)n, sizeof *s);
+    lash_submitted *out = calloc((size_t)n, sizeof *out);
+    char(*ids)[32] = calloc((size_t)n, sizeof *ids);
+    cr_assert(s && out && ids);
+    for (int i = 0; i < n; i++) {
+        snprintf(ids[i], sizeof ids[i], "%s%d", prefix, i);
+        s[i] = (lash_submission){
+            .id = ids[i], .kind = kind, .payload = payload, .payload_len = strlen(payload)};
+    }
+    lash_err e = {0};
+    cr_assert_eq(lash_submit(C, q, s, (size_t)n, out, &e), LASH_OK, "submit: %s", e.msg);
+    for (int i = 0; i < n; i++)
+        cr_assert_eq(out[i].status, LASH_SUB_CREATED, "%s: %s", ids[i], out[i].msg);
+    free(s);
+    free(out);
+    free(ids);
+}
+
+/* A pending row written with raw commands, no PUBLISH: what a submit would
+ * write, as field/value pairs (NULL-terminated), due at once. */
+static void raw_row(const char *q, const char *id, const char *const *fv)
+{
+    char key[LASH_KEY_MAX + 64], due[LASH_KEY_MAX];
+    snprintf(key, sizeof key, "lash:{%s}:p:%s", q, id);
+    for (int i = 0; fv[i]; i += 2)
+        cmd_do("HSET %s %s %s", key, fv[i], fv[i + 1]);
+    cmd_do("ZADD %s 0 %s", lash_key(due, q, LASH_KEY_DUE), id);
+}
+
+#define FV(...) ((const char *const[]){__VA_ARGS__, NULL})
+
+/* ---- waiting ------------------------------------------------------------------------ */
+
+/* Polls cond every 20 ms until it holds or ms have passed; the caller asserts. */
+#define WAIT_UNTIL(cond, ms)                                                                       \
+    do {                                                                                           \
+        long long wait_end_ = lash_fx_ms() + (ms);                                                 \
+        while (!(cond) && lash_fx_ms() < wait_end_)                                                \
+            lash_fx_sleep_ms(20);                                                                  \
+    } while (0)
+
+static bool group_gone(pid_t pgid)
+{
+    return kill(-pgid, 0) == -1 && errno == ESRCH;
+}
+
+static bool file_has(const char *path, const char *needle)
+{
+    FILE *f = fopen(path, "r");
+    if (!f) return false;
+    char line[4096];
+    bool found = false;
+    while (!found && fgets(line, sizeof line, f))
+        found = strstr(line, needle) != NULL;
+    fclose(f);
+    return found;
+}
+
+/* ---- workers ----------------------------------------------------------------------- */
+
+#define MAXW 8
+typedef struct {
+    pid_t pid;
+    char name[32];
+} wproc;
+static wproc W[MAXW];
+
+static void path_in(char *buf, size_t cap, const char *name)
+{
+    snprintf(buf, cap, "%s/%s", R.dir, name);
+}
+
+/* Starts a program with stdout/stderr to <dir>/<name>.err, stdin from
+ * /dev/null, no LASH_* variable of the test's environment but env's
+ * ("NAME=value", NULL-terminated, may be NULL), default signal handling. */
+static pid_t spawn(const char *name, const char *const *env, const char *const *argv)
+{
+    char errp[256];
+    snprintf(errp, sizeof errp, "%s/%s.err", R.dir, name);
+    pid_t pid = fork();
+    cr_assert(pid >= 0, "fork: %s", strerror(errno));
+    if (pid == 0) {
+        int in = open("/dev/null", O_RDONLY);
+        int err = open(errp, O_WRONLY | O_CREAT | O_APPEND, 0644);
+        if (in < 0 || err < 0) _exit(126);
+        dup2(in, 0);
+        dup2(err, 1);
+        dup2(err, 2);
+        for (int again = 1; again;) {
+            again = 0;
+            for (char **e = environ; *e; e++) {
+                if (strncmp(*e, "LASH_", 5) == 0) {
+                    char var[256];
+                    snprintf(var, sizeof var, "%.*s", (int)strcspn(*e, "="), *e);
+                    unsetenv(var);
+                    again = 1;
+                    break;
+                }
+            }
+        }
+        for (int i = 0; env && env[i]; i++)
+            putenv((char *)env[i]);
+        sigset_t none;
+        sigemptyset(&none);
+        sigprocmask(SIG_SETMASK, &none, NULL);
+        signal(SIGTERM, SIG_DFL);
+        signal(SIGINT, SIG_DFL);
+        signal(SIGPIPE, SIG_DFL);
+        signal(SIGCHLD, SIG_DFL);
+        execv(argv[0], (char *const *)argv);
+        _exit(127);
+    }
+    return pid;
+}
+
+static wproc *track(const char *name, pid_t pid)
+{
+    for (int i = 0; i < MAXW; i++) {
+        if (W[i].pid == 0) {
+            W[i].pid = pid;
+            snprintf(W[i].name, sizeof W[i].name, "%s", name);
+            return &W[i];
+        }
+    }
+    cr_assert_fail("too many workers");
+    return NULL;
+}
+
+/* Starts lash-worker --id name with a log file <dir>/<name>.log (debug level)
+ * and a short default grace; args (NULL-terminated) come after and win. */
+static pid_t worker_env(const char *name, const char *const *env, const char *const *args)
+{
+    char logp[256];
+    snprintf(logp, sizeof logp, "%s/%s.log", R.dir, name);
+    const char *argv[64] = {lash_fx_bin("lash-worker"),
+                            "--redis",
+                            R.url,
+                            "--id",
+                            name,
+                            "--log-file",
+                            logp,
+                            "--log-level",
+                            "debug",
+                            "--grace-ms",
+                            "1000"};
+    int n = 0;
+    while (argv[n])
+        n++;
+    for (int i = 0; args && args[i] && n < 63; i++)
+        argv[n++] = args[i];
+    argv[n] = NULL;
+    return track(name, spawn(name, env, argv))->pid;
+}
+
+#define ARGS(...) ((const char *const[]){__VA_ARGS__, NULL})
+#define WORKER(name, ...) worker_env(name, NULL, ARGS(__VA_ARGS__))
+
+static wproc *find(pid_t pid)
+{
+    for (int i = 0; i < MAXW; i++)
+        if (W[i].pid == pid && pid > 0) return &W[i];
+    return NULL;
+}
+
+/* Waits up to ms for pid to exit: its exit status, 128 + signal, or -1 when it
+ * is still running. */
+static int wait_exit(pid_t pid, int ms)
+{
+    long long end = lash_fx_ms() + ms;
+    int status;
+    for (;;) {
+        pid_t r = waitpid(pid, &status, WNOHANG);
+        if (r == pid) {
+            wproc *w = find(pid);
+            if (w) w->pid = 0;
+            return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+        }
+        cr_assert(r == 0, "waitpid: %s", strerror(errno));
+        if (lash_fx_ms() >= end) return -1;
+        lash_fx_sleep_ms(10);
+    }
+}
+
+static bool alive(pid_t pid)
+{
+    return waitpid(pid, NULL, WNOHANG) == 0;
+}
+
+static void kill9(pid_t pid)
+{
+    kill(pid, SIGKILL);
+    cr_assert_eq(wait_exit(pid, 5000), 128 + SIGKILL);
+}
+
+/* Runs a program to completion (stdout/stderr to <dir>/<name>.err): its exit code. */
+static int run(const char *name, const char *const *argv)
+{
+    pid_t pid = spawn(name, NULL, argv);
+    int status;
+    cr_assert_eq(waitpid(pid, &status, 0), pid);
+    return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
+
+static void dump(const char *path)
+{
+    FILE *f = fopen(path, "r");
+    if (!f) return;
+    char line[1024];
+    fprintf(stderr, "---- %s\n", path);
+    while (fgets(line, sizeof line, f))
+        fputs(line, stderr);
+    fclose(f);
+}
+
+static void teardown(void)
+{
+    /* Drain every worker still running: each must exit 0 promptly. */
+    for (int i = 0; i < MAXW; i++)
+        if (W[i].pid > 0) kill(W[i].pid, SIGTERM);
+    for (int i = 0; i < MAXW; i++) {
+        if (W[i].pid <= 0) continue;
+        pid_t pid = W[i].pid;
+        int code = wait_exit(pid, 8000);
+        if (code < 0) {
+            kill(pid, SIGKILL);
+            wait_exit(pid, 5000);
+        }
+        cr_expect_eq(code, 0, "worker %s: exit %d after SIGTERM in teardown", W[i].name, code);
+    }
+    /* Sanitizer reports from any worker (even one killed on purpose). */
+    char cmdline[512];
+    snprintf(cmdline, sizeof cmdline,
+             "grep -l -E 'ERROR: (Address|Leak)Sanitizer|runtime error:' %s/*.err >/dev/null "
+             "2>&1",
+             R.dir);
+    bool reports = R.dir[0] && system(cmdline) == 0;
+    if (reports || getenv("LASH_TEST_VERBOSE")) {
+        char p[256];
+        for (int i = 0; i < MAXW; i++) {
+            if (!W[i].name[0]) continue;
+            snprintf(p, sizeof p, "%s/%s.err", R.dir, W[i].name);
+            dump(p);
+            if (getenv("LASH_TEST_VERBOSE")) {
+                snprintf(p, sizeof p, "%s/%s.log", R.dir, W[i].name);
+                dump(p);
+            }
+        }
+    }
+    cr_expect(!reports, "a sanitizer report in a worker's stderr (dumped above)");
+    if (C) lash_close(C);
+    C = NULL;
+    lash_fx_redis_stop(&R);
+}
+
+TestSuite(worker, .fini = teardown, .timeout = 90);
+
+/* ---- exec handler scripts ------------------------------------------------------------ */
+
+/* Writes an executable /bin/sh script <dir>/<name>; its path goes into path. */
+static void script(char *path, size_t cap, const char *name, const char *body)
+{
+    path_in(path, cap, name);
+    FILE *f = fopen(path, "w");
+    cr_assert(f, "cannot write %s", path);
+    fprintf(f, "#!/bin/sh\n%s", body);
+    cr_assert_eq(fclose(f), 0);
+    cr_assert_eq(chmod(path, 0755), 0);
+}
+
+/* The "work" script: payload "[A,B]" means sleep A seconds on fence 1 and B
+ * seconds on later fences; logs "<id> <fence> <attempt> <pid>" to exec.log
+ * first, prints "fence <N>" last. */
+static void work_script(char *path, size_t cap)
+{
+    char body[1024], log[256];
+    path_in(log, sizeof log, "exec.log");
+    snprintf(body, sizeof body,
+             "p=$(cat | tr -d '[] ')\n"
+             "echo \"$LASH_ID $LASH_FENCE $LASH_ATTEMPT $$\" >> %s\n"
+             "if [ \"$LASH_FENCE\" = 1 ]; then s=${p%%%%,*}; else s=${p#*,}; fi\n"
+             "if [ \"$s\" != 0 ]; then sleep \"$s\"; fi\n"
+             "echo \"fence $LASH_FENCE\"\n",
+             log);
+    script(path, cap, "work", body);
+}
+
+/* How often id ran according to exec.log, and the pid (process group) of its
+ * run with the given fence (0 if none). */
+static int runs_of(const char *id, int fence, pid_t *pid)
+{
+    char log[256], line[512];
+    path_in(log, sizeof log, "exec.log");
+    if (pid) *pid = 0;
+    FILE *f = fopen(log, "r");
+    if (!f) return 0;
+    int n = 0;
+    while (fgets(line, sizeof line, f)) {
+        char rid[200];
+        int fe, at, p;
+        if (sscanf(line, "%199s %d %d %d", rid, &fe, &at, &p) != 4 || strcmp(rid, id) != 0)
+            continue;
+        n++;
+        if (pid && fe == fence) *pid = p;
+    }
+    fclose(f);
+    return n;
+}
+
+static const char *hf(const char *q, const char *id, const char *field)
+{
+    static char buf[4][8192];
+    static int k;
+    k = (k + 1) % 4;
+    const char *v = hget(q, id, field, buf[k], sizeof buf[k]);
+    return v ? v : "(none)";
+}
+
+/* ============================================================================ tests */
+
+/* Rows submitted while no worker runs are driven to completion by the startup
+ * drive (and the drives it chains while full batches come back): the poll is a
+ * minute away and every poke was sent before anyone listened. */
+Test(worker, startup_drive)
+{
+    up(NULL);
+    submit_many("a", "a", 150, "noop", "{}");
+    submit_many("b", "b", 50, "noop", "[1,2]");
+    lash_fx_sleep_ms(100);
+    lash_stats sa = stats("a");
+    cr_assert_eq(sa.count[LASH_PENDING], 150);
+
+    long long t0 = lash_fx_ms();
+    WORKER("w1", "--queue", "a", "--queue", "b", "--builtin", "noop", "--concurrency", "16",
+           "--poll-ms", "60000");
+    WAIT_UNTIL(stats("a").count[LASH_COMPLETED] == 150 && stats("b").count[LASH_COMPLETED] == 50,
+               20000);
+    lash_stats a = stats("a"), b = stats("b");
+    cr_assert_eq(a.count[LASH_COMPLETED], 150, "a: %lld completed, %lld pending, %lld running",
+                 (long long)a.count[LASH_COMPLETED], (long long)a.count[LASH_PENDING],
+                 (long long)a.count[LASH_RUNNING]);
+    cr_assert_eq(b.count[LASH_COMPLETED], 50);
+    cr_assert_lt(lash_fx_ms() - t0, 20000);
+    cr_assert_eq(a.total_completed, 150);
+    cr_assert_eq(a.count[LASH_PENDING] + a.count[LASH_RUNNING], 0);
+    for (int i = 0; i < 150; i += 7) {
+        char id[16];
+        snprintf(id, sizeof id, "a%d", i);
+        lash_record r = get("a", id);
+        cr_assert_eq(r.state, LASH_COMPLETED, "%s", id);
+        cr_assert_eq(r.attempt, 1, "%s ran %d times", id, r.attempt);
+        cr_assert_str_eq(r.owner, "w1");
+        lash_record_free(&r);
+    }
+    cr_assert_eq(lease_keys("a") + lease_keys("b"), 0);
+    /* The worker heartbeats into each queue's workers set. */
+    char key[LASH_KEY_MAX];
+    redisReply *rp = cmd("ZSCORE %s w1", lash_key(key, "b", LASH_KEY_WORKERS));
+    cr_assert_eq(rp->type, REDIS_REPLY_STRING, "w1 is not in lash:{b}:workers");
+    freeReplyObject(rp);
+}
+
+/* A submit's poke wakes an idle worker long before its one-minute poll; after
+ * its subscriber connection is killed it subscribes again on its own. Without
+ * any PUBLISH (rows written with raw commands), the poll still finds work. */
+Test(worker, poke_and_poll)
+{
+    up(NULL);
+    WORKER("wp", "--queue", "p", "--builtin", "noop", "--poll-ms", "60000");
+    WORKER("ws", "--queue", "s", "--builtin", "noop", "--poll-ms", "200");
+    WAIT_UNTIL(subscribers("p") == 1 && subscribers("s") == 1, 10000);
+    cr_assert_eq(subscribers("p"), 1, "the worker did not subscribe to lash:{p}:poke");
+    lash_fx_sleep_ms(300); /* past the startup drive */
+
+    long long t0 = lash_fx_ms();
+    submit("p", "p1", "noop", NULL);
+    WAIT_UNTIL(row_is("p", "p1", "completed"), 2000);
+    cr_assert(row_is("p", "p1", "completed"), "a poked worker did not run p1 within 2 s");
+    cr_log_info("poke to completion: %lld ms", lash_fx_ms() - t0);
+
+    /* Cut the subscriber: the worker notices, resubscribes, and pokes work again. */
+    cmd_do("CLIENT KILL TYPE pubsub");
+    WAIT_UNTIL(subscribers("p") == 0, 1000);
+    WAIT_UNTIL(subscribers("p") == 1, 10000);
+    cr_assert_eq(subscribers("p"), 1, "the worker did not resubscribe");
+    lash_fx_sleep_ms(200);
+    submit("p", "p2", "noop", NULL);
+    WAIT_UNTIL(row_is("p", "p2", "completed"), 2000);
+    cr_assert(row_is("p", "p2", "completed"), "no poke reached the resubscribed worker");
+
+    /* No poke at all: the 200 ms poll is the only way ws can learn of s1. */
+    raw_row("s", "s1",
+            FV("kind", "noop", "payload", "{}", "state", "pending", "max_attempts", "3"));
+    WAIT_UNTIL(row_is("s", "s1", "completed"), 5000);
+    cr_assert(row_is("s", "s1", "completed"), "the poll did not pick s1 up: state %s",
+              hf("s", "s1", "state"));
+    /* And a poke-less row on p stays put: nothing there polls for a minute. */
+    raw_row("p", "p3",
+            FV("kind", "noop", "payload", "{}", "state", "pending", "max_attempts", "3"));
+    lash_fx_sleep_ms(1000);
+    cr_assert(row_is("p", "p3", "pending"), "p3 ran without a poke: %s", hf("p", "p3", "state"));
+}
+
+/* kill -9 a worker holding leases: once they expire, another worker runs each
+ * row again (attempt 2, fence 2) and records it, exactly once. */
+Test(worker, crash_recovery)
+{
+    up(NULL);
+    char work[256];
+    work_script(work, sizeof work);
+    char handler[300];
+    snprintf(handler, sizeof handler, "work=%s", work);
+    const char *ids[] = {"c0", "c1", "c2", "c3"};
+    for (int i = 0; i < 4; i++)
+        submit("q", ids[i], "work", "[30,0]");
+
+    pid_t a = WORKER("wA", "--queue", "q", "--handler", handler, "--lease-ms", "1000",
+                     "--concurrency", "4");
+    WAIT_UNTIL(runs_of("c0", 1, NULL) + runs_of("c1", 1, NULL) + runs_of("c2", 1, NULL) +
+                       runs_of("c3", 1, NULL) ==
+                   4,
+               10000);
+    pid_t pg[4];
+    for (int i = 0; i < 4; i++) {
+        cr_assert_eq(runs_of(ids[i], 1, &pg[i]), 1, "%s is not running under wA", ids[i]);
+        cr_assert(row_is("q", ids[i], "running"));
+        cr_assert(lease_exists("q", ids[i]));
+    }
+    /* Past the lease ttl: wA's renewals keep the rows its own. */
+    lash_fx_sleep_ms(1600);
+    for (int i = 0; i < 4; i++) {
+        cr_assert(lease_exists("q", ids[i]), "%s's lease was not renewed", ids[i]);
+        cr_assert_str_eq(hf("q", ids[i], "fence"), "1");
+        cr_assert_eq(runs_of(ids[i], 2, NULL), 1, "%s ran twice under wA", ids[i]);
+    }
+    kill9(a);
+    /* The orphaned programs keep running (their own process groups); stop them
+     * so the test leaves nothing behind. They could not record anything anyway. */
+    for (int i = 0; i < 4; i++)
+        kill(-pg[i], SIGKILL);
+
+    WORKER("wB", "--queue", "q", "--handler", handler, "--lease-ms", "1000", "--concurrency", "4");
+    WAIT_UNTIL(row_is("q", "c0", "completed") && row_is("q", "c1", "completed") &&
+                   row_is("q", "c2", "completed") && row_is("q", "c3", "completed"),
+               15000);
+    for (int i = 0; i < 4; i++) {
+        lash_record r = get("q", ids[i]);
+        cr_assert_eq(r.state, LASH_COMPLETED, "%s: %s", ids[i], lash_state_name(r.state));
+        cr_assert_eq(r.attempt, 2, "%s attempt %d", ids[i], r.attempt);
+        cr_assert_eq(r.fence, 2, "%s fence %lld", ids[i], (long long)r.fence);
+        cr_assert_str_eq(r.owner, "wB");
+        cr_assert_str_eq(r.result, "fence 2\n");
+        lash_record_free(&r);
+        cr_assert_eq(runs_of(ids[i], 2, NULL), 2, "%s ran other than twice", ids[i]);
+        cr_assert_eq(events("q", ids[i], "completed"), 1, "%s completed more than once", ids[i]);
+        cr_assert_eq(events("q", ids[i], "lease-lost"), 1);
+    }
+    lash_stats s = stats("q");
+    cr_assert_eq(s.total_completed, 4);
+    cr_assert_eq(s.total_lost, 4);
+    cr_assert_eq(lease_keys("q"), 0);
+}
+
+/* SIGTERM with a long grace: running processes finish and are recorded, the
+ * worker claims nothing more, leaves no lease, and exits 0. */
+Test(worker, sigterm_drains)
+{
+    up(NULL);
+    char work[256], handler[300];
+    work_script(work, sizeof work);
+    snprintf(handler, sizeof handler, "work=%s", work);
+    const char *ids[] = {"d0", "d1", "d2", "d3"};
+    for (int i = 0; i < 4; i++)
+        submit("q", ids[i], "work", "[1,1]");
+    pid_t w = WORKER("wD", "--queue", "q", "--handler", handler, "--concurrency", "8", "--grace-ms",
+                     "20000");
+    WAIT_UNTIL(runs_of("d0", 1, NULL) + runs_of("d1", 1, NULL) + runs_of("d2", 1, NULL) +
+                       runs_of("d3", 1, NULL) ==
+                   4,
+               10000);
+    long long t0 = lash_fx_ms();
+    kill(w, SIGTERM);
+    lash_fx_sleep_ms(100);
+    submit("q", "late", "work", "[0,0]"); /* a draining worker must not take this */
+    int code = wait_exit(w, 15000);
+    cr_assert_eq(code, 0, "drained worker exit %d", code);
+    cr_assert_lt(lash_fx_ms() - t0, 15000);
+    for (int i = 0; i < 4; i++) {
+        lash_record r = get("q", ids[i]);
+        cr_assert_eq(r.state, LASH_COMPLETED, "%s: %s (%s)", ids[i], lash_state_name(r.state),
+                     r.error ? r.error : "");
+        cr_assert_eq(r.attempt, 1);
+        lash_record_free(&r);
+    }
+    cr_assert(row_is("q", "late", "pending"), "late: %s", hf("q", "late", "state"));
+    cr_assert_str_eq(hf("q", "late", "attempt"), "(none)");
+    cr_assert_eq(lease_keys("q"), 0);
+    char log[256];
+    path_in(log, sizeof log, "wD.log");
+    cr_assert(file_has(log, "stopped (exit 0)"));
+}
+
+/* SIGTERM with a grace shorter than the work: the rest are killed, their
+ * leases released (pending again, attempt handed back), the worker exits 0, and
+ * a second worker takes them over. */
+Test(worker, sigterm_releases)
+{
+    up(NULL);
+    char work[256], handler[300];
+    work_script(work, sizeof work);
+    snprintf(handler, sizeof handler, "work=%s", work);
+    const char *ids[] = {"r0", "r1", "r2"};
+    for (int i = 0; i < 3; i++)
+        submit("q", ids[i], "work", "[30,0]");
+    pid_t w = WORKER("wR", "--queue", "q", "--handler", handler, "--concurrency", "4", "--grace-ms",
+                     "300");
+    WAIT_UNTIL(runs_of("r0", 1, NULL) + runs_of("r1", 1, NULL) + runs_of("r2", 1, NULL) == 3,
+               10000);
+    pid_t pg[3];
+    for (int i = 0; i < 3; i++)
+        cr_assert_eq(runs_of(ids[i], 1, &pg[i]), 1);
+    long long t0 = lash_fx_ms();
+    kill(w, SIGTERM);
+    int code = wait_exit(w, 10000);
+    cr_assert_eq(code, 0, "exit %d", code);
+    cr_assert_lt(lash_fx_ms() - t0, 10000);
+    for (int i = 0; i < 3; i++) {
+        WAIT_UNTIL(group_gone(pg[i]), 3000);
+        cr_assert(group_gone(pg[i]), "%s's program outlived the worker", ids[i]);
+        lash_record r = get("q", ids[i]);
+        cr_assert_eq(r.state, LASH_PENDING, "%s: %s", ids[i], lash_state_name(r.state));
+        cr_assert_eq(r.attempt, 0, "%s: the attempt was not handed back", ids[i]);
+        cr_assert_eq(r.fence, 1);
+        lash_record_free(&r);
+        cr_assert_eq(events("q", ids[i], "released"), 1);
+    }
+    cr_assert_eq(lease_keys("q"), 0);
+
+    WORKER("wT", "--queue", "q", "--handler", handler, "--concurrency", "4");
+    WAIT_UNTIL(row_is("q", "r0", "completed") && row_is("q", "r1", "completed") &&
+                   row_is("q", "r2", "completed"),
+               10000);
+    for (int i = 0; i < 3; i++) {
+        lash_record r = get("q", ids[i]);
+        cr_assert_eq(r.state, LASH_COMPLETED, "%s: %s", ids[i], lash_state_name(r.state));
+        cr_assert_eq(r.attempt, 1);
+        cr_assert_eq(r.fence, 2);
+        cr_assert_str_eq(r.owner, "wT");
+        cr_assert_str_eq(r.result, "fence 2\n");
+        lash_record_free(&r);
+    }
+}
+
+/* A second SIGTERM does not wait out the grace period: it stops the
+ * processes at once and releases their leases. */
+Test(worker, second_sigterm)
+{
+    up(NULL);
+    char work[256], handler[300];
+    work_script(work, sizeof work);
+    snprintf(handler, sizeof handler, "work=%s", work);
+    submit("q", "s0", "work", "[30,0]");
+    submit("q", "s1", "work", "[30,0]");
+    pid_t w = WORKER("wS", "--queue", "q", "--handler", handler, "--grace-ms", "60000");
+    WAIT_UNTIL(runs_of("s0", 1, NULL) + runs_of("s1", 1, NULL) == 2, 10000);
+    pid_t pg[2];
+    cr_assert_eq(runs_of("s0", 1, &pg[0]), 1);
+    cr_assert_eq(runs_of("s1", 1, &pg[1]), 1);
+    kill(w, SIGTERM);
+    lash_fx_sleep_ms(500);
+    cr_assert(alive(w), "exited during the grace period with work running");
+    cr_assert(!group_gone(pg[0]) && !group_gone(pg[1]), "killed during the grace period");
+    long long t0 = lash_fx_ms();
+    kill(w, SIGTERM);
+    int code = wait_exit(w, 10000);
+    cr_assert_eq(code, 0, "exit %d", code);
+    cr_assert_lt(lash_fx_ms() - t0, 10000);
+    for (int i = 0; i < 2; i++) {
+        const char *id = i ? "s1" : "s0";
+        WAIT_UNTIL(group_gone(pg[i]), 3000);
+        cr_assert(group_gone(pg[i]), "%s's program outlived the worker", id);
+        cr_assert(row_is("q", id, "pending"), "%s: %s", id, hf("q", id, "state"));
+        cr_assert_str_eq(hf("q", id, "attempt"), "0");
+    }
+    cr_assert_eq(lease_keys("q"), 0);
+}
+
+/* Redis is killed (-9) and restarted under running workers: they reconnect on
+ * their own and finish the queue; nothing is lost, nothing recorded twice. */
+Test(worker, redis_restart)
+{
+    static const char *const aof[] = {"--appendonly", "yes", "--appendfsync", "always", NULL};
+    up(aof);
+    const int n = 300;
+    submit_many("q", "x", n, "sleep", "{\"ms\":60}");
+    pid_t w1 = WORKER("w1", "--queue", "q", "--builtin", "sleep", "--concurrency", "8",
+                      "--lease-ms", "3000", "--poll-ms", "200");
+    pid_t w2 = WORKER("w2", "--queue", "q", "--builtin", "sleep", "--concurrency", "8",
+                      "--lease-ms", "3000", "--poll-ms", "200");
+    WAIT_UNTIL(stats("q").count[LASH_COMPLETED] >= 40, 15000);
+    long long before = stats("q").count[LASH_COMPLETED];
+    cr_assert_geq(before, 40);
+    cr_assert_lt(before, n, "the queue finished before Redis could be restarted");
+
+    lash_fx_redis_kill9(&R);
+    lash_fx_sleep_ms(400);
+    lash_fx_redis_restart(&R, aof);
+    reconnect();
+    cr_assert(alive(w1) && alive(w2), "a worker died with Redis");
+    /* Once more, a little later, while they are busy again. */
+    WAIT_UNTIL(stats("q").count[LASH_COMPLETED] >= before + 40, 15000);
+    lash_fx_redis_kill9(&R);
+    lash_fx_sleep_ms(200);
+    lash_fx_redis_restart(&R, aof);
+    reconnect();
+
+    WAIT_UNTIL(stats("q").count[LASH_COMPLETED] == n, 40000);
+    lash_stats s = stats("q");
+    cr_assert_eq(s.count[LASH_COMPLETED], n, "%lld of %d completed (%lld pending, %lld running)",
+                 (long long)s.count[LASH_COMPLETED], n, (long long)s.count[LASH_PENDING],
+                 (long long)s.count[LASH_RUNNING]);
+    cr_assert_eq(s.total_completed, n, "some row was completed twice");
+    cr_assert_eq(s.due, 0);
+    for (int i = 0; i < n; i++) {
+        char id[16];
+        snprintf(id, sizeof id, "x%d", i);
+        cr_assert(row_is("q", id, "completed"), "%s: %s", id, hf("q", id, "state"));
+    }
+    cr_assert(alive(w1) && alive(w2));
+    char log[256];
+    path_in(log, sizeof log, "w1.log");
+    cr_assert(file_has(log, "Redis connection lost"), "w1 never noticed the restart");
+}
+
+/* Redis goes away for longer than the lease: the worker cannot renew, so it
+ * stops the program when its own estimate of the lease runs out (someone else
+ * may own the row by then). Back with Redis, the row runs again and completes. */
+Test(worker, lease_runs_out_while_redis_away)
+{
+    static const char *const aof[] = {"--appendonly", "yes", "--appendfsync", "always", NULL};
+    up(aof);
+    char work[256], handler[300];
+    work_script(work, sizeof work);
+    snprintf(handler, sizeof handler, "work=%s", work);
+    submit("q", "a1", "work", "[30,0]");
+    pid_t w =
+        WORKER("wA", "--queue", "q", "--handler", handler, "--lease-ms", "900", "--poll-ms", "100");
+    WAIT_UNTIL(runs_of("a1", 1, NULL) == 1, 10000);
+    pid_t pg;
+    cr_assert_eq(runs_of("a1", 1, &pg), 1);
+    lash_fx_sleep_ms(300);
+    lash_fx_redis_kill9(&R);
+    long long t0 = lash_fx_ms();
+    WAIT_UNTIL(group_gone(pg), 5000);
+    cr_assert(group_gone(pg), "the program outlived its lease while Redis was away");
+    cr_assert_lt(lash_fx_ms() - t0, 5000);
+    cr_assert(alive(w));
+    lash_fx_redis_restart(&R, aof);
+    reconnect();
+    WAIT_UNTIL(row_is("q", "a1", "completed"), 15000);
+    lash_record r = get("q", "a1");
+    cr_assert_eq(r.state, LASH_COMPLETED, "a1: %s", lash_state_name(r.state));
+    cr_assert_eq(r.fence, 2, "a1 fence %lld", (long long)r.fence);
+    cr_assert_str_eq(r.result, "fence 2\n");
+    lash_record_free(&r);
+    cr_assert_eq(runs_of("a1", 2, NULL), 2);
+    cr_assert_eq(events("q", "a1", "completed"), 1);
+    char log[256];
+    path_in(log, sizeof log, "wA.log");
+    cr_assert(file_has(log, "lease expired before it could be renewed"));
+}
+
+/* Cancel kills a running program and records 'cancelled'; a timeout records a
+ * failure saying so. */
+Test(worker, cancel_and_timeout)
+{
+    up(NULL);
+    char work[256], handler[300];
+    work_script(work, sizeof work);
+    snprintf(handler, sizeof handler, "work=%s", work);
+    submit("q", "k1", "work", "[30,30]");
+    submit_o("q", "t1", "work", "[30,30]", (opts){.max_attempts = 1, .timeout_ms = 500});
+    /* One that ignores SIGTERM (and so does its sleep): SIGKILL follows. */
+    char stubborn[256], h2[300], body[512], elog[256];
+    path_in(elog, sizeof elog, "exec.log");
+    snprintf(body, sizeof body,
+             "trap '' TERM\necho \"$LASH_ID $LASH_FENCE $LASH_ATTEMPT $$\" >> %s\nsleep 30\n",
+             elog);
+    script(stubborn, sizeof stubborn, "stubborn.sh", body);
+    snprintf(h2, sizeof h2, "stubborn=%s", stubborn);
+    submit_o("q", "t2", "stubborn", NULL, (opts){.max_attempts = 1, .timeout_ms = 300});
+    WORKER("wC", "--queue", "q", "--handler", handler, "--handler", h2, "--concurrency", "4");
+    WAIT_UNTIL(runs_of("k1", 1, NULL) == 1 && runs_of("t1", 1, NULL) == 1, 10000);
+    pid_t pk, pt;
+    cr_assert_eq(runs_of("k1", 1, &pk), 1);
+    cr_assert_eq(runs_of("t1", 1, &pt), 1);
+
+    bool requested = false;
+    lash_err e = {0};
+    cr_assert_eq(lash_cancel(C, "q", "k1", NULL, &requested, &e), LASH_OK, "%s", e.msg);
+    cr_assert(requested, "k1 was not running");
+    WAIT_UNTIL(row_is("q", "k1", "cancelled"), 5000);
+    lash_record r = get("q", "k1");
+    cr_assert_eq(r.state, LASH_CANCELLED, "k1: %s", lash_state_name(r.state));
+    cr_assert(r.error && strstr(r.error, "cancel"), "k1 error: %s", r.error ? r.error : "");
+    cr_assert_eq(r.attempt, 1);
+    lash_record_free(&r);
+    WAIT_UNTIL(group_gone(pk), 3000);
+    cr_assert(group_gone(pk), "the cancelled program is still running");
+
+    WAIT_UNTIL(row_is("q", "t1", "failed"), 8000);
+    r = get("q", "t1");
+    cr_assert_eq(r.state, LASH_FAILED, "t1: %s", lash_state_name(r.state));
+    cr_assert(r.error && strstr(r.error, "timed out"), "t1 error: %s", r.error ? r.error : "");
+    cr_assert_eq(r.attempt, 1);
+    lash_record_free(&r);
+    WAIT_UNTIL(group_gone(pt), 3000);
+    cr_assert(group_gone(pt), "the timed-out program is still running");
+    cr_assert_eq(runs_of("t1", 1, NULL), 1, "t1 ran again despite max_attempts 1");
+
+    pid_t p2;
+    cr_assert_eq(runs_of("t2", 1, &p2), 1);
+    WAIT_UNTIL(row_is("q", "t2", "failed"), 15000);
+    r = get("q", "t2");
+    cr_assert_eq(r.state, LASH_FAILED, "t2: %s", lash_state_name(r.state));
+    cr_assert(r.error && strstr(r.error, "timed out"), "t2 error: %s", r.error ? r.error : "");
+    lash_record_free(&r);
+    WAIT_UNTIL(group_gone(p2), 3000);
+    cr_assert(group_gone(p2), "the program that ignored SIGTERM is still running");
+    cr_assert_eq(lease_keys("q"), 0);
+}
+
+/* A lease taken away under a running program (deleted, or overwritten by
+ * another token): the program is killed and the stale owner records nothing;
+ * once it is gone, a claim by another worker completes the row. Until then the
+ * rows are kept from every drive (l1 due far in the future, l2 held by the
+ * intruder's lease), so no claim by the first worker can muddy the picture. */
+Test(worker, lease_loss)
+{
+    up(NULL);
+    char work[256], handler[300];
+    work_script(work, sizeof work);
+    snprintf(handler, sizeof handler, "work=%s", work);
+    submit("q", "l1", "work", "[30,0]");
+    submit("q", "l2", "work", "[30,0]");
+    pid_t a = WORKER("wL", "--queue", "q", "--handler", handler, "--lease-ms", "900",
+                     "--concurrency", "2", "--poll-ms", "100");
+    WAIT_UNTIL(runs_of("l1", 1, NULL) == 1 && runs_of("l2", 1, NULL) == 1, 10000);
+    pid_t p1, p2;
+    cr_assert_eq(runs_of("l1", 1, &p1), 1);
+    cr_assert_eq(runs_of("l2", 1, &p2), 1);
+
+    char k1[LASH_KEY_MAX], k2[LASH_KEY_MAX], due[LASH_KEY_MAX];
+    lash_key(due, "q", LASH_KEY_DUE);
+    cmd_do("MULTI");
+    cmd_do("DEL %s", lash_key_lease(k1, "q", "l1"));
+    cmd_do("ZADD %s 99999999999999 l1", due);
+    cmd_do("EXEC");
+    cmd_do("SET %s intruder:7 PX 60000", lash_key_lease(k2, "q", "l2"));
+    WAIT_UNTIL(group_gone(p1) && group_gone(p2), 5000);
+    cr_assert(group_gone(p1), "l1's program survived the loss of its lease");
+    cr_assert(group_gone(p2), "l2's program survived the loss of its lease");
+    lash_fx_sleep_ms(500); /* time for a (wrong) completion to land */
+    for (int i = 0; i < 2; i++) {
+        const char *id = i ? "l2" : "l1";
+        cr_assert(row_is("q", id, "running"), "%s: %s", id, hf("q", id, "state"));
+        cr_assert_str_eq(hf("q", id, "owner"), "wL");
+        cr_assert_str_eq(hf("q", id, "fence"), "1");
+        cr_assert_str_eq(hf("q", id, "result"), "(none)", "%s: the stale owner recorded", id);
+        cr_assert_str_eq(hf("q", id, "error"), "(none)", "%s: the stale owner recorded", id);
+        cr_assert_eq(runs_of(id, 2, NULL), 1, "%s ran again", id);
+    }
+    cr_assert_eq(stats("q").total_completed + stats("q").total_failed + stats("q").total_retried,
+                 0);
+    char log[256];
+    path_in(log, sizeof log, "wL.log");
+    cr_assert(file_has(log, "lease lost"));
+    cr_assert(file_has(log, "outcome discarded"));
+    cr_assert(alive(a));
+    kill(a, SIGTERM);
+    cr_assert_eq(wait_exit(a, 5000), 0);
+
+    /* Give the rows back to the world: the intruder's lease gone, both due now
+     * (a drive that met the intruder's lease rescored l2 to its expiry). */
+    cmd_do("DEL %s", k2);
+    cmd_do("ZADD %s 0 l1 0 l2", due);
+    WORKER("wM", "--queue", "q", "--handler", handler, "--lease-ms", "900", "--poll-ms", "100");
+    WAIT_UNTIL(row_is("q", "l1", "completed") && row_is("q", "l2", "completed"), 10000);
+    for (int i = 0; i < 2; i++) {
+        const char *id = i ? "l2" : "l1";
+        lash_record r = get("q", id);
+        cr_assert_eq(r.state, LASH_COMPLETED, "%s: %s", id, lash_state_name(r.state));
+        cr_assert_eq(r.fence, 2);
+        cr_assert_eq(r.attempt, 2);
+        cr_assert_str_eq(r.owner, "wM");
+        cr_assert_str_eq(r.result, "fence 2\n");
+        lash_record_free(&r);
+        cr_assert_eq(events("q", id, "completed"), 1);
+        cr_assert_eq(events("q", id, "lease-lost"), 1);
+        cr_assert_eq(runs_of(id, 2, NULL), 2);
+    }
+}
+
+/* What an exec program's exit and output become. The worker logs JSON here,
+ * and every line of it must parse (stderr tails full of newlines and control
+ * bytes go into those lines). */
+Test(worker, exec_results)
+{
+    up(NULL);
+    static const struct {
+        const char *kind, *body;
+    } progs[] = {
+        {"cat", "exec cat\n"},
+        {"exit3", "echo 'some early line' >&2\necho 'disk on fire: cannot go on' >&2\nexit 3\n"},
+        {"big", "head -c 70000 /dev/zero | tr '\\0' a\n"},
+        {"utf", "printf 'ok \\377\\376 bad'\n"},
+        {"nul", "printf 'a\\000b'\n"},
+        {"env", "printf '%s|%s|%s|%s|%s|%s' \"$LASH_ID\" \"$LASH_QUEUE\" \"$LASH_ATTEMPT\" "
+                "\"$LASH_FENCE\" \"$LASH_KIND\" \"${LASH_SECRET:-unset}\"\n"},
+        {"noisy", "i=0; while [ $i -lt 400 ]; do echo \"noise line $i\" >&2; i=$((i+1)); done\n"
+                  "printf 'the last words\\033[2J\\001' >&2\nexit 1\n"},
+        {"signal", "echo 'about to die' >&2\nkill -9 $$\n"},
+        {"bg", "sleep 3 &\necho hi\n"},
+        {"noread", "echo ignored the input\n"},
+        {"gone", "echo never\n"},
+    };
+    const size_t nprogs = sizeof progs / sizeof progs[0];
+    char args[2 * 16 + 8][300];
+    const char *argv[2 * 16 + 8];
+    int n = 0;
+    argv[n++] = "--queue";
+    argv[n++] = "q";
+    argv[n++] = "--log-format";
+    argv[n++] = "json";
+    argv[n++] = "--concurrency";
+    argv[n++] = "16";
+    for (size_t i = 0; i < nprogs; i++) {
+        char path[256], name[64];
+        snprintf(name, sizeof name, "%s.sh", progs[i].kind);
+        script(path, sizeof path, name, progs[i].body);
+        snprintf(args[i], sizeof args[i], "%s=%s", progs[i].kind, path);
+        argv[n++] = "--handler";
+        argv[n++] = args[i];
+    }
+    argv[n] = NULL;
+    /* The worker's own LASH_* settings are not the program's business. */
+    worker_env("wE", ARGS("LASH_SECRET=hunter2"), argv);
+    WAIT_UNTIL(subscribers("q") == 1, 10000); /* up, its handlers checked */
+    cr_assert_eq(subscribers("q"), 1);
+    char gone[256];
+    path_in(gone, sizeof gone, "gone.sh");
+    cr_assert_eq(unlink(gone), 0); /* the program disappears after start-up */
+
+    /* A payload near the 1 MiB cap, echoed: both pipes full at once. */
+    size_t bn = 1000 * 1000;
+    char *bigp = malloc(bn + 1);
+    cr_assert(bigp);
+    bigp[0] = '"';
+    for (size_t i = 1; i < bn - 1; i++)
+        bigp[i] = (char)('a' + i % 26);
+    bigp[bn - 1] = '"';
+    bigp[bn] = 0;
+
+    static const char cat_in[] = "{\"name\":\"caf\xc3\xa9\",\"n\":[1,2,3]}";
+    const struct {
+        const char *id, *kind, *payload;
+        lash_state state;
+        const char *result; /* exact, for completed */
+        const char *error1, *error2;
+    } rows[] = {
+        {"e-cat", "cat", cat_in, LASH_COMPLETED, cat_in, NULL, NULL},
+        {"e-exit3", "exit3", NULL, LASH_FAILED, NULL, "exit status 3",
+         "disk on fire: cannot go on"},
+        {"e-big", "big", NULL, LASH_FAILED, NULL, "result is 70000 bytes, over 65536", NULL},
+        {"e-bigin", "cat", bigp, LASH_FAILED, NULL, "result is 1000000 bytes, over 65536", NULL},
+        {"e-utf", "utf", NULL, LASH_FAILED, NULL, "not valid UTF-8", NULL},
+        {"e-nul", "nul", NULL, LASH_FAILED, NULL, "NUL byte", NULL},
+        {"e-env", "env", NULL, LASH_COMPLETED, "e-env|q|1|1|env|unset", NULL, NULL},
+        {"e-noisy", "noisy", NULL, LASH_FAILED, NULL, "exit status 1", "the last words"},
+        {"e-signal", "signal", NULL, LASH_FAILED, NULL, "killed by signal 9", "about to die"},
+        {"e-bg", "bg", NULL, LASH_COMPLETED, "hi\n", NULL, NULL},
+        {"e-noread", "noread", bigp, LASH_COMPLETED, "ignored the input\n", NULL, NULL},
+        {"e-gone", "gone", NULL, LASH_FAILED, NULL, "cannot start", gone},
+    };
+    const size_t nrows = sizeof rows / sizeof rows[0];
+    long long t0 = lash_fx_ms();
+    for (size_t i = 0; i < nrows; i++)
+        submit_o("q", rows[i].id, rows[i].kind, rows[i].payload, (opts){.max_attempts = 1});
+    free(bigp);
+    for (size_t i = 0; i < nrows; i++) {
+        const char *id = rows[i].id;
+        WAIT_UNTIL(row_is("q", id, "completed") || row_is("q", id, "failed"), 10000);
+        lash_record r = get("q", id);
+        cr_assert_eq(r.state, rows[i].state, "%s: %s, error %s", id, lash_state_name(r.state),
+                     r.error ? r.error : "");
+        cr_assert_eq(r.attempt, 1);
+        if (rows[i].result) cr_assert_str_eq(r.result, rows[i].result, "%s", id);
+        if (rows[i].state == LASH_FAILED) cr_assert(!r.result || !*r.result, "%s", id);
+        const char *err = r.error ? r.error : "";
+        if (rows[i].error1)
+            cr_assert(strstr(err, rows[i].error1), "%s: '%s' does not say '%s'", id, err,
+                      rows[i].error1);
+        if (rows[i].error2)
+            cr_assert(strstr(err, rows[i].error2), "%s: '%s' does not say '%s'", id, err,
+                      rows[i].error2);
+        cr_assert_leq(strlen(err), LASH_ERROR_MAX);
+        lash_record_free(&r);
+    }
+    /* A background child holding stdout does not hold the result for long. */
+    cr_assert_lt(lash_fx_ms() - t0, 2900, "e-bg waited for its background child");
+
+    lash_record r = get("q", "e-noisy");
+    cr_assert(!strstr(r.error, "noise line 0\n"), "more than a tail was kept");
+    cr_assert(!strchr(r.error, '\033'), "a terminal escape reached the error text");
+    lash_record_free(&r);
+
+    char log[256], line[8192];
+    path_in(log, sizeof log, "wE.log");
+    FILE *f = fopen(log, "r");
+    cr_assert(f);
+    int lines = 0;
+    while (fgets(line, sizeof line, f)) {
+        cJSON *j = cJSON_Parse(line);
+        cr_assert(cJSON_IsObject(j), "not a JSON log line: %s", line);
+        cr_assert(cJSON_IsString(cJSON_GetObjectItem(j, "msg")), "%s", line);
+        cr_assert_str_eq(cJSON_GetObjectItem(j, "worker")->valuestring, "wE");
+        cJSON_Delete(j);
+        lines++;
+    }
+    fclose(f);
+    cr_assert_gt(lines, (int)nrows);
+}
+
+/* Untrusted data: broken rows, unknown kinds, bad payloads and garbage on the
+ * channels. The worker keeps going, and each named row ends 'failed' saying why. */
+Test(worker, bad_input)
+{
+    up(NULL);
+    pid_t w = WORKER("wX", "--queue", "q", "--builtin", "noop", "--poll-ms", "200");
+    WAIT_UNTIL(subscribers("q") == 1, 10000);
+    cr_assert_eq(subscribers("q"), 1);
+
+    /* Garbage on the channels first: the worker must survive it. */
+    char poke[LASH_KEY_MAX], cancel[LASH_KEY_MAX];
+    lash_key(poke, "q", LASH_CHAN_POKE);
+    lash_key(cancel, "q", LASH_CHAN_CANCEL);
+    static const char junk[] = "\x00\xff\xfe\x01\x80garbage\x00\n\r\x1b[2J";
+    size_t hn = 4 * 1024 * 1024;
+    char *huge = malloc(hn);
+    cr_assert(huge);
+    for (size_t i = 0; i < hn; i++)
+        huge[i] = (char)(i * 131 + 7);
+    cmd_do("PUBLISH %s %b", poke, junk, sizeof junk - 1);
+    cmd_do("PUBLISH %s %b", poke, huge, hn);
+    cmd_do("PUBLISH %s %s", poke, "");
+    cmd_do("PUBLISH %s %b", cancel, junk, sizeof junk - 1);
+    cmd_do("PUBLISH %s %b", cancel, huge, hn);
+    memset(huge, 'a', 300);
+    cmd_do("PUBLISH %s %b", cancel, huge, (size_t)300); /* an id over 128 bytes */
+    cmd_do("PUBLISH %s %s", cancel, "");
+    cmd_do("PUBLISH %s %s", cancel, "bad id!");
+    cmd_do("PUBLISH %s %b", cancel, "ok\0tail", (size_t)7);
+    cmd_do("PUBLISH %s %s", cancel, "no-such-row");
+    free(huge);
+
+    /* Rows with broken fields, written raw. */
+    raw_row("q", "b-nopayload", FV("kind", "noop", "state", "pending", "max_attempts", "3"));
+    raw_row("q", "b-attempt",
+            FV("kind", "noop", "payload", "{}", "state", "pending", "attempt", "abc"));
+    raw_row("q", "b-max",
+            FV("kind", "noop", "payload", "{}", "state", "pending", "max_attempts", "-4"));
+    raw_row("q", "b-fence",
+            FV("kind", "noop", "payload", "{}", "state", "pending", "fence", "1e9"));
+    raw_row("q", "b-timeout",
+            FV("kind", "noop", "payload", "{}", "state", "pending", "timeout_ms", "x"));
+    raw_row("q", "b-onlost",
+            FV("kind", "noop", "payload", "{}", "state", "pending", "on_lost", "maybe"));
+    raw_row("q", "b-nostate", FV("kind", "noop", "payload", "{}"));
+    raw_row("q", "b-state", FV("kind", "noop", "payload", "{}", "state", "bogus"));
+    raw_row("q", "b-kind", FV("kind", "no op!", "payload", "{}", "state", "pending"));
+    raw_row("q", "b-nokind", FV("payload", "{}", "state", "pending"));
+    raw_row("q", "b-notjson", FV("kind", "noop", "payload", "{not json", "state", "pending"));
+    raw_row("q", "b-trailing", FV("kind", "noop", "payload", "{} {}", "state", "pending"));
+    raw_row("q", "b-empty", FV("kind", "noop", "payload", "", "state", "pending"));
+    /* A row whose backoff is too long for the claim reply. */
+    raw_row("q", "b-backoff",
+            FV("kind", "noop", "payload", "{}", "state", "pending", "backoff",
+               "exp:1000:600000000000000000000000000000000000000000000000000000000"));
+    char key[LASH_KEY_MAX + 64], due[LASH_KEY_MAX];
+    lash_key(due, "q", LASH_KEY_DUE);
+    /* Binary payload with a NUL and invalid UTF-8. */
+    snprintf(key, sizeof key, "lash:{q}:p:%s", "b-binary");
+    cmd_do("HSET %s kind noop state pending payload %b", key, "\"\xff\x00\xfe\"", (size_t)5);
+    cmd_do("ZADD %s 0 b-binary", due);
+    /* A payload over 1 MiB. */
+    size_t bn = 1024 * 1024 + 1;
+    char *big = malloc(bn);
+    cr_assert(big);
+    big[0] = '"';
+    memset(big + 1, 'x', bn - 2);
+    big[bn - 1] = '"';
+    snprintf(key, sizeof key, "lash:{q}:p:%s", "b-big");
+    cmd_do("HSET %s kind noop state pending payload %b", key, big, bn);
+    cmd_do("ZADD %s 0 b-big", due);
+    free(big);
+    /* A due id without a row, and a row under an id no one could submit. */
+    cmd_do("ZADD %s 0 ghost", due);
+    static const char bad_id[] = "bad id\nwith junk";
+    snprintf(key, sizeof key, "lash:{q}:p:%s", bad_id);
+    cmd_do("HSET %s kind noop state pending payload {}", key);
+    cmd_do("ZADD %s 0 %s", due, bad_id);
+    char long_id[200];
+    memset(long_id, 'L', sizeof long_id - 1);
+    long_id[sizeof long_id - 1] = 0;
+    snprintf(key, sizeof key, "lash:{q}:p:%s", long_id);
+    cmd_do("HSET %s kind noop state pending payload {}", key);
+    cmd_do("ZADD %s 0 %s", due, long_id);
+    /* An unknown kind, submitted the normal way, and a good row after it all. */
+    submit("q", "b-unknown", "nosuchkind", "{}");
+    cmd_do("PUBLISH %s %b", poke, junk, sizeof junk - 1);
+
+    const struct {
+        const char *id, *why;
+    } bad[] = {
+        {"b-nopayload", "field 'payload' is missing"},
+        {"b-attempt", "field 'attempt'"},
+        {"b-max", "field 'max_attempts'"},
+        {"b-fence", "field 'fence'"},
+        {"b-timeout", "field 'timeout_ms'"},
+        {"b-onlost", "field 'on_lost'"},
+        {"b-nostate", "field 'state' is missing"},
+        {"b-state", "field 'state' is not a state"},
+        {"b-kind", "field 'kind'"},
+        {"b-nokind", "field 'kind'"},
+        {"b-notjson", "payload is not valid JSON"},
+        {"b-trailing", "payload has bytes after"},
+        {"b-empty", "payload is empty"},
+        {"b-backoff", "backoff"},
+        {"b-binary", "payload contains a NUL byte"},
+        {"b-big", "field 'payload' is over 1048576 bytes"},
+        {"b-unknown", "unknown kind 'nosuchkind'"},
+        {bad_id, "bad row: id has a byte outside"},
+        {long_id, "bad row: id is 199 bytes, over 128"},
+    };
+    const size_t nbad = sizeof bad / sizeof bad[0];
+    for (size_t i = 0; i < nbad; i++) {
+        WAIT_UNTIL(row_is("q", bad[i].id, "failed"), 10000);
+        cr_assert(row_is("q", bad[i].id, "failed"), "%s: state %s, error %s", bad[i].id,
+                  hf("q", bad[i].id, "state"), hf("q", bad[i].id, "error"));
+        const char *err = hf("q", bad[i].id, "error");
+        cr_assert(strstr(err, bad[i].why), "%s: error '%s' does not say '%s'", bad[i].id, err,
+                  bad[i].why);
+        /* Failed for good on the first look: bad data is not retried. */
+        cr_assert(strcmp(hf("q", bad[i].id, "attempt"), "(none)") == 0 ||
+                      strcmp(hf("q", bad[i].id, "attempt"), "0") == 0 ||
+                      strcmp(hf("q", bad[i].id, "attempt"), "1") == 0 ||
+                      strcmp(hf("q", bad[i].id, "attempt"), "abc") == 0,
+                  "%s: attempt %s", bad[i].id, hf("q", bad[i].id, "attempt"));
+    }
+    redisReply *g = cmd("ZSCORE %s ghost", due);
+    cr_assert_eq(g->type, REDIS_REPLY_NIL, "a due id without a row was left in due");
+    freeReplyObject(g);
+    cr_assert_eq(cmd_int("ZCARD %s", due), 0, "work left in due");
+    cr_assert_eq(lease_keys("q"), 0);
+
+    submit("q", "good", "noop", "{}");
+    WAIT_UNTIL(row_is("q", "good", "completed"), 5000);
+    cr_assert(row_is("q", "good", "completed"), "good: %s", hf("q", "good", "state"));
+    cr_assert(alive(w), "the worker died on bad input");
+    char log[256];
+    path_in(log, sizeof log, "wX.log");
+    cr_assert(file_has(log, "garbage on the cancel channel"));
+    /* The log names the bad row itself, not whichever row took its slot next. */
+    cr_assert(file_has(log, "id b-notjson fence 1: bad row: payload is not valid JSON"));
+}
+
+/* lash-worker --check reads the health file; bad flags exit 2. */
+Test(worker, check_and_flags)
+{
+    up(NULL);
+    char health[256];
+    path_in(health, sizeof health, "health");
+    const char *bin = lash_fx_bin("lash-worker");
+    char binp[512];
+    snprintf(binp, sizeof binp, "%s", bin);
+
+    cr_assert_eq(run("chk0", ARGS(binp, "--check", "--health-file", health)), 1,
+                 "missing health file passed --check");
+    cr_assert_eq(run("chk0", ARGS(binp, "--check")), 2, "--check without a file");
+
+    pid_t wh = WORKER("wH", "--builtin", "noop", "--health-file", health, "--poll-ms", "100");
+    struct stat sb;
+    WAIT_UNTIL(stat(health, &sb) == 0, 10000);
+    cr_assert_eq(stat(health, &sb), 0, "the worker never wrote its health file");
+    lash_fx_sleep_ms(1500); /* it must keep touching it, not just create it */
+    cr_assert_eq(
+        run("chk1", ARGS(binp, "--check", "--health-file", health, "--max-age-ms", "1500")), 0);
+
+    /* SIGHUP reopens the log file (after a rotation, say). */
+    char logp[256], rotated[256];
+    path_in(logp, sizeof logp, "wH.log");
+    path_in(rotated, sizeof rotated, "wH.log.1");
+    cr_assert_eq(rename(logp, rotated), 0);
+    kill(wh, SIGHUP);
+    WAIT_UNTIL(access(logp, F_OK) == 0, 5000);
+    submit("default", "h1", "noop", NULL);
+    WAIT_UNTIL(row_is("default", "h1", "completed") && file_has(logp, "id=h1"), 5000);
+    cr_assert(file_has(logp, "id=h1"), "nothing logged to the reopened file");
+    cr_assert(!file_has(rotated, "id=h1"), "still logging to the rotated file");
+
+    /* Redis gone: the file goes stale. */
+    lash_fx_redis_kill9(&R);
+    lash_fx_sleep_ms(2200);
+    cr_assert_eq(
+        run("chk2", ARGS(binp, "--check", "--health-file", health, "--max-age-ms", "1500")), 1,
+        "healthy while Redis is down");
+    lash_fx_redis_restart(&R, NULL);
+    reconnect();
+    lash_fx_sleep_ms(1500);
+    WAIT_UNTIL(
+        run("chk3", ARGS(binp, "--check", "--health-file", health, "--max-age-ms", "1500")) == 0,
+        10000);
+    cr_assert_eq(
+        run("chk3", ARGS(binp, "--check", "--health-file", health, "--max-age-ms", "1500")), 0,
+        "not healthy again after Redis came back");
+
+    /* An old file. */
+    struct timeval old[2] = {{1000000000, 0}, {1000000000, 0}};
+    char stale[256];
+    path_in(stale, sizeof stale, "stale");
+    FILE *f = fopen(stale, "w");
+    cr_assert(f);
+    fclose(f);
+    cr_assert_eq(utimes(stale, old), 0);
+    cr_assert_eq(run("chk4", ARGS(binp, "--check", "--health-file", stale)), 1);
+
+    /* Bad flags. */
+    static const char *const bad[][4] = {
+        {"--concurrency", "0", NULL},
+        {"--concurrency", "lots", NULL},
+        {"--lease-ms", "5", NULL},
+        {"--poll-ms", "1e3", NULL},
+        {"--grace-ms", "-1", NULL},
+        {"--bogus", NULL},
+        {"--log-format", "xml", NULL},
+        {"--log-level", "loud", NULL},
+        {"--handler", "noequals", NULL},
+        {"--handler", "k=/nonexistent/prog", NULL},
+        {"--handler", "bad kind!=/bin/true", NULL},
+        {"--builtin", "nosuch", NULL},
+        {"--queue", "bad{queue}", NULL},
+        {"--redis", "http://nope", NULL},
+        {"extra-arg", NULL},
+        {"--concurrency", NULL},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        const char *argv[8] = {binp};
+        int n = 1;
+        for (int k = 0; bad[i][k]; k++)
+            argv[n++] = bad[i][k];
+        argv[n++] = "--redis";
+        argv[n++] = R.url;
+        argv[n] = NULL;
+        if (strcmp(bad[i][0], "--redis") == 0) argv[n - 2] = NULL; /* keep the bad URL */
+        int code = run("bad", argv);
+        cr_assert_eq(code, 2, "lash-worker %s %s: exit %d, want 2", bad[i][0],
+                     bad[i][1] ? bad[i][1] : "", code);
+    }
+    char out[256];
+    path_in(out, sizeof out, "help.err");
+    cr_assert_eq(run("help", ARGS(binp, "--help")), 0);
+    cr_assert(file_has(out, "--grace-ms"));
+    cr_assert(file_has(out, "--health-file"));
+}
+
+/* A worker runs at most --concurrency processes at once, and two workers
+ * sharing a queue run each row once. Each worker's program logs "+" when it
+ * starts and "-" just before it exits; a slot is reused only after its process
+ * has exited, so replaying the log gives each worker's true process count.
+ * (Redis's running count is not used: it may briefly run ahead when a
+ * complete's EVALSHA meets NOSCRIPT and is re-sent after the next claim.) */
+Test(worker, concurrency_bound)
+{
+    up(NULL);
+    char log[256], body[1024], p1[256], p2[256], h1[300], h2[300];
+    path_in(log, sizeof log, "conc.log");
+    for (int k = 1; k <= 2; k++) {
+        snprintf(body, sizeof body,
+                 "echo \"+ w%d $LASH_ID\" >> %s\nsleep 0.25\necho \"- w%d $LASH_ID\" >> %s\n", k,
+                 log, k, log);
+        script(k == 1 ? p1 : p2, sizeof p1, k == 1 ? "conc1.sh" : "conc2.sh", body);
+    }
+    snprintf(h1, sizeof h1, "conc=%s", p1);
+    snprintf(h2, sizeof h2, "conc=%s", p2);
+    WORKER("w1", "--queue", "q", "--handler", h1, "--concurrency", "3");
+    WORKER("w2", "--queue", "q", "--handler", h2, "--concurrency", "2");
+    WAIT_UNTIL(subscribers("q") == 2, 10000); /* both listening: both get the poke */
+    cr_assert_eq(subscribers("q"), 2);
+    const int n = 24;
+    submit_many("q", "c", n, "conc", "{}");
+    WAIT_UNTIL(stats("q").count[LASH_COMPLETED] == n, 20000);
+    lash_stats s = stats("q");
+    cr_assert_eq(s.count[LASH_COMPLETED], n);
+    cr_assert_eq(s.total_completed, n);
+
+    FILE *f = fopen(log, "r");
+    cr_assert(f);
+    char line[256];
+    int cur[3] = {0}, most[3] = {0}, starts[3] = {0};
+    while (fgets(line, sizeof line, f)) {
+        char sign;
+        int k;
+        cr_assert_eq(sscanf(line, "%c w%d", &sign, &k), 2, "%s", line);
+        cr_assert(k == 1 || k == 2);
+        cur[k] += sign == '+' ? 1 : -1;
+        starts[k] += sign == '+';
+        if (cur[k] > most[k]) most[k] = cur[k];
+    }
+    fclose(f);
+    cr_assert_leq(most[1], 3, "w1 ran %d at once with 3 slots", most[1]);
+    cr_assert_leq(most[2], 2, "w2 ran %d at once with 2 slots", most[2]);
+    cr_assert_eq(most[1], 3, "w1 never filled its slots");
+    cr_assert_eq(starts[1] + starts[2], n, "%d runs for %d rows", starts[1] + starts[2], n);
+    cr_assert(starts[1] > 0 && starts[2] > 0, "one worker did everything");
+    for (int i = 0; i < n; i++) {
+        char id[16];
+        snprintf(id, sizeof id, "c%d", i);
+        lash_record r = get("q", id);
+        cr_assert_eq(r.attempt, 1, "%s ran %d times", id, r.attempt);
+        lash_record_free(&r);
+    }
+}
+
+/* The embedding example runs an in-process handler: kind "upper". */
+Test(worker, embed_example)
+{
+    up(NULL);
+    const char *bin = lash_fx_bin("lash-example-embed");
+    char binp[512];
+    snprintf(binp, sizeof binp, "%s", bin);
+    pid_t pid = track("embed", spawn("embed", NULL, ARGS(binp, R.url)))->pid;
+    submit("default", "u1", "upper", "\"hello, lash\"");
+    submit("default", "u2", "upper", "{\"not\":\"a string\"}");
+    WAIT_UNTIL(row_is("default", "u1", "completed") && row_is("default", "u2", "failed"), 10000);
+    lash_record r = get("default", "u1");
+    cr_assert_eq(r.state, LASH_COMPLETED, "u1: %s %s", lash_state_name(r.state),
+                 r.error ? r.error : "");
+    cr_assert_str_eq(r.result, "\"HELLO, LASH\"");
+    lash_record_free(&r);
+    r = get("default", "u2");
+    cr_assert_eq(r.state, LASH_FAILED);
+    cr_assert(r.error && strstr(r.error, "JSON string"), "%s", r.error ? r.error : "");
+    cr_assert_eq(r.attempt, 1);
+    lash_record_free(&r);
+    kill(pid, SIGTERM);
+    cr_assert_eq(wait_exit(pid, 5000), 0);
+}
