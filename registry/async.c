@@ -115,6 +115,18 @@ lash_status lash_aconn_open(struct ev_loop *loop, const lash_url *u, const lash_
         c->setup_left++;
         redisAsyncCommandArgv(c->ac, on_setup, NULL, 2, (const char *[]){"SELECT", db}, NULL);
     }
+    if (!cbs->on_message) {
+        /* A command connection: load every script now, so EVALSHA meets NOSCRIPT
+         * only after a SCRIPT FLUSH mid-connection. (A NOSCRIPT re-send goes
+         * behind what is already queued, which would let a claim overtake an
+         * earlier complete; harmless, but not the order the worker chose.) */
+        for (int op = 0; op < LASH_OP_COUNT; op++) {
+            size_t len;
+            const char *text = lash_script_text((lash_op)op, &len);
+            c->setup_left++;
+            redisAsyncCommand(c->ac, on_setup, NULL, "SCRIPT LOAD %b", text, len);
+        }
+    }
     c->setup_left++;
     redisAsyncCommand(c->ac, on_setup, NULL, "PING");
     *out = c;

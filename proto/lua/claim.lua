@@ -68,8 +68,10 @@ local function lash_claim_row(base, now, owner, ttl, id, counts)
             redis.call('PEXPIRE', lease, ttl)
             pttl = ttl
         end
-        if pttl > 0 then
-            redis.call('ZADD', due, now + pttl, id)
+        -- PTTL 0 is a lease in its last millisecond: it still exists (a script
+        -- sees time stand still), so SET NX below would fail. Still held.
+        if pttl >= 0 then
+            redis.call('ZADD', due, now + math.max(pttl, 1), id)
             return nil, false
         end
         -- The lease ran out: whoever held it is gone or cut off.
@@ -95,8 +97,7 @@ local function lash_claim_row(base, now, owner, ttl, id, counts)
                 'fence', fence + 1)
             return nil, false
         end
-        lash_count(counts, 'running', -1) -- rerun: counted again as claimed below
-        lash_count(counts, 'pending', 1)
+        -- Rerun: it stays 'running' in the counters; only the lease changes hands.
     elseif bad then
         lash_finish(base, id, 'failed', now, counts, state, 'error', 'bad row: ' .. bad)
         return nil, true
@@ -113,15 +114,17 @@ local function lash_claim_row(base, now, owner, ttl, id, counts)
             redis.call('PEXPIRE', lease, ttl)
             pttl = ttl
         end
-        redis.call('ZADD', due, now + pttl, id)
+        redis.call('ZADD', due, now + math.max(pttl, 1), id)
         return nil, false
     end
     redis.call('HSET', rk, 'state', 'running', 'attempt', as, 'fence', fs,
         'owner', owner, 'updated_ms', lash_str(now))
     lash_index('ZADD', due, lash_str(now + ttl), id)
     lash_event(base, 'claimed', id, 'attempt', as, 'owner', owner)
-    lash_count(counts, 'pending', -1)
-    lash_count(counts, 'running', 1)
+    if state == 'pending' then -- a rerun was counted 'running' already
+        lash_count(counts, 'pending', -1)
+        lash_count(counts, 'running', 1)
+    end
     return { id, f[2], f[3], attempt, fence, timeout, f[8] or '', max }, false
 end
 

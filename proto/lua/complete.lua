@@ -22,12 +22,13 @@ local function lash_complete_one(base, now, id, token, outcome, text, retry_ms, 
         if f[1] and f[2] and f[3] and f[3] ~= 'running' and f[1] .. ':' .. f[2] == token then return 2 end
         return 0
     end
-    local f = redis.call('HMGET', rk, 'state', 'attempt', 'max_attempts', 'cancel')
-    local from = f[1]
     if outcome == 'ok' then
-        lash_finish(base, id, 'completed', now, counts, from, 'result', text)
+        -- The common case needs only the state it leaves (for the counters).
+        lash_finish(base, id, 'completed', now, counts, redis.call('HGET', rk, 'state'), 'result', text)
         return 1
     end
+    local f = redis.call('HMGET', rk, 'state', 'attempt', 'max_attempts', 'cancel')
+    local from = f[1]
     if outcome == 'cancel' or f[4] == '1' then
         lash_finish(base, id, 'cancelled', now, counts, from, 'error', text)
         return 1

@@ -270,6 +270,10 @@ static inline bool rel_wait_idle(lash_conn *c, const char *queue, long long time
         if (s.due == 0 && s.count[LASH_PENDING] == 0 && s.count[LASH_RUNNING] == 0) return true;
         lash_fx_sleep_ms(100);
     } while (lash_fx_ms() < until);
+    lash_stats s = rel_stats(c, queue); /* say why, for the post-mortem */
+    fprintf(stderr, "rel_wait_idle(%s): due %lld pending %lld running %lld completed %lld\n", queue,
+            (long long)s.due, (long long)s.count[LASH_PENDING], (long long)s.count[LASH_RUNNING],
+            (long long)s.count[LASH_COMPLETED]);
     return false;
 }
 
