@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -865,4 +866,106 @@ Test(cli, readme_redis_cli_recipes_run)
     cr_assert_eq(r.code, 0, "stderr: %s", r.err);
     run_free(&r);
     free(readme);
+}
+
+/* ---- with a real lash-worker --------------------------------------------------- */
+
+/* Starts lash-worker on the fixture's Redis with an exec handler "sh-echo"
+ * (cat) and "slow" (sleep 30), the built-in fail, and a 200 ms poll. */
+static pid_t real_worker(const lash_fx_redis *r)
+{
+    char echo[256], slow[256], handler1[300], handler2[300], log[256];
+    snprintf(echo, sizeof echo, "%s/echo.sh", r->dir);
+    snprintf(slow, sizeof slow, "%s/slow.sh", r->dir);
+    write_file(echo, "#!/bin/sh\ncat\n");
+    write_file(slow, "#!/bin/sh\nsleep 30\n");
+    cr_assert_eq(chmod(echo, 0755), 0);
+    cr_assert_eq(chmod(slow, 0755), 0);
+    snprintf(handler1, sizeof handler1, "sh-echo=%s", echo);
+    snprintf(handler2, sizeof handler2, "slow=%s", slow);
+    snprintf(log, sizeof log, "%s/worker.log", r->dir);
+    const char *argv[] = {lash_fx_bin("lash-worker"),
+                          "--handler",
+                          handler1,
+                          "--handler",
+                          handler2,
+                          "--builtin",
+                          "fail",
+                          "--poll-ms",
+                          "200",
+                          "--grace-ms",
+                          "2000",
+                          NULL};
+    char out[300];
+    snprintf(out, sizeof out, "%s/worker.out", r->dir);
+    return spawn(r->url, NULL, out, log, argv);
+}
+
+Test(cli, with_a_real_worker)
+{
+    pid_t worker = real_worker(&rd);
+
+    /* submit + wait: completed, the program's stdout is the result */
+    run_result r =
+        LASHCTL(&rd, NULL, "submit", "sh-echo", "--id", "rw-1", "--payload", "{\"n\":7}");
+    cr_assert_eq(r.code, 0, "stderr: %s", r.err);
+    run_free(&r);
+    r = LASHCTL(&rd, NULL, "--json", "wait", "rw-1", "--timeout", "20000");
+    cr_assert_eq(r.code, 0, "stderr: %s", r.err);
+    cJSON *j = parse_json(r.out);
+    cr_assert_str_eq(cJSON_GetObjectItem(j, "state")->valuestring, "completed");
+    cr_assert_eq(cJSON_GetObjectItem(cJSON_GetObjectItem(j, "result"), "n")->valueint, 7);
+    cJSON_Delete(j);
+    run_free(&r);
+
+    /* a process that fails: wait exits 1 */
+    r = LASHCTL(&rd, NULL, "submit", "fail", "--id", "rw-2", "--max-attempts", "1", "--payload",
+                "{\"error\":\"no luck\"}");
+    run_free(&r);
+    r = LASHCTL(&rd, NULL, "wait", "rw-2", "--timeout", "20000");
+    cr_assert_eq(r.code, 1, "stdout: %s stderr: %s", r.out, r.err);
+    cr_assert(strstr(r.out, "failed: no luck"), "stdout: %s", r.out);
+    run_free(&r);
+
+    /* FCALL from redis-cli's point of view: picked up by the worker */
+    r = LASHCTL(&rd, NULL, "functions");
+    run_free(&r);
+    lash_conn *c = lash_fx_connect(&rd);
+    redisReply *rep =
+        redisCommand(lash_conn_redis(c), "FCALL lash_submit 1 lash:{default} %s %s %s 0", "rw-3",
+                     "sh-echo", "[1,2,3]");
+    cr_assert(rep && rep->type == REDIS_REPLY_ARRAY, "FCALL: %s", rep ? rep->str : "no reply");
+    freeReplyObject(rep);
+    lash_close(c);
+    r = LASHCTL(&rd, NULL, "wait", "rw-3", "--timeout", "20000");
+    cr_assert_eq(r.code, 0, "stdout: %s stderr: %s", r.out, r.err);
+    run_free(&r);
+
+    /* cancel of a running process: the worker kills it and records 'cancelled' */
+    r = LASHCTL(&rd, NULL, "submit", "slow", "--id", "rw-4");
+    run_free(&r);
+    long long until = lash_fx_ms() + 20000;
+    for (;;) {
+        lash_record rec = get_row(&rd, "rw-4");
+        lash_state st = rec.state;
+        lash_record_free(&rec);
+        if (st == LASH_RUNNING) break;
+        cr_assert(lash_fx_ms() < until, "rw-4 never started");
+        lash_fx_sleep_ms(50);
+    }
+    r = LASHCTL(&rd, NULL, "cancel", "rw-4");
+    cr_assert_eq(r.code, 0, "stderr: %s", r.err);
+    run_free(&r);
+    r = LASHCTL(&rd, NULL, "wait", "rw-4", "--timeout", "20000");
+    cr_assert_eq(r.code, 1, "a cancelled process is not completed; stdout: %s", r.out);
+    cr_assert(strstr(r.out, "rw-4 cancelled"), "stdout: %s", r.out);
+    run_free(&r);
+
+    /* the worker shows up in `workers`, and leaves cleanly on SIGTERM */
+    r = LASHCTL(&rd, NULL, "workers");
+    cr_assert_eq(r.code, 0, "stderr: %s", r.err);
+    cr_assert(strlen(r.out) > 0, "no worker listed");
+    run_free(&r);
+    kill(worker, SIGTERM);
+    cr_assert_eq(wait_exit(worker), 0, "lash-worker did not exit 0 on SIGTERM");
 }
