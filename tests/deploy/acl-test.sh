@@ -40,21 +40,8 @@ cleanup() {
 }
 trap cleanup EXIT
 
-passed=0
-failed=0
-ok() {
-    passed=$((passed + 1))
-    echo "ok - $*"
-}
-bad() {
-    failed=$((failed + 1))
-    echo "FAIL - $*"
-}
-finish() {
-    echo "$passed passed, $failed failed"
-    [ "$failed" = 0 ]
-    exit
-}
+# shellcheck source=tests/deploy/tap.sh
+. "$(dirname "${BASH_SOURCE[0]}")/tap.sh"
 
 rand() { head -c 18 /dev/urandom | od -An -tx1 | tr -d ' \n'; }
 WORKER_PW=w-$(rand)

@@ -37,16 +37,8 @@ cleanup() {
 }
 trap cleanup EXIT
 
-passed=0
-failed=0
-ok() {
-    passed=$((passed + 1))
-    echo "ok - $*"
-}
-bad() {
-    failed=$((failed + 1))
-    echo "FAIL - $*"
-}
+# shellcheck source=tests/deploy/tap.sh
+. "$ROOT/tests/deploy/tap.sh"
 skip() { echo "skipped - $*"; }
 # Reads "ok NAME" / "fail NAME: WHY" lines (from the python checks) into the tally.
 tally() {

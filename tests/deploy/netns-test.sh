@@ -38,21 +38,8 @@ NS_R=${PFX}r
 NET=10.231.0
 REDIS_IP=$NET.1
 
-passed=0
-failed=0
-ok() {
-    passed=$((passed + 1))
-    echo "ok - $*"
-}
-bad() {
-    failed=$((failed + 1))
-    echo "FAIL - $*"
-}
-finish() {
-    echo "$passed passed, $failed failed"
-    [ "$failed" = 0 ]
-    exit
-}
+# shellcheck source=tests/deploy/tap.sh
+. "$(dirname "${BASH_SOURCE[0]}")/tap.sh"
 skip_test() {
     echo "skipped: $*"
     exit 0
