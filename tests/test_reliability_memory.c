@@ -25,7 +25,7 @@
 static void submit(lash_conn *c, long from, long to)
 {
     enum { B = 1000 };
-    static char ids[B][16], pay[B][32];
+    static char ids[B][24], pay[B][32]; /* room for any long: -O2 checks */
     static lash_submission subs[B];
     static lash_submitted out[B];
     for (long i = from; i < to;) {

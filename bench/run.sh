@@ -1,0 +1,128 @@
+#!/usr/bin/env bash
+# bench/run.sh: lash's benchmarks on a private redis-server, with medians of
+# several runs, a table on stdout and the same as JSON in bench/results/.
+#
+#   bench/run.sh [--n N] [--runs R] [--quick] [--peers] [--only SCENARIO...]
+#
+#   --n N      processes per scenario (default 100000)
+#   --runs R   runs of every scenario; the table shows median, min, max (default 3)
+#   --quick    N=2000, 1 run, short windows: what CI runs to prove it works
+#   --peers    also run BullMQ (pinned in bench/peers/package.json, installed with
+#              npm into bench/peers/node_modules) against the same Redis in the
+#              same runs, and print lash/BullMQ ratios; skipped with a message
+#              when node or npm is missing
+#   --only S   run only scenario S (repeatable): registry drain fleet submit
+#              latency exec idle memory
+#
+# It builds lash-bench when missing ($LASH_BUILD_DIR, default build/), starts
+# redis-server on a free loopback port in a temp dir (--save '' --appendonly no),
+# and stops everything it started on exit.
+set -euo pipefail
+
+here=$(cd "$(dirname "$0")" && pwd)
+root=$(dirname "$here")
+build=${LASH_BUILD_DIR:-$root/build}
+n=100000
+runs=3
+quick=0
+peers=0
+only=()
+while [ $# -gt 0 ]; do
+    case $1 in
+    --n) n=$2; shift ;;
+    --runs) runs=$2; shift ;;
+    --quick) quick=1 ;;
+    --peers) peers=1 ;;
+    --only) only+=("$2"); shift ;;
+    -h | --help) sed -n '2,20p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    *) echo "run.sh: unknown option $1" >&2; exit 2 ;;
+    esac
+    shift
+done
+if [ "$quick" = 1 ]; then
+    n=2000
+    runs=1
+fi
+[ ${#only[@]} -gt 0 ] || only=(all)
+
+if [ ! -x "$build/bin/lash-bench" ]; then
+    echo "run.sh: building lash-bench in $build" >&2
+    cmake -S "$root" -B "$build" -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+    cmake --build "$build" -j"$(nproc)" --target lash-bench lash-worker lashctl >/dev/null
+fi
+bench=$build/bin/lash-bench
+
+tmp=$(mktemp -d /tmp/lash-bench-XXXXXX)
+redis_pid=
+cleanup() {
+    if [ -n "$redis_pid" ]; then
+        kill "$redis_pid" 2>/dev/null || true
+        wait "$redis_pid" 2>/dev/null || true
+    fi
+    rm -rf "$tmp"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+# A free loopback port: try random ones until redis-server keeps one.
+for _ in $(seq 1 20); do
+    port=$((20000 + RANDOM % 40000))
+    redis-server --port "$port" --bind 127.0.0.1 --save '' --appendonly no --dir "$tmp" \
+        --daemonize no --loglevel warning --logfile "$tmp/redis.log" &
+    redis_pid=$!
+    for _ in $(seq 1 100); do
+        if redis-cli -p "$port" ping >/dev/null 2>&1; then break 2; fi
+        if ! kill -0 "$redis_pid" 2>/dev/null; then break; fi
+        sleep 0.05
+    done
+    kill "$redis_pid" 2>/dev/null || true
+    wait "$redis_pid" 2>/dev/null || true
+    redis_pid=
+done
+[ -n "$redis_pid" ] || { echo "run.sh: could not start redis-server" >&2; exit 1; }
+url=redis://127.0.0.1:$port
+
+if [ "$peers" = 1 ]; then
+    if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
+        echo "run.sh: node or npm is not installed: skipping the BullMQ comparison" >&2
+        peers=0
+    elif [ ! -d "$here/peers/node_modules/bullmq" ] || [ ! -d "$here/peers/node_modules/ioredis" ]; then
+        echo "run.sh: installing the pinned peers with npm into bench/peers/node_modules" >&2
+        if ! (cd "$here/peers" && npm install --no-audit --no-fund --no-package-lock \
+            --loglevel=error >&2); then
+            echo "run.sh: npm install failed: skipping the BullMQ comparison" >&2
+            peers=0
+        fi
+    fi
+fi
+
+results=$tmp/results.jsonl
+: >"$results"
+qflag=()
+[ "$quick" = 1 ] && qflag=(--quick)
+for r in $(seq 1 "$runs"); do
+    echo "== run $r of $runs (N=$n)" >&2
+    "$bench" --redis "$url" --n "$n" --flush "${qflag[@]}" "${only[@]}" >>"$results"
+    if [ "$peers" = 1 ]; then
+        node "$here/peers/bullmq-bench.js" --redis "$url" --n "$n" --flush "${qflag[@]}" \
+            >>"$results"
+    fi
+done
+
+mkdir -p "$here/results"
+stamp=$(date -u +%Y-%m-%dT%H%M%SZ)
+out=$here/results/$stamp.json
+meta=(--meta "date=$(date -u '+%Y-%m-%d %H:%M:%S UTC')"
+    --meta "host=$(nproc) cores, $(uname -sr)"
+    --meta "redis=$(redis-server --version | sed 's/ sha=.*//')"
+    --meta "gcc=$(gcc -dumpfullversion 2>/dev/null || echo unknown)"
+    --meta "n=$n" --meta "runs=$runs")
+if [ "$peers" = 1 ]; then
+    meta+=(--meta "node=$(node --version)"
+        --meta "bullmq=$(node -p "require('$here/peers/node_modules/bullmq/package.json').version")")
+fi
+echo
+"$bench" report "${meta[@]}" --json "$out" "$results"
+cp "$results" "$here/results/$stamp.jsonl"
+echo
+echo "results: $out"
