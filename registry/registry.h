@@ -7,6 +7,9 @@
  * complete or release is not an error of the call: its per-row status says so.
  *
  * Thread safety: a lash_conn belongs to one thread at a time.
+ * Signals: a program using the registry should ignore SIGPIPE (lashctl and
+ * lash-worker do): a write to a Redis that just died must fail with LASH_EIO,
+ * not kill the process.
  * The async twin for event loops is registry/async.h.
  */
 #ifndef LASH_REGISTRY_H
