@@ -31,7 +31,11 @@ done
 [[ $N =~ ^[0-9]+$ && $N -ge 10 && $ROUNDS =~ ^[0-9]+$ && $WORKERS =~ ^[0-9]+$ && $WORKERS -ge 2 ]] ||
     { echo "demo: --n >= 10, --rounds >= 0 and --workers >= 2 are integers" >&2; exit 2; }
 
-say() { printf '\033[1m==> %s\033[0m\n' "$*"; }
+if [ -t 1 ]; then
+    say() { printf '\033[1m==> %s\033[0m\n' "$*"; }
+else
+    say() { printf '==> %s\n' "$*"; }
+fi
 
 # --- 1. packages and build ---------------------------------------------------
 PKGS="build-essential cmake pkg-config libhiredis-dev libev-dev libcjson-dev redis-server redis-tools"

@@ -101,7 +101,7 @@ step deploy-netns bash tests/deploy/netns-test.sh
 [ "${LASH_LONG:-0}" = 1 ] && step reliability bash tests/reliability/run.sh --long
 step install install_check
 step bench bash bench/run.sh --quick
-step demo bash demo/run.sh --n 300
+step demo bash demo/run.sh --n 1000
 
 echo
 [ -n "$failures" ] && echo "failed steps:$failures"
