@@ -1,6 +1,8 @@
 /* fixture.c: a private redis-server per test (see fixture.h). */
 #include "fixture.h"
 
+#include "proto/keys.h"
+
 #include <criterion/criterion.h>
 #include <errno.h>
 #include <hiredis/hiredis.h>
@@ -138,4 +140,42 @@ const char *lash_fx_bin(const char *name)
     static __thread char path[512];
     snprintf(path, sizeof path, "%s/%s", LASH_BIN_DIR, name);
     return path;
+}
+
+lash_stats lash_fx_stats(lash_conn *c, const char *queue)
+{
+    lash_stats s;
+    lash_err e = {0};
+    cr_assert_eq(lash_get_stats(c, queue, &s, &e), LASH_OK, "stats: %s", e.msg);
+    return s;
+}
+
+lash_record lash_fx_get(lash_conn *c, const char *queue, const char *id)
+{
+    lash_record r;
+    lash_err e = {0};
+    cr_assert_eq(lash_get(c, queue, id, &r, &e), LASH_OK, "get %s: %s", id, e.msg);
+    return r;
+}
+
+long long lash_fx_count_keys(lash_conn *c, const char *pattern)
+{
+    long long n = 0;
+    char cursor[32] = "0";
+    do {
+        redisReply *r =
+            redisCommand(lash_conn_redis(c), "SCAN %s MATCH %s COUNT 10000", cursor, pattern);
+        cr_assert(r && r->type == REDIS_REPLY_ARRAY && r->elements == 2, "SCAN failed");
+        snprintf(cursor, sizeof cursor, "%s", r->element[0]->str);
+        n += (long long)r->element[1]->elements;
+        freeReplyObject(r);
+    } while (strcmp(cursor, "0") != 0);
+    return n;
+}
+
+long long lash_fx_lease_keys(lash_conn *c, const char *queue)
+{
+    char pat[LASH_KEY_MAX + 8];
+    snprintf(pat, sizeof pat, "lash:{%s}:lease:*", queue);
+    return lash_fx_count_keys(c, pat);
 }

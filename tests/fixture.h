@@ -31,6 +31,13 @@ void lash_fx_redis_restart(lash_fx_redis *r, const char *const *extra);
 /* A blocking connection to it (asserts on failure). */
 lash_conn *lash_fx_connect(const lash_fx_redis *r);
 
+/* Asserting shorthands over the registry and raw hiredis, shared by the suites. */
+lash_stats lash_fx_stats(lash_conn *c, const char *queue);
+lash_record lash_fx_get(lash_conn *c, const char *queue, const char *id);
+/* Keys matching pattern, counted with SCAN (never KEYS: it blocks). */
+long long lash_fx_count_keys(lash_conn *c, const char *pattern);
+long long lash_fx_lease_keys(lash_conn *c, const char *queue);
+
 /* Monotonic milliseconds, for liveness bounds. */
 long long lash_fx_ms(void);
 void lash_fx_sleep_ms(int ms);

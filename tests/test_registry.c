@@ -213,18 +213,12 @@ static int release1(const char *q, const char *id, const char *owner, int64_t fe
 
 static lash_stats stats(const char *q)
 {
-    lash_stats s;
-    lash_err e = {0};
-    cr_assert_eq(lash_get_stats(C, q, &s, &e), LASH_OK, "stats: %s", e.msg);
-    return s;
+    return lash_fx_stats(C, q);
 }
 
 static lash_record get(const char *q, const char *id)
 {
-    lash_record r;
-    lash_err e = {0};
-    cr_assert_eq(lash_get(C, q, id, &r, &e), LASH_OK, "get %s: %s", id, e.msg);
-    return r;
+    return lash_fx_get(C, q, id);
 }
 
 static void expect_state(const char *q, const char *id, const char *state)
@@ -234,16 +228,7 @@ static void expect_state(const char *q, const char *id, const char *state)
 
 static long long count_keys(const char *pattern)
 {
-    long long n = 0;
-    char cursor[32] = "0";
-    do {
-        redisReply *r = cmd("SCAN %s MATCH %s COUNT 1000", cursor, pattern);
-        cr_assert(r->type == REDIS_REPLY_ARRAY && r->elements == 2);
-        snprintf(cursor, sizeof cursor, "%s", r->element[0]->str);
-        n += (long long)r->element[1]->elements;
-        freeReplyObject(r);
-    } while (strcmp(cursor, "0") != 0);
-    return n;
+    return lash_fx_count_keys(C, pattern);
 }
 
 /* Polls claim until it returns a row or ms pass (a generous liveness bound). */

@@ -114,7 +114,7 @@ Test(chaos, kill9_and_freeze_workers_while_they_work, .timeout = 1800, .fini = r
         }
         if (now >= next_check) {
             next_check = now + 500;
-            lash_stats s = rel_stats(c, Q);
+            lash_stats s = lash_fx_stats(c, Q);
             idle = s.due == 0 && s.count[LASH_PENDING] == 0 && s.count[LASH_RUNNING] == 0;
         }
     }
@@ -189,9 +189,9 @@ Test(chaos, kill9_and_freeze_workers_while_they_work, .timeout = 1800, .fini = r
             freeReplyObject(x);
         }
     }
-    lash_stats st = rel_stats(c, Q);
+    lash_stats st = lash_fx_stats(c, Q);
     long long due = rel_zcard(c, Q, LASH_KEY_DUE), done = rel_zcard(c, Q, LASH_KEY_DONE);
-    long long leases = rel_lease_keys(c, Q);
+    long long leases = lash_fx_lease_keys(c, Q);
     int64_t stale_refused = count_in_file(wlog, "refused: stale lease");
     int64_t discarded = count_in_file(wlog, "lease lost, outcome discarded");
 

@@ -69,7 +69,7 @@ Test(memory, bounded_by_retention, .timeout = 3600, .fini = rel_fini)
     snprintf(wlog, sizeof wlog, "%s/workers.log", dir);
 
     /* Baseline: scripts loaded (a stats call, a throw-away queue's submit), no row. */
-    rel_stats(c, Q);
+    lash_fx_stats(c, Q);
     lash_submission one = {.id = "x", .kind = "noop"};
     lash_submitted o1;
     lash_err e;
@@ -124,11 +124,11 @@ Test(memory, bounded_by_retention, .timeout = 3600, .fini = rel_fini)
     lash_fx_sleep_ms(500);
 
     long long done = rel_zcard(c, Q, LASH_KEY_DONE);
-    long long rows = rel_count_keys(c, "lash:{" Q "}:p:*");
-    long long due = rel_zcard(c, Q, LASH_KEY_DUE), leases = rel_lease_keys(c, Q);
+    long long rows = lash_fx_count_keys(c, "lash:{" Q "}:p:*");
+    long long due = rel_zcard(c, Q, LASH_KEY_DUE), leases = lash_fx_lease_keys(c, Q);
     long long used_live = rel_info(c, "memory", "used_memory"); /* with the workers' clients */
     long long peak = rel_info(c, "memory", "used_memory_peak");
-    lash_stats st = rel_stats(c, Q);
+    lash_stats st = lash_fx_stats(c, Q);
     int bad_exit = 0;
     for (int i = 0; i < 3; i++)
         bad_exit += rel_stop(w[i], 15000) != 0;

@@ -87,7 +87,7 @@ Test(pubsub, work_completes_through_the_poll_when_every_poke_is_lost, .timeout =
         long long sent = lash_fx_ms();
         rel_submit_range(c, Q, prefix, 0, per, "noop", NULL, 3);
         long long want = (long long)(v + 1) * per;
-        while (rel_stats(c, Q).total_completed < want && lash_fx_ms() - sent < 60000)
+        while (lash_fx_stats(c, Q).total_completed < want && lash_fx_ms() - sent < 60000)
             lash_fx_sleep_ms(10);
         lat[v] = lash_fx_ms() - sent;
     }
@@ -95,7 +95,7 @@ Test(pubsub, work_completes_through_the_poll_when_every_poke_is_lost, .timeout =
     atomic_store(&k.stop, 1);
     pthread_join(th, NULL);
 
-    lash_stats st = rel_stats(c, Q);
+    lash_stats st = lash_fx_stats(c, Q);
     int alive = 0;
     for (int i = 0; i < 3; i++)
         alive += rel_alive(w[i]);
@@ -113,7 +113,7 @@ Test(pubsub, work_completes_through_the_poll_when_every_poke_is_lost, .timeout =
     cr_expect_eq(st.count[LASH_COMPLETED], waves * per);
     cr_expect_eq(st.total_completed, waves * per);
     cr_expect_eq(rel_zcard(c, Q, LASH_KEY_DUE), 0);
-    cr_expect_eq(rel_lease_keys(c, Q), 0);
+    cr_expect_eq(lash_fx_lease_keys(c, Q), 0);
     cr_expect_eq(alive, 3, "a worker died while its subscriber was being killed");
     /* The subscribers must really have been cut, again and again. */
     cr_expect(k.killed >= 6, "only %ld subscriber kills", k.killed);

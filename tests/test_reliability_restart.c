@@ -146,9 +146,9 @@ static void restart_run(const char *fsync_mode)
             freeReplyObject(x);
         }
     }
-    long long rows = rel_count_keys(c, "lash:{" Q "}:p:*");
-    lash_stats st = rel_stats(c, Q);
-    long long due = rel_zcard(c, Q, LASH_KEY_DUE), leases = rel_lease_keys(c, Q);
+    long long rows = lash_fx_count_keys(c, "lash:{" Q "}:p:*");
+    lash_stats st = lash_fx_stats(c, Q);
+    long long due = rel_zcard(c, Q, LASH_KEY_DUE), leases = lash_fx_lease_keys(c, Q);
     int alive = 0, reconnected = 0;
     for (int i = 0; i < 2; i++) {
         alive += rel_alive(w[i]);

@@ -123,29 +123,17 @@ static bool lease_exists(const char *q, const char *id)
 
 static long long lease_keys(const char *q)
 {
-    char pat[LASH_KEY_MAX + 16];
-    snprintf(pat, sizeof pat, "lash:{%s}:lease:*", q);
-    redisReply *r = cmd("KEYS %s", pat);
-    long long n = (long long)r->elements;
-    freeReplyObject(r);
-    return n;
+    return lash_fx_lease_keys(C, q);
 }
 
 static lash_stats stats(const char *q)
 {
-    lash_stats s;
-    lash_err e = {0};
-    cr_assert_eq(lash_get_stats(C, q, &s, &e), LASH_OK, "stats: %s", e.msg);
-    return s;
+    return lash_fx_stats(C, q);
 }
 
 static lash_record get(const char *q, const char *id)
 {
-    lash_record rec;
-    lash_err e = {0};
-    lash_status st = lash_get(C, q, id, &rec, &e);
-    cr_assert_eq(st, LASH_OK, "get %s: %s", id, e.msg);
-    return rec;
+    return lash_fx_get(C, q, id);
 }
 
 /* The events of kind ev recorded for id in the queue's stream. */

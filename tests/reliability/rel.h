@@ -238,39 +238,17 @@ static inline long long rel_info(lash_conn *c, const char *section, const char *
 }
 
 /* Keys matching pattern, by SCAN (never KEYS: it works on a million keys). */
-static inline long long rel_count_keys(lash_conn *c, const char *pattern)
-{
-    long long n = 0;
-    char cursor[32] = "0";
-    do {
-        redisReply *r = rel_cmd(c, "SCAN %s MATCH %s COUNT 10000", cursor, pattern);
-        cr_assert(r->type == REDIS_REPLY_ARRAY && r->elements == 2);
-        snprintf(cursor, sizeof cursor, "%s", r->element[0]->str);
-        n += (long long)r->element[1]->elements;
-        freeReplyObject(r);
-    } while (strcmp(cursor, "0") != 0);
-    return n;
-}
-
-static inline lash_stats rel_stats(lash_conn *c, const char *queue)
-{
-    lash_stats s;
-    lash_err e;
-    cr_assert(lash_get_stats(c, queue, &s, &e) == LASH_OK, "stats: %s", e.msg);
-    return s;
-}
-
 /* Waits until queue has no pending or running row (and nothing due), or
  * timeout_ms passed. Returns whether it drained. */
 static inline bool rel_wait_idle(lash_conn *c, const char *queue, long long timeout_ms)
 {
     long long until = lash_fx_ms() + timeout_ms;
     do {
-        lash_stats s = rel_stats(c, queue);
+        lash_stats s = lash_fx_stats(c, queue);
         if (s.due == 0 && s.count[LASH_PENDING] == 0 && s.count[LASH_RUNNING] == 0) return true;
         lash_fx_sleep_ms(100);
     } while (lash_fx_ms() < until);
-    lash_stats s = rel_stats(c, queue); /* say why, for the post-mortem */
+    lash_stats s = lash_fx_stats(c, queue); /* say why, for the post-mortem */
     fprintf(stderr, "rel_wait_idle(%s): due %lld pending %lld running %lld completed %lld\n", queue,
             (long long)s.due, (long long)s.count[LASH_PENDING], (long long)s.count[LASH_RUNNING],
             (long long)s.count[LASH_COMPLETED]);
@@ -306,13 +284,6 @@ static inline void rel_submit_range(lash_conn *c, const char *queue, const char 
 }
 
 /* No lease key of queue is left. */
-static inline long long rel_lease_keys(lash_conn *c, const char *queue)
-{
-    char pat[LASH_KEY_MAX + 8];
-    snprintf(pat, sizeof pat, "lash:{%s}:lease:*", queue);
-    return rel_count_keys(c, pat);
-}
-
 static inline long long rel_zcard(lash_conn *c, const char *queue, lash_key_kind k)
 {
     char key[LASH_KEY_MAX];
