@@ -16,11 +16,6 @@
 /* Submit calls in flight at once on the pipeline. */
 #define SUBMIT_WINDOW 8
 
-static lash_status check_queue(const char *queue, lash_err *e)
-{
-    return lash_check_queue(queue, e);
-}
-
 /* Runs a script call and checks its reply for errors; the reply is returned for
  * parsing and must be freed. */
 static redisReply *call(lash_conn *c, lash_argv *a, lash_err *e, lash_status *st)
@@ -133,7 +128,7 @@ static lash_status read_chunk(lash_conn *c, chunk *k, lash_submitted *out, bool 
 lash_status lash_submit(lash_conn *c, const char *queue, const lash_submission *subs, size_t n,
                         lash_submitted *out, lash_err *e)
 {
-    lash_status st = check_queue(queue, e);
+    lash_status st = lash_check_queue(queue, e);
     if (st) return st;
     /* A row is not submitted until Redis answers for it: after a failed call,
      * the rows it carried and those never sent say so. */
@@ -209,7 +204,7 @@ lash_status lash_claim(lash_conn *c, const char *queue, const char *owner, int n
     lash_argv a;
     lash_status st;
     memset(out, 0, sizeof *out);
-    if ((st = check_queue(queue, e)) || (st = lash_check_worker_id(owner, e))) return st;
+    if ((st = lash_check_queue(queue, e)) || (st = lash_check_worker_id(owner, e))) return st;
     lash_argv_claim(&a, queue, owner, n, ttl_ms, keep);
     redisReply *r = call(c, &a, e, &st);
     if (!st) st = lash_reply_claim(r, out, e);
@@ -258,7 +253,7 @@ static lash_status id_op(lash_conn *c, lash_op op, const char *queue, const char
 {
     lash_argv a;
     lash_status st;
-    if ((st = check_queue(queue, e)) || (st = lash_check_id(id, strlen(id), e))) return st;
+    if ((st = lash_check_queue(queue, e)) || (st = lash_check_id(id, strlen(id), e))) return st;
     lash_argv_script(&a, op, queue);
     lash_argv_adds(&a, id);
     if (extra) lash_argv_adds(&a, extra);
@@ -298,7 +293,7 @@ lash_status lash_get(lash_conn *c, const char *queue, const char *id, lash_recor
     char key[LASH_KEY_MAX];
     lash_status st;
     lash_record_init(rec);
-    if ((st = check_queue(queue, e)) || (st = lash_check_id(id, strlen(id), e))) return st;
+    if ((st = lash_check_queue(queue, e)) || (st = lash_check_id(id, strlen(id), e))) return st;
     redisReply *r = redisCommand(c->ctx, "HGETALL %s", lash_key_row(key, queue, id));
     if (!r) return lash_fail(e, LASH_EIO, "get: %s", c->ctx->errstr);
     st = lash_reply_record(r, queue, id, rec, e);
@@ -312,7 +307,7 @@ lash_status lash_list(lash_conn *c, const char *queue, const char *state, const 
     lash_argv a;
     lash_status st;
     memset(out, 0, sizeof *out);
-    if ((st = check_queue(queue, e))) return st;
+    if ((st = lash_check_queue(queue, e))) return st;
     if (state && lash_state_parse(state) < 0)
         return lash_fail(e, LASH_EINVAL, "unknown state '%s'", state);
     lash_argv_script(&a, LASH_OP_LIST, queue);
@@ -329,7 +324,7 @@ lash_status lash_get_stats(lash_conn *c, const char *queue, lash_stats *out, las
 {
     lash_argv a;
     lash_status st;
-    if ((st = check_queue(queue, e))) return st;
+    if ((st = lash_check_queue(queue, e))) return st;
     lash_argv_script(&a, LASH_OP_STATS, queue);
     redisReply *r = call(c, &a, e, &st);
     if (!st) st = lash_reply_stats(r, out, e);
@@ -342,7 +337,7 @@ lash_status lash_trim(lash_conn *c, const char *queue, lash_retention keep, int 
 {
     lash_argv a;
     lash_status st;
-    if ((st = check_queue(queue, e))) return st;
+    if ((st = lash_check_queue(queue, e))) return st;
     lash_argv_script(&a, LASH_OP_TRIM, queue);
     lash_argv_addi(&a, keep.keep_n);
     lash_argv_addi(&a, keep.keep_ms);
@@ -362,7 +357,7 @@ lash_status lash_poke(lash_conn *c, const char *queue, lash_err *e)
 {
     char chan[LASH_KEY_MAX];
     lash_status st;
-    if ((st = check_queue(queue, e))) return st;
+    if ((st = lash_check_queue(queue, e))) return st;
     redisReply *r = redisCommand(c->ctx, "PUBLISH %s poke", lash_key(chan, queue, LASH_CHAN_POKE));
     if (!r) return lash_fail(e, LASH_EIO, "poke: %s", c->ctx->errstr);
     st = lash_reply_check(r, "poke", e);

@@ -453,6 +453,14 @@ void lash_turn_exited(lash_turn *t, int i, lash_outcome o, const char *text, siz
     rearm(t);
 }
 
+/* Hands a claimed row straight back (release) without running it. */
+static void give_back(lash_turn *t, int q, const lash_claimed *row)
+{
+    lash_slot tmp = {.fence = row->fence};
+    snprintf(tmp.id, sizeof tmp.id, "%s", row->id);
+    record(t, q, &tmp, LASH_OUT_FAIL, NULL, 0, 0, true);
+}
+
 static int free_slots(const lash_turn *t)
 {
     return t->c.concurrency - t->used - t->reserved;
@@ -469,9 +477,7 @@ static void start_row(lash_turn *t, int q, lash_claimed *row, int64_t sent, int6
 {
     int i = take_slot(t);
     if (i < 0) { /* cannot happen while reserved is honest; give the row back */
-        lash_slot tmp = {.fence = row->fence};
-        snprintf(tmp.id, sizeof tmp.id, "%s", row->id);
-        record(t, q, &tmp, LASH_OUT_FAIL, NULL, 0, 0, true);
+        give_back(t, q, row);
         return;
     }
     lash_slot *s = &t->slots[i];
@@ -688,9 +694,7 @@ void lash_turn_claimed(lash_turn *t, uint32_t id, lash_status st, lash_claim_bat
     if (b->bad) logf_(t, LASH_LOG_WARN, -1, "claim failed %zu bad row(s) in Redis", b->bad);
     for (size_t i = 0; i < b->n; i++) {
         if (t->draining) { /* shutting down: hand it straight back */
-            lash_slot tmp = {.fence = b->rows[i].fence};
-            snprintf(tmp.id, sizeof tmp.id, "%s", b->rows[i].id);
-            record(t, q, &tmp, LASH_OUT_FAIL, NULL, 0, 0, true);
+            give_back(t, q, &b->rows[i]);
             continue;
         }
         start_row(t, q, &b->rows[i], sent, now);
@@ -904,22 +908,20 @@ static void send_claim(lash_turn *t, int q, int64_t now)
 void lash_turn_flush(lash_turn *t, int64_t now)
 {
     if (!t->connected) return;
-    if (t->hold_until && now < t->hold_until) { /* only claims (heartbeats) meanwhile */
-        for (int k = 0; k < t->c.nqueues; k++)
-            send_claim(t, (t->rr + k) % t->c.nqueues, now);
-        rearm(t);
-        return;
-    }
-    t->hold_until = 0;
-    for (int k = 0; k < t->c.nqueues; k++) {
-        int q = (t->rr + k) % t->c.nqueues;
-        send_recs(t, q, &t->done[q], CMD_COMPLETE, now);
-        send_recs(t, q, &t->rel[q], CMD_RELEASE, now);
-        send_renews(t, q, now);
+    /* After an error reply only claims (heartbeats) go out until the hold ends. */
+    bool held = t->hold_until && now < t->hold_until;
+    if (!held) {
+        t->hold_until = 0;
+        for (int k = 0; k < t->c.nqueues; k++) {
+            int q = (t->rr + k) % t->c.nqueues;
+            send_recs(t, q, &t->done[q], CMD_COMPLETE, now);
+            send_recs(t, q, &t->rel[q], CMD_RELEASE, now);
+            send_renews(t, q, now);
+        }
     }
     /* Claims last, and in turn across queues, so one busy queue cannot starve others. */
     for (int k = 0; k < t->c.nqueues; k++)
         send_claim(t, (t->rr + k) % t->c.nqueues, now);
-    t->rr = (t->rr + 1) % t->c.nqueues;
+    if (!held) t->rr = (t->rr + 1) % t->c.nqueues;
     rearm(t);
 }
