@@ -82,6 +82,15 @@ redisContext *lash_conn_redis(lash_conn *c)
     return c->ctx;
 }
 
+redisReply *lash_conn_command(lash_conn *c, const char *queue, const char *what, int argc,
+                              const char **argv, const size_t *len, lash_err *e)
+{
+    (void)queue; /* one node holds every queue */
+    redisReply *r = redisCommandArgv(c->ctx, argc, argv, len);
+    if (!r) lash_fail(e, LASH_EIO, "%s: %s", what, c->ctx->errstr);
+    return r;
+}
+
 redisReply *lash_conn_script(lash_conn *c, lash_argv *a, lash_err *e)
 {
     const char **p = lash_argv_finish(a, 0);

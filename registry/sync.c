@@ -294,8 +294,9 @@ lash_status lash_get(lash_conn *c, const char *queue, const char *id, lash_recor
     lash_status st;
     lash_record_init(rec);
     if ((st = lash_check_queue(queue, e)) || (st = lash_check_id(id, strlen(id), e))) return st;
-    redisReply *r = redisCommand(c->ctx, "HGETALL %s", lash_key_row(key, queue, id));
-    if (!r) return lash_fail(e, LASH_EIO, "get: %s", c->ctx->errstr);
+    const char *argv[] = {"HGETALL", lash_key_row(key, queue, id)};
+    redisReply *r = lash_conn_command(c, queue, "get", 2, argv, NULL, e);
+    if (!r) return LASH_EIO;
     st = lash_reply_record(r, queue, id, rec, e);
     freeReplyObject(r);
     return st;
@@ -358,8 +359,9 @@ lash_status lash_poke(lash_conn *c, const char *queue, lash_err *e)
     char chan[LASH_KEY_MAX];
     lash_status st;
     if ((st = lash_check_queue(queue, e))) return st;
-    redisReply *r = redisCommand(c->ctx, "PUBLISH %s poke", lash_key(chan, queue, LASH_CHAN_POKE));
-    if (!r) return lash_fail(e, LASH_EIO, "poke: %s", c->ctx->errstr);
+    const char *argv[] = {"PUBLISH", lash_key(chan, queue, LASH_CHAN_POKE), "poke"};
+    redisReply *r = lash_conn_command(c, queue, "poke", 3, argv, NULL, e);
+    if (!r) return LASH_EIO;
     st = lash_reply_check(r, "poke", e);
     freeReplyObject(r);
     return st;
@@ -368,15 +370,17 @@ lash_status lash_poke(lash_conn *c, const char *queue, lash_err *e)
 lash_status lash_functions_ensure(lash_conn *c, lash_err *e)
 {
     const char *want = lash_function_version();
-    redisReply *r = redisCommand(c->ctx, "FCALL lash_version 0");
-    if (!r) return lash_fail(e, LASH_EIO, "functions: %s", c->ctx->errstr);
+    redisReply *r = lash_conn_command(c, NULL, "functions", 3,
+                                      (const char *[]){"FCALL", "lash_version", "0"}, NULL, e);
+    if (!r) return LASH_EIO;
     bool current = r->type == REDIS_REPLY_STRING && strcmp(r->str, want) == 0;
     freeReplyObject(r);
     if (current) return LASH_OK;
     size_t len;
     const char *lib = lash_function_library(&len);
-    r = redisCommand(c->ctx, "FUNCTION LOAD REPLACE %b", lib, len);
-    if (!r) return lash_fail(e, LASH_EIO, "functions: %s", c->ctx->errstr);
+    const char *load[] = {"FUNCTION", "LOAD", "REPLACE", lib};
+    r = lash_conn_command(c, NULL, "functions", 4, load, (const size_t[]){8, 4, 7, len}, e);
+    if (!r) return LASH_EIO;
     lash_status st = lash_reply_check(r, "FUNCTION LOAD", e);
     freeReplyObject(r);
     return st;
