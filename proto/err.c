@@ -29,6 +29,7 @@ const char *lash_status_name(lash_status s)
         [LASH_EREDIS] = "redis-error",
         [LASH_ENOMEM] = "no-memory",
         [LASH_EPROTO] = "protocol",
+        [LASH_EDURABLE] = "not-durable",
     };
     if ((unsigned)s < sizeof names / sizeof names[0] && names[s]) return names[s];
     return "unknown";

@@ -17,7 +17,8 @@ typedef enum {
     LASH_EIO,       /* Redis unreachable or the connection broke */
     LASH_EREDIS,    /* Redis answered with an error */
     LASH_ENOMEM,
-    LASH_EPROTO, /* Redis answered something lash does not understand */
+    LASH_EPROTO,   /* Redis answered something lash does not understand */
+    LASH_EDURABLE, /* written, but fewer replicas than asked confirmed it in time (WAIT) */
 } lash_status;
 
 typedef struct lash_err {

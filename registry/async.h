@@ -1,14 +1,31 @@
 /* async.h: the registry on a libev loop (hiredis async + its libev adapter).
  *
  * What the worker uses: claim, renew, complete and release without blocking, and
- * a subscriber for the poke and cancel channels. A lash_aconn is one Redis
- * connection; the worker keeps two (commands, pipelined; and subscriptions).
+ * a subscriber for the poke and cancel channels. A lash_aconn is one logical
+ * connection to the deployment a URL names (registry.h); the worker keeps two
+ * (commands, pipelined; and subscriptions):
+ *   - a single Redis: one hiredis connection, as always;
+ *   - a Redis Cluster: a command connection holds one hiredis connection per
+ *     primary its queues live on, opened when first needed; each command goes
+ *     to the primary owning its queue's slot; MOVED re-reads the slot map and
+ *     re-sends; a script meeting ASK, TRYAGAIN, CLUSTERDOWN or a lost node waits
+ *     (parked, up to failover_ms) and is sent again once the map names a
+ *     primary that answers. Losing one node fails only the commands that were in
+ *     flight on it (LASH_EIO, which the caller re-sends); the connection stays
+ *     up. A subscriber uses any one node (classic pub/sub reaches every node);
+ *   - Sentinel: the primary the Sentinels name, its role checked (HELLO) before
+ *     on_up; a Sentinel's +switch-master for another address, or READONLY from
+ *     a demoted primary, drops the connection, and a new one asks again.
+ * While a connection is coming up in a Cluster or under Sentinel it keeps
+ * trying (other nodes, the Sentinels again every 200 ms or at once on
+ * +switch-master) for up to failover_ms before on_down.
  *
  * Every callback runs on the loop. When the connection breaks or is closed,
  * each command still waiting gets its callback with LASH_EIO, then on_down runs
  * once; after that the lash_aconn is inert until lash_aconn_close frees it.
  * hiredis 0.14 has no async timeouts: bounding how long a reply may take is the
- * caller's job (the worker's turn machine does it).
+ * caller's job (the worker's turn machine does it); connecting and setting up a
+ * connection is bounded here (5 s; 2 s for a Sentinel).
  */
 #ifndef LASH_REGISTRY_ASYNC_H
 #define LASH_REGISTRY_ASYNC_H
@@ -20,8 +37,19 @@
 struct ev_loop;
 typedef struct lash_aconn lash_aconn;
 
-/* on_up: connected, authenticated, database selected. on_down: failed to come
- * up, or lost afterwards; e says why. */
+/* What the connections of one program learn about a deployment (its mode, the
+ * Cluster's slot map and nodes, the node that worked last), so that a new
+ * connection starts from it: a worker whose seed node died reconnects through
+ * the others. failover_ms as in lash_conn_opts (0: $LASH_FAILOVER_MS, else
+ * 30000). Free it after every connection opened on it is closed. */
+typedef struct lash_atopo lash_atopo;
+lash_status lash_atopo_new(struct ev_loop *loop, const lash_url *u, int failover_ms,
+                           lash_atopo **out, lash_err *e);
+void lash_atopo_free(lash_atopo *t);
+
+/* on_up: connected, authenticated, database selected (Sentinel: the primary
+ * confirmed; Cluster: the slot map read). on_down: failed to come up, or lost
+ * afterwards; e says why. */
 typedef struct {
     void (*on_up)(lash_aconn *c, void *ud);
     void (*on_down)(lash_aconn *c, const lash_err *e, void *ud);
@@ -29,8 +57,8 @@ typedef struct {
     void (*on_message)(lash_aconn *c, const char *channel, const char *msg, size_t len, void *ud);
 } lash_aconn_cbs;
 
-lash_status lash_aconn_open(struct ev_loop *loop, const lash_url *u, const lash_aconn_cbs *cbs,
-                            void *ud, lash_aconn **out, lash_err *e);
+lash_status lash_aconn_open(lash_atopo *t, const lash_aconn_cbs *cbs, void *ud, lash_aconn **out,
+                            lash_err *e);
 /* Closes and frees; safe inside any callback of this connection. Callbacks of
  * commands still waiting run with LASH_EIO; on_down does not run. */
 void lash_aconn_close(lash_aconn *c);
@@ -45,6 +73,8 @@ typedef void lash_aclaim_cb(lash_status st, lash_claim_batch *b, const lash_err 
 typedef void lash_astatus_cb(lash_status st, const int *status, size_t n, const lash_err *e,
                              void *ud);
 
+/* Each returns LASH_OK when the command is on its way (its callback will run),
+ * an error (and no callback) when it could not be sent. */
 lash_status lash_aclaim(lash_aconn *c, const char *queue, const char *owner, int n, int64_t ttl_ms,
                         lash_retention keep, lash_aclaim_cb *cb, void *ud);
 lash_status lash_arenew(lash_aconn *c, const char *queue, int64_t ttl_ms, const lash_lease *l,

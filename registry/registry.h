@@ -29,12 +29,45 @@ struct redisContext;
 
 /* Connects (TCP or unix socket), authenticates (AUTH [user] password) and selects
  * the database of the URL. timeout_ms bounds the connect and every later reply
- * (0: 5000). LASH_REDIS_PASSWORD, when set, overrides the URL's password. */
+ * (0: 5000). LASH_REDIS_PASSWORD, when set, overrides the URL's password.
+ *
+ * The URL may name a single Redis, any node of a Redis Cluster, or Sentinels
+ * (redis-sentinel://h1:26379,h2:26379#mymaster; proto/url.h): every operation
+ * below then goes to the primary that serves its queue, follows the Cluster's
+ * MOVED and ASK replies, and finds the new primary after a failover. In a
+ * Cluster or under Sentinel, a call that meets a failover or a slot migration
+ * keeps trying for up to failover_ms before it fails; since it may then have
+ * run twice, every operation is safe to repeat (submit: the ids are fixed
+ * before the first attempt, so a repeat says "exists"; complete, renew and
+ * release are idempotent for their token; a repeated claim leaves leases that
+ * expire and cost the rows an attempt). A single Redis is never retried. */
+typedef struct {
+    int timeout_ms;  /* connect and each reply; 0: 5000 */
+    int failover_ms; /* Cluster, Sentinel: how long a call keeps trying; 0: $LASH_FAILOVER_MS,
+                        else 30000 */
+} lash_conn_opts;
+
 lash_status lash_connect(const char *url, int timeout_ms, lash_conn **out, lash_err *e);
 lash_status lash_connect_url(const lash_url *u, int timeout_ms, lash_conn **out, lash_err *e);
+lash_status lash_connect_opts(const char *url, const lash_conn_opts *o, lash_conn **out,
+                              lash_err *e);
+lash_status lash_connect_url_opts(const lash_url *u, const lash_conn_opts *o, lash_conn **out,
+                                  lash_err *e);
 void lash_close(lash_conn *c);
-/* The hiredis context, for raw commands (tests, tools). */
+/* The hiredis context of the node the last command went to (before any: the
+ * one connected first), for raw commands (tests, tools). In a Cluster, a raw
+ * command is not routed: use lash_conn_each_primary to reach every node.
+ * NULL only when no node of a Cluster or Sentinel deployment is reachable. */
 struct redisContext *lash_conn_redis(lash_conn *c);
+
+/* Calls fn once for every primary: for a single Redis or under Sentinel once,
+ * with c itself; in a Cluster once per primary of a freshly read slot map,
+ * with a view of c whose every command (lash_conn_redis, and any registry call)
+ * goes to that primary alone. A view lives until fn returns (lash_close on it
+ * does nothing). Stops at the first error fn returns. For what has to be done
+ * on every node: loading the Functions library, SCAN for queues. */
+typedef lash_status lash_node_fn(lash_conn *node, void *ud, lash_err *e);
+lash_status lash_conn_each_primary(lash_conn *c, lash_node_fn *fn, void *ud, lash_err *e);
 
 /* ---- submit ---------------------------------------------------------------- */
 
@@ -59,6 +92,28 @@ typedef struct {
  * row says LASH_SUB_INVALID with a msg starting "not submitted". */
 lash_status lash_submit(lash_conn *c, const char *queue, const lash_submission *subs, size_t n,
                         lash_submitted *out, lash_err *e);
+
+/* Durable acknowledgement: after the rows are written, WAIT until `replicas`
+ * replicas of the primary that took them confirm they have them, for at most
+ * timeout_ms. Redis replicates asynchronously: a plain submit acknowledged by a
+ * primary that dies a moment later may be missing on the replica promoted in
+ * its place. With WAIT it is acknowledged only once that many replicas hold
+ * it (they already applied the write), so losing the primary alone cannot lose
+ * it. It is no consensus: a replica that was confirmed may itself be lost,
+ * Sentinel or the Cluster may still promote a replica that was not among those
+ * confirmed, and nothing is fsynced by WAIT. Rows that a connection lost during
+ * the call acknowledged are sent again to the new primary (a row already there
+ * says "exists") and confirmed there; WAIT covers what this call wrote, so a
+ * row that was "exists" from the start is only as durable as whoever wrote it.
+ * Returns LASH_EDURABLE (every row still says what Redis answered) when fewer
+ * replicas confirmed in time; w.replicas 0 is lash_submit. */
+typedef struct {
+    int replicas;   /* 0: do not wait */
+    int timeout_ms; /* >= 1 */
+} lash_wait;
+
+lash_status lash_submit_wait(lash_conn *c, const char *queue, const lash_submission *subs, size_t n,
+                             lash_wait w, lash_submitted *out, lash_err *e);
 
 /* ---- the worker's operations ----------------------------------------------- */
 
@@ -177,7 +232,8 @@ lash_status lash_trim(lash_conn *c, const char *queue, lash_retention keep, int 
 lash_status lash_poke(lash_conn *c, const char *queue, lash_err *e);
 
 /* Makes sure the Functions library "lash" (FCALL lash_submit ...) is loaded and
- * current: loads it when missing, replaces it when its version differs. */
+ * current on every primary: loads it when missing, replaces it when its version
+ * differs. */
 lash_status lash_functions_ensure(lash_conn *c, lash_err *e);
 
 #endif

@@ -7,6 +7,7 @@
 
 #include "proto/id.h"
 #include "proto/keys.h"
+#include "proto/slot.h"
 #include "registry/conn.h"
 #include "registry/reply.h"
 
@@ -64,8 +65,38 @@ static void chunk_free(chunk *k)
     k->map = NULL;
 }
 
-/* Builds the next chunk from subs[*next..]: rows that fail the client-side check
- * are answered in out[] at once and never sent. */
+#define NOT_SUBMITTED "not submitted"
+
+/* A row no reply has answered yet (refused rows say "invalid: ..."). */
+static bool unsent(const lash_submitted *o)
+{
+    return o->status == LASH_SUB_INVALID && strcmp(o->msg, NOT_SUBMITTED) == 0;
+}
+
+/* Gives every row its id (generated ones too, once: a row sent again after a
+ * failover must carry the same id, so that Redis answers "exists") and checks
+ * it; rows that fail the client-side check are answered at once, never sent. */
+static void prepare_rows(const lash_submission *subs, size_t n, lash_submitted *out)
+{
+    int64_t now = wall_ms();
+    for (size_t i = 0; i < n; i++) {
+        const lash_submission *s = &subs[i];
+        lash_submitted *o = &out[i];
+        lash_err re;
+        memset(o, 0, sizeof *o);
+        if (s->id && s->id[0])
+            snprintf(o->id, sizeof o->id, "%s", s->id);
+        else
+            lash_id_new(idgen(), now, o->id);
+        o->status = LASH_SUB_INVALID;
+        if (lash_submission_check(s, &re))
+            snprintf(o->msg, sizeof o->msg, "invalid: %s", re.msg);
+        else
+            snprintf(o->msg, sizeof o->msg, NOT_SUBMITTED);
+    }
+}
+
+/* Builds the next chunk from the unsent rows of subs[*next..]. */
 static lash_status build_chunk(const char *queue, const lash_submission *subs, size_t n,
                                size_t *next, lash_submitted *out, chunk *k, lash_err *e)
 {
@@ -73,22 +104,10 @@ static lash_status build_chunk(const char *queue, const lash_submission *subs, s
     k->map = malloc(SUBMIT_CHUNK * sizeof *k->map);
     if (!k->map) return lash_fail(e, LASH_ENOMEM, "out of memory");
     lash_argv_script(&k->argv, LASH_OP_SUBMIT, queue);
-    int64_t now = wall_ms();
     while (*next < n && k->nrows < SUBMIT_CHUNK) {
         size_t i = (*next)++;
-        const lash_submission *s = &subs[i];
-        lash_submitted *o = &out[i];
-        lash_err re;
-        if (s->id && s->id[0])
-            snprintf(o->id, sizeof o->id, "%s", s->id);
-        else
-            lash_id_new(idgen(), now, o->id);
-        if (lash_submission_check(s, &re)) {
-            o->status = LASH_SUB_INVALID;
-            snprintf(o->msg, sizeof o->msg, "invalid: %s", re.msg);
-            continue;
-        }
-        lash_argv_submit_row(&k->argv, s, o->id);
+        if (!unsent(&out[i])) continue;
+        lash_argv_submit_row(&k->argv, &subs[i], out[i].id);
         k->map[k->nrows++] = i;
     }
     if (k->argv.oom) return lash_fail(e, LASH_ENOMEM, "out of memory");
@@ -98,23 +117,34 @@ static lash_status build_chunk(const char *queue, const lash_submission *subs, s
 /* Reads the reply of the oldest chunk in flight. On NOSCRIPT (the script cache
  * was flushed between two pipelined calls) the chunk is sent again as EVAL,
  * behind the calls still in flight, and *requeued tells the caller to keep it:
- * a blocking retry here would read the next chunk's reply as this one's. */
-static lash_status read_chunk(lash_conn *c, chunk *k, lash_submitted *out, bool *requeued,
-                              lash_err *e)
+ * a blocking retry here would read the next chunk's reply as this one's. A
+ * reply that routing deals with (MOVED, READONLY, ...) leaves the chunk's rows
+ * unsent and is handed over in *setback (the first one only). */
+static lash_status read_chunk(redisContext *ctx, chunk *k, lash_submitted *out, bool *requeued,
+                              redisReply **setback, lash_err *e)
 {
     void *rv = NULL;
     *requeued = false;
-    if (redisGetReply(c->ctx, &rv) != REDIS_OK)
-        return lash_fail(e, LASH_EIO, "submit: %s", c->ctx->errstr);
+    if (redisGetReply(ctx, &rv) != REDIS_OK)
+        return lash_fail(e, LASH_EIO, "submit: %s", ctx->errstr);
     redisReply *r = rv;
     if (lash_reply_noscript(r) && !k->eval) {
         freeReplyObject(r);
         const char **p = lash_argv_finish(&k->argv, 1);
         if (!p) return lash_fail(e, LASH_ENOMEM, "out of memory");
-        if (redisAppendCommandArgv(c->ctx, k->argv.argc, p, k->argv.len) != REDIS_OK)
+        if (redisAppendCommandArgv(ctx, k->argv.argc, p, k->argv.len) != REDIS_OK)
             return lash_fail(e, LASH_EIO, "submit: cannot queue command");
         k->eval = true;
         *requeued = true;
+        return LASH_OK;
+    }
+    lash_redirect d;
+    if (r && r->type == REDIS_REPLY_ERROR &&
+        lash_redirect_parse(r->str, r->len, NULL, &d) != LASH_REPLY_PLAIN) {
+        if (!*setback)
+            *setback = r;
+        else
+            freeReplyObject(r);
         return LASH_OK;
     }
     lash_status st = lash_reply_check(r, "submit", e);
@@ -123,24 +153,17 @@ static lash_status read_chunk(lash_conn *c, chunk *k, lash_submitted *out, bool 
     return st;
 }
 
-#define NOT_SUBMITTED "not submitted"
-
-lash_status lash_submit(lash_conn *c, const char *queue, const lash_submission *subs, size_t n,
-                        lash_submitted *out, lash_err *e)
+/* One pass: every unsent row to ctx, pipelined. LASH_EIO when ctx broke (rows
+ * whose reply was not read stay unsent); another error when Redis refused a
+ * call or out of memory; LASH_OK otherwise, *setback holding a reply to route
+ * around when one came (its rows stay unsent). */
+static lash_status submit_pass(redisContext *ctx, const char *queue, const lash_submission *subs,
+                               size_t n, lash_submitted *out, redisReply **setback, lash_err *e)
 {
-    lash_status st = lash_check_queue(queue, e);
-    if (st) return st;
-    /* A row is not submitted until Redis answers for it: after a failed call,
-     * the rows it carried and those never sent say so. */
-    for (size_t i = 0; i < n; i++) {
-        memset(&out[i], 0, sizeof out[i]);
-        out[i].status = LASH_SUB_INVALID;
-        snprintf(out[i].msg, sizeof out[i].msg, NOT_SUBMITTED);
-    }
     chunk win[SUBMIT_WINDOW];
     size_t next = 0, head = 0, tail = 0; /* chunks [head, tail) are in flight */
     bool first = true;
-    lash_err first_err = {0};
+    lash_status st = LASH_OK;
     while (head < tail || (!st && next < n)) {
         /* The first call goes alone, so NOSCRIPT is met once, not per chunk: its
          * re-sent EVAL loads the script ahead of the calls queued behind it. It
@@ -149,7 +172,7 @@ lash_status lash_submit(lash_conn *c, const char *queue, const lash_submission *
          * one-row submit (docs/benchmarks.md). */
         while (!st && next < n && tail - head < (first ? 1u : SUBMIT_WINDOW)) {
             chunk *k = &win[tail % SUBMIT_WINDOW];
-            if ((st = build_chunk(queue, subs, n, &next, out, k, &first_err))) {
+            if ((st = build_chunk(queue, subs, n, &next, out, k, e))) {
                 chunk_free(k);
                 break;
             }
@@ -158,9 +181,8 @@ lash_status lash_submit(lash_conn *c, const char *queue, const lash_submission *
                 continue;
             }
             const char **p = lash_argv_finish(&k->argv, 0);
-            if (!p || redisAppendCommandArgv(c->ctx, k->argv.argc, p, k->argv.len) != REDIS_OK) {
-                st = lash_fail(&first_err, p ? LASH_EIO : LASH_ENOMEM,
-                               "submit: cannot queue command");
+            if (!p || redisAppendCommandArgv(ctx, k->argv.argc, p, k->argv.len) != REDIS_OK) {
+                st = lash_fail(e, p ? LASH_EIO : LASH_ENOMEM, "submit: cannot queue command");
                 chunk_free(k);
                 break;
             }
@@ -174,24 +196,106 @@ lash_status lash_submit(lash_conn *c, const char *queue, const lash_submission *
         lash_err ce;
         /* After an error the replies still in flight are read all the same: the
          * connection stays in step, and the rows they created are reported. */
-        lash_status cs = c->ctx->err ? lash_fail(&ce, LASH_EIO, "submit: %s", c->ctx->errstr)
-                                     : read_chunk(c, k, out, &requeued, &ce);
+        lash_status cs = ctx->err ? lash_fail(&ce, LASH_EIO, "submit: %s", ctx->errstr)
+                                  : read_chunk(ctx, k, out, &requeued, setback, &ce);
         if (requeued) { /* its slot is free now, and so is the one at tail */
             chunk moved = *k;
             win[tail++ % SUBMIT_WINDOW] = moved;
             continue;
         }
-        if (cs && !st) {
+        if (cs && (!st || cs == LASH_EIO)) {
             st = cs;
-            first_err = ce;
+            if (e) *e = ce;
         }
         chunk_free(k);
     }
+    return st;
+}
+
+/* WAIT for w.replicas; LASH_EIO when ctx broke. */
+static lash_status submit_wait(redisContext *ctx, lash_wait w, lash_err *e)
+{
+    redisReply *r = redisCommand(ctx, "WAIT %d %d", w.replicas, w.timeout_ms);
+    if (!r) return lash_fail(e, LASH_EIO, "submit: WAIT: %s", ctx->errstr);
+    lash_status st = lash_reply_check(r, "submit: WAIT", e);
+    if (!st && r->type != REDIS_REPLY_INTEGER)
+        st = lash_fail(e, LASH_EPROTO, "submit: WAIT did not answer a number");
+    if (!st && r->integer < w.replicas)
+        st = lash_fail(e, LASH_EDURABLE,
+                       "submit: WAIT: %lld of %d replica(s) confirmed the rows within %d ms; "
+                       "they are on the primary, not known to be on a replica",
+                       (long long)r->integer, w.replicas, w.timeout_ms);
+    freeReplyObject(r);
+    return st;
+}
+
+lash_status lash_submit(lash_conn *c, const char *queue, const lash_submission *subs, size_t n,
+                        lash_submitted *out, lash_err *e)
+{
+    return lash_submit_wait(c, queue, subs, n, (lash_wait){0, 0}, out, e);
+}
+
+lash_status lash_submit_wait(lash_conn *c, const char *queue, const lash_submission *subs, size_t n,
+                             lash_wait w, lash_submitted *out, lash_err *e)
+{
+    lash_status st = lash_check_queue(queue, e);
+    if (st) return st;
+    if (w.replicas < 0 || (w.replicas > 0 && w.timeout_ms < 1))
+        return lash_fail(e, LASH_EINVAL, "submit: WAIT needs replicas >= 0 and a timeout >= 1 ms");
+    /* A row is not submitted until Redis answers for it: after a failed call,
+     * the rows it carried and those never sent say so. */
+    prepare_rows(subs, n, out);
+    bool *created = NULL; /* durable: rows a pass before created */
+    if (w.replicas > 0 && !(created = calloc(n ? n : 1, sizeof *created)))
+        return lash_fail(e, LASH_ENOMEM, "out of memory");
+    int slot = lash_queue_slot(queue);
+    lash_attempts t = {0};
+    redisContext *prev = NULL;
+    uint64_t prev_dials = 0;
+    lash_err err = {0};
+    for (;;) {
+        redisContext *ctx = lash_conn_route(c, slot, &err);
+        if (!ctx) {
+            if (lash_conn_retry(c, NULL, NULL, slot, &t)) continue;
+            st = lash_fail(&err, LASH_EIO, "submit: %s", err.msg);
+            break;
+        }
+        c->ctx = ctx;
+        if (created && prev && (ctx != prev || c->dials != prev_dials)) {
+            /* Rows the lost primary acknowledged were never confirmed by WAIT
+             * there: send them again here (they say "exists" if they made it). */
+            for (size_t i = 0; i < n; i++)
+                if (out[i].status == LASH_SUB_CREATED || out[i].status == LASH_SUB_EXISTS) {
+                    created[i] = created[i] || out[i].status == LASH_SUB_CREATED;
+                    out[i].status = LASH_SUB_INVALID;
+                    snprintf(out[i].msg, sizeof out[i].msg, NOT_SUBMITTED);
+                }
+        }
+        prev = ctx;
+        prev_dials = c->dials;
+        redisReply *sb = NULL;
+        st = submit_pass(ctx, queue, subs, n, out, &sb, &err);
+        if (st == LASH_EIO || sb) {
+            bool again = lash_conn_retry(c, ctx, st == LASH_EIO ? NULL : sb, slot, &t);
+            if (!again && st != LASH_EIO)
+                st = lash_fail(&err, LASH_EREDIS, "submit: Redis said: %.180s", sb->str);
+            freeReplyObject(sb);
+            if (again) continue;
+            break;
+        }
+        if (st || !created) break;
+        st = submit_wait(ctx, w, &err);
+        if (st == LASH_EIO && lash_conn_retry(c, ctx, NULL, slot, &t)) continue;
+        break;
+    }
+    for (size_t i = 0; created && i < n; i++)
+        if (created[i] && out[i].status == LASH_SUB_EXISTS) out[i].status = LASH_SUB_CREATED;
+    free(created);
     if (st) {
         for (size_t i = 0; i < n; i++)
-            if (out[i].status == LASH_SUB_INVALID && strcmp(out[i].msg, NOT_SUBMITTED) == 0)
-                snprintf(out[i].msg, sizeof out[i].msg, NOT_SUBMITTED ": %.250s", first_err.msg);
-        if (e) *e = first_err;
+            if (unsent(&out[i]))
+                snprintf(out[i].msg, sizeof out[i].msg, NOT_SUBMITTED ": %.250s", err.msg);
+        if (e) *e = err;
     }
     return st;
 }
@@ -367,8 +471,10 @@ lash_status lash_poke(lash_conn *c, const char *queue, lash_err *e)
     return st;
 }
 
-lash_status lash_functions_ensure(lash_conn *c, lash_err *e)
+/* On one node: loads the library when missing or of another version. */
+static lash_status functions_here(lash_conn *c, void *ud, lash_err *e)
 {
+    (void)ud;
     const char *want = lash_function_version();
     redisReply *r = lash_conn_command(c, NULL, "functions", 3,
                                       (const char *[]){"FCALL", "lash_version", "0"}, NULL, e);
@@ -384,4 +490,11 @@ lash_status lash_functions_ensure(lash_conn *c, lash_err *e)
     lash_status st = lash_reply_check(r, "FUNCTION LOAD", e);
     freeReplyObject(r);
     return st;
+}
+
+lash_status lash_functions_ensure(lash_conn *c, lash_err *e)
+{
+    /* Functions are per primary (a Cluster does not spread them; replicas get
+     * them by replication, so they survive a failover). */
+    return lash_conn_each_primary(c, functions_here, NULL, e);
 }

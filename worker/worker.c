@@ -50,6 +50,7 @@ struct lash_worker {
     struct ev_loop *loop;
     lash_worker_config c;
     lash_url url;
+    lash_atopo *topo; /* what both connections know of the deployment */
     char owner[LASH_WORKER_ID_MAX + 1];
     char **queues;
     char (*poke_chan)[LASH_KEY_MAX];
@@ -406,7 +407,7 @@ static void sub_open(lash_worker *w)
 {
     static const lash_aconn_cbs cbs = {on_sub_up, on_sub_down, on_message};
     lash_err e;
-    if (lash_aconn_open(w->loop, &w->url, &cbs, w, &w->sub, &e)) {
+    if (lash_aconn_open(w->topo, &cbs, w, &w->sub, &e)) {
         lash_log(&w->c.log, LASH_LOG_WARN, NULL, NULL, -1, -1, "subscriber: %s", e.msg);
         w->sub = NULL;
         sub_retry_later(w);
@@ -478,7 +479,7 @@ static void cmd_open(lash_worker *w)
         lash_aconn_close(w->cmd);
         w->cmd = NULL;
     }
-    if (lash_aconn_open(w->loop, &w->url, &cbs, w, &w->cmd, &e)) {
+    if (lash_aconn_open(w->topo, &cbs, w, &w->cmd, &e)) {
         lash_log(&w->c.log, LASH_LOG_WARN, NULL, NULL, -1, -1, "%s", e.msg);
         w->cmd = NULL;
         lash_turn_disconnected(w->turn, now_ms());
@@ -607,6 +608,7 @@ lash_status lash_worker_new(struct ev_loop *loop, const lash_worker_config *c, l
     w->loop = loop;
     w->c = *c;
     if ((st = lash_url_parse(c->redis_url, &w->url, e))) goto fail;
+    if ((st = lash_atopo_new(loop, &w->url, c->failover_ms, &w->topo, e))) goto fail;
     if (c->worker_id) {
         snprintf(w->owner, sizeof w->owner, "%s", c->worker_id);
     } else {
@@ -694,6 +696,7 @@ void lash_worker_free(lash_worker *w)
     }
     lash_aconn_close(w->cmd);
     lash_aconn_close(w->sub);
+    lash_atopo_free(w->topo);
     while (w->finished) {
         lash_job *j = w->finished;
         w->finished = j->next_done;

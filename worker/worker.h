@@ -47,6 +47,9 @@ typedef struct {
     size_t result_max;       /* exec stdout cap, <= LASH_RESULT_MAX */
     size_t stderr_tail;      /* exec stderr kept for errors */
     const char *health_file; /* touched while Redis answers; NULL: none */
+    int failover_ms;         /* Cluster, Sentinel: how long a connection keeps trying to reach
+                                a primary before it counts as lost (0: $LASH_FAILOVER_MS,
+                                else 30000); see registry/async.h */
     lash_logger log;
 } lash_worker_config;
 

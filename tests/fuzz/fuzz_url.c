@@ -1,4 +1,5 @@
 /* fuzz_url: the Redis URL parser and its password-free description. */
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -15,9 +16,17 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     lash_url u;
     lash_err e = {0};
     if (lash_url_parse(s, &u, &e) == LASH_OK) {
-        /* A parsed URL names exactly one place, with port and db in range. */
-        if ((u.host[0] != 0) == (u.path[0] != 0) || u.port < 1 || u.port > 65535 || u.db < 0 ||
-            u.db > 65535) {
+        /* A parsed URL names exactly one place (a host, a socket, or Sentinels and
+         * a primary's name), with ports and db in range. */
+        int places = (u.host[0] != 0) + (u.path[0] != 0) + (u.nsentinels > 0);
+        bool sentinels_ok = u.nsentinels >= 0 && u.nsentinels <= LASH_URL_SENTINELS_MAX &&
+                            (u.nsentinels == 0) == (u.master[0] == 0);
+        for (int i = 0; sentinels_ok && i < u.nsentinels; i++)
+            sentinels_ok = u.sentinels[i].host[0] && u.sentinels[i].port >= 1 &&
+                           u.sentinels[i].port <= 65535 &&
+                           memchr(u.sentinels[i].host, 0, sizeof u.sentinels[i].host);
+        if (places != 1 || !sentinels_ok || u.port < 1 || u.port > 65535 || u.db < 0 ||
+            u.db > 65535 || memchr(u.master, 0, sizeof u.master) == NULL) {
             fprintf(stderr, "inconsistent parse of '%s'\n", s);
             abort();
         }
