@@ -21,14 +21,17 @@ int cli_global_flag(cli_ctx *ctx, int argc, char **argv, int *i)
         return 1;
     }
     const char *name = NULL, *val = NULL;
+    size_t len = 7;
     if (strncmp(a, "--redis", 7) == 0 && (a[7] == 0 || a[7] == '='))
         name = "--redis";
     else if (strncmp(a, "--queue", 7) == 0 && (a[7] == 0 || a[7] == '='))
         name = "--queue";
+    else if (strncmp(a, "--failover-ms", 13) == 0 && (a[13] == 0 || a[13] == '='))
+        name = "--failover-ms", len = 13;
     else
         return 0;
-    if (a[7] == '=') {
-        val = a + 8;
+    if (a[len] == '=') {
+        val = a + len + 1;
     } else {
         if (*i + 1 >= argc) {
             cli_error(CLI_USAGE, "%s needs a value", name);
@@ -39,8 +42,12 @@ int cli_global_flag(cli_ctx *ctx, int argc, char **argv, int *i)
     if (name[2] == 'r') {
         ctx->redis_url = val;
         ctx->url_from_args = true;
-    } else {
+    } else if (name[2] == 'q') {
         ctx->queue = val;
+    } else {
+        int64_t ms;
+        if (cli_parse_int("--failover-ms", val, 1, 3600000, &ms)) return -1;
+        ctx->failover_ms = (int)ms;
     }
     return 1;
 }

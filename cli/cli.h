@@ -34,6 +34,7 @@ typedef struct {
     const char *queue;     /* --queue, else LASH_QUEUE, else "default" */
     bool json;             /* --json */
     bool url_from_args;    /* --redis was given: warn if it carries a password */
+    int failover_ms;       /* --failover-ms (0: $LASH_FAILOVER_MS, else the registry's 30 s) */
 } cli_ctx;
 
 /* ---- errors and exit codes (main.c) ---------------------------------------- */
@@ -63,9 +64,9 @@ typedef struct {
  * --help/-h was asked for (the caller prints its help and exits 0). */
 int cli_parse(cli_ctx *ctx, int argc, char **argv, cli_opt *opts, const char **pos, int max_pos,
               int *npos);
-/* Handles the global flag at argv[*i], if it is one: returns 1 (and moves *i
- * onto its value), 0 when argv[*i] is not a global flag, -1 (message printed)
- * when its value is missing. */
+/* Handles the global flag at argv[*i] (--redis, --queue, --json, --failover-ms), if it is one:
+ * returns 1 (and moves *i onto its value), 0 when argv[*i] is not a global flag, -1 (message
+ * printed) when its value is missing. */
 int cli_global_flag(cli_ctx *ctx, int argc, char **argv, int *i);
 /* Checks the global flags (URL syntax, queue name) and warns about a password
  * given on the command line. Returns CLI_OK or CLI_USAGE. */

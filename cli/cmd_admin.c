@@ -120,6 +120,14 @@ int cli_cmd_trim(cli_ctx *ctx, int argc, char **argv)
     return CLI_OK;
 }
 
+static lash_status count_primary(lash_conn *node, void *ud, lash_err *e)
+{
+    (void)node;
+    (void)e;
+    ++*(int *)ud;
+    return LASH_OK;
+}
+
 int cli_cmd_functions(cli_ctx *ctx, int argc, char **argv)
 {
     cli_opt o[] = {{NULL, false, NULL}};
@@ -129,18 +137,24 @@ int cli_cmd_functions(cli_ctx *ctx, int argc, char **argv)
     lash_conn *c = NULL;
     lash_err e = {0};
     /* Not cli_connect: its load is best effort, and here the outcome is the point. */
-    lash_status st = lash_connect(ctx->redis_url, 5000, &c, &e);
+    lash_conn_opts opts = {.timeout_ms = 5000, .failover_ms = ctx->failover_ms};
+    lash_status st = lash_connect_opts(ctx->redis_url, &opts, &c, &e);
     if (st) return cli_fail(st, &e);
+    /* On every primary: a Cluster's primaries do not share functions. */
+    int primaries = 0;
     st = lash_functions_ensure(c, &e);
+    if (!st) st = lash_conn_each_primary(c, count_primary, &primaries, &e);
     lash_close(c);
     if (st) return cli_fail(st, &e);
     if (!ctx->json) {
-        printf("functions library 'lash' loaded (version %s)\n", lash_function_version());
+        printf("functions library 'lash' loaded (version %s) on %d primar%s\n",
+               lash_function_version(), primaries, primaries == 1 ? "y" : "ies");
         return CLI_OK;
     }
     cJSON *j = cJSON_CreateObject();
     cJSON_AddStringToObject(j, "library", "lash");
     cJSON_AddStringToObject(j, "version", lash_function_version());
+    cJSON_AddNumberToObject(j, "primaries", primaries);
     char *s = cJSON_PrintUnformatted(j);
     cJSON_Delete(j);
     return cli_print_json(s);

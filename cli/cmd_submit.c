@@ -131,16 +131,36 @@ static int submission_from_flags(const char *kind, const cli_opt *o, const char 
     return CLI_OK;
 }
 
+/* --wait-replicas N [--wait-timeout MS]: the durable acknowledgement asked for. */
+static int wait_from_flags(const char *cmd, const cli_opt *o, lash_wait *w)
+{
+    const char *v;
+    int64_t n;
+    *w = (lash_wait){0, 1000};
+    if ((v = cli_opt_val(o, "wait-replicas"))) {
+        if (cli_parse_int("--wait-replicas", v, 1, 100, &n)) return CLI_USAGE;
+        w->replicas = (int)n;
+    }
+    if ((v = cli_opt_val(o, "wait-timeout"))) {
+        if (!w->replicas) return cli_usage(cmd, "--wait-timeout goes with --wait-replicas");
+        if (cli_parse_int("--wait-timeout", v, 1, 600000, &n)) return CLI_USAGE;
+        w->timeout_ms = (int)n;
+    }
+    return CLI_OK;
+}
+
 int cli_cmd_submit(cli_ctx *ctx, int argc, char **argv)
 {
-    cli_opt o[] = {{"payload", true, NULL}, {"payload-file", true, NULL},
-                   {"id", true, NULL},      {"delay", true, NULL},
-                   {"at", true, NULL},      {"max-attempts", true, NULL},
-                   {"timeout", true, NULL}, {"backoff", true, NULL},
-                   {"on-lost", true, NULL}, {NULL, false, NULL}};
+    cli_opt o[] = {
+        {"payload", true, NULL},       {"payload-file", true, NULL}, {"id", true, NULL},
+        {"delay", true, NULL},         {"at", true, NULL},           {"max-attempts", true, NULL},
+        {"timeout", true, NULL},       {"backoff", true, NULL},      {"on-lost", true, NULL},
+        {"wait-replicas", true, NULL}, {"wait-timeout", true, NULL}, {NULL, false, NULL}};
     const char *pos[2];
     int npos, rc;
     if (!cli_begin(ctx, "submit", argc, argv, o, pos, 1, 2, &npos, &rc)) return rc;
+    lash_wait w;
+    if ((rc = wait_from_flags("submit", o, &w))) return rc;
     lash_err e = {0};
     if (lash_check_kind(pos[0], strlen(pos[0]), &e)) return cli_usage("submit", "KIND %s", e.msg);
     lash_submission s;
@@ -155,9 +175,10 @@ int cli_cmd_submit(cli_ctx *ctx, int argc, char **argv)
         return rc;
     }
     lash_submitted out;
-    lash_status st = lash_submit(c, ctx->queue, &s, 1, &out, &e);
+    lash_status st = lash_submit_wait(c, ctx->queue, &s, 1, w, &out, &e);
     lash_close(c);
     free(buf);
+    if (st == LASH_EDURABLE) printf("%s\n", out.id); /* it is there, only not confirmed */
     if (st) return cli_fail(st, &e);
     if (out.status == LASH_SUB_CONFLICT || out.status == LASH_SUB_INVALID)
         return cli_error(CLI_REFUSED, "submit %s: %s", out.id, out.msg);
@@ -229,11 +250,11 @@ static bool chunk_alloc(bulk_chunk *k)
 }
 
 /* Sends the chunk; counts what became of each line, reporting refusals. */
-static lash_status chunk_send(lash_conn *c, const char *queue, bulk_chunk *k, bulk_counts *n,
-                              lash_err *e)
+static lash_status chunk_send(lash_conn *c, const char *queue, lash_wait w, bulk_chunk *k,
+                              bulk_counts *n, lash_err *e)
 {
     if (k->n == 0) return LASH_OK;
-    lash_status st = lash_submit(c, queue, k->subs, k->n, k->out, e);
+    lash_status st = lash_submit_wait(c, queue, k->subs, k->n, w, k->out, e);
     if (st) return st;
     for (size_t i = 0; i < k->n; i++) {
         switch (k->out[i].status) {
@@ -321,10 +342,13 @@ static int bulk_report(const cli_ctx *ctx, const bulk_counts *n, int64_t ms)
 
 int cli_cmd_submit_bulk(cli_ctx *ctx, int argc, char **argv)
 {
-    cli_opt o[] = {{NULL, false, NULL}};
+    cli_opt o[] = {
+        {"wait-replicas", true, NULL}, {"wait-timeout", true, NULL}, {NULL, false, NULL}};
     const char *pos[1];
     int npos, rc;
     if (!cli_begin(ctx, "submit-bulk", argc, argv, o, pos, 1, 1, &npos, &rc)) return rc;
+    lash_wait w;
+    if ((rc = wait_from_flags("submit-bulk", o, &w))) return rc;
     lash_err e = {0};
     if (lash_check_kind(pos[0], strlen(pos[0]), &e))
         return cli_usage("submit-bulk", "KIND %s", e.msg);
@@ -356,14 +380,14 @@ int cli_cmd_submit_bulk(cli_ctx *ctx, int argc, char **argv)
             add_line(&k, pos[0], line, (size_t)len, n.lines, &n);
         }
         if (k.n == BULK_CHUNK || k.bytes >= BULK_CHUNK_BYTES)
-            st = chunk_send(c, ctx->queue, &k, &n, &e);
+            st = chunk_send(c, ctx->queue, w, &k, &n, &e);
         if (bar.on) {
             snprintf(note, sizeof note, " %ld lines, %ld in", n.lines, n.created + n.exists);
             cli_progress_update(&bar, bar.total ? read_bytes : n.lines, note);
         }
     }
     bool read_err = ferror(stdin);
-    if (!st) st = chunk_send(c, ctx->queue, &k, &n, &e);
+    if (!st) st = chunk_send(c, ctx->queue, w, &k, &n, &e);
     cli_progress_end(&bar);
     free(line);
     chunk_free(&k);

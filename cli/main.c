@@ -59,8 +59,13 @@ static const char *const overview =
     "  --redis URL    redis://[user[:password]@]host[:port][/db] or unix:///path.sock[?db=N]\n"
     "                 (default: $LASH_REDIS_URL, else redis://127.0.0.1:6379). Give passwords\n"
     "                 through $LASH_REDIS_URL or $LASH_REDIS_PASSWORD, not on the command line.\n"
+    "                 Any node of a Redis Cluster will do; under Sentinel name the Sentinels:\n"
+    "                 redis-sentinel://[user@]h1:26379,h2:26379[/db]#<master-name>\n"
+    "                 (their own password: $LASH_SENTINEL_PASSWORD, user $LASH_SENTINEL_USER)\n"
     "  --queue NAME   the queue (default: $LASH_QUEUE, else 'default')\n"
     "  --json         machine-readable output: one JSON document per result on stdout\n"
+    "  --failover-ms MS  Cluster, Sentinel: how long a command keeps trying while a primary\n"
+    "                 is replaced or a slot moves (default: $LASH_FAILOVER_MS, else 30000)\n"
     "\n"
     "Commands:\n"
     "  submit KIND      submit one process; prints its id\n"
@@ -92,6 +97,7 @@ static const struct {
      "usage: lashctl submit KIND [--payload JSON | --payload-file FILE | -] [--id ID]\n"
      "                      [--delay MS | --at ISO8601] [--max-attempts N] [--timeout MS]\n"
      "                      [--backoff fixed:MS|exp:BASE_MS:CAP_MS] [--on-lost rerun|abandon]\n"
+     "                      [--wait-replicas N [--wait-timeout MS]]\n"
      "\n"
      "Submits one process of KIND and prints its id.\n"
      "  --payload JSON       the payload, a JSON value (default: null)\n"
@@ -107,9 +113,13 @@ static const struct {
      "  --backoff SPEC       delay between attempts: fixed:MS or exp:BASE_MS:CAP_MS\n"
      "                       (default exp:1000:60000)\n"
      "  --on-lost POLICY     when its worker dies: rerun (default) or abandon\n"
+     "  --wait-replicas N    durable acknowledgement: after the write, WAIT until N replicas\n"
+     "                       have it (1..100); exit 1 when fewer confirm within the timeout\n"
+     "                       (the id is printed all the same: the process is on the primary)\n"
+     "  --wait-timeout MS    how long to WAIT (1..600000, default 1000)\n"
      "With --json: {\"id\":..., \"status\":\"created\"|\"exists\"}.\n"},
     {"submit-bulk", cli_cmd_submit_bulk,
-     "usage: lashctl submit-bulk KIND < FILE.jsonl\n"
+     "usage: lashctl submit-bulk KIND [--wait-replicas N [--wait-timeout MS]] < FILE.jsonl\n"
      "\n"
      "Submits one process per line of stdin. A line is either a bare JSON payload (the\n"
      "process gets KIND), or a full submission object such as\n"
@@ -120,6 +130,8 @@ static const struct {
      "'line N: <reason>' and skipped; the others go in. Blank lines are ignored. A progress\n"
      "bar is drawn on stderr when it is a terminal. At the end a report of the counts and\n"
      "the rate is printed (with --json, as one object).\n"
+     "--wait-replicas N and --wait-timeout MS: WAIT after each chunk, as for submit; the\n"
+     "run stops at the first chunk fewer replicas confirmed.\n"
      "Exit 0 when every line went in (created, or already there with the same\n"
      "registration), 1 when any line was skipped or refused.\n"},
     {"get", cli_cmd_get,
@@ -198,8 +210,9 @@ static const struct {
      "usage: lashctl functions\n"
      "\n"
      "Loads the Redis Functions library 'lash' (or replaces an older version), so that\n"
-     "redis-cli can FCALL lash_submit, lash_cancel, lash_stats ... Every lashctl command\n"
-     "and every worker does this on start too; this command reports it.\n"},
+     "redis-cli can FCALL lash_submit, lash_cancel, lash_stats ... In a Redis Cluster it\n"
+     "does so on every primary (replicas get it from their primary). Every lashctl command\n"
+     "does this on start too; this command reports it.\n"},
 };
 
 #define NCOMMANDS (sizeof commands / sizeof commands[0])
@@ -209,8 +222,10 @@ void cli_help(const char *cmd)
     for (size_t i = 0; i < NCOMMANDS; i++) {
         if (strcmp(commands[i].name, cmd) == 0) {
             fputs(commands[i].help, stdout);
-            fputs("\nGlobal flags: --redis URL, --queue NAME, --json (see lashctl --help).\n",
-                  stdout);
+            fputs(
+                "\nGlobal flags: --redis URL, --queue NAME, --json, --failover-ms MS (see lashctl "
+                "--help).\n",
+                stdout);
             return;
         }
     }

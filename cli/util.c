@@ -11,7 +11,8 @@
 int cli_connect(const cli_ctx *ctx, lash_conn **out)
 {
     lash_err e = {0};
-    lash_status st = lash_connect(ctx->redis_url, 5000, out, &e);
+    lash_conn_opts o = {.timeout_ms = 5000, .failover_ms = ctx->failover_ms};
+    lash_status st = lash_connect_opts(ctx->redis_url, &o, out, &e);
     if (st) return cli_fail(st, &e);
     /* The Functions library is what lets redis-cli users FCALL lash_submit; a
      * server that refuses it (ACL, Redis < 7) still works for lashctl, which

@@ -26,9 +26,13 @@
 
 #define SETUP_MS 5000          /* connect + AUTH + SELECT + HELLO + SCRIPT LOAD */
 #define SENTINEL_SETUP_MS 2000 /* a Sentinel that does not answer soon: ask the next */
-#define RETRY_MS 200           /* between rounds of candidates / Sentinels; redials */
-#define REFRESH_MS 100         /* at most one CLUSTER SLOTS per this, while needed */
-#define PARK_MIN_MS 10         /* a parked command waits this long first, then doubles */
+#define RETRY_MS 100           /* between rounds of candidates / Sentinels; redials */
+/* After a failover event, how long new connections go straight to the replica
+ * it names: Sentinels that did not lead the failover (and after the switch,
+ * those slow to hear of it) still name the old primary for a while. */
+#define PROMOTING_MS 5000
+#define REFRESH_MS 100 /* at most one CLUSTER SLOTS per this, while needed */
+#define PARK_MIN_MS 10 /* a parked command waits this long first, then doubles */
 #define PARK_MAX_MS 250
 /* A parked command gives up (LASH_EIO) after at most this long, even when
  * failover_ms is longer: well inside any reply timeout of the caller's (the
@@ -44,7 +48,11 @@ struct lash_atopo {
     lash_topo_mode mode; /* SINGLE until HELLO (or a MOVED) says otherwise */
     lash_slotmap map;
     int sentinel_next; /* the Sentinel that answered last */
-    int hint;          /* map node that last came up (-1: none): tried first */
+    /* Sentinel: where a failover under way is moving the primary (only the
+     * Sentinel leading it knows yet: asking another would name the old one). */
+    lash_url_host promoting;
+    int64_t promoting_until;
+    int hint; /* map node that last came up (-1: none): tried first */
 };
 
 typedef enum { N_DATA, N_ASK, N_WATCH } node_kind;
@@ -92,17 +100,17 @@ struct lash_aconn {
     bool up_due, down_due, want_refresh;
     lash_err down_why;
     anode *nodes;
-    anode *anchor;  /* the node whose coming up makes the connection up */
-    anode *asking;  /* Sentinel: the query in flight */
-    int cand;       /* opening: next candidate address */
-    int rr;         /* map refresh: next node to ask when none is open */
-    int tries;      /* Sentinel: Sentinels asked this round */
-    int watch_turn; /* Sentinel: which one to listen to next */
-    int busy;       /* inside tick: a close there is finished at its end */
+    anode *anchor; /* the node whose coming up makes the connection up */
+    anode *asking; /* Sentinel: the query in flight */
+    int cand;      /* opening: next candidate address */
+    int rr;        /* map refresh: next node to ask when none is open */
+    int tries;     /* Sentinel: Sentinels asked this round */
+    int busy;      /* inside tick: a close there is finished at its end */
     bool closed;
     int64_t since;   /* opening (or unreachable) since */
     int64_t wait_to; /* opening: next round not before */
-    int64_t refresh_at, watch_at;
+    int64_t refresh_at;
+    int64_t watch_at[LASH_URL_SENTINELS_MAX]; /* Sentinel i: listen again not before */
     bool refreshing;
     pending *parked;
     lash_err last; /* why the last candidate failed */
@@ -343,9 +351,10 @@ static void setup_done(anode *nd)
 {
     ev_timer_stop(nd->c->t->loop, &nd->tmo);
     nd->state = N_UP;
-    if (nd->kind == N_DATA && nd->at.port && !nd->seed) {
-        int i = lash_slotmap_node(&nd->c->t->map, nd->at.host, nd->at.port);
-        if (i >= 0 && nd->c->t->mode == LASH_TOPO_CLUSTER) nd->c->t->hint = i;
+    lash_atopo *t = nd->c->t;
+    if (nd->kind == N_DATA && !nd->seed && t->mode == LASH_TOPO_CLUSTER) {
+        int i = lash_slotmap_node(&t->map, nd->at.host, nd->at.port);
+        if (i >= 0) t->hint = i;
     }
     kick(nd->c);
 }
@@ -692,8 +701,8 @@ static void on_switch(redisAsyncContext *ac, void *r_, void *priv)
     anode *nd = ac->data;
     if (!nd || !r || r->type != REDIS_REPLY_ARRAY || r->elements != 3) return;
     lash_aconn *c = nd->c;
-    const redisReply *kind = r->element[0], *msg = r->element[2];
-    if (kind->type != REDIS_REPLY_STRING) return;
+    const redisReply *kind = r->element[0], *chan = r->element[1], *msg = r->element[2];
+    if (kind->type != REDIS_REPLY_STRING || chan->type != REDIS_REPLY_STRING) return;
     if (strcmp(kind->str, "subscribe") == 0) {
         ev_timer_stop(c->t->loop, &nd->tmo);
         nd->state = N_UP;
@@ -702,34 +711,45 @@ static void on_switch(redisAsyncContext *ac, void *r_, void *priv)
     if (msg->type != REDIS_REPLY_STRING) return;
     lash_url_host to;
     if (strcmp(kind->str, "message") != 0 ||
-        !lash_switch_master_parse(msg->str, msg->len, c->t->url.master, &to))
+        !lash_sentinel_event_parse(chan->str, msg->str, msg->len, c->t->url.master, &to))
         return;
+    c->t->promoting = to;
+    c->t->promoting_until = now_ms() + PROMOTING_MS;
     anode *a = c->anchor;
     if (c->state == C_OPENING) {
         c->wait_to = 0; /* ask again now */
         kick(c);
     } else if (c->state == C_UP && a && a->ac &&
                (a->at.port != to.port || strcmp(a->at.host, to.host) != 0)) {
-        lash_fail(&c->last, LASH_EIO, "the Sentinels switched the primary to %s:%d", to.host,
+        lash_fail(&c->last, LASH_EIO, "the Sentinels are moving the primary to %s:%d", to.host,
                   to.port);
         redisAsyncDisconnect(a->ac);
     }
 }
 
-/* Keeps one subscription to +switch-master open, on the Sentinel that answered
- * last, then the others in turn. */
+/* Keeps a subscription to the failover events open on every Sentinel: only
+ * the one leading a failover publishes that a replica is being promoted, and
+ * any of them may lead the next. One that fails is tried again a second later. */
 static void watch(lash_aconn *c, int64_t now)
 {
+    int n = c->t->url.nsentinels;
+    bool live[LASH_URL_SENTINELS_MAX] = {0};
     for (anode *nd = c->nodes; nd; nd = nd->next)
-        if (nd->kind == N_WATCH && nd->state != N_GONE) return;
-    if (now < c->watch_at) {
-        kick_in(c, c->watch_at - now);
-        return;
+        if (nd->kind == N_WATCH && nd->state != N_GONE) live[nd->idx] = true;
+    int64_t soonest = -1;
+    for (int i = 0; i < n; i++) {
+        if (live[i]) continue;
+        if (now < c->watch_at[i]) {
+            if (soonest < 0 || c->watch_at[i] < soonest) soonest = c->watch_at[i];
+            continue;
+        }
+        c->watch_at[i] = now + 1000;
+        anode *nd = sentinel_dial(c, N_WATCH, i);
+        if (nd)
+            redisAsyncCommand(nd->ac, on_switch, NULL, "SUBSCRIBE +switch-master %s",
+                              LASH_SENTINEL_PROMOTING);
     }
-    c->watch_at = now + 1000;
-    int idx = (c->t->sentinel_next + c->watch_turn++) % c->t->url.nsentinels;
-    anode *nd = sentinel_dial(c, N_WATCH, idx);
-    if (nd) redisAsyncCommand(nd->ac, on_switch, NULL, "SUBSCRIBE +switch-master");
+    if (soonest >= 0) kick_in(c, soonest - now);
 }
 
 /* ---- coming up, going down --------------------------------------------------------- */
@@ -757,8 +777,23 @@ static void open_step(lash_aconn *c, int64_t now)
     if (c->asking) return;
     c->anchor = NULL;
     if (!c->since) c->since = now;
-    if (now < c->wait_to) return;
+    if (now < c->wait_to) {
+        kick_in(c, c->wait_to - now);
+        return;
+    }
     bool last_chance = now - c->since >= t->failover_ms;
+    if (t->mode == LASH_TOPO_SENTINEL && now < t->promoting_until) {
+        /* Straight to the replica being promoted; its role is checked, and
+         * tried again every RETRY_MS until it says primary. */
+        anode *a = node_new(c, N_DATA, &t->promoting, false);
+        if (a && node_dial(a, SETUP_MS)) {
+            a->check_role = true;
+            c->anchor = a;
+            data_setup(a, true);
+        }
+        c->wait_to = now + RETRY_MS;
+        return;
+    }
     if (t->mode == LASH_TOPO_SENTINEL) {
         if (c->tries >= t->url.nsentinels) { /* a round is over */
             c->tries = 0;

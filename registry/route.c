@@ -314,29 +314,52 @@ lash_status lash_sentinel_master_parse(const redisReply *r, lash_url_host *out, 
     return LASH_OK;
 }
 
-bool lash_switch_master_parse(const char *msg, size_t len, const char *name, lash_url_host *to)
+/* Splits msg into exactly n space-separated, non-empty words. */
+static bool words(const char *msg, size_t len, size_t n, const char **w, size_t *wl)
 {
-    /* Five space-separated words; only the first and the last two matter. */
-    const char *w[5];
-    size_t wl[5], n = 0, i = 0;
+    size_t k = 0, i = 0;
     for (;;) {
         size_t j = i;
         while (j < len && msg[j] != ' ')
             j++;
-        if (j == i || n == 5) return false; /* an empty word, or a sixth */
-        w[n] = msg + i;
-        wl[n++] = j - i;
+        if (j == i || k == n) return false; /* an empty word, or one too many */
+        w[k] = msg + i;
+        wl[k++] = j - i;
         if (j == len) break;
         i = j + 1;
     }
-    if (n != 5) return false;
-    int64_t port;
-    if (wl[0] != strlen(name) || memcmp(w[0], name, wl[0]) != 0) return false;
-    if (wl[3] >= sizeof to->host || !lash_parse_i64(w[4], wl[4], 1, 65535, &port)) return false;
-    for (size_t k = 0; k < wl[3]; k++)
-        if ((unsigned char)w[3][k] <= ' ' || (unsigned char)w[3][k] >= 0x7f) return false;
-    memcpy(to->host, w[3], wl[3]);
-    to->host[wl[3]] = 0;
-    to->port = (int)port;
+    return k == n;
+}
+
+static bool word_is(const char *w, size_t wl, const char *s)
+{
+    return wl == strlen(s) && memcmp(w, s, wl) == 0;
+}
+
+static bool address(const char *host, size_t hl, const char *port, size_t pl, lash_url_host *to)
+{
+    int64_t p;
+    if (hl >= sizeof to->host || !lash_parse_i64(port, pl, 1, 65535, &p)) return false;
+    for (size_t k = 0; k < hl; k++)
+        if ((unsigned char)host[k] <= ' ' || (unsigned char)host[k] >= 0x7f) return false;
+    memcpy(to->host, host, hl);
+    to->host[hl] = 0;
+    to->port = (int)p;
     return true;
+}
+
+bool lash_sentinel_event_parse(const char *channel, const char *msg, size_t len, const char *name,
+                               lash_url_host *to)
+{
+    const char *w[8];
+    size_t wl[8];
+    if (!channel || !msg) return false;
+    if (strcmp(channel, "+switch-master") == 0)
+        return words(msg, len, 5, w, wl) && word_is(w[0], wl[0], name) &&
+               address(w[3], wl[3], w[4], wl[4], to);
+    if (strcmp(channel, LASH_SENTINEL_PROMOTING) == 0)
+        return words(msg, len, 8, w, wl) && word_is(w[0], wl[0], "slave") &&
+               word_is(w[4], wl[4], "@") && word_is(w[5], wl[5], name) &&
+               address(w[2], wl[2], w[3], wl[3], to);
+    return false;
 }

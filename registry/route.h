@@ -13,7 +13,7 @@
  *     (TRYAGAIN, LOADING), or re-read the topology (CLUSTERDOWN, and READONLY
  *     from a primary that was demoted);
  *   - what HELLO (mode and role), ROLE, SENTINEL get-master-addr-by-name and a
- *     Sentinel's +switch-master message say.
+ *     Sentinel's failover events say.
  *
  * Every parser treats its reply as untrusted: a wrong type, a slot or port out
  * of range, a missing element is LASH_EPROTO with a sentence, never a crash.
@@ -127,8 +127,18 @@ lash_status lash_role_parse(const redisReply *r, bool *primary, lash_err *e);
 /* SENTINEL get-master-addr-by-name: {ip, port}. A nil reply (no primary by
  * that name) is LASH_ENOTFOUND. */
 lash_status lash_sentinel_master_parse(const redisReply *r, lash_url_host *out, lash_err *e);
-/* A +switch-master message "<name> <old-ip> <old-port> <new-ip> <new-port>":
- * true, with the new address, when it is about master `name` and well formed. */
-bool lash_switch_master_parse(const char *msg, size_t len, const char *name, lash_url_host *to);
+/* What a Sentinel publishes that moves the primary of master `name`: true,
+ * with the address it moves to, for a well-formed message on
+ *   +switch-master            "<name> <old-ip> <old-port> <new-ip> <new-port>"
+ *                             (the failover is over), or on
+ *   LASH_SENTINEL_PROMOTING   "slave <ip:port> <ip> <port> @ <name> <ip> <port>"
+ *                             (a replica was chosen and is told to become the
+ *                             primary: from now on, writes the old primary
+ *                             takes are lost when it is turned into a replica;
+ *                             a client that waits for +switch-master keeps
+ *                             writing there for a second or more). */
+#define LASH_SENTINEL_PROMOTING "+failover-state-send-slaveof-noone"
+bool lash_sentinel_event_parse(const char *channel, const char *msg, size_t len, const char *name,
+                               lash_url_host *to);
 
 #endif

@@ -401,16 +401,24 @@ Test(node, sentinel_names_the_primary)
     }
 }
 
-Test(node, switch_master_messages)
+Test(node, sentinel_events_that_move_the_primary)
 {
     lash_url_host h;
-    const char *ok = "mymaster 127.0.0.1 6379 127.0.0.1 6380";
-    cr_assert(lash_switch_master_parse(ok, strlen(ok), "mymaster", &h));
+    const char *sw = "mymaster 127.0.0.1 6379 127.0.0.1 6380";
+    cr_assert(lash_sentinel_event_parse("+switch-master", sw, strlen(sw), "mymaster", &h));
     cr_expect_str_eq(h.host, "127.0.0.1");
     cr_expect_eq(h.port, 6380);
-    cr_expect_not(lash_switch_master_parse(ok, strlen(ok), "other", &h));
-    cr_expect_not(lash_switch_master_parse(ok, strlen(ok), "mymaste", &h));
-    static const char *const bad[] = {
+    cr_expect_not(lash_sentinel_event_parse("+switch-master", sw, strlen(sw), "other", &h));
+    cr_expect_not(lash_sentinel_event_parse("+switch-master", sw, strlen(sw), "mymaste", &h));
+    const char *pr = "slave 10.0.0.2:6381 10.0.0.2 6381 @ mymaster 10.0.0.1 6379";
+    cr_assert(lash_sentinel_event_parse(LASH_SENTINEL_PROMOTING, pr, strlen(pr), "mymaster", &h));
+    cr_expect_str_eq(h.host, "10.0.0.2");
+    cr_expect_eq(h.port, 6381);
+    cr_expect_not(lash_sentinel_event_parse(LASH_SENTINEL_PROMOTING, pr, strlen(pr), "x", &h));
+    /* The same text on another channel says nothing. */
+    cr_expect_not(lash_sentinel_event_parse("+sdown", pr, strlen(pr), "mymaster", &h));
+    cr_expect_not(lash_sentinel_event_parse(NULL, pr, strlen(pr), "mymaster", &h));
+    static const char *const bad_switch[] = {
         "",
         "mymaster",
         "mymaster 1 2 3",
@@ -420,10 +428,21 @@ Test(node, switch_master_messages)
         "mymaster 1 2 h 0",
         "mymaster 1 2 h 65536",
         "mymaster 1 2 h x",
+        "mymaster 1 2 h\x01 5",
     };
-    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
-        cr_expect_not(lash_switch_master_parse(bad[i], strlen(bad[i]), "mymaster", &h), "'%s'",
-                      bad[i]);
+    for (size_t i = 0; i < sizeof bad_switch / sizeof bad_switch[0]; i++)
+        cr_expect_not(lash_sentinel_event_parse("+switch-master", bad_switch[i],
+                                                strlen(bad_switch[i]), "mymaster", &h),
+                      "'%s'", bad_switch[i]);
+    static const char *const bad_promo[] = {
+        "master 1:2 1 2 @ mymaster 1 2",  "slave 1:2 1 2 # mymaster 1 2",
+        "slave 1:2 1 2 @ mymaster 1",     "slave 1:2 1 0 @ mymaster 1 2",
+        "slave 1:2 1 2 @ mymaster 1 2 3",
+    };
+    for (size_t i = 0; i < sizeof bad_promo / sizeof bad_promo[0]; i++)
+        cr_expect_not(lash_sentinel_event_parse(LASH_SENTINEL_PROMOTING, bad_promo[i],
+                                                strlen(bad_promo[i]), "mymaster", &h),
+                      "'%s'", bad_promo[i]);
 }
 
 /* ---- redis-sentinel:// URLs ----------------------------------------------------------- */

@@ -27,7 +27,13 @@ static const char usage[] =
     "redis://127.0.0.1:6379)\n"
     "                                           LASH_REDIS_PASSWORD overrides the URL's password, "
     "so\n"
-    "                                           it need not appear in a process listing\n"
+    "                                           it need not appear in a process listing.\n"
+    "                                           Any node of a Redis Cluster will do. Under "
+    "Sentinel:\n"
+    "                                           "
+    "redis-sentinel://[user@]h1:26379,h2:26379[/db]#NAME\n"
+    "                                           (Sentinels' own auth: LASH_SENTINEL_PASSWORD,\n"
+    "                                           LASH_SENTINEL_USER; environment only)\n"
     "  --queue NAME           LASH_QUEUES       queue to work (repeatable; env: comma-separated;\n"
     "                                           default: default)\n"
     "  --concurrency N        LASH_CONCURRENCY  processes at once (default 16)\n"
@@ -50,6 +56,10 @@ static const char usage[] =
     "  --log-file PATH        LASH_LOG_FILE     append logs there (reopened on SIGHUP);\n"
     "                                           default stderr\n"
     "  --health-file PATH     LASH_HEALTH_FILE  touched while Redis answers (for --check)\n"
+    "  --failover-ms MS       LASH_FAILOVER_MS  Cluster, Sentinel: how long a new connection "
+    "keeps\n"
+    "                                           trying to reach a primary before it counts as\n"
+    "                                           lost (default 30000)\n"
     "  --check                                  exit 0 if the health file is fresh\n"
     "  --max-age-ms N                           freshness bound for --check (default 10000)\n"
     "  --help\n"
@@ -121,6 +131,7 @@ enum {
     O_HEALTH,
     O_CHECK,
     O_MAXAGE,
+    O_FAILOVER,
     O_HELP
 };
 
@@ -192,6 +203,10 @@ static int apply(opts *o, int key, const char *v)
         if ((rc = num("--max-age-ms", v, 1, 86400000, &n))) return rc;
         o->max_age_ms = n;
         break;
+    case O_FAILOVER:
+        if ((rc = num("--failover-ms", v, 1, 3600000, &n))) return rc;
+        o->c.failover_ms = (int)n;
+        break;
     }
     return 0;
 }
@@ -201,11 +216,13 @@ static int from_env(opts *o)
     static const struct {
         const char *name;
         int key;
-    } vars[] = {
-        {"LASH_REDIS_URL", O_REDIS}, {"LASH_CONCURRENCY", O_CONC}, {"LASH_LEASE_MS", O_LEASE},
-        {"LASH_POLL_MS", O_POLL},    {"LASH_GRACE_MS", O_GRACE},   {"LASH_WORKER_ID", O_ID},
-        {"LASH_KEEP", O_KEEP},       {"LASH_KEEP_MS", O_KEEPMS},   {"LASH_LOG_FORMAT", O_LFMT},
-        {"LASH_LOG_LEVEL", O_LLVL},  {"LASH_LOG_FILE", O_LFILE},   {"LASH_HEALTH_FILE", O_HEALTH}};
+    } vars[] = {{"LASH_REDIS_URL", O_REDIS},     {"LASH_CONCURRENCY", O_CONC},
+                {"LASH_LEASE_MS", O_LEASE},      {"LASH_POLL_MS", O_POLL},
+                {"LASH_GRACE_MS", O_GRACE},      {"LASH_WORKER_ID", O_ID},
+                {"LASH_KEEP", O_KEEP},           {"LASH_KEEP_MS", O_KEEPMS},
+                {"LASH_LOG_FORMAT", O_LFMT},     {"LASH_LOG_LEVEL", O_LLVL},
+                {"LASH_LOG_FILE", O_LFILE},      {"LASH_HEALTH_FILE", O_HEALTH},
+                {"LASH_FAILOVER_MS", O_FAILOVER}};
     int rc;
     for (size_t i = 0; i < sizeof vars / sizeof vars[0]; i++) {
         const char *v = getenv(vars[i].name);
@@ -240,6 +257,7 @@ static int parse(opts *o, int argc, char **argv)
                                           {"health-file", 1, 0, O_HEALTH},
                                           {"check", 0, 0, O_CHECK},
                                           {"max-age-ms", 1, 0, O_MAXAGE},
+                                          {"failover-ms", 1, 0, O_FAILOVER},
                                           {"help", 0, 0, O_HELP},
                                           {0, 0, 0, 0}};
     /* Flags given on the command line replace the environment's lists. */
