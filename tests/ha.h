@@ -182,22 +182,12 @@ static inline void ha_start(ha_node *nd, const char *root, int port, const char 
     char portstr[16], log[260];
     snprintf(portstr, sizeof portstr, "%d", port);
     snprintf(log, sizeof log, "%s/redis.log", nd->dir);
-    const char *argv[64] = {"redis-server",
-                            "--port",
-                            portstr,
-                            "--bind",
-                            "127.0.0.1",
-                            "--dir",
-                            nd->dir,
-                            "--save",
-                            "",
-                            "--appendonly",
-                            "no",
-                            "--logfile",
-                            log,
-                            "--daemonize",
-                            "no"};
-    int n = 15;
+    const char *argv[64] = {"redis-server", "--port", portstr, "--bind", "127.0.0.1", "--dir",
+                            nd->dir, "--save", "", "--appendonly", "no", "--logfile", log,
+                            "--daemonize", "no",
+                            /* no 5 s wait before a replica's first (diskless) sync */
+                            "--repl-diskless-sync-delay", "0"};
+    int n = 17;
     for (int i = 0; extra && extra[i] && n < 62; i++)
         argv[n++] = extra[i];
     argv[n] = NULL;

@@ -236,6 +236,11 @@ Test(sentinel, workers_follow_a_kill9_of_the_primary, .fini = fini, .timeout = 4
         pthread_create(&sth[i], NULL, submit_thread, &subs[i]);
     }
 
+    /* lashctl's durable submit: confirmed by the replica while there is one. */
+    const char *durable[] = {
+        "--redis",         d.url, "--queue",        "acks-cli", "submit", "noop",
+        "--wait-replicas", "1",   "--wait-timeout", "200",      NULL};
+    cr_expect_eq(ha_lashctl(durable, NULL, out), 0, "lashctl submit --wait-replicas 1 (%s)", out);
     long long until = lash_fx_ms() + 120000;
     while (completed(c) < N * 2 / 5)
         cr_assert(lash_fx_ms() < until, "the drain did not get going");
@@ -269,6 +274,21 @@ Test(sentinel, workers_follow_a_kill9_of_the_primary, .fini = fini, .timeout = 4
     cr_expect_eq(lost_wait, 0, "%ld submits acknowledged after WAIT 1 were lost", lost_wait);
     long lines, ids, dups;
     ha_runs((const char *const[]){wlog, wlog2, NULL}, &lines, &ids, &dups);
+
+    /* The new primary has no replica: a durable submit is not confirmed (exit 1). */
+    char dout[200];
+    snprintf(dout, sizeof dout, "%s/durable.log", root);
+    cr_expect_eq(ha_lashctl(durable, NULL, dout), 1,
+                 "lashctl submit --wait-replicas 1 with no "
+                 "replica left");
+    char dl[1024] = "";
+    FILE *df = fopen(dout, "r");
+    if (df) {
+        size_t k = fread(dl, 1, sizeof dl - 1, df);
+        dl[k] = 0;
+        fclose(df);
+    }
+    cr_expect(strstr(dl, "0 of 1 replica(s) confirmed"), "said: %s", dl);
 
     /* lashctl through the Sentinels, after the failover; and a name they do not know. */
     const char *st[] = {"--redis", d.url, "--queue", "work", "stats", NULL};
