@@ -41,6 +41,10 @@
  * worker's is 10 s), so the caller sees one command fail and sends it again,
  * rather than a silent connection it would tear down as a whole. */
 #define LASH_APARK_BOUND_MS 4000
+/* A claim gives up sooner: while it waits it holds the worker's free slots
+ * (a claim never asks for more rows than there are), so queues on healthy
+ * primaries would get none; the worker's next poll claims again. */
+#define LASH_APARK_CLAIM_MS 1000
 
 struct lash_atopo {
     struct ev_loop *loop;

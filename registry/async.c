@@ -76,15 +76,18 @@ void lash_apending_finish(lash_apending *p, redisReply *r, lash_status code, con
     free(p);
 }
 
-/* Keeps p until a route appears, at most failover_ms from its first setback. */
+/* Keeps p until a route appears, at most park_ms (a claim: LASH_APARK_CLAIM_MS)
+ * from its first setback. */
 void lash_apending_park(lash_aconn *c, lash_apending *p, int64_t pause_ms)
 {
     int64_t now = lash_amono_ms();
-    if (!p->deadline) p->deadline = now + c->t->park_ms;
+    int bound = c->t->park_ms;
+    if (p->claim_cb && bound > LASH_APARK_CLAIM_MS) bound = LASH_APARK_CLAIM_MS;
+    if (!p->deadline) p->deadline = now + bound;
     if (now >= p->deadline) {
         char why[300];
         snprintf(why, sizeof why, "no primary answered for slot %d within %d ms (%.200s)", p->slot,
-                 c->t->park_ms, c->last.msg);
+                 bound, c->last.msg);
         lash_apending_finish(p, NULL, LASH_EIO, why);
         return;
     }

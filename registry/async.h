@@ -9,8 +9,8 @@
  *     primary its queues live on, opened when first needed; each command goes
  *     to the primary owning its queue's slot; MOVED re-reads the slot map and
  *     re-sends; a script meeting ASK, TRYAGAIN, CLUSTERDOWN or a lost node waits
- *     (parked, up to failover_ms) and is sent again once the map names a
- *     primary that answers. Losing one node fails only the commands that were in
+ *     (parked: up to 4 s, a claim 1 s, never beyond failover_ms) and is sent
+ *     again once the map names a primary that answers. Losing one node fails only the commands that were in
  *     flight on it (LASH_EIO, which the caller re-sends); the connection stays
  *     up. A subscriber uses any one node (classic pub/sub reaches every node);
  *   - Sentinel: the primary the Sentinels name, its role checked (HELLO) before

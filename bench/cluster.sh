@@ -1,0 +1,169 @@
+#!/usr/bin/env bash
+# bench/cluster.sh: draining 6 queues on a 3-primary Redis Cluster against the
+# same on one Redis, and what each costs Redis in CPU per process (issue 11).
+#
+#   bench/cluster.sh [--n N] [--runs R] [--workers W] [--concurrency C]
+#
+#   --n N          processes per queue (default 10000; 6 queues)
+#   --runs R       runs of each deployment, alternated; medians reported (default 5)
+#   --workers W    lash-worker processes, each working all 6 queues (default 3)
+#   --concurrency C  slots per worker (default 64)
+#
+# Both deployments run on this machine's loopback with persistence off and no
+# replicas (replication would add the same cost to both): one redis-server, and
+# three cluster-enabled ones joined with redis-cli --cluster create. The queues
+# are q0..q5 on both; on the Cluster they spread over the three primaries by
+# slot. Each run submits 6 x N noop processes (lashctl submit-bulk), starts the
+# workers (built-in noop) and times the drain from their start to the last
+# completion; Redis CPU is utime+stime of each redis-server (/proc/PID/stat)
+# over the drain, divided by the processes of the queues that server owns.
+# On a 2-core machine shared with other jobs, 3 primaries cannot run faster
+# than one Redis: the point is that the cost per process per primary does not
+# grow. Builds nothing: run it after cmake --build build.
+set -euo pipefail
+
+here=$(cd "$(dirname "$0")" && pwd)
+root=$(dirname "$here")
+bin=${LASH_BUILD_DIR:-$root/build}/bin
+n=10000 runs=5 workers=3 conc=64
+while [ $# -gt 0 ]; do
+    case $1 in
+    --n) n=$2; shift ;;
+    --runs) runs=$2; shift ;;
+    --workers) workers=$2; shift ;;
+    --concurrency) conc=$2; shift ;;
+    -h | --help) sed -n '2,22p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    *) echo "cluster.sh: unknown option $1" >&2; exit 2 ;;
+    esac
+    shift
+done
+for p in redis-server redis-cli python3; do
+    command -v $p >/dev/null || { echo "cluster.sh: $p is not installed" >&2; exit 2; }
+done
+[ -x "$bin/lash-worker" ] && [ -x "$bin/lashctl" ] || { echo "cluster.sh: build first" >&2; exit 2; }
+
+tmp=$(mktemp -d /tmp/lash-bench-cluster.XXXXXX)
+pids=()
+cleanup() {
+    for p in "${pids[@]}"; do kill -9 "$p" 2>/dev/null || true; done
+    wait 2>/dev/null || true
+    rm -rf "$tmp"
+}
+trap cleanup EXIT
+free_base() { # a base port with base..base+3 and their bus ports free
+    python3 - <<'PY'
+import random, socket
+def free(p):
+    s = socket.socket()
+    try:
+        s.bind(("127.0.0.1", p)); return True
+    except OSError:
+        return False
+    finally:
+        s.close()
+while True:
+    b = random.randint(20000, 45000)
+    if all(free(b + i) and free(b + 10000 + i) for i in range(4)):
+        print(b); break
+PY
+}
+start_redis() { # port [args...]; prints nothing, records the pid
+    local port=$1; shift
+    mkdir -p "$tmp/n$port"
+    redis-server --port "$port" --bind 127.0.0.1 --dir "$tmp/n$port" --save '' \
+        --appendonly no --logfile redis.log --daemonize no "$@" >/dev/null 2>&1 &
+    pids+=($!)
+    for _ in $(seq 100); do redis-cli -p "$port" ping >/dev/null 2>&1 && return; sleep 0.05; done
+    echo "redis-server on $port did not start" >&2; exit 1
+}
+cpu_ms() { # utime+stime of a pid, in ms
+    awk -v hz="$(getconf CLK_TCK)" '{print ($14 + $15) * 1000 / hz}' "/proc/$1/stat"
+}
+pid_of_port() { redis-cli -p "$1" info server | sed -n 's/^process_id:\([0-9]*\).*/\1/p' | tr -d '\r'; }
+
+base=$(free_base)
+single=$base
+start_redis "$single"
+for i in 1 2 3; do start_redis $((base + i)) --cluster-enabled yes --cluster-config-file nodes.conf; done
+redis-cli --cluster create 127.0.0.1:$((base + 1)) 127.0.0.1:$((base + 2)) 127.0.0.1:$((base + 3)) \
+    --cluster-yes >"$tmp/create.log" 2>&1
+for i in 1 2 3; do
+    until redis-cli -p $((base + i)) cluster info | grep -q cluster_state:ok; do sleep 0.1; done
+done
+for i in $(seq "$n"); do echo '{}'; done >"$tmp/jobs.jsonl"
+queues=(q0 q1 q2 q3 q4 q5)
+
+# One run on the deployment at port $1 (the seed); prints "ms port:cpu_ms:procs ...".
+run() {
+    local seed=$1 url="redis://127.0.0.1:$1" q
+    for p in "${ports[@]}"; do redis-cli -p "$p" flushall >/dev/null; done
+    for q in "${queues[@]}"; do
+        "$bin/lashctl" --redis "$url" --queue "$q" submit-bulk noop <"$tmp/jobs.jsonl" >/dev/null
+    done
+    local cpu0=() k=0
+    for p in "${ports[@]}"; do cpu0[k]=$(cpu_ms "$(pid_of_port "$p")"); k=$((k + 1)); done
+    local args=(--redis "$url" --builtin noop --concurrency "$conc" --keep -1 --log-level error)
+    for q in "${queues[@]}"; do args+=(--queue "$q"); done
+    local wp=() t0 t1
+    t0=$(date +%s%N)
+    for _ in $(seq "$workers"); do
+        "$bin/lash-worker" "${args[@]}" 2>>"$tmp/worker.log" &
+        wp+=($!)
+    done
+    local total=$((n * 6)) done=0
+    # Completed = the done sets' sizes (--keep -1: nothing trimmed), read with
+    # redis-cli -c, which follows MOVED: cheap enough not to weigh on Redis CPU.
+    while [ "$done" -lt "$total" ]; do
+        sleep 0.1
+        done=0
+        for q in "${queues[@]}"; do
+            c=$(redis-cli -c -p "$seed" zcard "lash:{$q}:done")
+            done=$((done + c))
+        done
+    done
+    t1=$(date +%s%N)
+    local out="$(((t1 - t0) / 1000000))"
+    k=0
+    for p in "${ports[@]}"; do
+        local cpu1 owned=0
+        cpu1=$(cpu_ms "$(pid_of_port "$p")")
+        for q in "${queues[@]}"; do
+            if [ "${#ports[@]}" = 1 ] ||
+                [ "$(redis-cli -p "$p" cluster countkeysinslot \
+                    "$(redis-cli -p "$p" cluster keyslot "lash:{$q}")")" != 0 ]; then
+                owned=$((owned + n))
+            fi
+        done
+        out="$out $p:$(python3 -c "print(round($cpu1 - ${cpu0[k]}))"):$owned"
+        k=$((k + 1))
+    done
+    kill -TERM "${wp[@]}"
+    wait "${wp[@]}" 2>/dev/null || true
+    echo "$out"
+}
+
+echo "6 queues x $n noop processes, $workers workers x $conc slots; $runs runs each, alternated"
+for r in $(seq "$runs"); do
+    ports=("$single")
+    echo "single  $(run "$single")" | tee -a "$tmp/results"
+    ports=($((base + 1)) $((base + 2)) $((base + 3)))
+    echo "cluster $(run $((base + 1)))" | tee -a "$tmp/results"
+done
+python3 - "$tmp/results" "$n" <<'PY'
+import statistics, sys
+rows = [l.split() for l in open(sys.argv[1])]
+n = int(sys.argv[2]) * 6
+for kind in ("single", "cluster"):
+    rs = [r for r in rows if r[0] == kind]
+    ms = [int(r[1]) for r in rs]
+    rate = [n / (m / 1000) for m in ms]
+    per = []  # CPU us per process, per primary, per run
+    for r in rs:
+        for cell in r[2:]:
+            port, cpu, procs = cell.split(":")
+            if int(procs):
+                per.append(int(cpu) * 1000 / int(procs))
+    print(f"{kind:8s} drain {statistics.median(ms)} ms median (min {min(ms)}, max {max(ms)}), "
+          f"{statistics.median(rate):.0f} processes/s; Redis CPU per process per primary: "
+          f"median {statistics.median(per):.1f} us (min {min(per):.1f}, max {max(per):.1f})")
+PY
