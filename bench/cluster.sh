@@ -93,9 +93,11 @@ done
 for i in $(seq "$n"); do echo '{}'; done >"$tmp/jobs.jsonl"
 queues=(q0 q1 q2 q3 q4 q5)
 
-# One run on the deployment at port $1 (the seed); prints "ms port:cpu_ms:procs ...".
+# One run on the deployment at port $1 (the seed), over the queues in $qs;
+# prints "ms port:cpu_ms:procs ...".
 run() {
     local seed=$1 url="redis://127.0.0.1:$1" q
+    local queues=("${qs[@]}")
     for p in "${ports[@]}"; do redis-cli -p "$p" flushall >/dev/null; done
     for q in "${queues[@]}"; do
         "$bin/lashctl" --redis "$url" --queue "$q" submit-bulk noop <"$tmp/jobs.jsonl" >/dev/null
@@ -110,7 +112,7 @@ run() {
         "$bin/lash-worker" "${args[@]}" 2>>"$tmp/worker.log" &
         wp+=($!)
     done
-    local total=$((n * 6)) done=0
+    local total=$((n * ${#queues[@]})) done=0
     # Completed = the done sets' sizes (--keep -1: nothing trimmed), read with
     # redis-cli -c, which follows MOVED: cheap enough not to weigh on Redis CPU.
     while [ "$done" -lt "$total" ]; do
@@ -142,28 +144,54 @@ run() {
     echo "$out"
 }
 
-echo "6 queues x $n noop processes, $workers workers x $conc slots; $runs runs each, alternated"
-for r in $(seq "$runs"); do
-    ports=("$single")
-    echo "single  $(run "$single")" | tee -a "$tmp/results"
-    ports=($((base + 1)) $((base + 2)) $((base + 3)))
-    echo "cluster $(run $((base + 1)))" | tee -a "$tmp/results"
+# The queues the first primary owns: "one" runs drain only those, so the other
+# two primaries show what someone else's work costs them (the Cluster bus
+# carries every PUBLISH of the scripts, pokes and 'finished', to every node).
+own=()
+mine=$(redis-cli -p $((base + 1)) cluster nodes | grep myself)
+for q in "${queues[@]}"; do
+    s=$(redis-cli -p $((base + 1)) cluster keyslot "lash:{$q}")
+    python3 -c '
+import sys
+s = int(sys.argv[1])
+for r in sys.argv[2].split()[8:]:
+    a, _, b = r.partition("-")
+    if int(a) <= s <= int(b or a):
+        sys.exit(0)
+sys.exit(1)' "$s" "$mine" && own+=("$q")
 done
-python3 - "$tmp/results" "$n" <<'PY'
+
+echo "6 queues x $n noop processes, $workers workers x $conc slots; $runs runs each, alternated"
+echo "(one: only the ${#own[@]} queues of the first primary, ${own[*]})"
+for r in $(seq "$runs"); do
+    qs=("${queues[@]}") ports=("$single")
+    echo "single  $(run "$single")" | tee -a "$tmp/results"
+    qs=("${queues[@]}") ports=($((base + 1)) $((base + 2)) $((base + 3)))
+    echo "cluster $(run $((base + 1)))" | tee -a "$tmp/results"
+    qs=("${own[@]}")
+    echo "one     $(run $((base + 1)))" | tee -a "$tmp/results"
+done
+python3 - "$tmp/results" "$n" "${#own[@]}" <<'PY'
 import statistics, sys
 rows = [l.split() for l in open(sys.argv[1])]
-n = int(sys.argv[2]) * 6
-for kind in ("single", "cluster"):
+for kind in ("single", "cluster", "one"):
     rs = [r for r in rows if r[0] == kind]
+    n = int(sys.argv[2]) * (int(sys.argv[3]) if kind == "one" else 6)
     ms = [int(r[1]) for r in rs]
     rate = [n / (m / 1000) for m in ms]
-    per = []  # CPU us per process, per primary, per run
+    per, idle = [], []  # CPU us per process: of the primary's own; of someone else's
     for r in rs:
         for cell in r[2:]:
             port, cpu, procs = cell.split(":")
             if int(procs):
                 per.append(int(cpu) * 1000 / int(procs))
-    print(f"{kind:8s} drain {statistics.median(ms)} ms median (min {min(ms)}, max {max(ms)}), "
-          f"{statistics.median(rate):.0f} processes/s; Redis CPU per process per primary: "
-          f"median {statistics.median(per):.1f} us (min {min(per):.1f}, max {max(per):.1f})")
+            else:
+                idle.append(int(cpu) * 1000 / n)
+    line = (f"{kind:8s} drain {statistics.median(ms)} ms median (min {min(ms)}, max {max(ms)}), "
+            f"{statistics.median(rate):.0f} processes/s; Redis CPU per process per primary: "
+            f"median {statistics.median(per):.1f} us (min {min(per):.1f}, max {max(per):.1f})")
+    if idle:
+        line += (f"; a primary without these queues: {statistics.median(idle):.1f} us per "
+                 f"process of the others")
+    print(line)
 PY

@@ -53,7 +53,8 @@ struct lash_atopo {
     int park_ms;         /* how long a command waits for a route */
     lash_topo_mode mode; /* SINGLE until HELLO (or a MOVED) says otherwise */
     lash_slotmap map;
-    int sentinel_next; /* the Sentinel that answered last */
+    bool slots_refused; /* CLUSTER SLOTS is not allowed: learn from MOVED only */
+    int sentinel_next;  /* the Sentinel that answered last */
     /* Sentinel: where a failover under way is moving the primary (only the
      * Sentinel leading it knows yet: asking another would name the old one). */
     lash_url_host promoting;

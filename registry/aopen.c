@@ -23,7 +23,12 @@ static void on_slots(redisAsyncContext *ac, void *r_, void *priv)
             p->not_before = 0; /* a new map: try the parked commands at once */
     } else {
         c->last = e;
-        if (r_) c->want_refresh = true;
+        /* Refused (a user without +cluster|slots): every node would say the
+         * same. Ask no more; MOVED replies teach the owners one slot at a time. */
+        if (e.code == LASH_EREDIS && strstr(e.msg, "NOPERM"))
+            c->t->slots_refused = true;
+        else if (r_)
+            c->want_refresh = true;
     }
     lash_akick(c);
 }
@@ -31,6 +36,10 @@ static void on_slots(redisAsyncContext *ac, void *r_, void *priv)
 /* Sends CLUSTER SLOTS to a live node (or dials one); at most every LASH_AREFRESH_MS. */
 static void refresh(lash_aconn *c, int64_t now)
 {
+    if (c->t->slots_refused) {
+        c->want_refresh = false;
+        return;
+    }
     if (c->refreshing || now < c->refresh_at) return;
     lash_anode *nd = NULL;
     for (lash_anode *x = c->nodes; x && !nd; x = x->next)

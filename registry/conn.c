@@ -229,6 +229,8 @@ static redisContext *node_ctx(lash_conn *c, int idx, lash_err *e)
  * lives, then each node of the map in turn (replicas know the map too). */
 static lash_status refresh_map(lash_conn *c, lash_err *e)
 {
+    if (c->slots_refused)
+        return lash_fail(e, LASH_EREDIS, "CLUSTER SLOTS is not allowed to this user");
     lash_err last = {0};
     lash_fail(&last, LASH_EIO, "no Cluster node known");
     for (size_t pass = 0; pass < 2 + c->map.nnodes; pass++) {
@@ -250,7 +252,11 @@ static lash_status refresh_map(lash_conn *c, lash_err *e)
         lash_status st = lash_slotmap_parse(&c->map, r, host, &last);
         freeReplyObject(r);
         if (!st) return LASH_OK;
-        if (st == LASH_EREDIS) break; /* e.g. NOPERM: every node would say the same */
+        if (st == LASH_EREDIS && strstr(last.msg, "NOPERM")) {
+            /* Every node would refuse it too: ask no more, MOVED teaches the owners. */
+            c->slots_refused = true;
+            break;
+        }
     }
     if (e) *e = last;
     return last.code;

@@ -35,7 +35,8 @@ struct lash_conn {
     lash_slotmap map;      /* Cluster */
     redisContext **node;   /* Cluster: one per map node, NULL until used */
     size_t nnode;
-    uint64_t dials; /* connections opened so far: a change means a node was replaced */
+    uint64_t dials;     /* connections opened so far: a change means a node was replaced */
+    bool slots_refused; /* Cluster: CLUSTER SLOTS is not allowed; MOVED teaches the map */
 };
 
 /* The password to use: LASH_REDIS_PASSWORD when set, else the URL's. */

@@ -638,3 +638,61 @@ Test(cluster, functions_scan_and_pubsub_reach_every_node, .fini = fini, .timeout
     cr_expect_eq(rel_stop(w, 15000), 0);
     lash_close(rc);
 }
+
+Test(cluster, a_user_without_cluster_slots_routes_by_moved, .fini = fini, .timeout = 120)
+{
+    need_binaries();
+    rel_mkdir(root, sizeof root, "noperm");
+    cluster_start(rnodes, 3, 0);
+    for (int i = 0; i < 3; i++)
+        expect_ok(ha_cmd(rnodes[i].port, "ACL SETUSER app on >app-pw ~* &* +@all -cluster"),
+                  "ACL SETUSER");
+    setenv("LASH_REDIS_PASSWORD", "app-pw", 1);
+    char url[64];
+    snprintf(url, sizeof url, "redis://app@127.0.0.1:%d", rnodes[0].port);
+    /* A queue on every primary; the connection is to one of them. */
+    char q[3][16];
+    int k = 0;
+    bool seen[3] = {0};
+    for (int i = 0; k < 3 && i < 1000; i++) {
+        char name[16];
+        snprintf(name, sizeof name, "u%d", i);
+        int port = owner_of(rnodes, 3, lash_queue_slot(name));
+        for (int j = 0; j < 3; j++)
+            if (rnodes[j].port == port && !seen[j]) {
+                seen[j] = true;
+                snprintf(q[k++], sizeof q[0], "%s", name);
+            }
+    }
+    cr_assert_eq(k, 3);
+    lash_err e = {0};
+    cr_assert_eq(lash_connect(url, 5000, &rc, &e), LASH_OK, "%s", e.msg);
+    for (int i = 0; i < 3; i++)
+        rel_submit_range(rc, q[i], "x", 0, 20, "noop", NULL, 3);
+    char wlog[200];
+    snprintf(wlog, sizeof wlog, "%s/worker.log", root);
+    const char *wargs[] = {"--builtin", "noop",    "--queue", q[0], "--queue",
+                           q[1],        "--queue", q[2],      NULL};
+    pid_t w = rel_worker(url, wlog, wargs);
+    for (int i = 0; i < 3; i++) {
+        cr_expect(rel_wait_idle(rc, q[i], 20000), "queue %s did not drain", q[i]);
+        cr_expect_eq(lash_fx_stats(rc, q[i]).count[LASH_COMPLETED], 20);
+    }
+    cr_expect_eq(rel_stop(w, 15000), 0);
+    /* Refused once per connection that asked, not on every MOVED or poll. */
+    for (int i = 0; i < 3; i++) {
+        redisReply *r = ha_cmd(rnodes[i].port, "ACL LOG");
+        cr_assert(r && r->type == REDIS_REPLY_ARRAY);
+        long long denied = 0;
+        for (size_t j = 0; j < r->elements; j++) {
+            redisReply *ent = r->element[j];
+            for (size_t f = 0; f + 1 < ent->elements; f += 2)
+                if (strcmp(ent->element[f]->str, "count") == 0)
+                    denied += ent->element[f + 1]->integer;
+        }
+        freeReplyObject(r);
+        cr_expect_leq(denied, 4, "node %d refused %lld commands: lash kept asking", rnodes[i].port,
+                      denied);
+    }
+    lash_close(rc);
+}
