@@ -40,7 +40,10 @@ done
 for p in redis-server redis-cli python3; do
     command -v $p >/dev/null || { echo "cluster.sh: $p is not installed" >&2; exit 2; }
 done
-[ -x "$bin/lash-worker" ] && [ -x "$bin/lashctl" ] || { echo "cluster.sh: build first" >&2; exit 2; }
+if [ ! -x "$bin/lash-worker" ] || [ ! -x "$bin/lashctl" ]; then
+    echo "cluster.sh: build first" >&2
+    exit 2
+fi
 
 tmp=$(mktemp -d /tmp/lash-bench-cluster.XXXXXX)
 pids=()
@@ -163,7 +166,7 @@ done
 
 echo "6 queues x $n noop processes, $workers workers x $conc slots; $runs runs each, alternated"
 echo "(one: only the ${#own[@]} queues of the first primary, ${own[*]})"
-for r in $(seq "$runs"); do
+for _ in $(seq "$runs"); do
     qs=("${queues[@]}") ports=("$single")
     echo "single  $(run "$single")" | tee -a "$tmp/results"
     qs=("${queues[@]}") ports=($((base + 1)) $((base + 2)) $((base + 3)))

@@ -10,15 +10,19 @@
  *     to the primary owning its queue's slot; MOVED re-reads the slot map and
  *     re-sends; a script meeting ASK, TRYAGAIN, CLUSTERDOWN or a lost node waits
  *     (parked: up to 4 s, a claim 1 s, never beyond failover_ms) and is sent
- *     again once the map names a primary that answers. Losing one node fails only the commands that were in
- *     flight on it (LASH_EIO, which the caller re-sends); the connection stays
- *     up. A subscriber uses any one node (classic pub/sub reaches every node);
+ *     again once the map names a primary that answers. Losing one node fails
+ *     only the commands that were in flight on it (LASH_EIO, which the caller
+ *     re-sends); the connection stays up. A subscriber uses any one node
+ *     (classic pub/sub reaches every node);
  *   - Sentinel: the primary the Sentinels name, its role checked (HELLO) before
- *     on_up; a Sentinel's +switch-master for another address, or READONLY from
- *     a demoted primary, drops the connection, and a new one asks again.
+ *     on_up. Every Sentinel is listened to: when the one leading a failover
+ *     starts promoting a replica (or any announces +switch-master), or a demoted
+ *     primary answers READONLY, the connection drops, and new ones go straight
+ *     to the replica being promoted (the other Sentinels still name the old
+ *     primary for a while), its role checked until it says primary.
  * While a connection is coming up in a Cluster or under Sentinel it keeps
- * trying (other nodes, the Sentinels again every 200 ms or at once on
- * +switch-master) for up to failover_ms before on_down.
+ * trying (other nodes; the Sentinels again every 100 ms) for up to failover_ms
+ * before on_down.
  *
  * Every callback runs on the loop. When the connection breaks or is closed,
  * each command still waiting gets its callback with LASH_EIO, then on_down runs

@@ -17,8 +17,12 @@ cd "$ROOT" || exit 2
 . tests/deploy/tap.sh
 TMP=$(mktemp -d /tmp/lash-ha-static.XXXXXX)
 SPID=""
+# shellcheck disable=SC2317 # called by the trap below
 cleanup() {
-    [ -n "$SPID" ] && kill "$SPID" 2>/dev/null && wait "$SPID" 2>/dev/null
+    if [ -n "$SPID" ]; then
+        kill "$SPID" 2>/dev/null
+        wait "$SPID" 2>/dev/null
+    fi
     rm -rf "$TMP"
 }
 trap cleanup EXIT
@@ -36,14 +40,22 @@ for f in deploy/ha/sentinel.compose.yml deploy/ha/cluster.compose.yml; do
     *) want='redis://redis-1:6379' ;;
     esac
     n=$(grep -c "LASH_REDIS_URL: $want" "$TMP/resolved.yml")
-    [ "$n" = 2 ] && ok "$f: worker and lashctl use $want" ||
+    if [ "$n" = 2 ]; then
+        ok "$f: worker and lashctl use $want"
+    else
         bad "$f: expected the worker and lashctl to use $want ($n found)"
-    grep -q "stop_grace_period: 15s" "$TMP/resolved.yml" && ok "$f: workers get their drain time" ||
+    fi
+    if grep -q "stop_grace_period: 15s" "$TMP/resolved.yml"; then
+        ok "$f: workers get their drain time"
+    else
         bad "$f: no 15 s stop grace period"
+    fi
 done
-grep -q "^sentinel monitor mymaster redis-1 6379 2$" deploy/ha/sentinel.conf &&
-    ok "sentinel.conf monitors mymaster (the URL's #fragment)" ||
+if grep -q "^sentinel monitor mymaster redis-1 6379 2$" deploy/ha/sentinel.conf; then
+    ok "sentinel.conf monitors mymaster (the URL's #fragment)"
+else
     bad "sentinel.conf does not monitor mymaster"
+fi
 
 if [ -x "$BIN/lash-worker" ]; then
     for f in deploy/ha/lash-worker.*.env; do
