@@ -101,7 +101,7 @@ void lash_argv_free(lash_argv *a)
 }
 
 void lash_argv_claim(lash_argv *a, const char *queue, const char *owner, int n, int64_t ttl_ms,
-                     lash_retention keep)
+                     lash_retention keep, uint32_t seq)
 {
     lash_argv_script(a, LASH_OP_CLAIM, queue);
     lash_argv_adds(a, owner);
@@ -109,6 +109,14 @@ void lash_argv_claim(lash_argv *a, const char *queue, const char *owner, int n, 
     lash_argv_addi(a, ttl_ms);
     lash_argv_addi(a, keep.keep_n);
     lash_argv_addi(a, keep.keep_ms);
+    if (seq) lash_argv_addi(a, seq);
+}
+
+void lash_argv_recover(lash_argv *a, const char *queue, const char *owner, uint32_t seq)
+{
+    lash_argv_script(a, LASH_OP_RECOVER, queue);
+    lash_argv_adds(a, owner);
+    lash_argv_addi(a, seq);
 }
 
 void lash_argv_renew(lash_argv *a, const char *queue, int64_t ttl_ms, const lash_lease *l, size_t n)
@@ -134,12 +142,14 @@ void lash_argv_complete(lash_argv *a, const char *queue, const lash_completion *
     }
 }
 
-void lash_argv_release(lash_argv *a, const char *queue, const lash_lease *l, size_t n)
+void lash_argv_release(lash_argv *a, const char *queue, const lash_lease *l, const bool *ran,
+                       size_t n)
 {
     lash_argv_script(a, LASH_OP_RELEASE, queue);
     for (size_t i = 0; i < n; i++) {
         lash_argv_adds(a, l[i].id);
         lash_argv_token(a, l[i].owner, l[i].fence);
+        lash_argv_adds(a, !ran || ran[i] ? "1" : "0");
     }
 }
 

@@ -39,11 +39,13 @@ void lash_argv_free(lash_argv *a);
 
 /* Encoders for each operation (shared by sync and async). */
 void lash_argv_claim(lash_argv *a, const char *queue, const char *owner, int n, int64_t ttl_ms,
-                     lash_retention keep);
+                     lash_retention keep, uint32_t seq);
+void lash_argv_recover(lash_argv *a, const char *queue, const char *owner, uint32_t seq);
 void lash_argv_renew(lash_argv *a, const char *queue, int64_t ttl_ms, const lash_lease *l,
                      size_t n);
 void lash_argv_complete(lash_argv *a, const char *queue, const lash_completion *r, size_t n);
-void lash_argv_release(lash_argv *a, const char *queue, const lash_lease *l, size_t n);
+void lash_argv_release(lash_argv *a, const char *queue, const lash_lease *l, const bool *ran,
+                       size_t n);
 /* One submit row (options that equal their defaults are not sent). */
 void lash_argv_submit_row(lash_argv *a, const lash_submission *s, const char *id);
 

@@ -29,6 +29,8 @@ typedef struct {
     int retried;
     lash_aclaim_cb *claim_cb;
     lash_astatus_cb *status_cb;
+    lash_arecover_cb *recover_cb;
+    const char *owner; /* recover: the leases name it (the caller keeps it alive) */
     void *ud;
 } pending;
 
@@ -184,6 +186,11 @@ static void finish(pending *p, redisReply *r)
         if (!st) st = lash_reply_claim(r, &b, &e);
         p->claim_cb(st, &b, &e, p->ud);
         if (st) lash_claim_batch_free(&b);
+    } else if (p->recover_cb) {
+        lash_recovered rec = {0};
+        if (!st) st = lash_reply_recover(r, p->owner, &rec, &e);
+        p->recover_cb(st, &rec, &e, p->ud);
+        lash_recovered_free(&rec);
     } else {
         int *status = NULL;
         if (!st && !(status = malloc((p->n ? p->n : 1) * sizeof *status)))
@@ -241,11 +248,22 @@ static pending *new_pending(size_t n, lash_aclaim_cb *ccb, lash_astatus_cb *scb,
 }
 
 lash_status lash_aclaim(lash_aconn *c, const char *queue, const char *owner, int n, int64_t ttl_ms,
-                        lash_retention keep, lash_aclaim_cb *cb, void *ud)
+                        lash_retention keep, uint32_t seq, lash_aclaim_cb *cb, void *ud)
 {
     pending *p = new_pending(0, cb, NULL, ud);
     if (!p) return LASH_ENOMEM;
-    lash_argv_claim(&p->argv, queue, owner, n, ttl_ms, keep);
+    lash_argv_claim(&p->argv, queue, owner, n, ttl_ms, keep, seq);
+    return send(c, p);
+}
+
+lash_status lash_arecover(lash_aconn *c, const char *queue, const char *owner, uint32_t seq,
+                          lash_arecover_cb *cb, void *ud)
+{
+    pending *p = new_pending(0, NULL, NULL, ud);
+    if (!p) return LASH_ENOMEM;
+    p->recover_cb = cb;
+    p->owner = owner;
+    lash_argv_recover(&p->argv, queue, owner, seq);
     return send(c, p);
 }
 
@@ -267,11 +285,11 @@ lash_status lash_acomplete(lash_aconn *c, const char *queue, const lash_completi
     return send(c, p);
 }
 
-lash_status lash_arelease(lash_aconn *c, const char *queue, const lash_lease *l, size_t n,
-                          lash_astatus_cb *cb, void *ud)
+lash_status lash_arelease(lash_aconn *c, const char *queue, const lash_lease *l, const bool *ran,
+                          size_t n, lash_astatus_cb *cb, void *ud)
 {
     pending *p = new_pending(n, NULL, cb, ud);
     if (!p) return LASH_ENOMEM;
-    lash_argv_release(&p->argv, queue, l, n);
+    lash_argv_release(&p->argv, queue, l, ran, n);
     return send(c, p);
 }

@@ -43,6 +43,9 @@ typedef enum {
     LASH_SUB_EXISTS,   /* same id, same registration: nothing changed */
     LASH_SUB_CONFLICT, /* same id, another registration: refused */
     LASH_SUB_INVALID,  /* refused before it reached Redis, or by the script */
+    LASH_SUB_UNKNOWN,  /* sent, but no answer came (connection lost or timed out):
+                          it may or may not exist. Submit again with the same id:
+                          the same registration answers "exists" if it landed */
 } lash_sub_status;
 
 typedef struct {
@@ -55,8 +58,11 @@ typedef struct {
  * rows per script call. Ids missing from subs are generated. out[i] (n entries)
  * says what became of subs[i]. Returns LASH_OK when Redis was reached, even if
  * some rows were refused (see out); an error when a call of the batch failed:
- * then rows of calls that went through still say created/exists, and every other
- * row says LASH_SUB_INVALID with a msg starting "not submitted". */
+ * then rows of calls that went through still say created/exists, rows of calls
+ * Redis answered with an error or that were never sent say LASH_SUB_INVALID
+ * with a msg starting "not submitted", and rows of calls sent without an answer
+ * say LASH_SUB_UNKNOWN. Ids chosen by the caller make a retry safe: generated
+ * ids are new on every call, so a retry of an unknown row can duplicate it. */
 lash_status lash_submit(lash_conn *c, const char *queue, const lash_submission *subs, size_t n,
                         lash_submitted *out, lash_err *e);
 
@@ -73,8 +79,9 @@ typedef struct {
 } lash_claimed;
 
 typedef struct {
-    size_t seen; /* due ids the script looked at: seen == asked means maybe more */
-    size_t bad;  /* rows the script failed for bad data */
+    size_t seen;  /* due ids the script looked at: seen == asked means maybe more */
+    size_t bad;   /* ids the script failed, dropped or repaired for bad data */
+    char **notes; /* bad of them: "<id>: what was wrong and what was done" */
     size_t n;
     lash_claimed *rows;
 } lash_claim_batch;
@@ -91,8 +98,10 @@ typedef struct {
 #define LASH_DEFAULT_KEEP_N 10000
 #define LASH_DEFAULT_KEEP_MS (7LL * 24 * 3600 * 1000)
 
+/* Claims up to n due rows for owner, leased for ttl_ms. seq (0: none) names the
+ * call: when the reply is lost, lash_recover(seq) finds the rows it leased. */
 lash_status lash_claim(lash_conn *c, const char *queue, const char *owner, int n, int64_t ttl_ms,
-                       lash_retention keep, lash_claim_batch *out, lash_err *e);
+                       lash_retention keep, uint32_t seq, lash_claim_batch *out, lash_err *e);
 
 /* A lease as the owner knows it: the token is "<owner>:<fence>". */
 typedef struct {
@@ -126,9 +135,24 @@ typedef struct {
 lash_status lash_complete(lash_conn *c, const char *queue, const lash_completion *r, size_t n,
                           int *status, lash_err *e);
 
-/* status[i]: 1 released, 0 stale. */
-lash_status lash_release(lash_conn *c, const char *queue, const lash_lease *l, size_t n,
-                         int *status, lash_err *e);
+/* Gives leases back: each row is pending again and its attempt handed back.
+ * ran[i] says whether its process started (NULL: all did): an on_lost=abandon
+ * row that ran ends abandoned instead (it may have done part of its work).
+ * status[i]: 1 released, 0 stale. */
+lash_status lash_release(lash_conn *c, const char *queue, const lash_lease *l, const bool *ran,
+                         size_t n, int *status, lash_err *e);
+
+/* The rows claim seq of owner leased that owner still holds: *out (free it
+ * with lash_recovered_free) has *n leases, whose id strings live in it too.
+ * The owner lost that claim's reply; it hands the rows back with release (ran
+ * false), so they cost no attempt. */
+typedef struct {
+    size_t n;
+    lash_lease *leases;
+} lash_recovered;
+lash_status lash_recover(lash_conn *c, const char *queue, const char *owner, uint32_t seq,
+                         lash_recovered *out, lash_err *e);
+void lash_recovered_free(lash_recovered *r);
 
 /* ---- the operator's operations --------------------------------------------- */
 
@@ -170,6 +194,10 @@ typedef struct {
 } lash_stats;
 
 lash_status lash_get_stats(lash_conn *c, const char *queue, lash_stats *out, lash_err *e);
+/* Sets the per-state counters from the rows themselves (they drift when rows
+ * are written or deleted by hand), then reads the stats into out. O(rows) in
+ * one script call: it holds Redis while it counts. */
+lash_status lash_recount(lash_conn *c, const char *queue, lash_stats *out, lash_err *e);
 /* Deletes terminal rows beyond retention, at most max per call; *removed says how many. */
 lash_status lash_trim(lash_conn *c, const char *queue, lash_retention keep, int max,
                       int64_t *removed, lash_err *e);

@@ -46,8 +46,31 @@ void lash_claim_batch_free(lash_claim_batch *b)
 {
     for (size_t i = 0; i < b->n; i++)
         free(b->rows[i].payload);
+    for (size_t i = 0; i < b->bad; i++)
+        free(b->notes[i]);
+    free(b->notes);
     free(b->rows);
     memset(b, 0, sizeof *b);
+}
+
+/* The claim's notes: an array of texts, each kept to 300 bytes (they go to logs). */
+static lash_status claim_notes(const redisReply *r, lash_claim_batch *out, lash_err *e)
+{
+    if (r->type != REDIS_REPLY_ARRAY)
+        return lash_fail(e, LASH_EPROTO, "claim: notes is not an array");
+    if (r->elements == 0) return LASH_OK;
+    if (!(out->notes = calloc(r->elements, sizeof *out->notes)))
+        return lash_fail(e, LASH_ENOMEM, "out of memory");
+    for (size_t i = 0; i < r->elements; i++) {
+        const redisReply *x = r->element[i];
+        if (!is_str(x)) return lash_fail(e, LASH_EPROTO, "claim: a note is not a string");
+        size_t len = x->len > 300 ? 300 : x->len;
+        if (!(out->notes[i] = malloc(len + 1))) return lash_fail(e, LASH_ENOMEM, "out of memory");
+        memcpy(out->notes[i], x->str, len);
+        out->notes[i][len] = 0;
+        out->bad++;
+    }
+    return LASH_OK;
 }
 
 static lash_status claim_row(const redisReply *r, lash_claimed *c, lash_err *e)
@@ -76,14 +99,17 @@ static lash_status claim_row(const redisReply *r, lash_claimed *c, lash_err *e)
 lash_status lash_reply_claim(const redisReply *r, lash_claim_batch *out, lash_err *e)
 {
     lash_status st;
-    int64_t seen, bad;
+    int64_t seen;
     memset(out, 0, sizeof *out);
     if ((st = lash_reply_check(r, "claim", e))) return st;
     if (r->type != REDIS_REPLY_ARRAY || r->elements < 2 || !get_int(r->element[0], &seen) ||
-        !get_int(r->element[1], &bad))
-        return lash_fail(e, LASH_EPROTO, "claim: reply is not {seen, bad, rows...}");
+        seen < 0)
+        return lash_fail(e, LASH_EPROTO, "claim: reply is not {seen, notes, rows...}");
     out->seen = (size_t)seen;
-    out->bad = (size_t)bad;
+    if ((st = claim_notes(r->element[1], out, e))) {
+        lash_claim_batch_free(out);
+        return st;
+    }
     size_t n = r->elements - 2;
     if (n == 0) return LASH_OK;
     out->rows = calloc(n, sizeof *out->rows);
@@ -93,6 +119,45 @@ lash_status lash_reply_claim(const redisReply *r, lash_claim_batch *out, lash_er
             lash_claim_batch_free(out);
             return st;
         }
+        out->n++;
+    }
+    return LASH_OK;
+}
+
+void lash_recovered_free(lash_recovered *r)
+{
+    for (size_t i = 0; i < r->n; i++)
+        free((char *)r->leases[i].id);
+    free(r->leases);
+    memset(r, 0, sizeof *r);
+}
+
+lash_status lash_reply_recover(const redisReply *r, const char *owner, lash_recovered *out,
+                               lash_err *e)
+{
+    lash_status st;
+    memset(out, 0, sizeof *out);
+    if ((st = lash_reply_check(r, "recover", e))) return st;
+    if (r->type != REDIS_REPLY_ARRAY || r->elements % 2)
+        return lash_fail(e, LASH_EPROTO, "recover: reply is not id/fence pairs");
+    if (r->elements == 0) return LASH_OK;
+    if (!(out->leases = calloc(r->elements / 2, sizeof *out->leases)))
+        return lash_fail(e, LASH_ENOMEM, "out of memory");
+    for (size_t i = 0; i < r->elements; i += 2) {
+        lash_lease *l = &out->leases[out->n];
+        char *id = malloc(LASH_ID_MAX + 1);
+        if (!id)
+            st = lash_fail(e, LASH_ENOMEM, "out of memory");
+        else if (!copy_str(id, LASH_ID_MAX + 1, r->element[i]) ||
+                 !get_int(r->element[i + 1], &l->fence))
+            st = lash_fail(e, LASH_EPROTO, "recover: pair %zu is not an id and a fence", i / 2);
+        if (st) {
+            free(id);
+            lash_recovered_free(out);
+            return st;
+        }
+        l->id = id;
+        l->owner = owner;
         out->n++;
     }
     return LASH_OK;

@@ -125,6 +125,16 @@ static lash_status read_chunk(lash_conn *c, chunk *k, lash_submitted *out, bool 
 
 #define NOT_SUBMITTED "not submitted"
 
+/* The rows of a call that was sent but never answered: Redis may have run it. */
+static void mark_unknown(const chunk *k, lash_submitted *out, const lash_err *why)
+{
+    for (size_t j = 0; j < k->nrows; j++) {
+        lash_submitted *o = &out[k->map[j]];
+        o->status = LASH_SUB_UNKNOWN;
+        snprintf(o->msg, sizeof o->msg, "unknown: sent, but no answer came (%.200s)", why->msg);
+    }
+}
+
 lash_status lash_submit(lash_conn *c, const char *queue, const lash_submission *subs, size_t n,
                         lash_submitted *out, lash_err *e)
 {
@@ -181,6 +191,7 @@ lash_status lash_submit(lash_conn *c, const char *queue, const lash_submission *
             win[tail++ % SUBMIT_WINDOW] = moved;
             continue;
         }
+        if (cs == LASH_EIO) mark_unknown(k, out, &ce);
         if (cs && !st) {
             st = cs;
             first_err = ce;
@@ -199,15 +210,29 @@ lash_status lash_submit(lash_conn *c, const char *queue, const lash_submission *
 /* ---- worker operations ---------------------------------------------------- */
 
 lash_status lash_claim(lash_conn *c, const char *queue, const char *owner, int n, int64_t ttl_ms,
-                       lash_retention keep, lash_claim_batch *out, lash_err *e)
+                       lash_retention keep, uint32_t seq, lash_claim_batch *out, lash_err *e)
 {
     lash_argv a;
     lash_status st;
     memset(out, 0, sizeof *out);
     if ((st = lash_check_queue(queue, e)) || (st = lash_check_worker_id(owner, e))) return st;
-    lash_argv_claim(&a, queue, owner, n, ttl_ms, keep);
+    lash_argv_claim(&a, queue, owner, n, ttl_ms, keep, seq);
     redisReply *r = call(c, &a, e, &st);
     if (!st) st = lash_reply_claim(r, out, e);
+    freeReplyObject(r);
+    return st;
+}
+
+lash_status lash_recover(lash_conn *c, const char *queue, const char *owner, uint32_t seq,
+                         lash_recovered *out, lash_err *e)
+{
+    lash_argv a;
+    lash_status st;
+    memset(out, 0, sizeof *out);
+    if ((st = lash_check_queue(queue, e)) || (st = lash_check_worker_id(owner, e))) return st;
+    lash_argv_recover(&a, queue, owner, seq);
+    redisReply *r = call(c, &a, e, &st);
+    if (!st) st = lash_reply_recover(r, owner, out, e);
     freeReplyObject(r);
     return st;
 }
@@ -237,11 +262,11 @@ lash_status lash_complete(lash_conn *c, const char *queue, const lash_completion
     return statuses(c, &a, n, status, e);
 }
 
-lash_status lash_release(lash_conn *c, const char *queue, const lash_lease *l, size_t n,
-                         int *status, lash_err *e)
+lash_status lash_release(lash_conn *c, const char *queue, const lash_lease *l, const bool *ran,
+                         size_t n, int *status, lash_err *e)
 {
     lash_argv a;
-    lash_argv_release(&a, queue, l, n);
+    lash_argv_release(&a, queue, l, ran, n);
     return statuses(c, &a, n, status, e);
 }
 
@@ -331,6 +356,17 @@ lash_status lash_get_stats(lash_conn *c, const char *queue, lash_stats *out, las
     if (!st) st = lash_reply_stats(r, out, e);
     freeReplyObject(r);
     return st;
+}
+
+lash_status lash_recount(lash_conn *c, const char *queue, lash_stats *out, lash_err *e)
+{
+    lash_argv a;
+    lash_status st;
+    if ((st = lash_check_queue(queue, e))) return st;
+    lash_argv_script(&a, LASH_OP_RECOUNT, queue);
+    redisReply *r = call(c, &a, e, &st);
+    freeReplyObject(r);
+    return st ? st : lash_get_stats(c, queue, out, e);
 }
 
 lash_status lash_trim(lash_conn *c, const char *queue, lash_retention keep, int max,

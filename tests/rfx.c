@@ -87,6 +87,15 @@ char *hget(const char *q, const char *id, const char *field)
     return v;
 }
 
+int64_t F(const char *q, const char *id)
+{
+    char *v = hget(q, id, "fence");
+    cr_assert(v, "%s has no fence", id);
+    int64_t f = atoll(v);
+    free(v);
+    return f;
+}
+
 void expect_field(const char *q, const char *id, const char *field, const char *want)
 {
     char *v = hget(q, id, field);
@@ -157,7 +166,7 @@ lash_claim_batch claim(const char *q, const char *owner, int n, int64_t ttl)
 {
     lash_claim_batch b;
     lash_err e = {0};
-    cr_assert_eq(lash_claim(C, q, owner, n, ttl, KEEP_ALL, &b, &e), LASH_OK, "claim: %s", e.msg);
+    cr_assert_eq(lash_claim(C, q, owner, n, ttl, KEEP_ALL, 0, &b, &e), LASH_OK, "claim: %s", e.msg);
     return b;
 }
 
@@ -196,7 +205,7 @@ int release1(const char *q, const char *id, const char *owner, int64_t fence)
     lash_lease l = {id, owner, fence};
     int st = -1;
     lash_err e = {0};
-    cr_assert_eq(lash_release(C, q, &l, 1, &st, &e), LASH_OK, "release: %s", e.msg);
+    cr_assert_eq(lash_release(C, q, &l, NULL, 1, &st, &e), LASH_OK, "release: %s", e.msg);
     return st;
 }
 

@@ -37,6 +37,9 @@ long long server_ms(void);
 long long zscore(const char *q, const char *set, const char *id);
 /* HGET of a row field, malloc'd, or NULL. */
 char *hget(const char *q, const char *id, const char *field);
+/* The row's fence now (asserts it has one): fences come from a queue-wide
+ * counter, so a test reads them rather than guessing. */
+int64_t F(const char *q, const char *id);
 void expect_field(const char *q, const char *id, const char *field, const char *want);
 void expect_field_has(const char *q, const char *id, const char *field, const char *part);
 void expect_state(const char *q, const char *id, const char *state);

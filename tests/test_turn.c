@@ -28,6 +28,12 @@ static seen_act acts[1024];
 static int nacts;
 static int64_t timer_at = -1; /* the timer as the machine last armed it */
 
+/* The reply timeout C stands for. */
+static int64_t RT(void)
+{
+    return lash_turn_reply_timeout(&C);
+}
+
 static void cfg(void)
 {
     lash_turn_config_default(&C);
@@ -117,7 +123,7 @@ static void give(lash_turn *t, uint32_t cmd, size_t seen, const row *r, int n, i
         c->timeout_ms = r[i].timeout_ms;
         snprintf(c->backoff, sizeof c->backoff, "%s", r[i].backoff ? r[i].backoff : "");
     }
-    lash_turn_claimed(t, cmd, LASH_OK, &b, now);
+    lash_turn_claimed(t, cmd, LASH_OK, &b, NULL, now);
     cr_assert_eq(b.n, 0, "on LASH_OK the machine takes the rows out of the batch");
     lash_claim_batch_free(&b);
 }
@@ -133,7 +139,7 @@ static void answer(lash_turn *t, uint32_t cmd, int n, int status, int64_t now)
     int st[LASH_BATCH_MAX];
     for (int i = 0; i < n; i++)
         st[i] = status;
-    lash_turn_replied(t, cmd, LASH_OK, st, (size_t)n, now);
+    lash_turn_replied(t, cmd, LASH_OK, st, (size_t)n, NULL, now);
 }
 
 static int slot_of(const lash_turn *t, const char *id)
@@ -183,13 +189,13 @@ Test(turn, start_connects_once)
     cr_assert_eq(count(LASH_ACT_CONNECT), 1);
     cr_assert_eq(count(LASH_ACT_CLAIM), 0);
     cr_assert_not(lash_turn_connected_now(t));
-    cr_assert_eq(timer_at, T0 + C.reply_timeout_ms, "a connect that never answers times out");
+    cr_assert_eq(timer_at, T0 + RT(), "a connect that never answers times out");
     lash_turn_start(t, T0 + 1);
     step(t, T0 + 1);
     cr_assert_eq(count(LASH_ACT_CONNECT), 0, "start is idempotent");
     cr_assert_eq(count(LASH_ACT_CLAIM), 0, "nothing is sent before the connection is up");
-    lash_turn_tick(t, T0 + C.reply_timeout_ms);
-    step(t, T0 + C.reply_timeout_ms);
+    lash_turn_tick(t, T0 + RT());
+    step(t, T0 + RT());
     cr_assert_eq(count(LASH_ACT_DISCONNECT), 1, "connect timed out: give up on it");
     lash_turn_free(t);
 }
@@ -309,7 +315,7 @@ Test(turn, claims_never_exceed_free_slots)
         C.nqueues = 1 + seed % 3;
         C.claim_max = 1 + seed % 4;
         C.seed = (uint64_t)seed;
-        C.lease_ms = C.reply_timeout_ms = 1LL << 40; /* leases and replies are not the point */
+        C.lease_ms = 86400000; /* leases and replies are not the point */
         uint64_t rng = (uint64_t)seed * 0x9e3779b97f4a7c15ull;
         lash_turn *t = lash_turn_new(&C, "w1");
         lash_turn_start(t, T0);
@@ -508,7 +514,7 @@ Test(turn, renew_lost_kills_and_records_nothing)
     const lash_action *a = nth(LASH_ACT_RENEW, 0);
     cr_assert_eq(a->n, 2);
     int st[2] = {LASH_RENEW_LOST, LASH_RENEW_OK};
-    lash_turn_replied(t, a->cmd, LASH_OK, st, 2, now + 1);
+    lash_turn_replied(t, a->cmd, LASH_OK, st, 2, NULL, now + 1);
     step(t, now + 1);
     int sa = slot_of(t, "a");
     cr_assert_eq(count(LASH_ACT_KILL), 1);
@@ -774,7 +780,7 @@ Test(turn, completions_are_batched_per_queue)
     cr_assert_str_eq(a->completions[2].lease.id, "b");
     cr_assert_eq(a->completions[2].lease.fence, 2);
     int st[3] = {LASH_DONE_RECORDED, LASH_DONE_ALREADY, LASH_DONE_STALE};
-    lash_turn_replied(t, a->cmd, LASH_OK, st, 3, T0 + 4);
+    lash_turn_replied(t, a->cmd, LASH_OK, st, 3, NULL, T0 + 4);
     cr_assert_eq(lash_turn_stats(t)->rows_recorded, 2);
     cr_assert_eq(lash_turn_stats(t)->rows_stale, 1);
     step(t, T0 + 5);
@@ -790,7 +796,7 @@ Test(turn, a_failed_command_is_retried)
     lash_turn_exited(t, slot_of(t, "a"), LASH_OUT_OK, "ra", 2, T0 + 1);
     step(t, T0 + 1);
     const lash_action *a = nth(LASH_ACT_COMPLETE, 0);
-    lash_turn_replied(t, a->cmd, LASH_EIO, NULL, 0, T0 + 2);
+    lash_turn_replied(t, a->cmd, LASH_EIO, NULL, 0, NULL, T0 + 2);
     step(t, T0 + 2);
     a = nth(LASH_ACT_COMPLETE, 0);
     cr_assert_not_null(a, "a complete that failed goes out again");
@@ -802,7 +808,7 @@ Test(turn, a_failed_command_is_retried)
     step(t, now);
     a = nth(LASH_ACT_RENEW, 0);
     cr_assert_not_null(a);
-    lash_turn_replied(t, a->cmd, LASH_EIO, NULL, 0, now + 1);
+    lash_turn_replied(t, a->cmd, LASH_EIO, NULL, 0, NULL, now + 1);
     step(t, now + 1);
     cr_assert_eq(count(LASH_ACT_RENEW), 1, "a renew that failed goes out again");
 
@@ -810,10 +816,11 @@ Test(turn, a_failed_command_is_retried)
     step(t, now + 2);
     a = claim_for(0);
     lash_claim_batch b = {0};
-    lash_turn_claimed(t, a->cmd, LASH_EIO, &b, now + 3);
+    lash_turn_claimed(t, a->cmd, LASH_EREDIS, &b, "claim: Redis said: BUSY", now + 3);
     step(t, now + 3);
     cr_assert_eq(count(LASH_ACT_CLAIM), 0, "a failed claim waits for the next tick");
-    cr_assert(logged("claim failed"));
+    cr_assert(logged("claim failed: claim: Redis said: BUSY"));
+    cr_assert_eq(count(LASH_ACT_RECOVER), 0, "an error reply leased nothing: nothing to recover");
     lash_turn_tick(t, now + 4); /* the poll (overdue by now) */
     step(t, now + 4);
     cr_assert_eq(count(LASH_ACT_CLAIM), 1);
@@ -830,13 +837,13 @@ Test(turn, no_reply_in_time_drops_the_connection)
     cr_assert_eq(count(LASH_ACT_CLAIM), 1);
     int64_t now = T0;
     /* Poll ticks come and go while the claim is unanswered. */
-    while (timer_at < T0 + C.reply_timeout_ms) {
+    while (timer_at < T0 + RT()) {
         now = timer_at;
         lash_turn_tick(t, now);
         step(t, now);
         cr_assert_eq(count(LASH_ACT_DISCONNECT), 0);
     }
-    cr_assert_eq(timer_at, T0 + C.reply_timeout_ms, "woken when the reply is overdue");
+    cr_assert_eq(timer_at, T0 + RT(), "woken when the reply is overdue");
     lash_turn_tick(t, timer_at);
     step(t, timer_at);
     cr_assert_eq(count(LASH_ACT_DISCONNECT), 1);
@@ -899,6 +906,13 @@ Test(turn, reconnect_backs_off_and_resends_what_was_in_flight)
     cr_assert_eq(memcmp(a->completions[0].text, "ra", 2), 0);
     cr_assert_eq(count(LASH_ACT_RENEW), 1, "leases are renewed at once after a reconnect");
     cr_assert_str_eq(nth(LASH_ACT_RENEW, 0)->leases[0].id, "b");
+    /* The lost claim may have leased rows: they are asked for before any new claim. */
+    cr_assert_null(claim_for(0));
+    a = nth(LASH_ACT_RECOVER, 0);
+    cr_assert_not_null(a, "the lost claim's rows are asked for");
+    cr_assert_eq(a->seq, old_claim);
+    lash_turn_recovered(t, a->cmd, LASH_OK, &(lash_recovered){0}, NULL, now + 1);
+    step(t, now + 1);
     cr_assert_eq(claim_for(0)->n, 3, "the lost claim's reserved slots are free again");
 
     /* The old claim's reply, if the shell ever delivers it, is dropped (and freed). */
@@ -1124,7 +1138,7 @@ Test(turn, shutdown_gives_up_at_the_hard_deadline)
     }
     cr_assert_eq(count(LASH_ACT_EXIT), 1);
     cr_assert(logged("shutdown deadline"));
-    cr_assert_eq(now, T0 + C.grace_ms + C.kill_grace_ms + 2 * C.reply_timeout_ms);
+    cr_assert_eq(now, T0 + C.grace_ms + C.kill_grace_ms + 2 * RT());
     lash_turn_free(t);
 }
 

@@ -422,38 +422,73 @@ void script(char *path, size_t cap, const char *name, const char *body)
  * first, prints "fence <N>" last. */
 void work_script(char *path, size_t cap)
 {
-    char body[1024], log[256];
+    char body[1024], log[256], dir[200];
     path_in(log, sizeof log, "exec.log");
+    path_in(dir, sizeof dir, "ran-");
     snprintf(body, sizeof body,
              "p=$(cat | tr -d '[] ')\n"
              "echo \"$LASH_ID $LASH_FENCE $LASH_ATTEMPT $$\" >> %s\n"
-             "if [ \"$LASH_FENCE\" = 1 ]; then s=${p%%%%,*}; else s=${p#*,}; fi\n"
+             "m=%s$LASH_ID\n"
+             "if [ -e \"$m\" ]; then s=${p#*,}; else s=${p%%%%,*}; : > \"$m\"; fi\n"
              "if [ \"$s\" != 0 ]; then sleep \"$s\"; fi\n"
              "echo \"fence $LASH_FENCE\"\n",
-             log);
+             log, dir);
     script(path, cap, "work", body);
 }
 
-/* How often id ran according to exec.log, and the pid (process group) of its
- * run with the given fence (0 if none). */
-int runs_of(const char *id, int fence, pid_t *pid)
+/* The run-th run of id in exec.log (1-based): how many runs there were, and
+ * that run's fence and pid (0 when there is no such run). */
+static int scan_runs(const char *id, int run, int64_t *fence, pid_t *pid)
 {
     char log[256], line[512];
     path_in(log, sizeof log, "exec.log");
     if (pid) *pid = 0;
+    if (fence) *fence = 0;
     FILE *f = fopen(log, "r");
     if (!f) return 0;
     int n = 0;
     while (fgets(line, sizeof line, f)) {
         char rid[200];
-        int fe, at, p;
-        if (sscanf(line, "%199s %d %d %d", rid, &fe, &at, &p) != 4 || strcmp(rid, id) != 0)
+        long long fe;
+        int at, p;
+        if (sscanf(line, "%199s %lld %d %d", rid, &fe, &at, &p) != 4 || strcmp(rid, id) != 0)
             continue;
-        n++;
-        if (pid && fe == fence) *pid = p;
+        if (++n != run) continue;
+        if (pid) *pid = p;
+        if (fence) *fence = fe;
     }
     fclose(f);
     return n;
+}
+
+int runs_of(const char *id, int run, pid_t *pid)
+{
+    return scan_runs(id, run, NULL, pid);
+}
+
+int64_t fence_of_run(const char *id, int run)
+{
+    int64_t fence;
+    scan_runs(id, run, &fence, NULL);
+    return fence;
+}
+
+bool owner_is(const char *owner, const char *name)
+{
+    size_t n = strlen(name);
+    return owner && strncmp(owner, name, n) == 0 && owner[n] == '#' && strlen(owner + n + 1) == 12;
+}
+
+bool owned_by(const lash_record *r, const char *name)
+{
+    return owner_is(r->owner, name);
+}
+
+void expect_result(const lash_record *r)
+{
+    char want[64];
+    snprintf(want, sizeof want, "fence %lld\n", (long long)r->fence);
+    cr_assert_str_eq(r->result ? r->result : "(none)", want, "%s", r->id);
 }
 
 const char *hf(const char *q, const char *id, const char *field)

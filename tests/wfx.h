@@ -54,6 +54,13 @@ bool lease_exists(const char *q, const char *id);
 long long lease_keys(const char *q);
 lash_stats stats(const char *q);
 lash_record get(const char *q, const char *id);
+/* Whether owner (a row's or a lease's) is worker `name`: lash-worker --id
+ * name owns rows as "name#<boot nonce>", so two runs of a worker of the same
+ * name never hold the same token. */
+bool owner_is(const char *owner, const char *name);
+bool owned_by(const lash_record *r, const char *name);
+/* The work script's result is "fence <N>\n" with the row's own fence. */
+void expect_result(const lash_record *r);
 /* The events of kind ev recorded for id in the queue's stream. */
 int events(const char *q, const char *id, const char *ev);
 long long subscribers(const char *q);
@@ -126,12 +133,15 @@ void wfx_teardown(void);
 
 /* Writes an executable /bin/sh script <dir>/<name>; its path goes into path. */
 void script(char *path, size_t cap, const char *name, const char *body);
-/* The "work" script: payload "[A,B]" means sleep A seconds on fence 1 and B
- * seconds on later fences; logs "<id> <fence> <attempt> <pid>" to exec.log
- * first, prints "fence <N>" last. */
+/* The "work" script: payload "[A,B]" means sleep A seconds on the id's first
+ * run and B seconds on later runs; logs "<id> <fence> <attempt> <pid>" to
+ * exec.log first, prints "fence <N>" last. */
 void work_script(char *path, size_t cap);
 /* How often id ran according to exec.log, and the pid (process group) of its
- * run with the given fence (0 if none). */
-int runs_of(const char *id, int fence, pid_t *pid);
+ * run-th run, 1-based (0 if none). */
+int runs_of(const char *id, int run, pid_t *pid);
+/* The fence of id's run-th run (0 if none). Fences come from a queue-wide
+ * counter: a test compares them, it does not guess them. */
+int64_t fence_of_run(const char *id, int run);
 
 #endif

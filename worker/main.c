@@ -3,6 +3,7 @@
 #include <ev.h>
 #include <getopt.h>
 #include <signal.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -35,11 +36,15 @@ static const char usage[] =
     "  --poll-ms MS           LASH_POLL_MS      safety-net poll interval (default 400)\n"
     "  --grace-ms MS          LASH_GRACE_MS     on SIGTERM, how long running processes may\n"
     "                                           finish before they are stopped (default 10000)\n"
+    "  --reply-timeout-ms MS  LASH_REPLY_TIMEOUT_MS  no reply from Redis within this: reconnect\n"
+    "                                           (100..lease/3; default min(10000, lease/3))\n"
     "  --handler KIND=PROG    LASH_HANDLERS     run PROG for KIND: payload on stdin, stdout is "
     "the\n"
     "                                           result (repeatable; env: comma-separated)\n"
     "  --builtin NAME         LASH_BUILTINS     enable a built-in kind: noop, sleep, fail\n"
-    "  --id ID                LASH_WORKER_ID    worker id (default host:pid)\n"
+    "  --id ID                LASH_WORKER_ID    worker id (default host:pid); leases and\n"
+    "                                           lashctl workers show it as ID#<nonce>, a nonce\n"
+    "                                           new at every start\n"
     "  --keep N               LASH_KEEP         terminal rows to retain per queue (default 10000;\n"
     "                                           -1: no count bound)\n"
     "  --keep-ms MS           LASH_KEEP_MS      drop terminal rows older than this (default 7 "
@@ -78,12 +83,13 @@ static int die_usage(const char *fmt, const char *arg)
     return 2;
 }
 
-static int num(const char *name, const char *s, long long lo, long long hi, long long *out)
+/* An integer flag. Only its syntax is checked here: the bounds of every
+ * setting are lash_worker_config_check's (lash_worker_new runs it). */
+static int num(const char *name, const char *s, long long *out)
 {
     int64_t v;
-    if (!s || !lash_parse_i64(s, strlen(s), lo, hi, &v)) {
-        fprintf(stderr, "lash-worker: %s must be an integer in %lld..%lld, got '%s'\n", name, lo,
-                hi, s ? s : "");
+    if (!s || !lash_parse_i64(s, strlen(s), INT32_MIN, INT64_MAX / 4, &v)) {
+        fprintf(stderr, "lash-worker: %s must be an integer, got '%s'\n", name, s ? s : "");
         return 2;
     }
     *out = v;
@@ -121,6 +127,7 @@ enum {
     O_HEALTH,
     O_CHECK,
     O_MAXAGE,
+    O_REPLY,
     O_HELP
 };
 
@@ -138,19 +145,19 @@ static int apply(opts *o, int key, const char *v)
         o->queues[o->nq++] = v;
         break;
     case O_CONC:
-        if ((rc = num("--concurrency", v, 1, 4096, &n))) return rc;
-        o->c.turn.concurrency = (int)n;
+        if ((rc = num("--concurrency", v, &n))) return rc;
+        o->c.turn.concurrency = n > INT32_MAX ? INT32_MAX : (int)n;
         break;
     case O_LEASE:
-        if ((rc = num("--lease-ms", v, 300, 86400000, &n))) return rc;
+        if ((rc = num("--lease-ms", v, &n))) return rc;
         o->c.turn.lease_ms = n;
         break;
     case O_POLL:
-        if ((rc = num("--poll-ms", v, 10, 3600000, &n))) return rc;
+        if ((rc = num("--poll-ms", v, &n))) return rc;
         o->c.turn.poll_ms = n;
         break;
     case O_GRACE:
-        if ((rc = num("--grace-ms", v, 0, 86400000, &n))) return rc;
+        if ((rc = num("--grace-ms", v, &n))) return rc;
         o->c.turn.grace_ms = n;
         break;
     case O_HANDLER:
@@ -165,11 +172,11 @@ static int apply(opts *o, int key, const char *v)
         o->c.worker_id = v;
         break;
     case O_KEEP:
-        if ((rc = num("--keep", v, -1, 1000000000, &n))) return rc;
+        if ((rc = num("--keep", v, &n))) return rc;
         o->c.keep.keep_n = n;
         break;
     case O_KEEPMS:
-        if ((rc = num("--keep-ms", v, 0, 100LL * 365 * 86400000, &n))) return rc;
+        if ((rc = num("--keep-ms", v, &n))) return rc;
         o->c.keep.keep_ms = n;
         break;
     case O_LFMT:
@@ -189,8 +196,13 @@ static int apply(opts *o, int key, const char *v)
         o->c.health_file = v;
         break;
     case O_MAXAGE:
-        if ((rc = num("--max-age-ms", v, 1, 86400000, &n))) return rc;
+        if ((rc = num("--max-age-ms", v, &n))) return rc;
+        if (n < 1 || n > 86400000) return die_usage("--max-age-ms must be 1..86400000, got %s", v);
         o->max_age_ms = n;
+        break;
+    case O_REPLY:
+        if ((rc = num("--reply-timeout-ms", v, &n))) return rc;
+        o->c.turn.reply_timeout_ms = n;
         break;
     }
     return 0;
@@ -201,11 +213,19 @@ static int from_env(opts *o)
     static const struct {
         const char *name;
         int key;
-    } vars[] = {
-        {"LASH_REDIS_URL", O_REDIS}, {"LASH_CONCURRENCY", O_CONC}, {"LASH_LEASE_MS", O_LEASE},
-        {"LASH_POLL_MS", O_POLL},    {"LASH_GRACE_MS", O_GRACE},   {"LASH_WORKER_ID", O_ID},
-        {"LASH_KEEP", O_KEEP},       {"LASH_KEEP_MS", O_KEEPMS},   {"LASH_LOG_FORMAT", O_LFMT},
-        {"LASH_LOG_LEVEL", O_LLVL},  {"LASH_LOG_FILE", O_LFILE},   {"LASH_HEALTH_FILE", O_HEALTH}};
+    } vars[] = {{"LASH_REDIS_URL", O_REDIS},
+                {"LASH_CONCURRENCY", O_CONC},
+                {"LASH_LEASE_MS", O_LEASE},
+                {"LASH_POLL_MS", O_POLL},
+                {"LASH_GRACE_MS", O_GRACE},
+                {"LASH_WORKER_ID", O_ID},
+                {"LASH_KEEP", O_KEEP},
+                {"LASH_KEEP_MS", O_KEEPMS},
+                {"LASH_LOG_FORMAT", O_LFMT},
+                {"LASH_LOG_LEVEL", O_LLVL},
+                {"LASH_LOG_FILE", O_LFILE},
+                {"LASH_HEALTH_FILE", O_HEALTH},
+                {"LASH_REPLY_TIMEOUT_MS", O_REPLY}};
     int rc;
     for (size_t i = 0; i < sizeof vars / sizeof vars[0]; i++) {
         const char *v = getenv(vars[i].name);
@@ -240,6 +260,7 @@ static int parse(opts *o, int argc, char **argv)
                                           {"health-file", 1, 0, O_HEALTH},
                                           {"check", 0, 0, O_CHECK},
                                           {"max-age-ms", 1, 0, O_MAXAGE},
+                                          {"reply-timeout-ms", 1, 0, O_REPLY},
                                           {"help", 0, 0, O_HELP},
                                           {0, 0, 0, 0}};
     /* Flags given on the command line replace the environment's lists. */

@@ -24,6 +24,12 @@
 #include "registry/async.h"
 #include "worker/exec.h"
 
+/* Retention by age: at most a century. */
+#define LASH_KEEP_MS_MAX (100LL * 365 * 86400000)
+
+/* "#" and 12 hex digits after the worker id in the owner (make_owner). */
+#define OWNER_NONCE_LEN 13
+
 typedef struct {
     char kind[LASH_KIND_MAX + 1];
     char *program; /* exec handler, or NULL */
@@ -52,6 +58,7 @@ struct lash_worker {
     lash_url url;
     char owner[LASH_WORKER_ID_MAX + 1];
     char **queues;
+    int nqueues;
     char (*poke_chan)[LASH_KEY_MAX];
     char (*cancel_chan)[LASH_KEY_MAX];
     lash_turn *turn;
@@ -291,14 +298,14 @@ typedef struct {
     uint32_t cmd;
 } call;
 
+/* Replies go to the machine, failures with their text: it logs them (once per
+ * run of the same failure). */
 static void on_claim(lash_status st, lash_claim_batch *b, const lash_err *e, void *ud)
 {
     call *c = ud;
     lash_worker *w = c->w;
-    if (st && st != LASH_EIO)
-        lash_log(&w->c.log, LASH_LOG_ERROR, NULL, NULL, -1, -1, "claim: %s", e->msg);
     if (!st) health(w, now_ms());
-    if (w->turn) lash_turn_claimed(w->turn, c->cmd, st, b, now_ms());
+    if (w->turn) lash_turn_claimed(w->turn, c->cmd, st, b, st ? e->msg : NULL, now_ms());
     free(c);
 }
 
@@ -306,14 +313,21 @@ static void on_status(lash_status st, const int *status, size_t n, const lash_er
 {
     call *c = ud;
     lash_worker *w = c->w;
-    if (st && st != LASH_EIO) lash_log(&w->c.log, LASH_LOG_ERROR, NULL, NULL, -1, -1, "%s", e->msg);
-    if (w->turn) lash_turn_replied(w->turn, c->cmd, st, status, n, now_ms());
+    if (w->turn) lash_turn_replied(w->turn, c->cmd, st, status, n, st ? e->msg : NULL, now_ms());
+    free(c);
+}
+
+static void on_recover(lash_status st, const lash_recovered *r, const lash_err *e, void *ud)
+{
+    call *c = ud;
+    lash_worker *w = c->w;
+    if (w->turn) lash_turn_recovered(w->turn, c->cmd, st, r, st ? e->msg : NULL, now_ms());
     free(c);
 }
 
 static int queue_of(lash_worker *w, const char *chan, char (*names)[LASH_KEY_MAX])
 {
-    for (int q = 0; q < w->c.nqueues; q++)
+    for (int q = 0; q < w->nqueues; q++)
         if (strcmp(chan, names[q]) == 0) return q;
     return -1;
 }
@@ -359,18 +373,18 @@ static void sub_open(lash_worker *w);
 static void on_sub_up(lash_aconn *c, void *ud)
 {
     lash_worker *w = ud;
-    const char **chans = malloc(2 * (size_t)w->c.nqueues * sizeof *chans);
+    const char **chans = malloc(2 * (size_t)w->nqueues * sizeof *chans);
     lash_err e;
     if (!chans) return;
-    for (int q = 0; q < w->c.nqueues; q++) {
+    for (int q = 0; q < w->nqueues; q++) {
         chans[2 * q] = w->poke_chan[q];
         chans[2 * q + 1] = w->cancel_chan[q];
     }
-    if (lash_asubscribe(c, chans, 2 * (size_t)w->c.nqueues, &e))
+    if (lash_asubscribe(c, chans, 2 * (size_t)w->nqueues, &e))
         lash_log(&w->c.log, LASH_LOG_WARN, NULL, NULL, -1, -1, "subscribe: %s", e.msg);
     free(chans);
     /* Pokes sent while we were not listening are lost: drive once now. */
-    for (int q = 0; q < w->c.nqueues; q++)
+    for (int q = 0; q < w->nqueues; q++)
         lash_turn_poke(w->turn, q, now_ms());
 }
 
@@ -444,7 +458,11 @@ static void send_cmd(lash_worker *w, const lash_action *a)
     if (c && w->cmd) {
         switch (a->kind) {
         case LASH_ACT_CLAIM:
-            st = lash_aclaim(w->cmd, q, w->owner, a->n, w->c.turn.lease_ms, w->c.keep, on_claim, c);
+            st = lash_aclaim(w->cmd, q, w->owner, a->n, w->c.turn.lease_ms, w->c.keep, a->cmd,
+                             on_claim, c);
+            break;
+        case LASH_ACT_RECOVER:
+            st = lash_arecover(w->cmd, q, w->owner, a->seq, on_recover, c);
             break;
         case LASH_ACT_RENEW:
             st = lash_arenew(w->cmd, q, w->c.turn.lease_ms, a->leases, (size_t)a->n, on_status, c);
@@ -453,7 +471,7 @@ static void send_cmd(lash_worker *w, const lash_action *a)
             st = lash_acomplete(w->cmd, q, a->completions, (size_t)a->n, on_status, c);
             break;
         default:
-            st = lash_arelease(w->cmd, q, a->leases, (size_t)a->n, on_status, c);
+            st = lash_arelease(w->cmd, q, a->leases, a->ran, (size_t)a->n, on_status, c);
             break;
         }
     } else if (c) {
@@ -462,11 +480,14 @@ static void send_cmd(lash_worker *w, const lash_action *a)
     if (st == LASH_OK) return;
     /* Not sent: tell the machine as if the reply said so. */
     free(c);
+    const char *why = st == LASH_EIO ? "not connected" : "out of memory";
     if (a->kind == LASH_ACT_CLAIM) {
         lash_claim_batch b = {0};
-        lash_turn_claimed(w->turn, a->cmd, st, &b, now_ms());
+        lash_turn_claimed(w->turn, a->cmd, st, &b, why, now_ms());
+    } else if (a->kind == LASH_ACT_RECOVER) {
+        lash_turn_recovered(w->turn, a->cmd, st, NULL, why, now_ms());
     } else {
-        lash_turn_replied(w->turn, a->cmd, st, NULL, 0, now_ms());
+        lash_turn_replied(w->turn, a->cmd, st, NULL, 0, why, now_ms());
     }
 }
 
@@ -524,6 +545,7 @@ static void act(lash_worker *w, const lash_action *a, int64_t now)
     case LASH_ACT_RENEW:
     case LASH_ACT_COMPLETE:
     case LASH_ACT_RELEASE:
+    case LASH_ACT_RECOVER:
         send_cmd(w, a);
         break;
     case LASH_ACT_TIMER:
@@ -574,23 +596,72 @@ static void on_timer(struct ev_loop *loop, ev_timer *t, int revents)
 
 /* ---- life cycle ------------------------------------------------------------------------ */
 
+static const char *const default_queues[] = {"default"};
+
+/* The queues c names: its own, or {"default"}. */
+static const char *const *queues_of(const lash_worker_config *c, int *n)
+{
+    *n = c->nqueues > 0 ? c->nqueues : 1;
+    return c->nqueues > 0 ? c->queues : default_queues;
+}
+
+/* The turn machine's config for c: c->turn with the number of queues set. */
+static lash_turn_config turn_config(const lash_worker_config *c)
+{
+    lash_turn_config t = c->turn;
+    queues_of(c, &t.nqueues);
+    return t;
+}
+
+lash_status lash_worker_config_check(const lash_worker_config *c, lash_err *e)
+{
+    int n;
+    const char *const *qs = queues_of(c, &n);
+    lash_status st;
+    if (c->nqueues < 0 || (c->nqueues > 0 && !c->queues))
+        return lash_fail(e, LASH_EINVAL, "nqueues is %d with queues %s", c->nqueues,
+                         c->queues ? "given" : "NULL");
+    for (int q = 0; q < n; q++) {
+        if (!qs[q]) return lash_fail(e, LASH_EINVAL, "queue #%d is NULL", q);
+        if ((st = lash_check_queue(qs[q], e))) return st;
+        for (int k = 0; k < q; k++)
+            if (strcmp(qs[k], qs[q]) == 0)
+                return lash_fail(e, LASH_EINVAL, "queue %s given twice", qs[q]);
+    }
+    if (c->worker_id) {
+        /* The id becomes "<id>#<boot nonce>" in lease tokens. */
+        if ((st = lash_check_worker_id(c->worker_id, e))) return st;
+        if (strlen(c->worker_id) > LASH_WORKER_ID_MAX - OWNER_NONCE_LEN)
+            return lash_fail(e, LASH_EINVAL, "worker id is over %d bytes",
+                             LASH_WORKER_ID_MAX - OWNER_NONCE_LEN);
+    }
+    if (c->result_max < 1 || c->result_max > LASH_RESULT_MAX)
+        return lash_fail(e, LASH_EINVAL, "result_max must be 1..%d, got %zu", LASH_RESULT_MAX,
+                         c->result_max);
+    if (c->stderr_tail > LASH_ERROR_MAX / 2)
+        return lash_fail(e, LASH_EINVAL, "stderr_tail must be 0..%d, got %zu", LASH_ERROR_MAX / 2,
+                         c->stderr_tail);
+    if (c->keep.keep_n < -1 || c->keep.keep_n > 1000000000)
+        return lash_fail(e, LASH_EINVAL, "keep must be -1..1000000000, got %lld",
+                         (long long)c->keep.keep_n);
+    if (c->keep.keep_ms < 0 || c->keep.keep_ms > LASH_KEEP_MS_MAX)
+        return lash_fail(e, LASH_EINVAL, "keep_ms must be 0..%lld, got %lld",
+                         (long long)LASH_KEEP_MS_MAX, (long long)c->keep.keep_ms);
+    lash_turn_config t = turn_config(c);
+    return lash_turn_config_check(&t, e);
+}
+
 static lash_status copy_queues(lash_worker *w, const lash_worker_config *c, lash_err *e)
 {
-    static const char *const dflt[] = {"default"};
-    const char *const *qs = c->nqueues > 0 ? c->queues : dflt;
-    int n = c->nqueues > 0 ? c->nqueues : 1;
+    int n;
+    const char *const *qs = queues_of(c, &n);
     w->queues = calloc((size_t)n, sizeof *w->queues);
     w->poke_chan = calloc((size_t)n, sizeof *w->poke_chan);
     w->cancel_chan = calloc((size_t)n, sizeof *w->cancel_chan);
     if (!w->queues || !w->poke_chan || !w->cancel_chan)
         return lash_fail(e, LASH_ENOMEM, "out of memory");
-    w->c.nqueues = n;
+    w->nqueues = n;
     for (int q = 0; q < n; q++) {
-        lash_status st = lash_check_queue(qs[q], e);
-        if (st) return st;
-        for (int k = 0; k < q; k++)
-            if (strcmp(qs[k], qs[q]) == 0)
-                return lash_fail(e, LASH_EINVAL, "queue %s given twice", qs[q]);
         if (!(w->queues[q] = strdup(qs[q]))) return lash_fail(e, LASH_ENOMEM, "out of memory");
         lash_key(w->poke_chan[q], qs[q], LASH_CHAN_POKE);
         lash_key(w->cancel_chan[q], qs[q], LASH_CHAN_CANCEL);
@@ -598,50 +669,55 @@ static lash_status copy_queues(lash_worker *w, const lash_worker_config *c, lash
     return LASH_OK;
 }
 
-lash_status lash_worker_new(struct ev_loop *loop, const lash_worker_config *c, lash_worker **out,
-                            lash_err *e)
+/* The owner in lease tokens: the worker id (default <host>:<pid>), then '#'
+ * and a nonce drawn at start-up, so that a restarted worker of the same id, or
+ * one handed the same fence again after Redis lost writes, never holds the
+ * same token as an earlier run. The id may hold ':' (host:pid): a token's
+ * fence is after its last colon. */
+static void make_owner(lash_worker *w)
 {
-    lash_status st;
-    lash_worker *w = calloc(1, sizeof *w);
-    if (!w) return lash_fail(e, LASH_ENOMEM, "out of memory");
-    w->loop = loop;
-    w->c = *c;
-    if ((st = lash_url_parse(c->redis_url, &w->url, e))) goto fail;
-    if (c->worker_id) {
-        snprintf(w->owner, sizeof w->owner, "%s", c->worker_id);
+    char id[LASH_WORKER_ID_MAX + 1];
+    if (w->c.worker_id) {
+        snprintf(id, sizeof id, "%s", w->c.worker_id);
     } else {
         char host[64] = "host";
         gethostname(host, sizeof host - 1);
         host[sizeof host - 1] = 0;
         for (char *p = host; *p; p++)
             if (*p == ':' || *p <= ' ' || *p >= 0x7f) *p = '-';
-        snprintf(w->owner, sizeof w->owner, "%s:%d", host, (int)getpid());
+        snprintf(id, sizeof id, "%s:%d", host, (int)getpid());
     }
-    /* The worker id goes into lease tokens "<id>:<fence>": the colon of the
-     * default host:pid is harmless there (the fence is after the last colon). */
-    for (char *p = w->owner; *p; p++)
-        if (*p <= ' ' || *p >= 0x7f) *p = '-';
-    if (strlen(w->owner) == 0) {
-        st = lash_fail(e, LASH_EINVAL, "worker id is empty");
-        goto fail;
+    unsigned char r[6] = {0};
+    if (getrandom(r, sizeof r, 0) != sizeof r) {
+        uint64_t x = (uint64_t)now_ms() ^ ((uint64_t)getpid() << 20);
+        memcpy(r, &x, sizeof r);
     }
+    snprintf(w->owner, sizeof w->owner, "%.*s#%02x%02x%02x%02x%02x%02x",
+             LASH_WORKER_ID_MAX - OWNER_NONCE_LEN, id, r[0], r[1], r[2], r[3], r[4], r[5]);
+}
+
+lash_status lash_worker_new(struct ev_loop *loop, const lash_worker_config *c, lash_worker **out,
+                            lash_err *e)
+{
+    lash_status st;
+    if ((st = lash_worker_config_check(c, e))) return st;
+    lash_worker *w = calloc(1, sizeof *w);
+    if (!w) return lash_fail(e, LASH_ENOMEM, "out of memory");
+    w->loop = loop;
+    w->c = *c;
+    if ((st = lash_url_parse(c->redis_url, &w->url, e))) goto fail;
+    make_owner(w);
     if ((st = copy_queues(w, c, e))) goto fail;
-    if (w->c.result_max > LASH_RESULT_MAX) w->c.result_max = LASH_RESULT_MAX;
-    if (w->c.stderr_tail > LASH_ERROR_MAX / 2) w->c.stderr_tail = LASH_ERROR_MAX / 2;
-    w->c.turn.nqueues = w->c.nqueues;
-    if (w->c.turn.lease_ms < 300) {
-        st = lash_fail(e, LASH_EINVAL, "lease must be at least 300 ms");
-        goto fail;
-    }
-    if (!w->c.turn.seed) {
+    lash_turn_config tc = turn_config(c);
+    if (!tc.seed) {
         uint64_t seed = 0;
         if (getrandom(&seed, sizeof seed, 0) != sizeof seed)
             seed = (uint64_t)now_ms() ^ (uint64_t)getpid();
-        w->c.turn.seed = seed | 1;
+        tc.seed = seed | 1;
     }
     w->c.log.worker = w->owner;
-    w->turn = lash_turn_new(&w->c.turn, w->owner);
-    w->jobs = calloc((size_t)w->c.turn.concurrency, sizeof *w->jobs);
+    w->turn = lash_turn_new(&tc, w->owner);
+    w->jobs = calloc((size_t)tc.concurrency, sizeof *w->jobs);
     if (!w->jobs) {
         st = lash_fail(e, LASH_ENOMEM, "out of memory");
         goto fail;
@@ -663,7 +739,7 @@ void lash_worker_start(lash_worker *w)
     lash_url_describe(&w->url, where, sizeof where);
     lash_log(&w->c.log, LASH_LOG_INFO, NULL, NULL, -1, -1,
              "starting: redis %s, %d queue(s), concurrency %d, lease %lld ms, poll %lld ms", where,
-             w->c.nqueues, w->c.turn.concurrency, (long long)w->c.turn.lease_ms,
+             w->nqueues, w->c.turn.concurrency, (long long)w->c.turn.lease_ms,
              (long long)w->c.turn.poll_ms);
     ev_prepare_start(w->loop, &w->prep);
     lash_turn_start(w->turn, now_ms());
@@ -708,7 +784,7 @@ void lash_worker_free(lash_worker *w)
     for (int i = 0; i < w->nhandlers; i++)
         free(w->handlers[i].program);
     free(w->handlers);
-    for (int q = 0; w->queues && q < w->c.nqueues; q++)
+    for (int q = 0; w->queues && q < w->nqueues; q++)
         free(w->queues[q]);
     free(w->queues);
     free(w->poke_chan);

@@ -41,8 +41,9 @@ typedef struct {
     const char *redis_url;
     const char *const *queues; /* default: {"default"} */
     int nqueues;
-    const char *worker_id;   /* default: <hostname>:<pid> */
-    lash_turn_config turn;   /* concurrency, lease, poll, grace, ... */
+    const char *worker_id;   /* default: <hostname>:<pid>; leases name "<id>#<nonce>" */
+    lash_turn_config turn;   /* concurrency, lease, poll, grace, ... (its nqueues is
+                                ignored: the queues above set it) */
     lash_retention keep;     /* retention of terminal rows applied by claims */
     size_t result_max;       /* exec stdout cap, <= LASH_RESULT_MAX */
     size_t stderr_tail;      /* exec stderr kept for errors */
@@ -51,6 +52,10 @@ typedef struct {
 } lash_worker_config;
 
 void lash_worker_config_default(lash_worker_config *c);
+/* The bounds of every setting, in one place (lash_worker_new calls it, and so
+ * does lash-worker for its flags and environment): LASH_EINVAL and a sentence
+ * naming the setting, e.g. "concurrency must be 1..4096, got 0". */
+lash_status lash_worker_config_check(const lash_worker_config *c, lash_err *e);
 
 typedef void lash_handler_fn(lash_job *job, void *ud);
 /* Asked to stop a job (cancel, timeout, lease lost, shutdown). The handler

@@ -60,6 +60,7 @@ typedef struct {
     int64_t last_accepted;          /* fence of the last accepted complete or release */
     int started_by[SIM_FENCES];     /* machine instance that started fence f */
     int delivered_to[SIM_FENCES];   /* instance a claim reply granting f reached */
+    int granted_to[SIM_FENCES];     /* instance the claim that granted f was sent by */
     signed char exited[SIM_FENCES]; /* 1 + the process' own outcome */
     bool lost[SIM_FENCES];          /* a renew said "lost" while its process ran */
     bool gaveup[SIM_FENCES];        /* its machine gave the lease up (lost) */
@@ -74,10 +75,13 @@ typedef struct {
     uint32_t id;
     int q, n;
     const lash_lease *leases; /* the machine's memory, valid while open */
+    const bool *ran;
     const lash_completion *comps;
     cmd_fault fault;
     bool open, arrived;
+    uint32_t seq; /* RECOVER: the lost claim */
     lash_claim_batch batch;
+    lash_recovered rec;
     int *status;
 } scmd;
 
@@ -142,10 +146,22 @@ typedef struct {
     uint64_t pokes, pokes_dropped, errors, lost_requests, lost_replies, conn_fails, conn_hangs;
     uint64_t disconnects, reply_timeouts, crashes, shutdowns, second_shutdowns, graceful_exits,
         hard_exits, outages, op_cancels, cancel_msgs, starts, kills, claims, renews, completes,
-        releases, freezes, postponed, steals, cancel_reruns;
+        releases, freezes, postponed, steals, cancel_reruns, recovers;
     uint64_t accepted, stale, already, released, renew_lost, leases_expired, timed_out;
     uint64_t ended[M_ABANDONED + 1];
 } scount;
+
+/* claim.lua's record lash:{q}:claim:<owner>: the rows the owner's last claim
+ * with rows leased, by seq (recover.lua reads it). */
+#define SIM_RECORDS 64
+typedef struct {
+    int q;
+    char owner[32];
+    uint32_t seq;
+    int n;
+    int row[SIM_SLOTS];
+    int64_t fence[SIM_SLOTS];
+} srecord;
 
 static struct {
     profile p;
@@ -162,6 +178,8 @@ static struct {
     bool redis_up;
     int insts;
     scount k;
+    srecord rec[SIM_RECORDS];
+    int nrec;
 } S;
 
 static uint64_t rnd64(void)
@@ -267,7 +285,19 @@ static void m_finish(mrow *r, mstate st)
 static void publish_poke(int q);
 static void publish_cancel(int row);
 
-static void m_claim(int q, const char *owner, int n, int64_t ttl, lash_claim_batch *b)
+static srecord *record_of(int q, const char *owner)
+{
+    for (int i = 0; i < S.nrec; i++)
+        if (S.rec[i].q == q && strcmp(S.rec[i].owner, owner) == 0) return &S.rec[i];
+    cr_assert_lt(S.nrec, SIM_RECORDS, "too many claim records");
+    srecord *r = &S.rec[S.nrec++];
+    memset(r, 0, sizeof *r);
+    r->q = q;
+    snprintf(r->owner, sizeof r->owner, "%s", owner);
+    return r;
+}
+
+static void m_claim(int q, const char *owner, int n, int64_t ttl, uint32_t seq, lash_claim_batch *b)
 {
     memset(b, 0, sizeof *b);
     b->rows = calloc((size_t)(n > 0 ? n : 1), sizeof *b->rows);
@@ -327,6 +357,30 @@ static void m_claim(int q, const char *owner, int n, int64_t ttl, lash_claim_bat
         c->fence = r->fence;
         c->timeout_ms = r->timeout_ms;
         snprintf(c->backoff, sizeof c->backoff, "%s", r->backoff);
+    }
+    if (b->n > 0) { /* the record lives as long as the leases: ttl */
+        srecord *rec = record_of(q, owner);
+        rec->seq = seq;
+        rec->n = (int)b->n;
+        for (size_t i = 0; i < b->n; i++) {
+            rec->row[i] = (int)(row_by_id(b->rows[i].id) - S.rows);
+            rec->fence[i] = b->rows[i].fence;
+        }
+    }
+}
+
+/* recover.lua: the rows of claim seq the owner still holds. */
+static void m_recover(int q, const char *owner, uint32_t seq, lash_recovered *out)
+{
+    srecord *rec = record_of(q, owner);
+    memset(out, 0, sizeof *out);
+    out->leases = calloc(SIM_SLOTS, sizeof *out->leases);
+    cr_assert_not_null(out->leases);
+    if (rec->seq != seq) return;
+    for (int i = 0; i < rec->n; i++) {
+        mrow *r = &S.rows[rec->row[i]];
+        if (!holds(r, owner, rec->fence[i])) continue;
+        out->leases[out->n++] = (lash_lease){strdup(r->id), owner, rec->fence[i]};
     }
 }
 
@@ -391,7 +445,7 @@ static void m_complete(const lash_completion *c, int n, int *status)
     }
 }
 
-static void m_release(const lash_lease *l, int n, int *status)
+static void m_release(const lash_lease *l, const bool *ran, int n, int *status)
 {
     bool poke[SIM_Q] = {false};
     for (int i = 0; i < n; i++) {
@@ -402,6 +456,16 @@ static void m_release(const lash_lease *l, int n, int *status)
         }
         accept(r, l[i].fence);
         S.k.released++;
+        if (ran[i] && r->abandon) { /* it may have done part of its work */
+            m_finish(r, r->cancel ? M_CANCELLED : M_ABANDONED);
+            status[i] = 1;
+            continue;
+        }
+        if (r->cancel) {
+            m_finish(r, M_CANCELLED);
+            status[i] = 1;
+            continue;
+        }
         r->leased = false;
         r->state = M_PENDING;
         r->attempt--; /* handed back, not spent */
@@ -513,7 +577,12 @@ static void execute(scmd *c)
     c->arrived = true;
     switch (c->kind) {
     case LASH_ACT_CLAIM:
-        m_claim(c->q, M->owner, c->n, M->c.lease_ms, &c->batch);
+        m_claim(c->q, M->owner, c->n, M->c.lease_ms, c->id, &c->batch);
+        for (size_t i = 0; i < c->batch.n; i++)
+            row_by_id(c->batch.rows[i].id)->granted_to[c->batch.rows[i].fence] = M->inst;
+        break;
+    case LASH_ACT_RECOVER:
+        m_recover(c->q, M->owner, c->seq, &c->rec);
         break;
     case LASH_ACT_RENEW:
         c->status = calloc((size_t)c->n, sizeof *c->status);
@@ -525,7 +594,7 @@ static void execute(scmd *c)
         break;
     default:
         c->status = calloc((size_t)c->n, sizeof *c->status);
-        m_release(c->leases, c->n, c->status);
+        m_release(c->leases, c->ran, c->n, c->status);
         break;
     }
 }
@@ -544,9 +613,11 @@ static void drop_conn(int mi)
         if (chance(0.5)) {
             if (c->kind == LASH_ACT_CLAIM) {
                 lash_claim_batch none = {0};
-                lash_turn_claimed(M->t, c->id, LASH_EIO, &none, S.now);
+                lash_turn_claimed(M->t, c->id, LASH_EIO, &none, NULL, S.now);
+            } else if (c->kind == LASH_ACT_RECOVER) {
+                lash_turn_recovered(M->t, c->id, LASH_EIO, NULL, NULL, S.now);
             } else {
-                lash_turn_replied(M->t, c->id, LASH_EIO, NULL, 0, S.now);
+                lash_turn_replied(M->t, c->id, LASH_EIO, NULL, 0, NULL, S.now);
             }
         }
     }
@@ -570,6 +641,8 @@ static void send_cmd(int mi, const lash_action *a)
                 .q = a->q,
                 .n = a->n,
                 .leases = a->leases,
+                .ran = a->ran,
+                .seq = a->seq,
                 .comps = a->completions,
                 .open = true};
     double u = unif(), err = a->kind == LASH_ACT_RENEW ? S.p.renew_error : S.p.cmd_error;
@@ -641,15 +714,25 @@ static void audit_send(int mi, const lash_action *a)
                 cr_assert_gt(r->timeout_ms, 0, "%s: timed out without a timeout", r->id);
         }
         break;
+    case LASH_ACT_RECOVER:
+        S.k.recovers++;
+        cr_assert_eq(M->claim_q[a->q], 0, "%s: recover with a claim in flight", M->owner);
+        break;
     default: /* RELEASE */
         S.k.releases++;
-        cr_assert(M->draining, "%s released outside a shutdown", M->owner);
         for (int i = 0; i < a->n; i++) {
             mrow *r = row_by_id(a->leases[i].id);
             int64_t f = a->leases[i].fence;
             cr_assert_str_eq(a->leases[i].owner, M->owner);
-            cr_assert(r->started_by[f] == M->inst ||
-                      (r->started_by[f] == 0 && r->delivered_to[f] == M->inst));
+            /* A process that started is released only by a shutdown, and says
+             * so; a row handed back unrun was granted to this very instance
+             * (a claim reply, late or lost, or a recover). */
+            if (a->ran[i])
+                cr_assert(M->draining && r->started_by[f] == M->inst,
+                          "%s fence %lld: released as run by %s", r->id, (long long)f, M->owner);
+            else
+                cr_assert(r->started_by[f] == 0 && r->granted_to[f] == M->inst,
+                          "%s fence %lld: handed back unrun by %s", r->id, (long long)f, M->owner);
             cr_assert_not(r->lost[f] || r->gaveup[f], "%s: released a lost lease", r->id);
         }
     }
@@ -730,6 +813,7 @@ static void act(int mi, const lash_action *a)
     case LASH_ACT_RENEW:
     case LASH_ACT_COMPLETE:
     case LASH_ACT_RELEASE:
+    case LASH_ACT_RECOVER:
         audit_send(mi, a);
         send_cmd(mi, a);
         break;
@@ -814,15 +898,20 @@ static void on_reply(scmd *c)
         M->claim_q[c->q] = 0;
         if (c->fault == F_ERROR) {
             lash_claim_batch none = {0};
-            lash_turn_claimed(M->t, c->id, LASH_EREDIS, &none, S.now);
+            lash_turn_claimed(M->t, c->id, LASH_EREDIS, &none, NULL, S.now);
         } else {
             for (size_t i = 0; i < c->batch.n; i++)
                 row_by_id(c->batch.rows[i].id)->delivered_to[c->batch.rows[i].fence] = M->inst;
-            lash_turn_claimed(M->t, c->id, LASH_OK, &c->batch, S.now);
+            lash_turn_claimed(M->t, c->id, LASH_OK, &c->batch, NULL, S.now);
             cr_assert_eq(c->batch.n, 0, "the machine takes the rows");
         }
+    } else if (c->kind == LASH_ACT_RECOVER) {
+        if (c->fault == F_ERROR)
+            lash_turn_recovered(M->t, c->id, LASH_EREDIS, NULL, "ERR injected", S.now);
+        else
+            lash_turn_recovered(M->t, c->id, LASH_OK, &c->rec, NULL, S.now);
     } else if (c->fault == F_ERROR) {
-        lash_turn_replied(M->t, c->id, LASH_EREDIS, NULL, 0, S.now);
+        lash_turn_replied(M->t, c->id, LASH_EREDIS, NULL, 0, NULL, S.now);
     } else {
         if (c->kind == LASH_ACT_RENEW) {
             for (int i = 0; i < c->n; i++) {
@@ -834,10 +923,11 @@ static void on_reply(scmd *c)
                         r->lost[c->leases[i].fence] = true;
             }
         }
-        lash_turn_replied(M->t, c->id, LASH_OK, c->status, (size_t)c->n, S.now);
+        lash_turn_replied(M->t, c->id, LASH_OK, c->status, (size_t)c->n, NULL, S.now);
     }
     free(c->status);
     c->status = NULL;
+    lash_recovered_free(&c->rec);
     iterate(c->m);
 }
 
@@ -1112,6 +1202,7 @@ static void sim_run(uint64_t seed, const profile *p)
         if (S.m[mi].alive) lash_turn_free(S.m[mi].t);
     for (size_t i = 0; i < S.ncmds; i++) {
         lash_claim_batch_free(&S.cmds[i]->batch);
+        lash_recovered_free(&S.cmds[i]->rec);
         free(S.cmds[i]->status);
         free(S.cmds[i]);
     }

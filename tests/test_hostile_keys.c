@@ -1,0 +1,224 @@
+/* test_hostile_keys.c: keys in a queue's space that lash did not write.
+ *
+ * Redis does not roll a script back: a command that fails half way leaves the
+ * writes before it. So every script reads and checks the keys it was not sure
+ * of before its first write. A row key or lease key of another type makes that
+ * row dropped, refused or repaired by name, never an error that half-applies a
+ * batch or stalls the queue; a queue-wide key of another type fails the call
+ * before anything was written.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "rfx.h"
+
+TestSuite(hostile, .init = rfx_setup, .fini = rfx_teardown, .timeout = 60);
+
+/* True when some claim note names id and contains part. */
+static bool noted(const lash_claim_batch *b, const char *id, const char *part)
+{
+    for (size_t i = 0; i < b->bad; i++)
+        if (strncmp(b->notes[i], id, strlen(id)) == 0 && strstr(b->notes[i], part)) return true;
+    return false;
+}
+
+/* ---- row keys ---------------------------------------------------------------------- */
+
+/* The reviewer's case: the claim leased g1 and g2, then hit WRONGTYPE on evil
+ * and failed; the worker never got g1/g2 and every later claim failed too. */
+Test(hostile, claim_drops_a_row_key_of_another_type_and_claims_the_rest)
+{
+    submit_ok("t", job("g1", "k", "{}"));
+    submit_ok("t", job("g2", "k", "{}"));
+    cmd_ok("SET lash:{t}:p:evil junk");
+    cmd_ok("ZADD lash:{t}:due %lld evil", zscore("t", "due", "g2") + 1);
+    lash_claim_batch b = claim("t", "W", 10, TTL_LONG);
+    cr_expect_eq(b.n, 2, "claimed %zu rows, want g1 and g2", b.n);
+    cr_expect_eq(b.bad, 1);
+    cr_expect(noted(&b, "evil", "string"), "no note names evil and its type");
+    lash_claim_batch_free(&b);
+    cr_expect_eq(zscore("t", "due", "evil"), -1, "evil is still due");
+    redisReply *r = cmd("GET lash:{t}:p:evil");
+    cr_expect(r->type == REDIS_REPLY_STRING && strcmp(r->str, "junk") == 0,
+              "a key lash did not write is reported, not destroyed");
+    freeReplyObject(r);
+    b = claim("t", "W", 10, TTL_LONG);
+    cr_expect_eq(b.n, 0);
+    cr_expect_eq(b.bad, 0, "the next claim has nothing left to trip on");
+    lash_claim_batch_free(&b);
+}
+
+/* The reviewer's case: a1 became a row without a due entry, "exists" on
+ * resubmit, and never ran. */
+Test(hostile, submit_refuses_an_id_whose_key_has_another_type)
+{
+    cmd_ok("SET lash:{t}:p:a2 junk");
+    lash_submission s[] = {job("a1", "k", "{}"), job("a2", "k", "{}"), job("a3", "k", "{}")};
+    lash_submitted out[3];
+    lash_err e = {0};
+    cr_assert_eq(lash_submit(C, "t", s, 3, out, &e), LASH_OK, "%s", e.msg);
+    cr_expect_eq(out[0].status, LASH_SUB_CREATED);
+    cr_expect_eq(out[1].status, LASH_SUB_INVALID);
+    cr_expect(strstr(out[1].msg, "string"), "the refusal names the key's type: %s", out[1].msg);
+    cr_expect_eq(out[2].status, LASH_SUB_CREATED);
+    cr_expect_geq(zscore("t", "due", "a1"), 0, "a1 is due");
+    cr_expect_geq(zscore("t", "due", "a3"), 0, "a3 is due");
+    cr_expect_eq(zscore("t", "due", "a2"), -1);
+    lash_claim_batch b = claim("t", "W", 10, TTL_LONG);
+    cr_expect_eq(b.n, 2);
+    lash_claim_batch_free(&b);
+    lash_stats st = stats("t");
+    cr_expect_eq(st.total_submitted, 2);
+    cr_expect_eq(st.count[LASH_RUNNING], 2);
+}
+
+/* ---- lease keys ---------------------------------------------------------------------- */
+
+/* Lash writes leases as strings with an expiry: a hash there is junk, and the
+ * row behind it must not wait on it. */
+Test(hostile, a_lease_key_of_another_type_is_replaced_and_reported)
+{
+    submit_ok("lk", job("l1", "k", "{}"));
+    cmd_ok("HSET lash:{lk}:lease:l1 junk 1");
+    lash_claim_batch b = claim("lk", "W", 10, TTL_LONG);
+    cr_expect_eq(b.n, 1, "l1 is claimed at once");
+    cr_expect(noted(&b, "l1", "lease"), "no note names l1's lease");
+    lash_claim_batch_free(&b);
+    redisReply *r = cmd("TYPE lash:{lk}:lease:l1");
+    cr_expect_str_eq(r->str, "string");
+    freeReplyObject(r);
+}
+
+/* A string lease with no expiry beside a pending row (set by hand) would hold
+ * the row forever: it gets an expiry, and the claim says so by name. */
+Test(hostile, a_lease_without_expiry_is_given_one_and_reported)
+{
+    submit_ok("lk", job("l2", "k", "{}"));
+    cmd_ok("SET lash:{lk}:lease:l2 someone:7");
+    lash_claim_batch b = claim("lk", "W", 10, 500);
+    cr_expect_eq(b.n, 0);
+    cr_expect(noted(&b, "l2", "expiry"), "no note names l2's lease without expiry");
+    lash_claim_batch_free(&b);
+    cr_expect_gt(cmd_int("PTTL lash:{lk}:lease:l2"), 0);
+    b = claim_within("lk", "W", 10, TTL_LONG, 5000);
+    cr_expect_eq(b.n, 1, "l2 runs once the lease it was given has run out");
+    lash_claim_batch_free(&b);
+}
+
+/* One bad lease key in a batch must not fail the other rows' renew, complete or
+ * release: each row answers for itself. */
+Test(hostile, renew_complete_and_release_answer_per_row_past_a_junk_lease)
+{
+    submit_ok("t", job("x", "k", "{}"));
+    submit_ok("t", job("y", "k", "{}"));
+    submit_ok("t", job("z", "k", "{}"));
+    lash_claim_batch b = claim("t", "W", 10, TTL_LONG);
+    cr_assert_eq(b.n, 3);
+    int64_t fx = 0, fy = 0, fz = 0;
+    for (size_t i = 0; i < b.n; i++) {
+        if (!strcmp(b.rows[i].id, "x")) fx = b.rows[i].fence;
+        if (!strcmp(b.rows[i].id, "y")) fy = b.rows[i].fence;
+        if (!strcmp(b.rows[i].id, "z")) fz = b.rows[i].fence;
+    }
+    lash_claim_batch_free(&b);
+    cmd_ok("DEL lash:{t}:lease:x");
+    cmd_ok("HSET lash:{t}:lease:x junk 1");
+
+    lash_lease l[] = {{"x", "W", fx}, {"y", "W", fy}};
+    int st[3] = {-1, -1, -1};
+    lash_err e = {0};
+    cr_assert_eq(lash_renew(C, "t", TTL_LONG, l, 2, st, &e), LASH_OK, "renew: %s", e.msg);
+    cr_expect_eq(st[0], LASH_RENEW_LOST);
+    cr_expect_eq(st[1], LASH_RENEW_OK);
+
+    lash_completion c[] = {{{"x", "W", fx}, LASH_OUT_OK, "r", 1, 0},
+                           {{"y", "W", fy}, LASH_OUT_OK, "r", 1, 0}};
+    cr_assert_eq(lash_complete(C, "t", c, 2, st, &e), LASH_OK, "complete: %s", e.msg);
+    cr_expect_eq(st[0], LASH_DONE_STALE);
+    cr_expect_eq(st[1], LASH_DONE_RECORDED);
+    expect_state("t", "y", "completed");
+
+    lash_lease r[] = {{"x", "W", fx}, {"z", "W", fz}};
+    cr_assert_eq(lash_release(C, "t", r, NULL, 2, st, &e), LASH_OK, "release: %s", e.msg);
+    cr_expect_eq(st[0], 0);
+    cr_expect_eq(st[1], 1);
+    expect_state("t", "z", "pending");
+}
+
+/* ---- queue-wide keys -------------------------------------------------------------- */
+
+/* Writes junk at lash:{q}:<name> on a fresh queue. */
+static void junk(const char *q, const char *name)
+{
+    cmd_ok("SET lash:{%s}:%s junk", q, name);
+}
+
+static void expect_refused_by_name(lash_status st, const lash_err *e, const char *q,
+                                   const char *name)
+{
+    char key[128];
+    snprintf(key, sizeof key, "lash:{%s}:%s", q, name);
+    cr_expect_eq(st, LASH_EREDIS, "%s: %s", key, e->msg);
+    cr_expect(strstr(e->msg, key), "the error names %s: %s", key, e->msg);
+}
+
+Test(hostile, submit_with_a_queue_key_of_another_type_writes_nothing)
+{
+    static const char *const names[] = {"due", "done", "stats", "events"};
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
+        char q[16];
+        snprintf(q, sizeof q, "s%zu", i);
+        junk(q, names[i]);
+        lash_submission s = job("a1", "k", "{}");
+        lash_submitted out;
+        lash_err e = {0};
+        expect_refused_by_name(lash_submit(C, q, &s, 1, &out, &e), &e, q, names[i]);
+        cr_expect_eq(cmd_int("EXISTS lash:{%s}:p:a1", q), 0, "%s: a row was written", names[i]);
+        char pat[64];
+        snprintf(pat, sizeof pat, "lash:{%s}:*", q);
+        cr_expect_eq(count_keys(pat), 1, "%s: only the junk key exists", names[i]);
+    }
+}
+
+Test(hostile, claim_with_a_queue_key_of_another_type_writes_nothing)
+{
+    static const char *const names[] = {"done", "stats", "events", "workers"};
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
+        char q[16];
+        snprintf(q, sizeof q, "c%zu", i);
+        submit_ok(q, job("a1", "k", "{}"));
+        long long due = zscore(q, "due", "a1");
+        junk(q, names[i]);
+        lash_claim_batch b;
+        lash_err e = {0};
+        expect_refused_by_name(lash_claim(C, q, "W", 10, TTL_LONG, KEEP_ALL, 0, &b, &e), &e, q,
+                               names[i]);
+        char *state = hget(q, "a1", "state");
+        cr_expect_str_eq(state, "pending", "%s: the row moved", names[i]);
+        free(state);
+        cr_expect_eq(cmd_int("EXISTS lash:{%s}:lease:a1", q), 0, "%s: a lease was taken", names[i]);
+        cr_expect_eq(zscore(q, "due", "a1"), due, "%s: the row was rescored", names[i]);
+    }
+}
+
+Test(hostile, complete_with_a_queue_key_of_another_type_writes_nothing)
+{
+    static const char *const names[] = {"due", "done", "stats", "events"};
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
+        char q[16];
+        snprintf(q, sizeof q, "d%zu", i);
+        submit_ok(q, job("a1", "k", "{}"));
+        int64_t f = claim_one(q, "W", "a1", TTL_LONG);
+        cmd_ok("DEL lash:{%s}:%s", q, names[i]);
+        junk(q, names[i]);
+        lash_completion c = {{"a1", "W", f}, LASH_OUT_OK, "r", 1, 0};
+        int st = -1;
+        lash_err e = {0};
+        expect_refused_by_name(lash_complete(C, q, &c, 1, &st, &e), &e, q, names[i]);
+        char *state = hget(q, "a1", "state");
+        cr_expect_str_eq(state, "running", "%s: the row moved", names[i]);
+        free(state);
+        cr_expect_eq(cmd_int("EXISTS lash:{%s}:lease:a1", q), 1, "%s: the lease went", names[i]);
+    }
+}
