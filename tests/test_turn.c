@@ -1167,3 +1167,195 @@ Test(turn, cancel_wins_over_the_shutdown_release)
     cr_assert_str_eq(l->leases[0].id, "b");
     lash_turn_free(t);
 }
+
+/* A process that finishes its work when the shutdown's TERM reaches it (it
+ * traps TERM and exits 0) records its own outcome: releasing it would throw
+ * the result away and run it again elsewhere. One that dies of the TERM is
+ * released, marked as having run (release.lua abandons an on_lost=abandon row). */
+Test(turn, a_process_that_exits_0_on_the_shutdown_term_records_its_result)
+{
+    cfg();
+    row r[] = {{.id = "a", .fence = 1}, {.id = "b", .fence = 2}};
+    lash_turn *t = running(r, 2, T0);
+    lash_turn_shutdown(t, T0 + 1);
+    int64_t g = T0 + 1 + C.grace_ms;
+    lash_turn_tick(t, g);
+    step(t, g);
+    cr_assert_eq(count(LASH_ACT_KILL), 2);
+    lash_turn_exited(t, slot_of(t, "a"), LASH_OUT_OK, "done", 4, g + 1);
+    lash_turn_exited(t, slot_of(t, "b"), LASH_OUT_FAIL, "killed by signal 15", 19, g + 1);
+    step(t, g + 1);
+    const lash_action *c = nth(LASH_ACT_COMPLETE, 0), *l = nth(LASH_ACT_RELEASE, 0);
+    cr_assert_not_null(c);
+    cr_assert_eq(c->n, 1);
+    cr_assert_str_eq(c->completions[0].lease.id, "a");
+    cr_assert_eq(c->completions[0].outcome, LASH_OUT_OK);
+    cr_assert_eq(memcmp(c->completions[0].text, "done", 4), 0);
+    cr_assert_not_null(l);
+    cr_assert_eq(l->n, 1);
+    cr_assert_str_eq(l->leases[0].id, "b");
+    cr_assert(l->ran[0], "b ran: its release says so");
+    lash_turn_free(t);
+}
+
+/* ---- faults at the edges ---- */
+
+/* The reviewer's case: lease 30 s, poll 60 s, an error reply: every command,
+ * renews included, was held for the poll interval and no timer was armed for
+ * the lease's end; the lease ran out in Redis while the process ran on. */
+Test(turn, an_error_reply_holds_renews_for_a_fraction_of_the_lease_only)
+{
+    cfg();
+    C.lease_ms = 30000;
+    C.poll_ms = 60000;
+    row r[] = {{.id = "a", .fence = 1}};
+    lash_turn *t = running(r, 1, T0);
+    int64_t now = T0 + C.lease_ms / 3;
+    lash_turn_tick(t, now);
+    step(t, now);
+    const lash_action *a = nth(LASH_ACT_RENEW, 0);
+    cr_assert_not_null(a);
+    lash_turn_replied(t, a->cmd, LASH_EREDIS, NULL, 0, "renew: Redis said: LOADING", now + 1);
+    step(t, now + 1);
+    cr_assert_leq(timer_at, now + 1 + C.lease_ms / 6, "the retry is armed within lease/6");
+    int64_t retry = timer_at;
+    lash_turn_tick(t, retry);
+    step(t, retry);
+    cr_assert_eq(count(LASH_ACT_RENEW), 1, "the renew goes out again at %lld ms",
+                 (long long)(retry - now));
+    /* And should every renew fail, the lease's own end is armed: the process
+     * is stopped when it runs out, not a poll interval later. */
+    int64_t until = T0 + C.lease_ms;
+    for (int i = 0; i < 20 && timer_at < until; i++) {
+        a = nth(LASH_ACT_RENEW, 0);
+        if (a) lash_turn_replied(t, a->cmd, LASH_EREDIS, NULL, 0, "LOADING", timer_at);
+        int64_t at = timer_at;
+        lash_turn_tick(t, at);
+        step(t, at);
+    }
+    cr_assert_eq(timer_at, until, "the lease's end is armed");
+    lash_turn_tick(t, until);
+    step(t, until);
+    cr_assert_eq(count(LASH_ACT_KILL), 1, "stopped when the lease ran out");
+    lash_turn_free(t);
+}
+
+/* The reviewer's case: lease 1 s, the claim's reply at +5 s started the
+ * process, and it was killed at the next tick. It is handed back unrun. */
+Test(turn, a_claim_answered_after_half_the_lease_starts_nothing)
+{
+    cfg();
+    C.lease_ms = 1000;
+    lash_turn *t = boot(T0);
+    const lash_action *c = claim_for(0);
+    cr_assert_not_null(c);
+    row r[] = {{.id = "a", .fence = 7}};
+    give(t, c->cmd, 1, r, 1, T0 + 600);
+    step(t, T0 + 600);
+    cr_assert_eq(count(LASH_ACT_START), 0);
+    const lash_action *l = nth(LASH_ACT_RELEASE, 0);
+    cr_assert_not_null(l, "handed back at once");
+    cr_assert_str_eq(l->leases[0].id, "a");
+    cr_assert_eq(l->leases[0].fence, 7);
+    cr_assert_not(l->ran[0], "it never ran: the release costs it nothing");
+    cr_assert(logged("handed back unrun"));
+    lash_turn_free(t);
+}
+
+Test(turn, the_reply_timeout_follows_the_lease)
+{
+    cfg();
+    C.lease_ms = 600;
+    cr_assert_eq(RT(), 200);
+    C.lease_ms = 300000;
+    cr_assert_eq(RT(), 10000);
+    C.reply_timeout_ms = 150;
+    C.lease_ms = 300;
+    lash_err e;
+    cr_assert_eq(lash_turn_config_check(&C, &e), LASH_EINVAL, "150 ms is over a third of 300");
+    cr_assert(strstr(e.msg, "reply_timeout_ms"), "%s", e.msg);
+}
+
+/* A claim whose reply is lost with the connection may have leased rows: they
+ * are asked for (RECOVER, with the claim's seq) before any new claim of the
+ * queue, and handed back unrun, so none costs an attempt. */
+Test(turn, the_rows_of_a_lost_claim_are_recovered_and_handed_back)
+{
+    cfg();
+    lash_turn *t = boot(T0);
+    uint32_t lost = claim_for(0)->cmd;
+    lash_turn_disconnected(t, T0 + 5);
+    step(t, T0 + 5);
+    lash_turn_tick(t, timer_at);
+    step(t, timer_at);
+    cr_assert_eq(count(LASH_ACT_CONNECT), 1);
+    int64_t now = timer_at + 1;
+    lash_turn_connected(t, now);
+    step(t, now);
+    cr_assert_null(claim_for(0), "no claim before the lost one's rows are known");
+    const lash_action *a = nth(LASH_ACT_RECOVER, 0);
+    cr_assert_not_null(a);
+    cr_assert_eq(a->seq, lost);
+    lash_lease got[] = {{"x", "w1", 41}, {"y", "w1", 42}};
+    lash_recovered rec = {2, got};
+    lash_turn_recovered(t, a->cmd, LASH_OK, &rec, NULL, now + 1);
+    step(t, now + 1);
+    const lash_action *l = nth(LASH_ACT_RELEASE, 0);
+    cr_assert_not_null(l);
+    cr_assert_eq(l->n, 2);
+    cr_assert(!l->ran[0] && !l->ran[1]);
+    cr_assert_eq(lash_turn_stats(t)->rows_recovered, 2);
+    cr_assert_not_null(claim_for(0), "then the queue is claimed again");
+    lash_turn_free(t);
+}
+
+/* An error reply means the script wrote nothing (scripts check before their
+ * first write): nothing to recover. */
+Test(turn, a_claim_refused_by_redis_needs_no_recovery)
+{
+    cfg();
+    lash_turn *t = boot(T0);
+    lash_claim_batch none = {0};
+    lash_turn_claimed(t, claim_for(0)->cmd, LASH_EREDIS, &none, "claim: OOM", T0 + 1);
+    lash_turn_tick(t, T0 + C.poll_ms * 2);
+    step(t, T0 + C.poll_ms * 2);
+    cr_assert_eq(count(LASH_ACT_RECOVER), 0);
+    cr_assert_eq(count(LASH_ACT_CLAIM), 1);
+    lash_turn_free(t);
+}
+
+/* A persistent fault (WRONGTYPE, OOM, READONLY, MOVED) fails every claim: it
+ * is logged once, then summed up at a slowing rate, and its end is logged. */
+Test(turn, a_persistent_fault_is_logged_once_then_summed_up)
+{
+    cfg();
+    C.poll_ms = 100;
+    lash_turn *t = boot(T0);
+    int lines = 0, summaries = 0;
+    int64_t now = T0;
+    const char *why = "claim: Redis said: WRONGTYPE Operation against a key";
+    for (int i = 0; i < 600; i++) { /* a minute of failing polls */
+        const lash_action *c = claim_for(0);
+        lash_claim_batch none = {0};
+        if (c) lash_turn_claimed(t, c->cmd, LASH_EREDIS, &none, why, now);
+        drain(t);
+        lines += logged("claim failed");
+        summaries += logged("claim still failing");
+        now += C.poll_ms;
+        lash_turn_tick(t, now);
+        step(t, now);
+    }
+    cr_assert_eq(lines, 1, "the first failure is logged once");
+    cr_assert_geq(summaries, 4, "then summed up (%d lines)", summaries);
+    cr_assert_leq(summaries, 8, "at a slowing rate, not per poll (%d lines)", summaries);
+    while (!claim_for(0)) {
+        now += C.poll_ms;
+        lash_turn_tick(t, now);
+        step(t, now);
+    }
+    lash_claim_batch none = {0};
+    lash_turn_claimed(t, claim_for(0)->cmd, LASH_OK, &none, NULL, now);
+    drain(t);
+    cr_assert(logged("claim works again after"), "the fault's end is logged");
+    lash_turn_free(t);
+}
