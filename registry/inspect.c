@@ -59,7 +59,7 @@ lash_status lash_read_workers(lash_conn *c, const char *queue, size_t max, lash_
     *out = NULL;
     *n = 0;
     if ((st = lash_check_queue(queue, e))) return st;
-    if ((st = lash_server_ms(c, queue, now_ms, e))) return st;
+    if (now_ms && (st = lash_server_ms(c, queue, now_ms, e))) return st;
     snprintf(stop, sizeof stop, "%lld", max ? (long long)max - 1 : -1LL);
     const char *argv[] = {"ZREVRANGE", lash_key(key, queue, LASH_KEY_WORKERS), "0", stop,
                           "WITHSCORES"};

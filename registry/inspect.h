@@ -43,7 +43,9 @@ typedef struct {
 
 /* The workers zset, newest heartbeat first (at most max entries; 0: all), and
  * the server clock read just before it, so now_ms - seen_ms is an age that no
- * client clock skews. Free with lash_workers_free, also after an error. */
+ * client clock skews (now_ms NULL: no clock, one round trip fewer, for a caller
+ * that has the clock already, e.g. from lash_get_stats). Free with
+ * lash_workers_free, also after an error. */
 lash_status lash_read_workers(lash_conn *c, const char *queue, size_t max, lash_worker_seen **out,
                               size_t *n, int64_t *now_ms, lash_err *e);
 void lash_workers_free(lash_worker_seen *w, size_t n);
