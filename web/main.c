@@ -116,8 +116,8 @@ int main(int argc, char **argv)
         if (lash_check_queue(queues[i], &e)) rc = die("queue: %s", e.msg);
     if (!rc && lash_url_parse(url, &u, &e)) rc = die("--redis: %s", e.msg);
     memset(&u, 0, sizeof u);
-    web_addr addr;
-    if (!rc && web_addr_parse(listen, &addr, &e)) rc = die("%s", e.msg);
+    lash_listen addr;
+    if (!rc && lash_listen_parse(listen, &addr, &e)) rc = die("%s", e.msg);
     const char *token = getenv("LASH_WEB_TOKEN");
     if (!rc && token && *token && strlen(token) < TOKEN_MIN)
         rc = die("LASH_WEB_TOKEN must be at least 16 bytes%s", "");
