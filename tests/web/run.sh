@@ -11,8 +11,9 @@
 #                  shown equal Redis's, paging, one process, retry refused
 #                  without the token and completed with it, hostile rows
 #                  shown as text; saves docs/dashboard.png.
-#   3. deploy/observability + deploy/k8s: YAML/JSON parse, and every metric
-#                  they name is one the live server exported.
+#   3. deploy_check.py  deploy/observability + deploy/k8s: YAML/JSON parse,
+#                  and every metric they name is one the live lash-web or
+#                  lash-worker exported; then the worker's own /metrics.
 # LASH_BUILD names the build dir (default build).
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
@@ -42,11 +43,16 @@ R() { redis-cli -s "$tmp/redis.sock" "$@"; }
 
 # Workers: noop/fail built-ins and the flaky exec handler, on two queues.
 export WEB_TEST_ALLOW=$tmp/allow
+mport=$("$PY" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 for i in 1 2; do
+    extra=()
+    [ "$i" = 1 ] && extra=(--metrics-listen "127.0.0.1:$mport")
     "$bin/lash-worker" --queue web --queue other --id "web-worker-$i" --builtin noop --builtin fail \
-        --handler "flaky=$here/flaky.sh" --poll-ms 100 --log-level warn 2>>"$tmp/worker.log" &
+        --handler "flaky=$here/flaky.sh" --poll-ms 100 --log-level warn "${extra[@]}" \
+        2>>"$tmp/worker.log" &
     pids+=($!)
 done
+export WORKER_METRICS_URL=http://127.0.0.1:$mport/metrics
 
 # What the tests look at: 120 completed, 4 failed for good, 3 flaky (failed
 # until allowed), 30 pending an hour out, and a queue of its own.
@@ -82,7 +88,8 @@ echo "== browser"
     (cd "$here" && npm ci --no-audit --no-fund --silent)
 node "$here/browser.js"
 echo "== deploy files against the live metrics"
-[ -f "$here/deploy_check.py" ] && "$PY" "$here/deploy_check.py"
+"$PY" "$here/deploy_check.py"
+"$PY" "$here/web_http.py" worker
 echo "== 10,000 random requests"
 "$PY" "$here/web_http.py" fuzz
 kill -0 "$web_pid" || { echo "lash-web died"; exit 1; }

@@ -16,6 +16,7 @@ import subprocess
 import sys
 import time
 import urllib.parse
+import urllib.request
 
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -225,6 +226,28 @@ def up():
     st, body = get_json("/api/queues")
     check(st == 200, f"api back: {st}")
     print("up: recovered without a restart")
+
+
+def worker():
+    """One worker's own /metrics: parsed, and consistent with what Redis saw."""
+    text = urllib.request.urlopen(os.environ["WORKER_METRICS_URL"], timeout=10).read().decode()
+    s = {}
+    for fam in text_string_to_metric_families(text):
+        for x in fam.samples:
+            s[(x.name, tuple(sorted(x.labels.items())))] = x.value
+    check(metric(s, "lash_worker_slots") == 16, "slots = concurrency 16")
+    check(metric(s, "lash_worker_running") == 0, "nothing running at rest")
+    ran = sum(v for (n, l), v in s.items() if n == "lash_worker_handler_seconds_count")
+    claimed = metric(s, "lash_worker_rows_claimed_total")
+    recorded = metric(s, "lash_worker_rows_recorded_total")
+    check(ran > 0 and claimed >= ran and recorded == ran, f"ran {ran}, claimed {claimed}, recorded {recorded}")
+    noop = metric(s, "lash_worker_handler_seconds_count", kind="noop")
+    inf = metric(s, "lash_worker_handler_seconds_bucket", kind="noop", le="+Inf")
+    check(noop and inf == noop, "the +Inf bucket counts every noop")
+    check(metric(s, "lash_worker_claims_total") > 0, "claims counted")
+    # Both workers together ran every job Redis recorded an outcome for.
+    st, body = get_json("/api/queues")
+    print(f"worker: this worker ran {ran:.0f} jobs ({noop:.0f} noop), claimed {claimed:.0f}")
 
 
 for mode in sys.argv[1:]:
