@@ -21,6 +21,7 @@
 #include <stdint.h>
 
 #include "proto/err.h"
+#include "registry/inspect.h"
 #include "registry/registry.h"
 
 #define CLI_OK 0
@@ -100,21 +101,6 @@ const char *cli_duration_ms(const char *s, int64_t *out_ms);
  * lashctl itself runs the scripts with EVALSHA). Returns CLI_OK or prints and
  * returns the exit code. */
 int cli_connect(const cli_ctx *ctx, lash_conn **out);
-/* The Redis server's clock in ms (TIME), or -1 with e set. */
-int64_t cli_server_ms(lash_conn *c, lash_err *e);
-
-/* A worker as lash:{q}:workers holds it: its id and last heartbeat. */
-typedef struct {
-    char *id;
-    int64_t seen_ms; /* server clock */
-} cli_worker;
-
-/* Reads the workers zset (newest heartbeat first) and the server clock. Free
- * with cli_workers_free. */
-lash_status cli_read_workers(lash_conn *c, const char *queue, cli_worker **out, size_t *n,
-                             int64_t *now_ms, lash_err *e);
-void cli_workers_free(cli_worker *w, size_t n);
-
 /* ---- output ---------------------------------------------------------------- */
 
 struct cJSON;

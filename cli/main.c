@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "cli/cli.h"
+#include "proto/scripts.h"
 
 int cli_error(int code, const char *fmt, ...)
 {
@@ -61,6 +62,7 @@ static const char *const overview =
     "                 through $LASH_REDIS_URL or $LASH_REDIS_PASSWORD, not on the command line.\n"
     "  --queue NAME   the queue (default: $LASH_QUEUE, else 'default')\n"
     "  --json         machine-readable output: one JSON document per result on stdout\n"
+    "  --version      print lashctl's version and its Lua library version, then exit\n"
     "\n"
     "Commands:\n"
     "  submit KIND      submit one process; prints its id\n"
@@ -231,6 +233,10 @@ int main(int argc, char **argv)
     for (; i < argc && argv[i][0] == '-'; i++) {
         if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0) {
             fputs(overview, stdout);
+            return CLI_OK;
+        }
+        if (strcmp(argv[i], "--version") == 0) {
+            printf("lashctl %s (lua library %s)\n", LASH_VERSION, lash_function_version());
             return CLI_OK;
         }
         int g = cli_global_flag(&ctx, argc, argv, &i);

@@ -191,6 +191,7 @@ typedef struct {
     int64_t total_submitted, total_completed, total_failed, total_cancelled, total_abandoned,
         total_retried, total_lost;
     int64_t due, done, oldest_due_ms, workers, now_ms;
+    int64_t eligible; /* due rows with score <= now: ready to run, or leases run out */
 } lash_stats;
 
 lash_status lash_get_stats(lash_conn *c, const char *queue, lash_stats *out, lash_err *e);

@@ -286,6 +286,7 @@ lash_status lash_reply_stats(const redisReply *r, lash_stats *out, lash_err *e)
         {"oldest_due_ms", offsetof(lash_stats, oldest_due_ms)},
         {"workers", offsetof(lash_stats, workers)},
         {"now_ms", offsetof(lash_stats, now_ms)},
+        {"eligible", offsetof(lash_stats, eligible)},
     };
     for (size_t i = 0; i < r->elements; i += 2) {
         const redisReply *f = r->element[i];

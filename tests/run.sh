@@ -10,6 +10,10 @@
 #               the multi-host test in network namespaces (skipped if not allowed)
 #   (the reliability suites' short forms are part of ctest in both builds)
 #   install     cmake --install into a temp prefix; an embedder builds with pkg-config
+#   install-usr the same for -DCMAKE_INSTALL_PREFIX=/usr (Debian multiarch lash.pc), with
+#               the README's embedding command as written
+#   web         lash-web end to end: metrics vs redis-cli, refusals, 10,000 random
+#               requests, Redis down; the dashboard in chromium (tests/web/run.sh)
 #   bench       the benchmark harness once with a small N (proves it works; no timing checks)
 #   demo        the main job with a small N
 # Each step's output goes to build-logs/<step>.log; the last line sums up.
@@ -23,7 +27,8 @@ mkdir -p "$LOGS"
 JOBS=$(nproc)
 
 PKGS="build-essential cmake pkg-config libhiredis-dev libev-dev libcjson-dev libcriterion-dev
-      redis-server redis-tools clang libclang-rt-14-dev valgrind iproute2 docker-compose procps"
+      redis-server redis-tools clang libclang-rt-14-dev valgrind iproute2 docker-compose procps
+      libmicrohttpd-dev chromium nodejs npm python3 python3-prometheus-client python3-yaml"
 missing=""
 for p in $PKGS; do dpkg -s "$p" >/dev/null 2>&1 || missing="$missing $p"; done
 if [ -n "$missing" ]; then
@@ -72,7 +77,7 @@ install_check() {
     fi
     if cmake --install build --prefix "$prefix" >/dev/null &&
         cc -std=c11 -Wall -Wextra -Werror worker/example_embed.c -o "$prefix/embed" \
-            $(PKG_CONFIG_PATH=$prefix/lib/pkgconfig pkg-config --cflags --libs lash libcjson); then
+            $(PKG_CONFIG_PATH=$prefix/lib/pkgconfig pkg-config --cflags --libs lash); then
         LD_LIBRARY_PATH=$prefix/lib "$prefix/embed" "$url" 2>"$prefix/embed.log" &
         pid=$!
         local id
@@ -100,6 +105,8 @@ step deploy-netns bash tests/deploy/netns-test.sh
 # memory bound, ...) run here on request.
 [ "${LASH_LONG:-0}" = 1 ] && step reliability bash tests/reliability/run.sh --long
 step install install_check
+step install-usr bash tests/install-usr.sh
+step web bash tests/web/run.sh
 step bench bash bench/run.sh --quick
 step demo bash demo/run.sh --n 1000
 

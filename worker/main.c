@@ -11,6 +11,9 @@
 #include <time.h>
 
 #include "proto/record.h"
+#include "proto/scripts.h"
+#include "worker/metrics.h"
+#include "worker/notify.h"
 #include "worker/worker.h"
 
 #define MAXQ 64
@@ -54,9 +57,17 @@ static const char usage[] =
     "  --log-level LEVEL      LASH_LOG_LEVEL    error, warn, info, debug (default info)\n"
     "  --log-file PATH        LASH_LOG_FILE     append logs there (reopened on SIGHUP);\n"
     "                                           default stderr\n"
-    "  --health-file PATH     LASH_HEALTH_FILE  touched while Redis answers (for --check)\n"
+    "  --health-file PATH     LASH_HEALTH_FILE  touched while Redis answers (for --check); first\n"
+    "                                           written once connected and the first drive ran,\n"
+    "                                           when READY=1 also goes to $NOTIFY_SOCKET "
+    "(systemd)\n"
+    "  --metrics-listen ADDR  LASH_METRICS_LISTEN  serve Prometheus metrics at "
+    "http://ADDR/metrics\n"
+    "                                           (e.g. 127.0.0.1:9465; off by default; needs\n"
+    "                                           libmicrohttpd12)\n"
     "  --check                                  exit 0 if the health file is fresh\n"
     "  --max-age-ms N                           freshness bound for --check (default 10000)\n"
+    "  --version                                print the version and the Lua library version\n"
     "  --help\n"
     "\n"
     "Signals: SIGTERM/SIGINT drain (a second one stops at once), SIGHUP reopens the log file.\n"
@@ -73,6 +84,7 @@ typedef struct {
     int check;
     long long max_age_ms;
     char *envq, *envh, *envb; /* strdup'd env lists, split in place */
+    const char *metrics_listen;
 } opts;
 
 static int die_usage(const char *fmt, const char *arg)
@@ -128,6 +140,8 @@ enum {
     O_CHECK,
     O_MAXAGE,
     O_REPLY,
+    O_METRICS,
+    O_VERSION,
     O_HELP
 };
 
@@ -195,6 +209,9 @@ static int apply(opts *o, int key, const char *v)
     case O_HEALTH:
         o->c.health_file = v;
         break;
+    case O_METRICS:
+        o->metrics_listen = v;
+        break;
     case O_MAXAGE:
         if ((rc = num("--max-age-ms", v, &n))) return rc;
         if (n < 1 || n > 86400000) return die_usage("--max-age-ms must be 1..86400000, got %s", v);
@@ -225,7 +242,8 @@ static int from_env(opts *o)
                 {"LASH_LOG_LEVEL", O_LLVL},
                 {"LASH_LOG_FILE", O_LFILE},
                 {"LASH_HEALTH_FILE", O_HEALTH},
-                {"LASH_REPLY_TIMEOUT_MS", O_REPLY}};
+                {"LASH_REPLY_TIMEOUT_MS", O_REPLY},
+                {"LASH_METRICS_LISTEN", O_METRICS}};
     int rc;
     for (size_t i = 0; i < sizeof vars / sizeof vars[0]; i++) {
         const char *v = getenv(vars[i].name);
@@ -261,6 +279,8 @@ static int parse(opts *o, int argc, char **argv)
                                           {"check", 0, 0, O_CHECK},
                                           {"max-age-ms", 1, 0, O_MAXAGE},
                                           {"reply-timeout-ms", 1, 0, O_REPLY},
+                                          {"metrics-listen", 1, 0, O_METRICS},
+                                          {"version", 0, 0, O_VERSION},
                                           {"help", 0, 0, O_HELP},
                                           {0, 0, 0, 0}};
     /* Flags given on the command line replace the environment's lists. */
@@ -271,6 +291,10 @@ static int parse(opts *o, int argc, char **argv)
             return die_usage("unknown or incomplete option '%s'", argv[optind - 1]);
         if (key == O_HELP) {
             fputs(usage, stdout);
+            exit(0);
+        }
+        if (key == O_VERSION) {
+            printf("lash-worker %s (lua library %s)\n", LASH_VERSION, lash_function_version());
             exit(0);
         }
         if (key == O_CHECK) {
@@ -323,6 +347,22 @@ static void on_hup(struct ev_loop *loop, ev_signal *s, int revents)
     lash_worker_reopen_log(s->data);
 }
 
+static void on_ready(void *ud)
+{
+    (void)ud;
+    lash_sd_notify("READY=1");
+}
+
+/* The metrics start after the worker exists (they read its counters); the
+ * hook is set before, so it finds them here. */
+static lash_wmetrics *metrics;
+
+static void on_job_end(void *ud, const char *kind, lash_outcome out, int64_t run_ms)
+{
+    (void)ud;
+    if (metrics) lash_wmetrics_job_end(metrics, kind, out, run_ms);
+}
+
 static int setup(lash_worker *w, opts *o)
 {
     lash_err e;
@@ -364,12 +404,27 @@ int main(int argc, char **argv)
         o.c.nqueues = o.nq;
         struct ev_loop *loop = EV_DEFAULT;
         lash_worker *w = NULL;
+        lash_wmetrics *m = NULL;
         lash_err e;
+        o.c.on_ready = on_ready;
+        o.c.on_job_end = on_job_end;
         if (!rc && lash_worker_new(loop, &o.c, &w, &e)) {
             fprintf(stderr, "lash-worker: %s\n", e.msg);
             rc = e.code == LASH_EINVAL ? 2 : 1;
+        } else if (m) {
+            fprintf(stderr, "lash-worker: metrics at port %d, path /metrics\n",
+                    lash_wmetrics_port(m));
         }
         if (!rc) rc = setup(w, &o);
+        if (!rc && o.metrics_listen &&
+            lash_wmetrics_start(o.metrics_listen, loop, w, o.c.turn.concurrency, &m, &e)) {
+            fprintf(stderr, "lash-worker: %s\n", e.msg);
+            rc = e.code == LASH_EINVAL ? 2 : 1;
+        } else if (m) {
+            fprintf(stderr, "lash-worker: metrics at port %d, path /metrics\n",
+                    lash_wmetrics_port(m));
+        }
+        metrics = m;
         if (!rc) {
             ev_signal term, intr, hup;
             ev_signal_init(&term, on_term, SIGTERM);
@@ -385,6 +440,8 @@ int main(int argc, char **argv)
             ev_signal_stop(loop, &intr);
             ev_signal_stop(loop, &hup);
         }
+        metrics = NULL;
+        lash_wmetrics_stop(m);
         lash_worker_free(w);
         if (o.c.log.path && o.c.log.out) fclose(o.c.log.out);
     }

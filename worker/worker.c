@@ -72,6 +72,7 @@ struct lash_worker {
     ev_timer timer, sub_retry;
     int64_t last_health;
     int exited;
+    int ready; /* on_ready was called */
 };
 
 static int64_t now_ms(void)
@@ -268,6 +269,7 @@ static int report_finished(lash_worker *w, int64_t now)
                  j->outcome == LASH_OUT_OK ? 0 : (int)(j->len > 300 ? 300 : j->len),
                  j->text ? j->text : "");
         w->jobs[j->slot] = NULL;
+        if (w->c.on_job_end) w->c.on_job_end(w->c.hooks_ud, s->kind, j->outcome, now - s->started);
         lash_turn_exited(w->turn, j->slot, j->outcome, j->text, j->len, now);
         free(j->text);
         free(j);
@@ -305,6 +307,10 @@ static void on_claim(lash_status st, lash_claim_batch *b, const lash_err *e, voi
     call *c = ud;
     lash_worker *w = c->w;
     if (!st) health(w, now_ms());
+    if (!st && !w->ready) { /* connected, and the first drive came back */
+        w->ready = 1;
+        if (w->c.on_ready) w->c.on_ready(w->c.hooks_ud);
+    }
     if (w->turn) lash_turn_claimed(w->turn, c->cmd, st, b, st ? e->msg : NULL, now_ms());
     free(c);
 }
@@ -758,6 +764,11 @@ void lash_worker_reopen_log(lash_worker *w)
 const lash_turn_counters *lash_worker_counters(const lash_worker *w)
 {
     return lash_turn_stats(w->turn);
+}
+
+int lash_worker_running(const lash_worker *w)
+{
+    return lash_turn_running(w->turn);
 }
 
 void lash_worker_free(lash_worker *w)

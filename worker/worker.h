@@ -49,6 +49,13 @@ typedef struct {
     size_t stderr_tail;      /* exec stderr kept for errors */
     const char *health_file; /* touched while Redis answers; NULL: none */
     lash_logger log;
+    /* Hooks, called on the loop (NULL: none). on_ready: once, when the worker
+     * has connected and its first drive came back (the health file is written
+     * then too): readiness for supervisors. on_job_end: as each job ends, with
+     * its kind, outcome and run time (for metrics). */
+    void (*on_ready)(void *ud);
+    void (*on_job_end)(void *ud, const char *kind, lash_outcome o, int64_t run_ms);
+    void *hooks_ud;
 } lash_worker_config;
 
 void lash_worker_config_default(lash_worker_config *c);
@@ -79,6 +86,8 @@ void lash_worker_shutdown(lash_worker *w);
 void lash_worker_reopen_log(lash_worker *w);
 void lash_worker_free(lash_worker *w);
 const lash_turn_counters *lash_worker_counters(const lash_worker *w);
+/* Jobs running now. */
+int lash_worker_running(const lash_worker *w);
 
 /* The job an in-process handler is given. Strings stay valid until lash_job_done. */
 const char *lash_job_id(const lash_job *j);
