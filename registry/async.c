@@ -97,6 +97,7 @@ lash_status lash_aconn_open(struct ev_loop *loop, const lash_url *u, const lash_
         free(c);
         return LASH_EIO;
     }
+    lash_fd_cloexec(c->ac->c.fd);
     c->ac->data = c;
     redisLibevAttach(loop, c->ac);
     redisAsyncSetConnectCallback(c->ac, on_connect);

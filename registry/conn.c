@@ -1,12 +1,19 @@
 /* conn.c: opening a blocking connection from a URL (see registry.h). */
 #include "registry/conn.h"
 
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/time.h>
 
 #include "registry/reply.h"
+
+void lash_fd_cloexec(int fd)
+{
+    int fl = fcntl(fd, F_GETFD);
+    if (fl >= 0) fcntl(fd, F_SETFD, fl | FD_CLOEXEC);
+}
 
 const char *lash_url_password(const lash_url *u)
 {
@@ -40,6 +47,7 @@ lash_status lash_connect_url(const lash_url *u, int timeout_ms, lash_conn **out,
         lash_close(c);
         return LASH_EIO;
     }
+    lash_fd_cloexec(c->ctx->fd);
     redisSetTimeout(c->ctx, tv);
     lash_status st = LASH_OK;
     const char *pw = lash_url_password(u);

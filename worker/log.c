@@ -86,6 +86,6 @@ void lash_log(const lash_logger *l, lash_log_level lvl, const char *queue, const
 void lash_log_reopen(lash_logger *l)
 {
     if (!l->path) return;
-    FILE *f = freopen(l->path, "a", l->out);
+    FILE *f = freopen(l->path, "ae", l->out);
     if (f) l->out = f;
 }

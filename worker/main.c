@@ -1,6 +1,7 @@
 /* main.c: lash-worker, the daemon. Flags, each also settable by environment
  * (flags win), then one libev loop until SIGTERM/SIGINT has drained it. */
 #include <ev.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <signal.h>
 #include <stdint.h>
@@ -333,6 +334,14 @@ static int check_health(const opts *o)
     return 0;
 }
 
+/* Fds 0, 1 and 2 open (on /dev/null when a supervisor closed them): a pipe
+ * or socket opened later must not land there, where a handler's stdio goes. */
+static void std_fds_open(void)
+{
+    for (int fd = 0; fd < 3; fd++)
+        if (fcntl(fd, F_GETFD) < 0 && open("/dev/null", fd ? O_WRONLY : O_RDONLY) != fd) exit(1);
+}
+
 static void on_term(struct ev_loop *loop, ev_signal *s, int revents)
 {
     (void)loop;
@@ -396,7 +405,8 @@ int main(int argc, char **argv)
         rc = check_health(&o);
     else if (!rc) {
         signal(SIGPIPE, SIG_IGN);
-        if (o.c.log.path && !(o.c.log.out = fopen(o.c.log.path, "a"))) {
+        std_fds_open();
+        if (o.c.log.path && !(o.c.log.out = fopen(o.c.log.path, "ae"))) {
             fprintf(stderr, "lash-worker: cannot open log file %s\n", o.c.log.path);
             rc = 1;
         }
