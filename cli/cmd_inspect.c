@@ -167,7 +167,7 @@ struct cJSON *cli_stats_json(const lash_stats *s, const char *queue)
 
 int cli_cmd_stats(cli_ctx *ctx, int argc, char **argv)
 {
-    cli_opt o[] = {{NULL, false, NULL}};
+    cli_opt o[] = {{"recount", false, NULL}, {NULL, false, NULL}};
     const char *pos[1];
     int npos, rc;
     if (!cli_begin(ctx, "stats", argc, argv, o, pos, 0, 0, &npos, &rc)) return rc;
@@ -175,7 +175,8 @@ int cli_cmd_stats(cli_ctx *ctx, int argc, char **argv)
     if ((rc = cli_connect(ctx, &c))) return rc;
     lash_stats s;
     lash_err e = {0};
-    lash_status st = lash_get_stats(c, ctx->queue, &s, &e);
+    lash_status st = cli_opt_val(o, "recount") ? lash_recount(c, ctx->queue, &s, &e)
+                                               : lash_get_stats(c, ctx->queue, &s, &e);
     lash_close(c);
     if (st) return cli_fail(st, &e);
     if (ctx->json) {

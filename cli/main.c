@@ -141,10 +141,13 @@ static const struct {
      "The next cursor, when there are more rows, is printed on stderr (with --json it is the\n"
      "\"next\" field; \"0\" means the end).\n"},
     {"stats", cli_cmd_stats,
-     "usage: lashctl stats\n"
+     "usage: lashctl stats [--recount]\n"
      "\n"
      "Rows per state, running totals since the queue began, the age of the oldest process\n"
-     "waiting to run, and the number of workers alive (heartbeat within a minute).\n"},
+     "waiting to run, and the number of workers alive (heartbeat within a minute).\n"
+     "  --recount   first set the per-state counts from the rows themselves (they drift\n"
+     "              when rows are written or deleted by hand); it reads every row in one\n"
+     "              call, holding Redis for a time that grows with the queue\n"},
     {"workers", cli_cmd_workers,
      "usage: lashctl workers\n"
      "\n"
@@ -201,7 +204,9 @@ static const struct {
      "\n"
      "Loads the Redis Functions library 'lash' (or replaces an older version), so that\n"
      "redis-cli can FCALL lash_submit, lash_cancel, lash_stats ... Every lashctl command\n"
-     "and every worker does this on start too; this command reports it.\n"},
+     "does this when it finds the library missing or outdated; this command reports it.\n"
+     "Workers never do: their least-privilege Redis user has no FUNCTION LOAD (they run\n"
+     "the same Lua with EVALSHA).\n"},
 };
 
 #define NCOMMANDS (sizeof commands / sizeof commands[0])

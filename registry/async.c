@@ -69,9 +69,9 @@ static void on_setup(redisAsyncContext *ac, void *r_, void *priv)
     lash_aconn *c = ac->data;
     if (!c || c->failed) return;
     if (!r || r->type == REDIS_REPLY_ERROR) {
-        char why[300];
-        snprintf(why, sizeof why, "setup failed: %s", r ? r->str : "no reply");
-        down(c, r ? LASH_EREDIS : LASH_EIO, why);
+        lash_err re;
+        lash_status st = lash_reply_check(r, "setup", &re);
+        down(c, st, re.msg);
         redisAsyncDisconnect(ac);
         return;
     }
@@ -118,6 +118,11 @@ lash_status lash_aconn_open(struct ev_loop *loop, const lash_url *u, const lash_
         c->setup_left++;
         redisAsyncCommandArgv(c->ac, on_setup, NULL, 2, (const char *[]){"SELECT", db}, NULL);
     }
+    /* Before anything big: Redis cuts an unauthenticated client that sends a
+     * long argument (the scripts) with a protocol error, where a PING gets the
+     * NOAUTH that says what is wrong. */
+    c->setup_left++;
+    redisAsyncCommand(c->ac, on_setup, NULL, "PING");
     if (!cbs->on_message) {
         /* A command connection: load every script now, so EVALSHA meets NOSCRIPT
          * only after a SCRIPT FLUSH mid-connection. (A NOSCRIPT re-send goes
@@ -130,8 +135,6 @@ lash_status lash_aconn_open(struct ev_loop *loop, const lash_url *u, const lash_
             redisAsyncCommand(c->ac, on_setup, NULL, "SCRIPT LOAD %b", text, len);
         }
     }
-    c->setup_left++;
-    redisAsyncCommand(c->ac, on_setup, NULL, "PING");
     *out = c;
     return LASH_OK;
 }

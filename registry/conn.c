@@ -1,6 +1,7 @@
 /* conn.c: opening a blocking connection from a URL (see registry.h). */
 #include "registry/conn.h"
 
+#include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -21,11 +22,22 @@ const char *lash_url_password(const lash_url *u)
     return env && *env ? env : u->password;
 }
 
+/* Why a blocking command got no reply: a timeout says so in words. */
+static lash_status no_reply(lash_conn *c, const char *what, lash_err *e)
+{
+    if (c->ctx->err == REDIS_ERR_IO && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+        char where[400];
+        lash_url_describe(&c->url, where, sizeof where);
+        return lash_fail(e, LASH_EIO, "%s: no answer from Redis at %s within %d ms", what, where,
+                         c->timeout_ms);
+    }
+    return lash_fail(e, LASH_EIO, "%s: %s", what, c->ctx->errstr);
+}
+
 static lash_status simple(lash_conn *c, int argc, const char **argv, const char *what, lash_err *e)
 {
     redisReply *r = redisCommandArgv(c->ctx, argc, argv, NULL);
-    lash_status st =
-        r ? lash_reply_check(r, what, e) : lash_fail(e, LASH_EIO, "%s: %s", what, c->ctx->errstr);
+    lash_status st = r ? lash_reply_check(r, what, e) : no_reply(c, what, e);
     freeReplyObject(r);
     return st;
 }
@@ -61,6 +73,10 @@ lash_status lash_connect_url(const lash_url *u, int timeout_ms, lash_conn **out,
         snprintf(db, sizeof db, "%d", u->db);
         st = simple(c, 2, (const char *[]){"SELECT", db}, "SELECT", e);
     }
+    /* A PING before the first real command: a Redis that wants a password
+     * answers it NOAUTH, one clear line, where a first command with a long
+     * argument would have the connection cut with a protocol error. */
+    if (!st) st = simple(c, 1, (const char *[]){"PING"}, "PING", e);
     if (st) {
         lash_close(c);
         return st == LASH_EREDIS ? LASH_EREDIS : st;

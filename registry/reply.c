@@ -9,9 +9,15 @@
 lash_status lash_reply_check(const redisReply *r, const char *what, lash_err *e)
 {
     if (!r) return lash_fail(e, LASH_EIO, "%s: no reply (connection lost)", what);
-    if (r->type == REDIS_REPLY_ERROR)
-        return lash_fail(e, LASH_EREDIS, "%s: Redis said: %.180s", what, r->str);
-    return LASH_OK;
+    if (r->type != REDIS_REPLY_ERROR) return LASH_OK;
+    /* What Redis answers a client it has not authenticated, in one line. */
+    if (strncmp(r->str, "NOAUTH", 6) == 0 || strstr(r->str, "unauthenticated"))
+        return lash_fail(e, LASH_EREDIS,
+                         "authentication required: this Redis wants a password "
+                         "(LASH_REDIS_PASSWORD, or the URL's user and password)");
+    if (strncmp(r->str, "WRONGPASS", 9) == 0)
+        return lash_fail(e, LASH_EREDIS, "WRONGPASS: Redis refused the user or password");
+    return lash_fail(e, LASH_EREDIS, "%s: Redis said: %.180s", what, r->str);
 }
 
 int lash_reply_noscript(const redisReply *r)

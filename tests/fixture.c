@@ -55,7 +55,10 @@ static void spawn(lash_fx_redis *r, const char *const *extra)
         redisContext *c = redisConnectUnix(r->sock);
         if (c && !c->err) {
             redisReply *rep = redisCommand(c, "PING");
-            int ok = rep && rep->type == REDIS_REPLY_STATUS;
+            /* A server with requirepass answers NOAUTH: up all the same. */
+            int ok =
+                rep && (rep->type == REDIS_REPLY_STATUS ||
+                        (rep->type == REDIS_REPLY_ERROR && strncmp(rep->str, "NOAUTH", 6) == 0));
             freeReplyObject(rep);
             redisFree(c);
             if (ok) return;

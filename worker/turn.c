@@ -718,6 +718,10 @@ void lash_turn_tick(lash_turn *t, int64_t now)
         }
     } else if (t->connecting) {
         if (now >= t->connect_since + t->c.reply_timeout_ms) {
+            logf_(t, LASH_LOG_WARN, -1,
+                  "no answer from Redis within %lld ms of connecting; "
+                  "trying again",
+                  (long long)t->c.reply_timeout_ms);
             push(t, LASH_ACT_DISCONNECT);
             t->connect_since = now;
         }
