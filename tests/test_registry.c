@@ -3,6 +3,7 @@
 #include <criterion/criterion.h>
 #include <hiredis/hiredis.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -177,6 +178,30 @@ Test(registry, idempotent_resubmit_and_conflicts)
     cr_expect(strstr(o.msg, "payload"), "%s", o.msg);
     cr_expect_eq(cmd_int("EXISTS lash:{q}:p:z"), 0);
     cr_expect_eq(lash_submit(C, "bad{q}", &s, 1, &o, &e), LASH_EINVAL);
+}
+
+/* A submit that was sent but never answered may have landed: it says
+ * "unknown", not "not submitted", and a retry with the same id finds it. */
+Test(registry, a_submit_without_an_answer_is_unknown)
+{
+    submit_ok("q", job("warm", "k", "{}")); /* the script is loaded: one call will do */
+    lash_conn *c;
+    lash_err e = {0};
+    cr_assert_eq(lash_connect(R.url, 300, &c, &e), LASH_OK, "%s", e.msg);
+    kill(R.pid, SIGSTOP);
+    lash_submission s = job("u1", "k", "{}");
+    lash_submitted out;
+    lash_status st = lash_submit(c, "q", &s, 1, &out, &e);
+    kill(R.pid, SIGCONT);
+    lash_close(c);
+    cr_expect_eq(st, LASH_EIO, "%s", e.msg);
+    cr_expect_eq(out.status, LASH_SUB_UNKNOWN, "%d: %s", out.status, out.msg);
+    cr_expect(strstr(out.msg, "unknown"), "%s", out.msg);
+    /* Redis, running again, reads what was sent: it had landed after all. */
+    for (int i = 0; i < 200 && !cmd_int("EXISTS lash:{q}:p:u1"); i++)
+        lash_fx_sleep_ms(10);
+    lash_submitted again = submit1("q", job("u1", "k", "{}"));
+    cr_expect_eq(again.status, LASH_SUB_EXISTS, "it had landed: the same submission exists");
 }
 
 Test(registry, oversized_payload_is_refused)

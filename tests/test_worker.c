@@ -8,6 +8,9 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include "proto/keys.h"
@@ -657,6 +660,27 @@ Test(worker, bad_input)
     snprintf(line, sizeof line, "id b-notjson fence %s: bad row: payload is not valid JSON",
              hf("q", "b-notjson", "fence"));
     cr_assert(file_has(log, line), "no line '%s'", line);
+}
+
+/* The reviewer's case: pointed at an address that accepts connections but
+ * never answers, the worker printed only "starting" for 40 s. The first
+ * connection has the same reply timeout as any command, and says so. */
+Test(worker, a_redis_that_never_answers_is_named_in_the_log)
+{
+    up(NULL);
+    int s = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t len = sizeof a;
+    cr_assert(s >= 0 && bind(s, (struct sockaddr *)&a, sizeof a) == 0 && listen(s, 8) == 0 &&
+              getsockname(s, (struct sockaddr *)&a, &len) == 0);
+    char url[64], log[256];
+    snprintf(url, sizeof url, "redis://127.0.0.1:%d", ntohs(a.sin_port));
+    path_in(log, sizeof log, "wS.log");
+    /* lease 900 ms: the reply timeout follows it, 300 ms */
+    WORKER("wS", "--redis", url, "--lease-ms", "900", "--builtin", "noop");
+    WAIT_UNTIL(file_has(log, "no answer from Redis within 300 ms"), 10000);
+    cr_assert(file_has(log, "no answer from Redis within 300 ms"), "nothing in the log");
+    close(s);
 }
 
 /* lash-worker --check reads the health file; bad flags exit 2. */
