@@ -205,6 +205,11 @@ lash_status lash_trim(lash_conn *c, const char *queue, lash_retention keep, int 
 /* Wakes every worker of queue. */
 lash_status lash_poke(lash_conn *c, const char *queue, lash_err *e);
 
+/* Loads every script into Redis's script cache (SCRIPT LOAD), so the first
+ * call of each goes by EVALSHA too. Optional: a NOSCRIPT is answered by sending
+ * the text once anyway. */
+lash_status lash_scripts_load(lash_conn *c, lash_err *e);
+
 /* Makes sure the Functions library "lash" (FCALL lash_submit ...) is loaded and
  * current: loads it when missing, replaces it when its version differs. */
 lash_status lash_functions_ensure(lash_conn *c, lash_err *e);

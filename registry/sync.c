@@ -403,6 +403,22 @@ lash_status lash_poke(lash_conn *c, const char *queue, lash_err *e)
     return st;
 }
 
+lash_status lash_scripts_load(lash_conn *c, lash_err *e)
+{
+    for (int op = 0; op < LASH_OP_COUNT; op++) {
+        size_t len;
+        const char *text = lash_script_text((lash_op)op, &len);
+        const char *argv[] = {"SCRIPT", "LOAD", text};
+        redisReply *r =
+            lash_conn_command(c, NULL, "SCRIPT LOAD", 3, argv, (const size_t[]){6, 4, len}, e);
+        if (!r) return LASH_EIO;
+        lash_status st = lash_reply_check(r, "SCRIPT LOAD", e);
+        freeReplyObject(r);
+        if (st) return st;
+    }
+    return LASH_OK;
+}
+
 lash_status lash_functions_ensure(lash_conn *c, lash_err *e)
 {
     const char *want = lash_function_version();
