@@ -48,17 +48,6 @@ static int get_int(const redisReply *r, int64_t *out)
     return is_str(r) && lash_parse_i64(r->str, r->len, INT64_MIN, INT64_MAX, out);
 }
 
-void lash_claim_batch_free(lash_claim_batch *b)
-{
-    for (size_t i = 0; i < b->n; i++)
-        free(b->rows[i].payload);
-    for (size_t i = 0; i < b->bad; i++)
-        free(b->notes[i]);
-    free(b->notes);
-    free(b->rows);
-    memset(b, 0, sizeof *b);
-}
-
 /* The claim's notes: an array of texts, each kept to 300 bytes (they go to logs). */
 static lash_status claim_notes(const redisReply *r, lash_claim_batch *out, lash_err *e)
 {
@@ -128,14 +117,6 @@ lash_status lash_reply_claim(const redisReply *r, lash_claim_batch *out, lash_er
         out->n++;
     }
     return LASH_OK;
-}
-
-void lash_recovered_free(lash_recovered *r)
-{
-    for (size_t i = 0; i < r->n; i++)
-        free((char *)r->leases[i].id);
-    free(r->leases);
-    memset(r, 0, sizeof *r);
 }
 
 lash_status lash_reply_recover(const redisReply *r, const char *owner, lash_recovered *out,
