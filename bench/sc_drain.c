@@ -17,7 +17,6 @@
 #include <unistd.h>
 
 #include "bench/bench.h"
-#include "proto/keys.h"
 #include "worker/worker.h"
 
 typedef struct {
@@ -143,10 +142,9 @@ void sc_fleet(const bench_opts *o, const int *workers, int nworkers)
     for (int i = 0; i < nworkers; i++) {
         int k = workers[i];
         long n = o->n;
-        char q[32], done[LASH_KEY_MAX], key[64], label[96], cs[16];
+        char q[32], key[64], label[96], cs[16];
         snprintf(q, sizeof q, "bench-fleet-%d", k);
         snprintf(cs, sizeof cs, "%d", conc);
-        lash_key(done, q, LASH_KEY_DONE);
         bench_flush(o, c);
         bench_note("fleet: %ld no-op rows, %d lash-worker process(es) at concurrency %d", n, k,
                    conc);
@@ -166,7 +164,7 @@ void sc_fleet(const bench_opts *o, const int *workers, int nworkers)
         }
         double t_end = 0;
         for (;;) {
-            long long d = bench_int(c, "ZCARD %s", done);
+            long long d = bench_done(c, q);
             if (d >= n) {
                 t_end = bench_now();
                 break;

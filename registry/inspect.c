@@ -301,6 +301,32 @@ lash_status lash_oldest_due(lash_conn *c, const char *queue, int64_t now_ms, cha
     return st;
 }
 
+/* ZCARD of one of the queue's sets. */
+static lash_status set_size(lash_conn *c, const char *queue, lash_key_kind k, const char *what,
+                            int64_t *n, lash_err *e)
+{
+    char key[LASH_KEY_MAX];
+    lash_status st;
+    if ((st = lash_check_queue(queue, e))) return st;
+    const char *argv[] = {"ZCARD", lash_key(key, queue, k)};
+    redisReply *r = command(c, queue, what, 2, argv, e, &st);
+    if (!st && (r->type != REDIS_REPLY_INTEGER || r->integer < 0))
+        st = lash_fail(e, LASH_EPROTO, "%s: ZCARD did not return a count", what);
+    if (!st) *n = r->integer;
+    freeReplyObject(r);
+    return st;
+}
+
+lash_status lash_due_count(lash_conn *c, const char *queue, int64_t *n, lash_err *e)
+{
+    return set_size(c, queue, LASH_KEY_DUE, "due count", n, e);
+}
+
+lash_status lash_done_count(lash_conn *c, const char *queue, int64_t *n, lash_err *e)
+{
+    return set_size(c, queue, LASH_KEY_DONE, "done count", n, e);
+}
+
 /* ---- waiting for processes to finish ---------------------------------------- */
 
 lash_status lash_finished_subscribe(lash_conn *c, const char *queue, lash_err *e)
