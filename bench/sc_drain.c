@@ -23,7 +23,7 @@ typedef struct {
     lash_worker *w;
     long n;
     double t_end;
-    int stopping;
+    bool stopping;
 } drain_run;
 
 static void on_prepare(struct ev_loop *loop, ev_prepare *c, int revents)
@@ -33,7 +33,7 @@ static void on_prepare(struct ev_loop *loop, ev_prepare *c, int revents)
     drain_run *d = c->data;
     if (!d->stopping && (long)lash_worker_counters(d->w)->rows_recorded >= d->n) {
         d->t_end = bench_now();
-        d->stopping = 1;
+        d->stopping = true;
         lash_worker_shutdown(d->w);
     }
 }
@@ -87,7 +87,7 @@ double bench_run_worker(const bench_opts *o, const char *queue, int conc, long n
     ev_prepare_stop(loop, &chk);
     ev_timer_stop(loop, &dog);
     if (!d.stopping) bench_die("drain: the worker stopped early");
-    const lash_turn_counters *k = lash_worker_counters(d.w);
+    const lash_counters *k = lash_worker_counters(d.w);
     bench_note("    worker: %llu claims (%llu rows), %llu completes, %llu pokes, %llu ticks",
                (unsigned long long)k->claims_sent, (unsigned long long)k->rows_claimed,
                (unsigned long long)k->completes_sent, (unsigned long long)k->pokes,

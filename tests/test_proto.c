@@ -384,21 +384,21 @@ Test(names, ids)
 {
     lash_err e = {0};
     char *max = repeat('a', LASH_ID_MAX), *over = repeat('a', LASH_ID_MAX + 1);
-    cr_expect_eq(lash_check_id(max, strlen(max), &e), LASH_OK);
-    cr_expect_eq(lash_check_id(over, strlen(over), &e), LASH_EINVAL);
+    cr_expect_eq(lash_id_check(max, strlen(max), &e), LASH_OK);
+    cr_expect_eq(lash_id_check(over, strlen(over), &e), LASH_EINVAL);
     cr_expect(strstr(e.msg, "process id"), "%s", e.msg);
-    cr_expect_eq(lash_check_id("", 0, &e), LASH_EINVAL);
+    cr_expect_eq(lash_id_check("", 0, &e), LASH_EINVAL);
     cr_expect(strstr(e.msg, "empty"), "%s", e.msg);
-    cr_expect_eq(lash_check_id(NULL, 0, &e), LASH_EINVAL);
-    cr_expect_eq(lash_check_id("Az09._:-", 8, &e), LASH_OK);
+    cr_expect_eq(lash_id_check(NULL, 0, &e), LASH_EINVAL);
+    cr_expect_eq(lash_id_check("Az09._:-", 8, &e), LASH_OK);
     static const char *const bad[] = {"a b",  "a/b",  "a{b", "a}b", "a*b", "caf\xc3\xa9",
                                       "a\tb", "a\"b", "a'b", "a$b", "a@b"};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
-        cr_expect_eq(lash_check_id(bad[i], strlen(bad[i]), &e), LASH_EINVAL, "'%s'", bad[i]);
+        cr_expect_eq(lash_id_check(bad[i], strlen(bad[i]), &e), LASH_EINVAL, "'%s'", bad[i]);
         cr_expect(strstr(e.msg, "process id"), "%s", e.msg);
     }
     /* len is what counts: a NUL inside is a bad byte, not an end. */
-    cr_expect_eq(lash_check_id("ab\0c", 4, &e), LASH_EINVAL);
+    cr_expect_eq(lash_id_check("ab\0c", 4, &e), LASH_EINVAL);
     free(max);
     free(over);
 }
@@ -408,22 +408,22 @@ Test(names, queues_and_kinds)
     lash_err e = {0};
     char *q = repeat('q', LASH_QUEUE_MAX), *q1 = repeat('q', LASH_QUEUE_MAX + 1);
     char *k = repeat('k', LASH_KIND_MAX), *k1 = repeat('k', LASH_KIND_MAX + 1);
-    cr_expect_eq(lash_check_queue(q, &e), LASH_OK);
-    cr_expect_eq(lash_check_queue(q1, &e), LASH_EINVAL);
+    cr_expect_eq(lash_queue_check(q, &e), LASH_OK);
+    cr_expect_eq(lash_queue_check(q1, &e), LASH_EINVAL);
     cr_expect(strstr(e.msg, "queue"), "%s", e.msg);
-    cr_expect_eq(lash_check_queue("", &e), LASH_EINVAL);
-    cr_expect_eq(lash_check_queue(NULL, &e), LASH_EINVAL);
-    cr_expect_eq(lash_check_queue("Mail.out_2-x", &e), LASH_OK);
+    cr_expect_eq(lash_queue_check("", &e), LASH_EINVAL);
+    cr_expect_eq(lash_queue_check(NULL, &e), LASH_EINVAL);
+    cr_expect_eq(lash_queue_check("Mail.out_2-x", &e), LASH_OK);
     /* ':' is an id character only: a queue with ':' or braces breaks key names. */
     static const char *const badq[] = {"a:b", "{a}", "a}b", "a b", "a/b", "\xff"};
     for (size_t i = 0; i < sizeof badq / sizeof badq[0]; i++)
-        cr_expect_eq(lash_check_queue(badq[i], &e), LASH_EINVAL, "'%s'", badq[i]);
-    cr_expect_eq(lash_check_kind(k, strlen(k), &e), LASH_OK);
-    cr_expect_eq(lash_check_kind(k1, strlen(k1), &e), LASH_EINVAL);
+        cr_expect_eq(lash_queue_check(badq[i], &e), LASH_EINVAL, "'%s'", badq[i]);
+    cr_expect_eq(lash_kind_check(k, strlen(k), &e), LASH_OK);
+    cr_expect_eq(lash_kind_check(k1, strlen(k1), &e), LASH_EINVAL);
     cr_expect(strstr(e.msg, "kind"), "%s", e.msg);
-    cr_expect_eq(lash_check_kind("a:b", 3, &e), LASH_EINVAL);
-    cr_expect_eq(lash_check_kind("", 0, &e), LASH_EINVAL);
-    cr_expect_eq(lash_check_kind("email.send_v2-x", 15, &e), LASH_OK);
+    cr_expect_eq(lash_kind_check("a:b", 3, &e), LASH_EINVAL);
+    cr_expect_eq(lash_kind_check("", 0, &e), LASH_EINVAL);
+    cr_expect_eq(lash_kind_check("email.send_v2-x", 15, &e), LASH_OK);
     free(q);
     free(q1);
     free(k);
@@ -434,16 +434,16 @@ Test(names, worker_ids)
 {
     lash_err e = {0};
     char *w = repeat('w', LASH_WORKER_ID_MAX), *w1 = repeat('w', LASH_WORKER_ID_MAX + 1);
-    cr_expect_eq(lash_check_worker_id(w, &e), LASH_OK);
-    cr_expect_eq(lash_check_worker_id(w1, &e), LASH_EINVAL);
+    cr_expect_eq(lash_worker_id_check(w, &e), LASH_OK);
+    cr_expect_eq(lash_worker_id_check(w1, &e), LASH_EINVAL);
     cr_expect(strstr(e.msg, "worker id"), "%s", e.msg);
-    cr_expect_eq(lash_check_worker_id("host-1/pid@7#{x}", &e), LASH_OK);
+    cr_expect_eq(lash_worker_id_check("host-1/pid@7#{x}", &e), LASH_OK);
     /* The fence follows a token's last colon, so host:pid ids are fine. */
-    cr_expect_eq(lash_check_worker_id("host-1:4242", &e), LASH_OK);
+    cr_expect_eq(lash_worker_id_check("host-1:4242", &e), LASH_OK);
     static const char *const bad[] = {"", "a b", "a\tb", "a\x7f", "caf\xc3\xa9", "a\nb"};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
-        cr_expect_eq(lash_check_worker_id(bad[i], &e), LASH_EINVAL, "'%s'", bad[i]);
-    cr_expect_eq(lash_check_worker_id(NULL, &e), LASH_EINVAL);
+        cr_expect_eq(lash_worker_id_check(bad[i], &e), LASH_EINVAL, "'%s'", bad[i]);
+    cr_expect_eq(lash_worker_id_check(NULL, &e), LASH_EINVAL);
     free(w);
     free(w1);
 }
@@ -889,7 +889,7 @@ Test(id, shape_and_time_order)
         cr_expect_eq(strlen(a), LASH_GEN_ID_LEN);
         for (int k = 0; k < LASH_GEN_ID_LEN; k++)
             cr_expect((a[k] >= '0' && a[k] <= '9') || (a[k] >= 'a' && a[k] <= 'z'), "%s", a);
-        cr_expect_eq(lash_check_id(a, strlen(a), &e), LASH_OK);
+        cr_expect_eq(lash_id_check(a, strlen(a), &e), LASH_OK);
         if (i + 1 < sizeof times / sizeof times[0]) {
             /* Another generator, a later millisecond: sorts after, whatever its prefix. */
             lash_id_new(&g2, times[i + 1], b);

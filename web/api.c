@@ -7,6 +7,7 @@
 
 #include "proto/json.h"
 #include "proto/scripts.h"
+#include "proto/version.h"
 #include "proto/state.h"
 #include "web/app.h"
 
@@ -185,7 +186,7 @@ static cJSON *stats_json(const char *q, const lash_stats *s)
 static void api_config(web_app *a, web_reply *out)
 {
     cJSON *j = cJSON_CreateObject();
-    cJSON_AddStringToObject(j, "version", LASH_VERSION);
+    cJSON_AddStringToObject(j, "version", lash_version());
     cJSON_AddStringToObject(j, "lua_library", lash_function_version());
     cJSON_AddBoolToObject(j, "actions", a->c.policy.token && a->c.policy.token[0]);
     reply_json(out, 200, j);

@@ -91,7 +91,7 @@ struct lash_turn {
     char *last_msg;
     fault faults[CMD_RECOVER + 1];
 
-    lash_turn_counters k;
+    lash_counters k;
 };
 
 /* ---- small utilities -------------------------------------------------------- */
@@ -339,7 +339,7 @@ bool lash_turn_connected_now(const lash_turn *t)
     return t->connected;
 }
 
-const lash_turn_counters *lash_turn_stats(const lash_turn *t)
+const lash_counters *lash_turn_counters(const lash_turn *t)
 {
     return &t->k;
 }

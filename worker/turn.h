@@ -167,11 +167,13 @@ bool lash_turn_next(lash_turn *t, lash_action *a);
 const lash_slot *lash_turn_slot(const lash_turn *t, int slot);
 int lash_turn_running(const lash_turn *t);
 bool lash_turn_connected_now(const lash_turn *t);
-/* Counters for logs and tests. */
+/* What a worker has done since it started, counted: for its logs, its metrics
+ * (lash-worker --metrics-listen) and tests. lash_turn_counters and
+ * lash_worker_counters read them. */
 typedef struct {
     uint64_t claims_sent, rows_claimed, completes_sent, rows_recorded, rows_stale, renews_sent,
         leases_lost, releases_sent, reconnects, pokes, ticks, rows_recovered;
-} lash_turn_counters;
-const lash_turn_counters *lash_turn_stats(const lash_turn *t);
+} lash_counters;
+const lash_counters *lash_turn_counters(const lash_turn *t);
 
 #endif

@@ -194,7 +194,7 @@ static handler *find_handler(lash_worker *w, const char *kind)
 
 static lash_status add_handler(lash_worker *w, const char *kind, handler h, lash_err *e)
 {
-    lash_status st = lash_check_kind(kind, strlen(kind), e);
+    lash_status st = lash_kind_check(kind, strlen(kind), e);
     if (st) return st;
     if (find_handler(w, kind))
         return lash_fail(e, LASH_EINVAL, "kind %s has a handler already", kind);
@@ -215,7 +215,7 @@ lash_status lash_worker_handle(lash_worker *w, const char *kind, lash_handler_fn
 
 lash_status lash_worker_exec(lash_worker *w, const char *kind, const char *program, lash_err *e)
 {
-    lash_status st = lash_exec_check_program(program, e);
+    lash_status st = lash_exec_program_check(program, e);
     if (st) return st;
     char *p = strdup(program);
     if (!p) return lash_fail(e, LASH_ENOMEM, "out of memory");
@@ -414,7 +414,7 @@ static void on_message(lash_aconn *c, const char *chan, const char *msg, size_t 
         lash_turn_poke(w->turn, q, now_ms()); /* any message wakes: its text is not read */
     } else if ((q = queue_of(w, chan, w->cancel_chan)) >= 0) {
         lash_err e;
-        if (lash_check_id(msg, len, &e) || strlen(msg) != len) {
+        if (lash_id_check(msg, len, &e) || strlen(msg) != len) {
             char tail[80];
             lash_text_tail(msg, len > 64 ? 64 : len, tail, sizeof tail);
             lash_log(&w->c.log, LASH_LOG_WARN, w->queues[q], NULL, -1, -1,
@@ -722,14 +722,14 @@ lash_status lash_worker_config_check(const lash_worker_config *c, lash_err *e)
                          c->queues ? "given" : "NULL");
     for (int q = 0; q < n; q++) {
         if (!qs[q]) return lash_fail(e, LASH_EINVAL, "queue #%d is NULL", q);
-        if ((st = lash_check_queue(qs[q], e))) return st;
+        if ((st = lash_queue_check(qs[q], e))) return st;
         for (int k = 0; k < q; k++)
             if (strcmp(qs[k], qs[q]) == 0)
                 return lash_fail(e, LASH_EINVAL, "queue %s given twice", qs[q]);
     }
     if (c->worker_id) {
         /* The id becomes "<id>#<boot nonce>" in lease tokens. */
-        if ((st = lash_check_worker_id(c->worker_id, e))) return st;
+        if ((st = lash_worker_id_check(c->worker_id, e))) return st;
         if (strlen(c->worker_id) > LASH_WORKER_ID_MAX - OWNER_NONCE_LEN)
             return lash_fail(e, LASH_EINVAL, "worker id is over %d bytes",
                              LASH_WORKER_ID_MAX - OWNER_NONCE_LEN);
@@ -856,9 +856,9 @@ void lash_worker_reopen_log(lash_worker *w)
     lash_log_reopen(&w->c.log);
 }
 
-const lash_turn_counters *lash_worker_counters(const lash_worker *w)
+const lash_counters *lash_worker_counters(const lash_worker *w)
 {
-    return lash_turn_stats(w->turn);
+    return lash_turn_counters(w->turn);
 }
 
 int lash_worker_running(const lash_worker *w)
