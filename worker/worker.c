@@ -85,6 +85,7 @@ struct lash_worker {
     int nhandlers;
     lash_job **jobs;    /* per slot */
     bool *start_failed; /* per slot: no memory for its job, to be told */
+    int nstart_failed;  /* how many are */
     lash_job *finished;
     call *deferred, *deferred_tail; /* failed commands, oldest first, to be told */
     bool down_deferred;             /* the connection is down, to be told */
@@ -229,6 +230,7 @@ static void start_job(lash_worker *w, int slot)
     lash_job *j = calloc(1, sizeof *j);
     if (!j) { /* told with the finished jobs, at the start of the next round */
         w->start_failed[slot] = true;
+        w->nstart_failed++;
         return;
     }
     j->w = w;
@@ -281,9 +283,10 @@ static void kill_job(lash_worker *w, int slot, int sig)
  * independent), and the starts that found no memory for a job. */
 static void report_finished(lash_worker *w, int64_t now)
 {
-    for (int i = 0; i < w->c.turn.concurrency; i++) {
+    for (int i = 0; w->nstart_failed && i < w->c.turn.concurrency; i++) {
         if (!w->start_failed[i]) continue;
         w->start_failed[i] = false;
+        w->nstart_failed--;
         lash_turn_exited(w->turn, i, LASH_OUT_FAIL, "worker out of memory", 20, now);
     }
     while (w->finished) {
@@ -649,10 +652,7 @@ static void act(lash_worker *w, const lash_action *a, int64_t now)
 /* Whether something waits to be told to the machine. */
 static bool to_tell(const lash_worker *w)
 {
-    if (w->finished || w->deferred || w->down_deferred) return true;
-    for (int i = 0; i < w->c.turn.concurrency; i++)
-        if (w->start_failed[i]) return true;
-    return false;
+    return w->finished || w->deferred || w->down_deferred || w->nstart_failed;
 }
 
 /* Once per loop iteration: what happened in, one flush, every action out. A
