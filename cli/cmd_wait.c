@@ -136,18 +136,23 @@ static lash_status wait_loop(waiter *wt, lash_conn *sub, int64_t deadline, cli_p
                              lash_err *e)
 {
     int64_t last_heard = cli_mono_ms();
-    char note[48], id[LASH_ID_MAX + 2];
+    char note[48];
     while (wt->left > 0) {
         int64_t now = cli_mono_ms();
         if (deadline >= 0 && now >= deadline) return LASH_OK;
         int64_t slice = last_heard + RECHECK_IDLE_MS - now;
         if (deadline >= 0 && deadline - now < slice) slice = deadline - now;
         if (slice < 0) slice = 0;
-        lash_status st = lash_finished_next(sub, (int)slice, id, sizeof id, e);
+        char *ids = NULL;
+        lash_status st = lash_finished_next(sub, (int)slice, &ids, e);
         if (st) return st;
-        if (id[0]) {
-            /* An id as published: on_finished only compares it with ours. */
-            if ((st = on_finished(wt, id, e))) return st;
+        if (ids) {
+            /* Ids as published: on_finished only compares each with ours. */
+            char *save = NULL;
+            for (char *id = strtok_r(ids, " ", &save); id && !st; id = strtok_r(NULL, " ", &save))
+                st = on_finished(wt, id, e);
+            free(ids);
+            if (st) return st;
             last_heard = cli_mono_ms();
             snprintf(note, sizeof note, " (%zu not completed)", wt->failed);
             cli_progress_update(bar, (int64_t)(wt->n - wt->left), wt->failed ? note : NULL);

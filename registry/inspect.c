@@ -347,13 +347,13 @@ static int64_t mono_ms(void)
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-lash_status lash_finished_next(lash_conn *c, int timeout_ms, char *id, size_t cap, lash_err *e)
+lash_status lash_finished_next(lash_conn *c, int timeout_ms, char **ids, lash_err *e)
 {
     /* Messages arrive on the context SUBSCRIBE went out on: with routing by
      * queue (conn.c), that is the queue's node, the one c->ctx names here. */
     redisContext *ctx = c->ctx;
     int64_t deadline = mono_ms() + (timeout_ms > 0 ? timeout_ms : 0);
-    id[0] = 0;
+    *ids = NULL;
     for (;;) {
         void *rv = NULL;
         if (redisReaderGetReply(ctx->reader, &rv) != REDIS_OK)
@@ -363,7 +363,10 @@ lash_status lash_finished_next(lash_conn *c, int timeout_ms, char *id, size_t ca
             bool msg = r->type == REDIS_REPLY_ARRAY && r->elements == 3 && is_str(r->element[0]) &&
                        strcmp(r->element[0]->str, "message") == 0 && is_str(r->element[1]) &&
                        strstr(r->element[1]->str, "}:finished") && is_str(r->element[2]);
-            if (msg) snprintf(id, cap, "%s", r->element[2]->str);
+            if (msg && !(*ids = strdup(r->element[2]->str))) {
+                freeReplyObject(r);
+                return lash_fail(e, LASH_ENOMEM, "out of memory");
+            }
             freeReplyObject(r);
             if (msg) return LASH_OK;
             continue;

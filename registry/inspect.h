@@ -103,15 +103,16 @@ lash_status lash_done_count(lash_conn *c, const char *queue, int64_t *n, lash_er
 
 /* ---- waiting for processes to finish ---------------------------------------- */
 
-/* Turns c into a subscriber of lash:{q}:finished (each message is the id of a
- * process that just became terminal). After this c serves nothing else: give
- * it a connection of its own. */
+/* Turns c into a subscriber of lash:{q}:finished (each message lists the ids,
+ * space-separated, of the processes one script call made terminal). After
+ * this c serves nothing else: give it a connection of its own. */
 lash_status lash_finished_subscribe(lash_conn *c, const char *queue, lash_err *e);
 /* Waits up to timeout_ms (0: just look) for the next message. LASH_OK with
- * id[0] != 0: a process finished (the id is as published: validate it before
- * use); id[0] == 0: nothing within the time. LASH_EIO when the subscription
- * broke. Messages that are not the finished channel's are skipped. */
-lash_status lash_finished_next(lash_conn *c, int timeout_ms, char *id, size_t cap, lash_err *e);
+ * *ids set (malloc'd, the caller frees it): the message as published (split it
+ * at spaces, and validate each id before use); *ids NULL: nothing within the
+ * time. LASH_EIO when the subscription broke. Messages that are not the
+ * finished channel's are skipped. */
+lash_status lash_finished_next(lash_conn *c, int timeout_ms, char **ids, lash_err *e);
 
 /* ---- queue discovery -------------------------------------------------------- */
 

@@ -182,3 +182,10 @@ long long lash_fx_lease_keys(lash_conn *c, const char *queue)
     snprintf(pat, sizeof pat, "lash:{%s}:lease:*", queue);
     return lash_fx_count_keys(c, pat);
 }
+
+void lash_fx_events_all(lash_conn *c, const char *queue)
+{
+    redisReply *r = redisCommand(lash_conn_redis(c), "HSET lash:{%s}:stats events all", queue);
+    cr_assert(r && r->type == REDIS_REPLY_INTEGER, "HSET events all failed");
+    freeReplyObject(r);
+}

@@ -198,6 +198,14 @@ static void teardown(void)
 
 TestSuite(cli, .init = setup, .fini = teardown, .timeout = 120);
 
+/* Routine transitions go to the events stream only at level 'all'. */
+static void events_all(void)
+{
+    lash_conn *c = lash_fx_connect(&rd);
+    lash_fx_events_all(c, "default");
+    lash_close(c);
+}
+
 /* ---- submit / get ------------------------------------------------------------ */
 
 Test(cli, submit_get_round_trip)
@@ -371,6 +379,7 @@ Test(cli, submit_bulk_skips_bad_lines)
 
 Test(cli, json_output_parses)
 {
+    events_all();
     run_result r =
         LASHCTL(&rd, NULL, "--json", "submit", "echo", "--payload", "{\"x\":1}", "--id", "j-1");
     cr_assert_eq(r.code, 0, "stderr: %s", r.err);
@@ -797,6 +806,7 @@ Test(cli, fcall_submission_is_seen)
 
 Test(cli, list_stats_workers_events_top_trim)
 {
+    events_all();
     for (int i = 0; i < 5; i++) {
         char id[16];
         snprintf(id, sizeof id, "l-%d", i);
@@ -882,6 +892,7 @@ Test(cli, list_stats_workers_events_top_trim)
 
 Test(cli, events_follow_sees_new_entries)
 {
+    events_all();
     char out_path[256], err_path[256];
     snprintf(out_path, sizeof out_path, "%s/follow.out", rd.dir);
     snprintf(err_path, sizeof err_path, "%s/follow.err", rd.dir);

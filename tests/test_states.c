@@ -26,6 +26,7 @@ TestSuite(states, .init = rfx_setup, .fini = rfx_teardown, .timeout = 120);
 /* Brings row ID of queue q to state s through the scripts. */
 static void reach(const char *q, lash_state s)
 {
+    lash_fx_events_all(C, q); /* every transition logged: how an edge is told from none */
     lash_submission sub = job(ID, "k", "{}");
     sub.max_attempts = 2;
     if (s == LASH_ABANDONED) sub.on_lost = LASH_ON_LOST_ABANDON;

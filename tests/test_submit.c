@@ -21,6 +21,7 @@ TestSuite(submit, .init = rfx_setup, .fini = rfx_teardown, .timeout = 60);
 
 Test(submit, submit_single_then_get)
 {
+    lash_fx_events_all(C, "q");
     lash_submission s = job("p-1", "email.send", "{\"to\":\"a@b\"}");
     s.max_attempts = 5;
     s.timeout_ms = 30000;

@@ -109,6 +109,7 @@ Test(worker, poke_and_poll)
 Test(worker, crash_recovery)
 {
     up(NULL);
+    lash_fx_events_all(C, "q");
     char work[256];
     work_script(work, sizeof work);
     char handler[300];
@@ -219,6 +220,7 @@ Test(worker, lease_runs_out_while_redis_away)
 {
     static const char *const aof[] = {"--appendonly", "yes", "--appendfsync", "always", NULL};
     up(aof);
+    lash_fx_events_all(C, "q");
     char work[256], handler[300];
     work_script(work, sizeof work);
     snprintf(handler, sizeof handler, "work=%s", work);
@@ -318,6 +320,7 @@ Test(worker, cancel_and_timeout)
 Test(worker, lease_loss)
 {
     up(NULL);
+    lash_fx_events_all(C, "q");
     char work[256], handler[300];
     work_script(work, sizeof work);
     snprintf(handler, sizeof handler, "work=%s", work);

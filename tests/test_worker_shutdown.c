@@ -34,6 +34,7 @@ static void submit_abandon_once(const char *q, const char *id, const char *kind)
 Test(shutdown, a_handler_that_finishes_on_term_records_its_result_and_runs_once)
 {
     up(NULL);
+    lash_fx_events_all(C, "q");
     char prog[512], handler[600], log[256], body[512];
     path_in(log, sizeof log, "runs.log");
     snprintf(body, sizeof body,
@@ -65,6 +66,7 @@ Test(shutdown, a_handler_that_finishes_on_term_records_its_result_and_runs_once)
 Test(shutdown, a_stopped_row_that_must_not_run_twice_is_abandoned)
 {
     up(NULL);
+    lash_fx_events_all(C, "q");
     char prog[512], handler[600];
     script(prog, sizeof prog, "slow.sh", "exec sleep 30\n");
     snprintf(handler, sizeof handler, "slow=%s", prog);
@@ -128,6 +130,7 @@ Test(shutdown, sigterm_drains)
 Test(shutdown, sigterm_releases)
 {
     up(NULL);
+    lash_fx_events_all(C, "q");
     char work[256], handler[300];
     work_script(work, sizeof work);
     snprintf(handler, sizeof handler, "work=%s", work);

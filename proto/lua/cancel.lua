@@ -21,7 +21,7 @@ local function lash_cancel(KEYS, ARGV)
         return 'cancelled'
     end
     if state == 'running' then
-        lash_guard(base, 'events')
+        lash_guard(base, 'stats', 'events')
         redis.call('HSET', rk, 'cancel', '1')
         redis.call('PUBLISH', base .. ':cancel', id)
         lash_event(base, 'cancel-requested', id)

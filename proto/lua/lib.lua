@@ -27,6 +27,9 @@ local LASH_WORKER_STALE_MS = 60000
 local lash_strs, lash_nstrs, lash_trimmed = {}, 0, false
 -- ... and the writes to the index sets (due, done) it deferred: see lash_index.
 local lash_ix, lash_ixkeys = {}, {}
+-- ... the queue's event level, once read (see lash_event), and the ids that
+-- became terminal, announced once at the end (lash_flush_counts).
+local lash_level, lash_ended = nil, {}
 
 -- n (an integer) as decimal text, once per call. Never tostring(): Lua 5.1
 -- formats numbers with "%.14g", so 10^14 would become "1e+14" and a lease token
@@ -46,7 +49,8 @@ end
 local function lash_now()
     if lash_nstrs > 0 then lash_strs, lash_nstrs = {}, 0 end
     if #lash_ixkeys > 0 then lash_ix, lash_ixkeys = {}, {} end -- left by a call that failed
-    lash_trimmed = false
+    if #lash_ended > 0 then lash_ended = {} end
+    lash_trimmed, lash_level = false, nil
     local t = redis.call('TIME')
     return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 end
@@ -170,7 +174,20 @@ local function lash_int(v, lo, hi)
     return n
 end
 
+-- The events stream logs transitions at the queue's level, field `events` of
+-- lash:{q}:stats: 'failures' (the default) logs what needs an operator's eye
+-- (failed, retried, cancelled, abandoned, lease-lost, dropped, repaired,
+-- reopened, cancel-requested); 'all' adds the routine ones below, an XADD per
+-- row at every step (about a quarter of the Redis CPU of a process's life,
+-- docs/benchmarks.md); 'off' logs nothing.
+local LASH_ROUTINE = { submitted = true, claimed = true, completed = true, released = true }
+
 local function lash_event(base, ev, id, a, b, c, d)
+    if not lash_level then
+        local v = redis.call('HGET', base .. ':stats', 'events')
+        lash_level = (v == 'all' or v == 'off') and v or 'failures'
+    end
+    if lash_level == 'off' or (lash_level == 'failures' and LASH_ROUTINE[ev]) then return end
     local key = base .. ':events'
     -- Capped with '~' so Redis trims whole macro nodes, once per script call
     -- rather than in every XADD: a batch may run past the cap by its own events.
@@ -237,6 +254,11 @@ end
 -- (last_fence).
 local function lash_flush_counts(base, c, sets)
     lash_flush_index()
+    -- One message for the call's terminal rows: their ids, space-separated.
+    if #lash_ended > 0 then
+        redis.call('PUBLISH', base .. ':finished', table.concat(lash_ended, ' '))
+        lash_ended = {}
+    end
     local names, args = {}, {}
     for k, v in pairs(c) do
         if v ~= 0 then names[#names + 1] = k end
@@ -278,7 +300,7 @@ local function lash_finish(base, id, state, now, counts, from, field, text, xf, 
     lash_index('ZREM', base .. ':due', id)
     lash_index('ZADD', base .. ':done', t, id)
     redis.call('DEL', base .. ':lease:' .. id)
-    redis.call('PUBLISH', base .. ':finished', id)
+    lash_ended[#lash_ended + 1] = id
     if field == 'error' then
         lash_event(base, state, id, 'error', string.sub(text, 1, 200))
     else
