@@ -24,10 +24,13 @@
 #include "registry/inspect.h"
 #include "registry/registry.h"
 
-#define CLI_OK 0
-#define CLI_REFUSED 1
-#define CLI_USAGE 2
-#define CLI_UNREACHABLE 3
+/* lashctl's exit codes (README, "Exit codes"): every command returns one. */
+enum {
+    CLI_OK = 0,          /* done */
+    CLI_REFUSED = 1,     /* Redis answered no: not found, refused, conflict, ... */
+    CLI_USAGE = 2,       /* bad flags or arguments */
+    CLI_UNREACHABLE = 3, /* Redis could not be reached, or broke off */
+};
 
 /* The global flags, shared by every command. */
 typedef struct {
@@ -70,7 +73,7 @@ int cli_parse(cli_ctx *ctx, int argc, char **argv, cli_opt *opts, const char **p
 int cli_global_flag(cli_ctx *ctx, int argc, char **argv, int *i);
 /* Checks the global flags (URL syntax, queue name) and warns about a password
  * given on the command line. Returns CLI_OK or CLI_USAGE. */
-int cli_check_globals(const cli_ctx *ctx);
+int cli_globals_check(const cli_ctx *ctx);
 
 /* A command's start: parses its words with cli_parse, prints its help on
  * --help, checks the global flags and that it got min_pos..max_pos words.

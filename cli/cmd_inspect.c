@@ -55,7 +55,7 @@ int cli_cmd_get(cli_ctx *ctx, int argc, char **argv)
     int npos, rc;
     if (!cli_begin(ctx, "get", argc, argv, o, pos, 1, 1, &npos, &rc)) return rc;
     lash_err e = {0};
-    if (lash_check_id(pos[0], strlen(pos[0]), &e)) return cli_usage("get", "ID %s", e.msg);
+    if (lash_id_check(pos[0], strlen(pos[0]), &e)) return cli_usage("get", "ID %s", e.msg);
     lash_conn *c = NULL;
     if ((rc = cli_connect(ctx, &c))) return rc;
     lash_record r;

@@ -142,7 +142,7 @@ int cli_cmd_submit(cli_ctx *ctx, int argc, char **argv)
     int npos, rc;
     if (!cli_begin(ctx, "submit", argc, argv, o, pos, 1, 2, &npos, &rc)) return rc;
     lash_err e = {0};
-    if (lash_check_kind(pos[0], strlen(pos[0]), &e)) return cli_usage("submit", "KIND %s", e.msg);
+    if (lash_kind_check(pos[0], strlen(pos[0]), &e)) return cli_usage("submit", "KIND %s", e.msg);
     lash_submission s;
     char *buf = NULL;
     if ((rc = submission_from_flags(pos[0], o, pos, npos, &s, &buf))) {
@@ -342,7 +342,7 @@ int cli_cmd_submit_bulk(cli_ctx *ctx, int argc, char **argv)
     int npos, rc;
     if (!cli_begin(ctx, "submit-bulk", argc, argv, o, pos, 1, 1, &npos, &rc)) return rc;
     lash_err e = {0};
-    if (lash_check_kind(pos[0], strlen(pos[0]), &e))
+    if (lash_kind_check(pos[0], strlen(pos[0]), &e))
         return cli_usage("submit-bulk", "KIND %s", e.msg);
     lash_conn *c = NULL;
     if ((rc = cli_connect(ctx, &c))) return rc;

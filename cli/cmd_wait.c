@@ -187,7 +187,7 @@ int cli_cmd_wait(cli_ctx *ctx, int argc, char **argv)
     lash_err e = {0};
     if (v) rc = cli_parse_int("--timeout", v, 1, LASH_TIMEOUT_MAX, &timeout);
     for (int i = 0; !rc && i < npos; i++)
-        if (lash_check_id(pos[i], strlen(pos[i]), &e)) rc = cli_usage("wait", "ID %s", e.msg);
+        if (lash_id_check(pos[i], strlen(pos[i]), &e)) rc = cli_usage("wait", "ID %s", e.msg);
     waiter wt = {.ctx = ctx, .n = (size_t)npos, .left = (size_t)npos};
     lash_conn *sub = NULL;
     if (!rc) {

@@ -7,6 +7,7 @@
 
 #include "cli/cli.h"
 #include "proto/scripts.h"
+#include "proto/version.h"
 
 int cli_error(int code, const char *fmt, ...)
 {
@@ -241,7 +242,7 @@ int main(int argc, char **argv)
             return CLI_OK;
         }
         if (strcmp(argv[i], "--version") == 0) {
-            printf("lashctl %s (lua library %s)\n", LASH_VERSION, lash_function_version());
+            printf("lashctl %s (lua library %s)\n", lash_version(), lash_function_version());
             return CLI_OK;
         }
         int g = cli_global_flag(&ctx, argc, argv, &i);

@@ -28,7 +28,7 @@ void lash_argv_add(lash_argv *a, const char *s, size_t len)
         (a->argc + 1 > a->argcap &&
          (grow((void **)&a->off, &argcap, (size_t)a->argc + 1, sizeof(size_t)) ||
           (a->len = realloc(a->len, argcap * sizeof(size_t))) == NULL))) {
-        a->oom = 1;
+        a->oom = true;
         return;
     }
     a->argcap = (int)argcap;
@@ -70,7 +70,7 @@ void lash_argv_script(lash_argv *a, lash_op op, const char *queue)
     lash_argv_adds(a, lash_key(base, queue, LASH_KEY_BASE));
 }
 
-const char **lash_argv_finish(lash_argv *a, int eval)
+const char **lash_argv_finish(lash_argv *a, bool eval)
 {
     if (a->oom) return NULL;
     free(a->ptrs);

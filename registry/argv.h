@@ -9,6 +9,7 @@
 #ifndef LASH_REGISTRY_ARGV_H
 #define LASH_REGISTRY_ARGV_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -23,7 +24,7 @@ typedef struct {
     size_t *len;
     int argc, argcap;
     const char **ptrs; /* built by lash_argv_finish */
-    int oom;
+    bool oom;
 } lash_argv;
 
 /* Starts a script call for queue (leaves the EVALSHA/sha slots filled). */
@@ -33,8 +34,8 @@ void lash_argv_adds(lash_argv *a, const char *s);
 void lash_argv_addi(lash_argv *a, int64_t v);
 /* Token "<owner>:<fence>". */
 void lash_argv_token(lash_argv *a, const char *owner, int64_t fence);
-/* Builds ptrs; eval=1 puts EVAL <text> in the first slots instead of EVALSHA. NULL on OOM. */
-const char **lash_argv_finish(lash_argv *a, int eval);
+/* Builds ptrs; eval puts EVAL <text> in the first slots instead of EVALSHA. NULL on OOM. */
+const char **lash_argv_finish(lash_argv *a, bool eval);
 void lash_argv_free(lash_argv *a);
 
 /* Encoders for each operation (shared by sync and async). */

@@ -16,9 +16,9 @@ struct lash_aconn {
     redisAsyncContext *ac; /* NULL once hiredis has let go of it */
     lash_aconn_cbs cbs;
     void *ud;
-    int up;
+    bool up;
     int setup_left; /* setup replies still awaited before on_up */
-    int failed;     /* setup failed: on_down already told */
+    bool failed;    /* setup failed: on_down already told */
     char where[400];
 };
 
@@ -26,7 +26,7 @@ struct lash_aconn {
 typedef struct {
     lash_argv argv;
     size_t n; /* rows, for status replies */
-    int retried;
+    bool retried;
     lash_aclaim_cb *claim_cb;
     lash_astatus_cb *status_cb;
     lash_arecover_cb *recover_cb;
@@ -37,9 +37,9 @@ typedef struct {
 static void down(lash_aconn *c, lash_status code, const char *why)
 {
     lash_err e;
-    c->up = 0;
+    c->up = false;
     if (c->failed) return;
-    c->failed = 1;
+    c->failed = true;
     lash_fail(&e, code, "Redis at %s: %s", c->where, why);
     if (c->cbs.on_down) c->cbs.on_down(c, &e, c->ud);
 }
@@ -76,7 +76,7 @@ static void on_setup(redisAsyncContext *ac, void *r_, void *priv)
         return;
     }
     if (--c->setup_left == 0) {
-        c->up = 1;
+        c->up = true;
         if (c->cbs.on_up) c->cbs.on_up(c, c->ud);
     }
 }
@@ -151,11 +151,6 @@ void lash_aconn_close(lash_aconn *c)
     free(c);
 }
 
-int lash_aconn_is_up(const lash_aconn *c)
-{
-    return c && c->up && c->ac;
-}
-
 static void on_message(redisAsyncContext *ac, void *r_, void *priv)
 {
     (void)priv;
@@ -213,8 +208,8 @@ static void on_reply(redisAsyncContext *ac, void *r_, void *priv)
     redisReply *r = r_;
     if (lash_reply_noscript(r) && !p->retried && ac->data) {
         /* Script cache flushed (restart, fail-over, SCRIPT FLUSH): send the text. */
-        const char **argv = lash_argv_finish(&p->argv, 1);
-        p->retried = 1;
+        const char **argv = lash_argv_finish(&p->argv, true);
+        p->retried = true;
         if (argv &&
             redisAsyncCommandArgv(ac, on_reply, p, p->argv.argc, argv, p->argv.len) == REDIS_OK)
             return;
@@ -222,9 +217,10 @@ static void on_reply(redisAsyncContext *ac, void *r_, void *priv)
     finish(p, r);
 }
 
-static lash_status send(lash_aconn *c, pending *p)
+/* Sends p's script call, or frees p and says why not. */
+static lash_status send_pending(lash_aconn *c, pending *p)
 {
-    const char **argv = lash_argv_finish(&p->argv, 0);
+    const char **argv = lash_argv_finish(&p->argv, false);
     lash_err e;
     lash_status st = LASH_OK;
     if (!argv)
@@ -257,7 +253,7 @@ lash_status lash_aclaim(lash_aconn *c, const char *queue, const char *owner, int
     pending *p = new_pending(0, cb, NULL, ud);
     if (!p) return LASH_ENOMEM;
     lash_argv_claim(&p->argv, queue, owner, n, ttl_ms, keep, seq);
-    return send(c, p);
+    return send_pending(c, p);
 }
 
 lash_status lash_arecover(lash_aconn *c, const char *queue, const char *owner, uint32_t seq,
@@ -268,7 +264,7 @@ lash_status lash_arecover(lash_aconn *c, const char *queue, const char *owner, u
     p->recover_cb = cb;
     p->owner = owner;
     lash_argv_recover(&p->argv, queue, owner, seq);
-    return send(c, p);
+    return send_pending(c, p);
 }
 
 lash_status lash_arenew(lash_aconn *c, const char *queue, int64_t ttl_ms, const lash_lease *l,
@@ -277,7 +273,7 @@ lash_status lash_arenew(lash_aconn *c, const char *queue, int64_t ttl_ms, const 
     pending *p = new_pending(n, NULL, cb, ud);
     if (!p) return LASH_ENOMEM;
     lash_argv_renew(&p->argv, queue, ttl_ms, l, n);
-    return send(c, p);
+    return send_pending(c, p);
 }
 
 lash_status lash_acomplete(lash_aconn *c, const char *queue, const lash_completion *r, size_t n,
@@ -286,7 +282,7 @@ lash_status lash_acomplete(lash_aconn *c, const char *queue, const lash_completi
     pending *p = new_pending(n, NULL, cb, ud);
     if (!p) return LASH_ENOMEM;
     lash_argv_complete(&p->argv, queue, r, n);
-    return send(c, p);
+    return send_pending(c, p);
 }
 
 lash_status lash_arelease(lash_aconn *c, const char *queue, const lash_lease *l, const bool *ran,
@@ -295,5 +291,5 @@ lash_status lash_arelease(lash_aconn *c, const char *queue, const lash_lease *l,
     pending *p = new_pending(n, NULL, cb, ud);
     if (!p) return LASH_ENOMEM;
     lash_argv_release(&p->argv, queue, l, ran, n);
-    return send(c, p);
+    return send_pending(c, p);
 }

@@ -34,7 +34,6 @@ lash_status lash_aconn_open(struct ev_loop *loop, const lash_url *u, const lash_
 /* Closes and frees; safe inside any callback of this connection. Callbacks of
  * commands still waiting run with LASH_EIO; on_down does not run. */
 void lash_aconn_close(lash_aconn *c);
-int lash_aconn_is_up(const lash_aconn *c);
 
 /* SUBSCRIBE to the channels (on a connection used for nothing else). */
 lash_status lash_asubscribe(lash_aconn *c, const char *const *channels, size_t n, lash_err *e);

@@ -79,7 +79,7 @@ lash_status lash_connect_url(const lash_url *u, int timeout_ms, lash_conn **out,
     if (!st) st = simple(c, 1, (const char *[]){"PING"}, "PING", e);
     if (st) {
         lash_close(c);
-        return st == LASH_EREDIS ? LASH_EREDIS : st;
+        return st;
     }
     *out = c;
     return LASH_OK;
@@ -117,7 +117,7 @@ redisReply *lash_conn_command(lash_conn *c, const char *queue, const char *what,
 
 redisReply *lash_conn_script(lash_conn *c, lash_argv *a, lash_err *e)
 {
-    const char **p = lash_argv_finish(a, 0);
+    const char **p = lash_argv_finish(a, false);
     if (!p) {
         lash_fail(e, LASH_ENOMEM, "out of memory");
         return NULL;
@@ -125,7 +125,7 @@ redisReply *lash_conn_script(lash_conn *c, lash_argv *a, lash_err *e)
     redisReply *r = redisCommandArgv(c->ctx, a->argc, p, a->len);
     if (lash_reply_noscript(r)) {
         freeReplyObject(r);
-        p = lash_argv_finish(a, 1);
+        p = lash_argv_finish(a, true);
         r = p ? redisCommandArgv(c->ctx, a->argc, p, a->len) : NULL;
     }
     if (!r) lash_fail(e, LASH_EIO, "%s: %s", lash_op_name(a->op), c->ctx->errstr);

@@ -58,7 +58,7 @@ lash_status lash_read_workers(lash_conn *c, const char *queue, size_t max, lash_
     lash_status st;
     *out = NULL;
     *n = 0;
-    if ((st = lash_check_queue(queue, e))) return st;
+    if ((st = lash_queue_check(queue, e))) return st;
     if (now_ms && (st = lash_server_ms(c, queue, now_ms, e))) return st;
     snprintf(stop, sizeof stop, "%lld", max ? (long long)max - 1 : -1LL);
     const char *argv[] = {"ZREVRANGE", lash_key(key, queue, LASH_KEY_WORKERS), "0", stop,
@@ -73,7 +73,7 @@ lash_status lash_read_workers(lash_conn *c, const char *queue, size_t max, lash_
         int64_t ms;
         /* A score Redis formats as a float (1.7e12) or an id that is no worker
          * id is not something a worker wrote: left out. */
-        if (!is_str(id) || !is_str(sc) || lash_check_worker_id(id->str, NULL) ||
+        if (!is_str(id) || !is_str(sc) || lash_worker_id_check(id->str, NULL) ||
             strlen(id->str) != id->len || !lash_parse_i64(sc->str, sc->len, 0, INT64_MAX, &ms))
             continue;
         lash_worker_seen *w = &(*out)[*n];
@@ -188,7 +188,7 @@ lash_status lash_events_newest(lash_conn *c, const char *queue, int count, lash_
     char key[LASH_KEY_MAX], n[16];
     lash_status st;
     memset(out, 0, sizeof *out);
-    if ((st = lash_check_queue(queue, e))) return st;
+    if ((st = lash_queue_check(queue, e))) return st;
     if (count < 1 || count > 100000)
         return lash_fail(e, LASH_EINVAL, "events: count must be 1..100000");
     snprintf(n, sizeof n, "%d", count);
@@ -216,7 +216,7 @@ lash_status lash_events_after(lash_conn *c, const char *queue, const char *after
     char key[LASH_KEY_MAX], n[16], b[16];
     lash_status st;
     memset(out, 0, sizeof *out);
-    if ((st = lash_check_queue(queue, e))) return st;
+    if ((st = lash_queue_check(queue, e))) return st;
     if (!stream_id_ok(after))
         return lash_fail(e, LASH_EINVAL, "events: '%.60s' is not a stream id <ms>-<seq>", after);
     if (count < 1 || count > 100000 || block_ms < 0)
@@ -247,7 +247,7 @@ lash_status lash_events_of(lash_conn *c, const char *queue, const char *id, int 
     char key[LASH_KEY_MAX], end[64] = "+";
     lash_status st;
     memset(out, 0, sizeof *out);
-    if ((st = lash_check_queue(queue, e)) || (st = lash_check_id(id, strlen(id), e))) return st;
+    if ((st = lash_queue_check(queue, e)) || (st = lash_id_check(id, strlen(id), e))) return st;
     if (max < 1) return lash_fail(e, LASH_EINVAL, "events: max must be positive");
     lash_key(key, queue, LASH_KEY_EVENTS);
     /* Newest first, a page at a time; the next page ends just before the
@@ -285,7 +285,7 @@ lash_status lash_oldest_due(lash_conn *c, const char *queue, int64_t now_ms, cha
     char key[LASH_KEY_MAX];
     lash_status st;
     id[0] = 0;
-    if ((st = lash_check_queue(queue, e))) return st;
+    if ((st = lash_queue_check(queue, e))) return st;
     const char *argv[] = {"ZRANGE", lash_key(key, queue, LASH_KEY_DUE), "0", "0", "WITHSCORES"};
     redisReply *r = command(c, queue, "oldest due", 5, argv, e, &st);
     int64_t sc;
@@ -301,13 +301,39 @@ lash_status lash_oldest_due(lash_conn *c, const char *queue, int64_t now_ms, cha
     return st;
 }
 
+/* ZCARD of one of the queue's sets. */
+static lash_status set_size(lash_conn *c, const char *queue, lash_key_kind k, const char *what,
+                            int64_t *n, lash_err *e)
+{
+    char key[LASH_KEY_MAX];
+    lash_status st;
+    if ((st = lash_queue_check(queue, e))) return st;
+    const char *argv[] = {"ZCARD", lash_key(key, queue, k)};
+    redisReply *r = command(c, queue, what, 2, argv, e, &st);
+    if (!st && (r->type != REDIS_REPLY_INTEGER || r->integer < 0))
+        st = lash_fail(e, LASH_EPROTO, "%s: ZCARD did not return a count", what);
+    if (!st) *n = r->integer;
+    freeReplyObject(r);
+    return st;
+}
+
+lash_status lash_due_count(lash_conn *c, const char *queue, int64_t *n, lash_err *e)
+{
+    return set_size(c, queue, LASH_KEY_DUE, "due count", n, e);
+}
+
+lash_status lash_done_count(lash_conn *c, const char *queue, int64_t *n, lash_err *e)
+{
+    return set_size(c, queue, LASH_KEY_DONE, "done count", n, e);
+}
+
 /* ---- waiting for processes to finish ---------------------------------------- */
 
 lash_status lash_finished_subscribe(lash_conn *c, const char *queue, lash_err *e)
 {
     char chan[LASH_KEY_MAX];
     lash_status st;
-    if ((st = lash_check_queue(queue, e))) return st;
+    if ((st = lash_queue_check(queue, e))) return st;
     const char *argv[] = {"SUBSCRIBE", lash_key(chan, queue, LASH_CHAN_FINISHED)};
     redisReply *r = command(c, queue, "SUBSCRIBE", 2, argv, e, &st);
     freeReplyObject(r);
@@ -394,7 +420,7 @@ lash_status lash_discover_queues(lash_conn *c, size_t max, lash_queue_list *out,
             char q[LASH_QUEUE_MAX + 1];
             memcpy(q, k->str + 6, qlen);
             q[qlen] = 0;
-            if (lash_check_queue(q, NULL)) continue;
+            if (lash_queue_check(q, NULL)) continue;
             bool dup = false; /* SCAN may return a key twice */
             for (size_t j = 0; j < out->n && !dup; j++)
                 dup = strcmp(out->names[j], q) == 0;

@@ -16,6 +16,8 @@
  *                       (XREAD BLOCK): `lashctl events --follow`
  *   lash_events_of      the newest entries that name one process
  *   lash_oldest_due     the id and score of the longest-waiting eligible row
+ *   lash_due_count      rows in lash:{q}:due (ZCARD): every non-terminal row
+ *   lash_done_count     rows in lash:{q}:done (ZCARD): retained terminal rows
  *   lash_finished_*     a subscription to lash:{q}:finished (`lashctl wait`)
  *   lash_discover_queues  every queue that has a stats hash (SCAN)
  *
@@ -92,6 +94,12 @@ lash_status lash_events_of(lash_conn *c, const char *queue, const char *id, int 
  * id[0] == 0 when none is. *score_ms gets its score (may be NULL). */
 lash_status lash_oldest_due(lash_conn *c, const char *queue, int64_t now_ms, char *id, size_t cap,
                             int64_t *score_ms, lash_err *e);
+
+/* The sizes of the due set (non-terminal rows) and of the done set (terminal
+ * rows still retained): one ZCARD each, O(1), cheap enough to poll (the
+ * benchmarks wait on them). lash_get_stats has both too, with everything else. */
+lash_status lash_due_count(lash_conn *c, const char *queue, int64_t *n, lash_err *e);
+lash_status lash_done_count(lash_conn *c, const char *queue, int64_t *n, lash_err *e);
 
 /* ---- waiting for processes to finish ---------------------------------------- */
 

@@ -20,43 +20,33 @@ lash_status lash_reply_check(const redisReply *r, const char *what, lash_err *e)
     return lash_fail(e, LASH_EREDIS, "%s: Redis said: %.180s", what, r->str);
 }
 
-int lash_reply_noscript(const redisReply *r)
+bool lash_reply_noscript(const redisReply *r)
 {
     return r && r->type == REDIS_REPLY_ERROR && strncmp(r->str, "NOSCRIPT", 8) == 0;
 }
 
-static int is_str(const redisReply *r)
+static bool is_str(const redisReply *r)
 {
     return r->type == REDIS_REPLY_STRING || r->type == REDIS_REPLY_STATUS;
 }
 
 /* Copies a string element into dst (cap bytes incl. NUL); false when too long. */
-static int copy_str(char *dst, size_t cap, const redisReply *r)
+static bool copy_str(char *dst, size_t cap, const redisReply *r)
 {
-    if (!is_str(r) || r->len >= cap) return 0;
+    if (!is_str(r) || r->len >= cap) return false;
     memcpy(dst, r->str, r->len);
     dst[r->len] = 0;
-    return 1;
+    return true;
 }
 
-static int get_int(const redisReply *r, int64_t *out)
+/* An integer reply, or a string holding one; false otherwise. */
+static bool get_int(const redisReply *r, int64_t *out)
 {
     if (r->type == REDIS_REPLY_INTEGER) {
         *out = r->integer;
-        return 1;
+        return true;
     }
     return is_str(r) && lash_parse_i64(r->str, r->len, INT64_MIN, INT64_MAX, out);
-}
-
-void lash_claim_batch_free(lash_claim_batch *b)
-{
-    for (size_t i = 0; i < b->n; i++)
-        free(b->rows[i].payload);
-    for (size_t i = 0; i < b->bad; i++)
-        free(b->notes[i]);
-    free(b->notes);
-    free(b->rows);
-    memset(b, 0, sizeof *b);
 }
 
 /* The claim's notes: an array of texts, each kept to 300 bytes (they go to logs). */
@@ -128,14 +118,6 @@ lash_status lash_reply_claim(const redisReply *r, lash_claim_batch *out, lash_er
         out->n++;
     }
     return LASH_OK;
-}
-
-void lash_recovered_free(lash_recovered *r)
-{
-    for (size_t i = 0; i < r->n; i++)
-        free((char *)r->leases[i].id);
-    free(r->leases);
-    memset(r, 0, sizeof *r);
 }
 
 lash_status lash_reply_recover(const redisReply *r, const char *owner, lash_recovered *out,

@@ -7,13 +7,14 @@
 #define LASH_REGISTRY_REPLY_H
 
 #include <hiredis/hiredis.h>
+#include <stdbool.h>
 
 #include "registry/registry.h"
 
 /* An error reply, a NULL reply (connection gone) or OK. */
 lash_status lash_reply_check(const redisReply *r, const char *what, lash_err *e);
 /* True when r is a NOSCRIPT error (EVALSHA of a script Redis does not know). */
-int lash_reply_noscript(const redisReply *r);
+bool lash_reply_noscript(const redisReply *r);
 
 lash_status lash_reply_claim(const redisReply *r, lash_claim_batch *out, lash_err *e);
 /* The leases name owner (borrowed: it must outlive out). */

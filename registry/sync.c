@@ -109,7 +109,7 @@ static lash_status read_chunk(lash_conn *c, chunk *k, lash_submitted *out, bool 
     redisReply *r = rv;
     if (lash_reply_noscript(r) && !k->eval) {
         freeReplyObject(r);
-        const char **p = lash_argv_finish(&k->argv, 1);
+        const char **p = lash_argv_finish(&k->argv, true);
         if (!p) return lash_fail(e, LASH_ENOMEM, "out of memory");
         if (redisAppendCommandArgv(c->ctx, k->argv.argc, p, k->argv.len) != REDIS_OK)
             return lash_fail(e, LASH_EIO, "submit: cannot queue command");
@@ -138,7 +138,7 @@ static void mark_unknown(const chunk *k, lash_submitted *out, const lash_err *wh
 lash_status lash_submit(lash_conn *c, const char *queue, const lash_submission *subs, size_t n,
                         lash_submitted *out, lash_err *e)
 {
-    lash_status st = lash_check_queue(queue, e);
+    lash_status st = lash_queue_check(queue, e);
     if (st) return st;
     /* A row is not submitted until Redis answers for it: after a failed call,
      * the rows it carried and those never sent say so. */
@@ -167,7 +167,7 @@ lash_status lash_submit(lash_conn *c, const char *queue, const lash_submission *
                 chunk_free(k);
                 continue;
             }
-            const char **p = lash_argv_finish(&k->argv, 0);
+            const char **p = lash_argv_finish(&k->argv, false);
             if (!p || redisAppendCommandArgv(c->ctx, k->argv.argc, p, k->argv.len) != REDIS_OK) {
                 st = lash_fail(&first_err, p ? LASH_EIO : LASH_ENOMEM,
                                "submit: cannot queue command");
@@ -215,7 +215,7 @@ lash_status lash_claim(lash_conn *c, const char *queue, const char *owner, int n
     lash_argv a;
     lash_status st;
     memset(out, 0, sizeof *out);
-    if ((st = lash_check_queue(queue, e)) || (st = lash_check_worker_id(owner, e))) return st;
+    if ((st = lash_queue_check(queue, e)) || (st = lash_worker_id_check(owner, e))) return st;
     lash_argv_claim(&a, queue, owner, n, ttl_ms, keep, seq);
     redisReply *r = call(c, &a, e, &st);
     if (!st) st = lash_reply_claim(r, out, e);
@@ -229,7 +229,7 @@ lash_status lash_recover(lash_conn *c, const char *queue, const char *owner, uin
     lash_argv a;
     lash_status st;
     memset(out, 0, sizeof *out);
-    if ((st = lash_check_queue(queue, e)) || (st = lash_check_worker_id(owner, e))) return st;
+    if ((st = lash_queue_check(queue, e)) || (st = lash_worker_id_check(owner, e))) return st;
     lash_argv_recover(&a, queue, owner, seq);
     redisReply *r = call(c, &a, e, &st);
     if (!st) st = lash_reply_recover(r, owner, out, e);
@@ -278,7 +278,7 @@ static lash_status id_op(lash_conn *c, lash_op op, const char *queue, const char
 {
     lash_argv a;
     lash_status st;
-    if ((st = lash_check_queue(queue, e)) || (st = lash_check_id(id, strlen(id), e))) return st;
+    if ((st = lash_queue_check(queue, e)) || (st = lash_id_check(id, strlen(id), e))) return st;
     lash_argv_script(&a, op, queue);
     lash_argv_adds(&a, id);
     if (extra) lash_argv_adds(&a, extra);
@@ -318,7 +318,7 @@ lash_status lash_get(lash_conn *c, const char *queue, const char *id, lash_recor
     char key[LASH_KEY_MAX];
     lash_status st;
     lash_record_init(rec);
-    if ((st = lash_check_queue(queue, e)) || (st = lash_check_id(id, strlen(id), e))) return st;
+    if ((st = lash_queue_check(queue, e)) || (st = lash_id_check(id, strlen(id), e))) return st;
     const char *argv[] = {"HGETALL", lash_key_row(key, queue, id)};
     redisReply *r = lash_conn_command(c, queue, "get", 2, argv, NULL, e);
     if (!r) return LASH_EIO;
@@ -333,7 +333,7 @@ lash_status lash_list(lash_conn *c, const char *queue, const char *state, const 
     lash_argv a;
     lash_status st;
     memset(out, 0, sizeof *out);
-    if ((st = lash_check_queue(queue, e))) return st;
+    if ((st = lash_queue_check(queue, e))) return st;
     if (state && lash_state_parse(state) < 0)
         return lash_fail(e, LASH_EINVAL, "unknown state '%s'", state);
     lash_argv_script(&a, LASH_OP_LIST, queue);
@@ -350,7 +350,7 @@ lash_status lash_get_stats(lash_conn *c, const char *queue, lash_stats *out, las
 {
     lash_argv a;
     lash_status st;
-    if ((st = lash_check_queue(queue, e))) return st;
+    if ((st = lash_queue_check(queue, e))) return st;
     lash_argv_script(&a, LASH_OP_STATS, queue);
     redisReply *r = call(c, &a, e, &st);
     if (!st) st = lash_reply_stats(r, out, e);
@@ -362,7 +362,7 @@ lash_status lash_recount(lash_conn *c, const char *queue, lash_stats *out, lash_
 {
     lash_argv a;
     lash_status st;
-    if ((st = lash_check_queue(queue, e))) return st;
+    if ((st = lash_queue_check(queue, e))) return st;
     lash_argv_script(&a, LASH_OP_RECOUNT, queue);
     redisReply *r = call(c, &a, e, &st);
     freeReplyObject(r);
@@ -374,7 +374,7 @@ lash_status lash_trim(lash_conn *c, const char *queue, lash_retention keep, int 
 {
     lash_argv a;
     lash_status st;
-    if ((st = lash_check_queue(queue, e))) return st;
+    if ((st = lash_queue_check(queue, e))) return st;
     lash_argv_script(&a, LASH_OP_TRIM, queue);
     lash_argv_addi(&a, keep.keep_n);
     lash_argv_addi(&a, keep.keep_ms);
@@ -394,7 +394,7 @@ lash_status lash_poke(lash_conn *c, const char *queue, lash_err *e)
 {
     char chan[LASH_KEY_MAX];
     lash_status st;
-    if ((st = lash_check_queue(queue, e))) return st;
+    if ((st = lash_queue_check(queue, e))) return st;
     const char *argv[] = {"PUBLISH", lash_key(chan, queue, LASH_CHAN_POKE), "poke"};
     redisReply *r = lash_conn_command(c, queue, "poke", 3, argv, NULL, e);
     if (!r) return LASH_EIO;

@@ -8,9 +8,11 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 tmp=$(mktemp -d /tmp/lash-usr.XXXXXX)
 build=${LASH_USR_BUILD:-$root/build-usr}
 pid=""
+# shellcheck source=lib/redis.sh
+. "$root/tests/lib/redis.sh"
 cleanup() {
     [ -n "$pid" ] && kill -TERM "$pid" 2>/dev/null && wait "$pid" 2>/dev/null
-    [ -S "$tmp/redis.sock" ] && redis-cli -s "$tmp/redis.sock" shutdown nosave >/dev/null 2>&1
+    [ -n "${redis_dir:-}" ] && redis_stop
     rm -rf "$tmp"
 }
 trap cleanup EXIT
@@ -37,10 +39,8 @@ case "$dirs " in *"/usr/lib/include "*) echo "the old multiarch bug"; exit 1 ;; 
 # README: "build with pkg-config --cflags --libs lash"
 cd "$root"
 cc -std=c11 -Wall -Wextra -Werror worker/example_embed.c -o "$tmp/embed" $(pkg-config --cflags --libs lash)
-redis-server --port 0 --unixsocket "$tmp/redis.sock" --dir "$tmp" --save '' --appendonly no \
-    --daemonize yes --pidfile "$tmp/redis.pid" --logfile "$tmp/redis.log"
-sleep 0.3
-url=unix://$tmp/redis.sock
+redis_start "$tmp/redis"
+url=$redis_url
 LD_LIBRARY_PATH=$tmp/root/usr/lib/$multiarch "$tmp/embed" "$url" 2>"$tmp/embed.log" &
 pid=$!
 lashctl=$tmp/root/usr/bin/lashctl

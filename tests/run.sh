@@ -39,6 +39,9 @@ if [ -n "$missing" ]; then
         echo "tests: apt-get install failed" >&2; exit 1; }
 fi
 
+# shellcheck source=lib/redis.sh
+. tests/lib/redis.sh
+
 passed=0 failed=0 failures=""
 want() { [ -z "${LASH_ONLY:-}" ] || [[ ",$LASH_ONLY," == *",$1,"* ]]; }
 step() {
@@ -66,14 +69,12 @@ build_and_test() { # dir, cmake args...
 # pkg-config alone, and runs it against a Redis (CI's shared one, or a private
 # one): an "upper" process submitted with the installed lashctl completes.
 install_check() {
-    local prefix url pid rc=1
+    local prefix url pid rc=1 own=0
     prefix=$(mktemp -d /tmp/lash-prefix.XXXXXX)
     url=${LASH_TEST_REDIS_URL:-}
     if [ -z "$url" ]; then
-        redis-server --port 0 --unixsocket "$prefix/redis.sock" --dir "$prefix" --save '' \
-            --appendonly no --daemonize yes --pidfile "$prefix/redis.pid" --logfile "$prefix/redis.log"
-        url="unix://$prefix/redis.sock"
-        sleep 0.3
+        redis_start "$prefix/redis" || return 1
+        url=$redis_url own=1
     fi
     if cmake --install build --prefix "$prefix" >/dev/null &&
         cc -std=c11 -Wall -Wextra -Werror worker/example_embed.c -o "$prefix/embed" \
@@ -87,7 +88,7 @@ install_check() {
         kill -TERM "$pid" 2>/dev/null
         wait "$pid" 2>/dev/null
     fi
-    [ -S "$prefix/redis.sock" ] && redis-cli -s "$prefix/redis.sock" shutdown nosave >/dev/null 2>&1
+    [ $own = 1 ] && redis_stop
     [ $rc = 0 ] && echo "installed $(find "$prefix" -type f | wc -l) files; an embedder built with pkg-config ran an 'upper' process"
     rm -rf "$prefix"
     return $rc

@@ -5,7 +5,9 @@
  * of before its first write. A row key or lease key of another type makes that
  * row dropped, refused or repaired by name, never an error that half-applies a
  * batch or stalls the queue; a queue-wide key of another type fails the call
- * before anything was written.
+ * before anything was written. Rows whose fields lash did not write (a missing
+ * kind, a junk state or attempt, an id over the bound) are failed or dropped by
+ * name, one row at a time.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -221,4 +223,116 @@ Test(hostile, complete_with_a_queue_key_of_another_type_writes_nothing)
         free(state);
         cr_expect_eq(cmd_int("EXISTS lash:{%s}:lease:a1", q), 1, "%s: the lease went", names[i]);
     }
+}
+
+/* ---- rows with fields lash did not write ----------------------------------------------- */
+
+Test(hostile, injected_bad_rows_never_crash_a_call)
+{
+    static const char *const ids[] = {"nokind",   "badattempt", "junkstate",   "nostate",
+                                      "vanished", "badbackoff", "longbackoff", "good"};
+    for (size_t i = 0; i < sizeof ids / sizeof ids[0]; i++)
+        submit_ok("q", job(ids[i], "k", "{\"n\":1}"));
+    cmd_ok("HDEL lash:{q}:p:nokind kind");
+    cmd_ok("HSET lash:{q}:p:badattempt attempt two");
+    cmd_ok("HSET lash:{q}:p:junkstate state zombie");
+    cmd_ok("HDEL lash:{q}:p:nostate state");
+    cmd_ok("DEL lash:{q}:p:vanished");
+    cmd_ok("HSET lash:{q}:p:badbackoff backoff whenever");
+    cmd_ok("HSET lash:{q}:p:longbackoff backoff exp:1000000000000000000000000000:"
+           "2000000000000000000000000000000000000000000000000000000");
+
+    /* Reads first: they report, they do not crash. */
+    lash_record r;
+    lash_err e = {0};
+    cr_expect_eq(lash_get(C, "q", "nokind", &r, &e), LASH_EINVAL);
+    cr_expect(strstr(e.msg, "kind"), "%s", e.msg);
+    lash_record_free(&r);
+    cr_expect_eq(lash_get(C, "q", "badattempt", &r, &e), LASH_EINVAL);
+    cr_expect(strstr(e.msg, "attempt"), "%s", e.msg);
+    lash_record_free(&r);
+    cr_expect_eq(lash_get(C, "q", "junkstate", &r, &e), LASH_EINVAL);
+    cr_expect(strstr(e.msg, "state"), "%s", e.msg);
+    lash_record_free(&r);
+    cr_expect_eq(lash_get(C, "q", "vanished", &r, &e), LASH_ENOTFOUND);
+    lash_record_free(&r);
+    lash_list_page page;
+    cr_assert_eq(lash_list(C, "q", NULL, "0", 100, &page, &e), LASH_OK, "%s", e.msg);
+    cr_expect_eq(page.n, 8);
+    lash_list_page_free(&page);
+
+    lash_claim_batch b = claim("q", "W", 100, TTL_LONG);
+    cr_expect_eq(b.seen, 8);
+    cr_expect_eq(b.bad, 7, "bad %zu: six failed, and the vanished id dropped", b.bad);
+    cr_assert_eq(b.n, 1, "claimed %zu", b.n);
+    cr_expect_str_eq(b.rows[0].id, "good");
+    lash_claim_batch_free(&b);
+
+    static const char *const named[][2] = {
+        {"nokind", "'kind'"},   {"badattempt", "'attempt'"}, {"junkstate", "'state'"},
+        {"nostate", "'state'"}, {"badbackoff", "'backoff'"}, {"longbackoff", "'backoff'"},
+    };
+    for (size_t i = 0; i < sizeof named / sizeof named[0]; i++) {
+        expect_state("q", named[i][0], "failed");
+        expect_field_has("q", named[i][0], "error", named[i][1]);
+        cr_expect_eq(zscore("q", "due", named[i][0]), -1, "%s still due", named[i][0]);
+        cr_expect(zscore("q", "done", named[i][0]) > 0, "%s not done", named[i][0]);
+    }
+    cr_expect_eq(zscore("q", "due", "vanished"), -1);
+    cr_expect_eq(cmd_int("EXISTS lash:{q}:p:vanished"), 0);
+    cr_expect_eq(cmd_int("ZCARD lash:{q}:due"), 1); /* only "good" */
+
+    /* Again: nothing left to trip on. */
+    b = claim("q", "W", 100, TTL_LONG);
+    cr_expect_eq(b.n, 0);
+    cr_expect_eq(b.bad, 0);
+    lash_claim_batch_free(&b);
+    cr_assert_eq(lash_list(C, "q", NULL, "0", 100, &page, &e), LASH_OK, "%s", e.msg);
+    cr_expect_eq(page.n, 7);
+    lash_list_page_free(&page);
+    lash_stats st = stats("q");
+    cr_expect_eq(st.total_failed, 6);
+    cr_expect_eq(st.count[LASH_RUNNING], 1);
+}
+
+/* An id no claimer could hold (made by hand, over LASH_ID_MAX) fails that row,
+ * not the whole claim. */
+Test(hostile, hand_made_row_with_an_overlong_id)
+{
+    char id[LASH_ID_MAX + 40];
+    memset(id, 'x', sizeof id - 1);
+    id[sizeof id - 1] = 0;
+    cmd_ok("HSET lash:{q}:p:%s kind k payload {} state pending max_attempts 3 created_ms 1", id);
+    cmd_ok("ZADD lash:{q}:due 0 %s", id);
+    submit_ok("q", job("good", "k", "{}"));
+    lash_claim_batch b = claim("q", "W", 10, TTL_LONG);
+    cr_expect_eq(b.bad, 1);
+    cr_assert_eq(b.n, 1);
+    cr_expect_str_eq(b.rows[0].id, "good");
+    lash_claim_batch_free(&b);
+    expect_state("q", id, "failed");
+    expect_field_has("q", id, "error", "id");
+    cr_expect_eq(zscore("q", "due", id), -1);
+    lash_list_page p;
+    lash_err e = {0};
+    cr_expect_eq(lash_list(C, "q", NULL, "0", 10, &p, &e), LASH_OK, "%s", e.msg);
+    cr_expect_eq(p.n, 2);
+    lash_list_page_free(&p);
+}
+
+Test(hostile, bad_row_with_an_expired_lease_fails)
+{
+    submit_ok("q", job("x", "k", "{}"));
+    claim_one("q", "A", "x", 150);
+    cmd_ok("HSET lash:{q}:p:x fence -3");
+    lash_fx_sleep_ms(250);
+    lash_claim_batch b = claim("q", "B", 10, TTL_LONG);
+    cr_expect_eq(b.n, 0);
+    cr_expect_eq(b.bad, 1);
+    lash_claim_batch_free(&b);
+    expect_state("q", "x", "failed");
+    expect_field_has("q", "x", "error", "'fence'");
+    lash_stats st = stats("q");
+    cr_expect_eq(st.count[LASH_RUNNING], 0);
+    cr_expect_eq(st.count[LASH_FAILED], 1);
 }

@@ -178,3 +178,23 @@ Test(inspect, discovery_finds_every_queue_with_stats_and_only_those)
     cr_assert_str_eq(l.names[1], "beta.2");
     lash_queue_list_free(&l);
 }
+
+Test(inspect, due_and_done_counts_follow_the_rows)
+{
+    int64_t due = -1, done = -1;
+    lash_err e = {0};
+    cr_assert_eq(lash_due_count(C, "q", &due, &e), LASH_OK, "%s", e.msg);
+    cr_assert_eq(lash_done_count(C, "q", &done, &e), LASH_OK, "%s", e.msg);
+    cr_assert(due == 0 && done == 0);
+    submit("q", "a", 0);
+    submit("q", "b", 0);
+    bool requested;
+    cr_assert_eq(lash_cancel(C, "q", "b", NULL, &requested, &e), LASH_OK, "%s", e.msg);
+    cr_assert_eq(lash_due_count(C, "q", &due, &e), LASH_OK);
+    cr_assert_eq(lash_done_count(C, "q", &done, &e), LASH_OK);
+    cr_assert(due == 1 && done == 1, "due %lld done %lld", (long long)due, (long long)done);
+    /* A key of another type is named, not read as a count. */
+    raw("SET lash:{bad}:due %s%s%s", "x", "", "");
+    cr_assert_eq(lash_due_count(C, "bad", &due, &e), LASH_EREDIS);
+    cr_assert_eq(lash_due_count(C, "no queue", &due, &e), LASH_EINVAL);
+}

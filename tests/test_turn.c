@@ -251,7 +251,7 @@ Test(turn, pokes_during_a_claim_make_exactly_one_more)
     lash_turn_poke(t, -1, T0 + 62);
     step(t, T0 + 62);
     cr_assert_eq(count(LASH_ACT_CLAIM), 1, "pokes before one flush make one claim");
-    cr_assert_eq(lash_turn_stats(t)->pokes, 70);
+    cr_assert_eq(lash_turn_counters(t)->pokes, 70);
     lash_turn_free(t);
 }
 
@@ -280,7 +280,7 @@ Test(turn, a_full_claim_drives_again_a_short_one_does_not)
     step(t, T0 + 3);
     cr_assert_eq(count(LASH_ACT_START), 1);
     cr_assert_eq(count(LASH_ACT_CLAIM), 0, "a short claim: the queue is drained");
-    cr_assert_eq(lash_turn_stats(t)->rows_claimed, 4);
+    cr_assert_eq(lash_turn_counters(t)->rows_claimed, 4);
     lash_turn_free(t);
 }
 
@@ -500,7 +500,7 @@ Test(turn, renew_at_a_third_of_the_lease_batched_per_queue)
     step(t, T0 + 7500 + 7500);
     cr_assert_eq(count(LASH_ACT_RENEW), 1);
     cr_assert_eq(nth(LASH_ACT_RENEW, 0)->n, 2);
-    cr_assert_eq(lash_turn_stats(t)->renews_sent, 3);
+    cr_assert_eq(lash_turn_counters(t)->renews_sent, 3);
     lash_turn_free(t);
 }
 
@@ -521,7 +521,7 @@ Test(turn, renew_lost_kills_and_records_nothing)
     cr_assert_eq(nth(LASH_ACT_KILL, 0)->slot, sa);
     cr_assert_eq(nth(LASH_ACT_KILL, 0)->sig, SIGTERM);
     cr_assert(lash_turn_slot(t, sa)->lost);
-    cr_assert_eq(lash_turn_stats(t)->leases_lost, 1);
+    cr_assert_eq(lash_turn_counters(t)->leases_lost, 1);
 
     /* It ignores SIGTERM: SIGKILL after kill_grace, and it is never renewed again. */
     lash_turn_tick(t, now + 1 + C.kill_grace_ms - 1);
@@ -545,7 +545,7 @@ Test(turn, renew_lost_kills_and_records_nothing)
     lash_turn_connected(t, now + 3); /* not even after a reconnect */
     step(t, now + 3);
     cr_assert_eq(count(LASH_ACT_COMPLETE), 0);
-    cr_assert_eq(lash_turn_stats(t)->completes_sent, 0);
+    cr_assert_eq(lash_turn_counters(t)->completes_sent, 0);
     lash_turn_free(t);
 }
 
@@ -781,8 +781,8 @@ Test(turn, completions_are_batched_per_queue)
     cr_assert_eq(a->completions[2].lease.fence, 2);
     int st[3] = {LASH_DONE_RECORDED, LASH_DONE_ALREADY, LASH_DONE_STALE};
     lash_turn_replied(t, a->cmd, LASH_OK, st, 3, NULL, T0 + 4);
-    cr_assert_eq(lash_turn_stats(t)->rows_recorded, 2);
-    cr_assert_eq(lash_turn_stats(t)->rows_stale, 1);
+    cr_assert_eq(lash_turn_counters(t)->rows_recorded, 2);
+    cr_assert_eq(lash_turn_counters(t)->rows_stale, 1);
     step(t, T0 + 5);
     cr_assert_eq(count(LASH_ACT_COMPLETE), 0, "acknowledged: not sent again");
     lash_turn_free(t);
@@ -871,7 +871,7 @@ Test(turn, reconnect_backs_off_and_resends_what_was_in_flight)
     step(t, now);
     cr_assert(logged("connection lost"));
     cr_assert_eq(count(LASH_ACT_CLAIM) + count(LASH_ACT_COMPLETE) + count(LASH_ACT_RENEW), 0);
-    cr_assert_eq(lash_turn_stats(t)->reconnects, 1);
+    cr_assert_eq(lash_turn_counters(t)->reconnects, 1);
 
     /* Failed attempts: delay in [b/2, b], b doubling from 100 and capped at 1000. */
     int64_t b = 100;
@@ -1304,7 +1304,7 @@ Test(turn, the_rows_of_a_lost_claim_are_recovered_and_handed_back)
     cr_assert_not_null(l);
     cr_assert_eq(l->n, 2);
     cr_assert(!l->ran[0] && !l->ran[1]);
-    cr_assert_eq(lash_turn_stats(t)->rows_recovered, 2);
+    cr_assert_eq(lash_turn_counters(t)->rows_recovered, 2);
     cr_assert_not_null(claim_for(0), "then the queue is claimed again");
     lash_turn_free(t);
 }

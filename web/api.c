@@ -7,6 +7,8 @@
 
 #include "proto/json.h"
 #include "proto/scripts.h"
+#include "proto/version.h"
+#include "proto/state.h"
 #include "web/app.h"
 
 int64_t web_mono_ms(void)
@@ -184,7 +186,7 @@ static cJSON *stats_json(const char *q, const lash_stats *s)
 static void api_config(web_app *a, web_reply *out)
 {
     cJSON *j = cJSON_CreateObject();
-    cJSON_AddStringToObject(j, "version", LASH_VERSION);
+    cJSON_AddStringToObject(j, "version", lash_version());
     cJSON_AddStringToObject(j, "lua_library", lash_function_version());
     cJSON_AddBoolToObject(j, "actions", a->c.policy.token && a->c.policy.token[0]);
     reply_json(out, 200, j);
@@ -276,6 +278,15 @@ static void api_process(web_app *a, const web_route *r, web_reply *out)
     lash_record_free(&rec);
     cJSON *raw = text ? cJSON_Parse(text) : NULL;
     free(text);
+    /* Which operator actions apply, from the transition table (proto/state.h):
+     * the page offers those, and keeps no list of states of its own. */
+    const cJSON *state = raw ? cJSON_GetObjectItemCaseSensitive(raw, "state") : NULL;
+    int s = cJSON_IsString(state) ? lash_state_parse(state->valuestring) : -1;
+    cJSON *acts = cJSON_AddObjectToObject(j, "actions");
+    cJSON_AddBoolToObject(acts, "retry",
+                          s >= 0 && lash_state_next((lash_state)s, LASH_T_REOPEN, 0) >= 0);
+    cJSON_AddBoolToObject(acts, "cancel",
+                          s >= 0 && lash_state_next((lash_state)s, LASH_T_CANCEL, 0) >= 0);
     cJSON_AddItemToObject(j, "record", raw ? raw : cJSON_CreateNull());
     if (st) cJSON_AddStringToObject(j, "malformed", ge.msg);
     lash_events ev;

@@ -15,6 +15,7 @@
 #include "proto/record.h"
 #include "proto/keys.h"
 #include "proto/scripts.h"
+#include "proto/version.h"
 #include "proto/url.h"
 #include "web/app.h"
 #include "web/server.h"
@@ -84,7 +85,7 @@ int main(int argc, char **argv)
             free(envq);
             return 0;
         } else if (strcmp(a, "--version") == 0) {
-            printf("lash-web %s (lua library %s)\n", LASH_VERSION, lash_function_version());
+            printf("lash-web %s (lua library %s)\n", lash_version(), lash_function_version());
             free(envq);
             return 0;
         } else if (strcmp(a, "--token") == 0 || strncmp(a, "--token=", 8) == 0) {
@@ -113,7 +114,7 @@ int main(int argc, char **argv)
     lash_err e = {0};
     lash_url u;
     for (size_t i = 0; !rc && i < nq; i++)
-        if (lash_check_queue(queues[i], &e)) rc = die("queue: %s", e.msg);
+        if (lash_queue_check(queues[i], &e)) rc = die("queue: %s", e.msg);
     if (!rc && lash_url_parse(url, &u, &e)) rc = die("--redis: %s", e.msg);
     memset(&u, 0, sizeof u);
     lash_listen addr;
@@ -157,7 +158,7 @@ int main(int argc, char **argv)
         if (colon)
             snprintf(colon + 1, sizeof shown - (size_t)(colon + 1 - shown), "%d",
                      web_server_port(srv));
-        fprintf(stderr, "lash-web %s: listening on http://%s/ (%s; %s)\n", LASH_VERSION, shown,
+        fprintf(stderr, "lash-web %s: listening on http://%s/ (%s; %s)\n", lash_version(), shown,
                 tok ? "actions on" : "read-only", nq ? "fixed queues" : "queues discovered");
         int sig;
         sigwait(&stop, &sig);

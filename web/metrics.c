@@ -12,6 +12,7 @@
 
 #include "proto/prom.h"
 #include "proto/scripts.h"
+#include "proto/version.h"
 #include "web/app.h"
 
 /* Heartbeat series per queue, at most: a label per worker is cardinality. */
@@ -77,7 +78,7 @@ void web_metrics(web_app *a, web_reply *out)
     lash_prom_sample(&b, "lash_up", st ? 0 : 1, NULL);
     lash_prom_family(&b, "lash_build_info", "gauge",
                      "lash-web's version and the Lua library version it expects.");
-    lash_prom_sample(&b, "lash_build_info", 1, "version", LASH_VERSION, "lua_library",
+    lash_prom_sample(&b, "lash_build_info", 1, "version", lash_version(), "lua_library",
                      lash_function_version(), NULL);
     if (!st) {
         lash_prom_family(&b, "lash_queues", "gauge", "Queues this scrape reports.");

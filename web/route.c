@@ -102,7 +102,7 @@ static bool want_queue(const char *v, web_route *r)
         fail(r, 400, "queue is missing");
         return false;
     }
-    if (lash_check_queue(v, &e)) {
+    if (lash_queue_check(v, &e)) {
         fail(r, 400, "queue: %.150s", e.msg);
         return false;
     }
@@ -117,7 +117,7 @@ static bool want_id(const char *v, web_route *r)
         fail(r, 400, "id is missing");
         return false;
     }
-    if (lash_check_id(v, strlen(v), &e)) {
+    if (lash_id_check(v, strlen(v), &e)) {
         fail(r, 400, "id: %.150s", e.msg);
         return false;
     }

@@ -28,8 +28,8 @@ struct lash_exec {
     ev_io in, out, err;
     ev_timer drain;
     int status;
-    int exited;
-    int flooded; /* stdout passed result_max: the group was stopped */
+    bool exited;
+    bool flooded;        /* stdout passed result_max: the group was stopped */
     const char *payload; /* borrowed: the slot keeps it until we report */
     size_t payload_len, written;
     char *stdout_buf;
@@ -122,7 +122,7 @@ static void on_child(struct ev_loop *loop, ev_child *w, int revents)
     (void)revents;
     lash_exec *x = w->data;
     x->status = w->rstatus;
-    x->exited = 1;
+    x->exited = true;
     ev_child_stop(x->loop, w);
     close_io(x, &x->in);
     if (x->out.fd >= 0 || x->err.fd >= 0) ev_timer_start(x->loop, &x->drain);
@@ -192,7 +192,7 @@ static void on_output(struct ev_loop *loop, ev_io *w, int revents)
             if (x->stdout_total > x->result_max) {
                 /* Over the cap: it can only fail now. Reading a gigabyte to
                  * the end first would be waste; stop the program instead. */
-                x->flooded = 1;
+                x->flooded = true;
                 kill(-x->pid, SIGKILL);
                 close_io(x, w);
                 maybe_report(x);
@@ -370,7 +370,7 @@ void lash_exec_kill(lash_exec *x, int sig)
     if (x && x->pid > 0 && !x->exited) kill(-x->pid, sig);
 }
 
-lash_status lash_exec_check_program(const char *program, lash_err *e)
+lash_status lash_exec_program_check(const char *program, lash_err *e)
 {
     if (!program || !*program) return lash_fail(e, LASH_EINVAL, "handler program is empty");
     if (strchr(program, '/')) {

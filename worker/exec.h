@@ -48,6 +48,6 @@ lash_status lash_exec_start(struct ev_loop *loop, const lash_exec_spec *spec,
 /* Signals the program's process group. */
 void lash_exec_kill(lash_exec *x, int sig);
 /* Checks that a program path is usable: absolute or found in PATH, executable. */
-lash_status lash_exec_check_program(const char *program, lash_err *e);
+lash_status lash_exec_program_check(const char *program, lash_err *e);
 
 #endif

@@ -13,6 +13,7 @@
 
 #include "proto/record.h"
 #include "proto/scripts.h"
+#include "proto/version.h"
 #include "worker/metrics.h"
 #include "worker/notify.h"
 #include "worker/worker.h"
@@ -82,7 +83,7 @@ typedef struct {
     int nh;
     const char *builtins[8];
     int nb;
-    int check;
+    bool check;
     long long max_age_ms;
     char *envq, *envh, *envb; /* strdup'd env lists, split in place */
     const char *metrics_listen;
@@ -285,7 +286,8 @@ static int parse(opts *o, int argc, char **argv)
                                           {"help", 0, 0, O_HELP},
                                           {0, 0, 0, 0}};
     /* Flags given on the command line replace the environment's lists. */
-    int flag_q = 0, flag_h = 0, flag_b = 0, key, rc;
+    bool seen_q = false, seen_h = false, seen_b = false;
+    int key, rc;
     opterr = 0;
     while ((key = getopt_long(argc, argv, "", longs, NULL)) != -1) {
         if (key == '?' || key == ':')
@@ -295,16 +297,26 @@ static int parse(opts *o, int argc, char **argv)
             exit(0);
         }
         if (key == O_VERSION) {
-            printf("lash-worker %s (lua library %s)\n", LASH_VERSION, lash_function_version());
+            printf("lash-worker %s (lua library %s)\n", lash_version(), lash_function_version());
             exit(0);
         }
         if (key == O_CHECK) {
-            o->check = 1;
+            o->check = true;
             continue;
         }
-        if (key == O_QUEUE && !flag_q++) o->nq = 0;
-        if (key == O_HANDLER && !flag_h++) o->nh = 0;
-        if (key == O_BUILTIN && !flag_b++) o->nb = 0;
+        /* The first of a repeatable flag replaces what the environment gave. */
+        if (key == O_QUEUE && !seen_q) {
+            seen_q = true;
+            o->nq = 0;
+        }
+        if (key == O_HANDLER && !seen_h) {
+            seen_h = true;
+            o->nh = 0;
+        }
+        if (key == O_BUILTIN && !seen_b) {
+            seen_b = true;
+            o->nb = 0;
+        }
         if ((rc = apply(o, key, optarg))) return rc;
     }
     if (optind < argc) return die_usage("unexpected argument '%s'", argv[optind]);

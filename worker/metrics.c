@@ -33,7 +33,7 @@ typedef struct {
 
 struct lash_wmetrics {
     pthread_mutex_t mu;
-    lash_turn_counters k; /* the snapshot */
+    lash_counters k; /* the snapshot */
     int running, slots;
     hist h[MAX_KINDS + 1];
     int nh;
@@ -52,7 +52,7 @@ static void on_check(struct ev_loop *loop, ev_check *c, int revents)
     (void)loop;
     (void)revents;
     lash_wmetrics *m = c->data;
-    const lash_turn_counters *k = lash_worker_counters(m->w);
+    const lash_counters *k = lash_worker_counters(m->w);
     int running = lash_worker_running(m->w);
     pthread_mutex_lock(&m->mu);
     m->k = *k;

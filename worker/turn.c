@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "proto/json.h"
+#include "proto/record.h"
 #include "proto/text.h"
 
 /* An outcome waiting to be written: a completion or a release. It owns copies
@@ -90,7 +91,7 @@ struct lash_turn {
     char *last_msg;
     fault faults[CMD_RECOVER + 1];
 
-    lash_turn_counters k;
+    lash_counters k;
 };
 
 /* ---- small utilities -------------------------------------------------------- */
@@ -338,7 +339,7 @@ bool lash_turn_connected_now(const lash_turn *t)
     return t->connected;
 }
 
-const lash_turn_counters *lash_turn_stats(const lash_turn *t)
+const lash_counters *lash_turn_counters(const lash_turn *t)
 {
     return &t->k;
 }
@@ -922,8 +923,9 @@ void lash_turn_replied(lash_turn *t, uint32_t id, lash_status st, const int *sta
     if (m->kind == CMD_RENEW) {
         renew_reply(t, m, status, n, now);
     } else {
+        int stale = m->kind == CMD_COMPLETE ? LASH_DONE_STALE : LASH_RELEASE_STALE;
         for (size_t i = 0; i < n && i < m->rows.n; i++) {
-            if (status[i] == LASH_DONE_STALE) {
+            if (status[i] == stale) {
                 t->k.rows_stale++;
                 logf_(t, LASH_LOG_WARN, -1, "%s of %s (fence %lld) refused: stale lease",
                       m->kind == CMD_COMPLETE ? "complete" : "release", m->rows.v[i].id,

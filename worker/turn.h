@@ -3,9 +3,12 @@
  * Everything a worker decides lives here, and nothing it does: no sockets, no
  * clock, no processes, no randomness of its own. The shell (worker.c) feeds it
  * events, each with the current monotonic time in ms, and carries out the
- * actions it queues. Because of that it is tested deterministically, including
- * a fleet of machines against an in-memory registry with dropped pokes, lost
- * replies, disconnects and crashes (tests/test_turn.c).
+ * actions it queues. Because of that it is tested deterministically: one
+ * machine at a time (tests/test_turn.c), and a fleet of machines against an
+ * in-memory registry with dropped pokes, lost replies, disconnects and crashes
+ * (tests/sim/test_sim.c). It needs proto/ alone (its words with the registry
+ * are proto/ops.h) and links without hiredis; CMake and tests/core.sh hold it
+ * to that.
  *
  * What it owns:
  *   - drives: the startup drive on every (re)connect; pokes and poll ticks
@@ -37,7 +40,9 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "registry/registry.h"
+#include "proto/err.h"
+#include "proto/limits.h"
+#include "proto/ops.h"
 
 #define LASH_TURN_CONCURRENCY_MAX 4096
 #define LASH_TURN_QUEUES_MAX 64
@@ -162,11 +167,13 @@ bool lash_turn_next(lash_turn *t, lash_action *a);
 const lash_slot *lash_turn_slot(const lash_turn *t, int slot);
 int lash_turn_running(const lash_turn *t);
 bool lash_turn_connected_now(const lash_turn *t);
-/* Counters for logs and tests. */
+/* What a worker has done since it started, counted: for its logs, its metrics
+ * (lash-worker --metrics-listen) and tests. lash_turn_counters and
+ * lash_worker_counters read them. */
 typedef struct {
     uint64_t claims_sent, rows_claimed, completes_sent, rows_recorded, rows_stale, renews_sent,
         leases_lost, releases_sent, reconnects, pokes, ticks, rows_recovered;
-} lash_turn_counters;
-const lash_turn_counters *lash_turn_stats(const lash_turn *t);
+} lash_counters;
+const lash_counters *lash_turn_counters(const lash_turn *t);
 
 #endif

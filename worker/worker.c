@@ -4,6 +4,13 @@
  * ev_prepare watcher, the shell hands it the jobs that finished, lets it flush,
  * and carries out every action it queued; so all the Redis commands one
  * iteration decided leave together as one pipelined write.
+ *
+ * Nothing is fed to the machine from inside that action loop: what carrying
+ * out an action brings about (a handler that finishes at once, a command that
+ * could not be sent, the failures a closed connection hands its waiting
+ * commands, the connection being down) is queued and told at the start of the
+ * next round, the same way for all of them. The machine then never sees an
+ * event while the shell is still walking the actions it queued.
  */
 #include "worker/worker.h"
 
@@ -44,13 +51,25 @@ struct lash_job {
     const handler *h;
     lash_exec *exec;
     void *data;
-    int stop_asked;
-    int finished;
+    bool stop_asked;
+    bool finished;
     lash_outcome outcome;
     char *text;
     size_t len;
     lash_job *next_done; /* on the finished list */
 };
+
+/* A command on its way: the callback's context (worker, cmd id), and, when it
+ * failed while the shell was carrying out actions, that failure, waiting on
+ * the deferred list to be told to the machine. */
+typedef struct call {
+    lash_worker *w;
+    uint32_t cmd;
+    lash_action_kind kind;
+    lash_status st;
+    char why[sizeof((lash_err){0}.msg)]; /* as long as a lash_err says */
+    struct call *next;
+} call;
 
 struct lash_worker {
     struct ev_loop *loop;
@@ -64,15 +83,21 @@ struct lash_worker {
     lash_turn *turn;
     handler *handlers;
     int nhandlers;
-    lash_job **jobs; /* per slot */
+    lash_job **jobs;    /* per slot */
+    bool *start_failed; /* per slot: no memory for its job, to be told */
+    int nstart_failed;  /* how many are */
     lash_job *finished;
+    call *deferred, *deferred_tail; /* failed commands, oldest first, to be told */
+    bool down_deferred;             /* the connection is down, to be told */
+    bool acting;                    /* carrying out the machine's actions */
     lash_aconn *cmd, *sub;
-    int cmd_dead, sub_dead;
+    bool cmd_dead, sub_dead;
     ev_prepare prep;
+    ev_idle again; /* one more loop iteration at once: there is more to tell */
     ev_timer timer, sub_retry;
     int64_t last_health;
-    int exited;
-    int ready; /* on_ready was called */
+    bool exited;
+    bool ready; /* on_ready was called */
 };
 
 static int64_t now_ms(void)
@@ -139,7 +164,7 @@ void lash_job_set_data(lash_job *j, void *p)
 void lash_job_done(lash_job *j, lash_outcome o, const char *text, size_t len)
 {
     if (j->finished) return; /* exactly once; a second call is a handler bug, ignored */
-    j->finished = 1;
+    j->finished = true;
     j->outcome = o;
     if (text && len && (j->text = malloc(len + 1))) {
         memcpy(j->text, text, len);
@@ -170,7 +195,7 @@ static handler *find_handler(lash_worker *w, const char *kind)
 
 static lash_status add_handler(lash_worker *w, const char *kind, handler h, lash_err *e)
 {
-    lash_status st = lash_check_kind(kind, strlen(kind), e);
+    lash_status st = lash_kind_check(kind, strlen(kind), e);
     if (st) return st;
     if (find_handler(w, kind))
         return lash_fail(e, LASH_EINVAL, "kind %s has a handler already", kind);
@@ -191,7 +216,7 @@ lash_status lash_worker_handle(lash_worker *w, const char *kind, lash_handler_fn
 
 lash_status lash_worker_exec(lash_worker *w, const char *kind, const char *program, lash_err *e)
 {
-    lash_status st = lash_exec_check_program(program, e);
+    lash_status st = lash_exec_program_check(program, e);
     if (st) return st;
     char *p = strdup(program);
     if (!p) return lash_fail(e, LASH_ENOMEM, "out of memory");
@@ -203,8 +228,9 @@ static void start_job(lash_worker *w, int slot)
 {
     const lash_slot *s = lash_turn_slot(w->turn, slot);
     lash_job *j = calloc(1, sizeof *j);
-    if (!j) {
-        lash_turn_exited(w->turn, slot, LASH_OUT_FAIL, "worker out of memory", 20, now_ms());
+    if (!j) { /* told with the finished jobs, at the start of the next round */
+        w->start_failed[slot] = true;
+        w->nstart_failed++;
         return;
     }
     j->w = w;
@@ -248,16 +274,21 @@ static void kill_job(lash_worker *w, int slot, int sig)
     if (j->exec) {
         lash_exec_kill(j->exec, sig);
     } else if (j->h && j->h->stop && !j->stop_asked) {
-        j->stop_asked = 1;
+        j->stop_asked = true;
         j->h->stop(j, j->h->ud);
     }
 }
 
 /* Reports finished jobs to the machine (oldest first is not needed: each is
- * independent). */
-static int report_finished(lash_worker *w, int64_t now)
+ * independent), and the starts that found no memory for a job. */
+static void report_finished(lash_worker *w, int64_t now)
 {
-    int n = 0;
+    for (int i = 0; w->nstart_failed && i < w->c.turn.concurrency; i++) {
+        if (!w->start_failed[i]) continue;
+        w->start_failed[i] = false;
+        w->nstart_failed--;
+        lash_turn_exited(w->turn, i, LASH_OUT_FAIL, "worker out of memory", 20, now);
+    }
     while (w->finished) {
         lash_job *j = w->finished;
         w->finished = j->next_done;
@@ -273,9 +304,7 @@ static int report_finished(lash_worker *w, int64_t now)
         lash_turn_exited(w->turn, j->slot, j->outcome, j->text, j->len, now);
         free(j->text);
         free(j);
-        n++;
     }
-    return n;
 }
 
 /* ---- Redis ------------------------------------------------------------------------ */
@@ -291,24 +320,57 @@ static void health(lash_worker *w, int64_t now)
     }
 }
 
-static void on_claim(lash_status st, lash_claim_batch *b, const lash_err *e, void *ud);
-static void on_status(lash_status st, const int *status, size_t n, const lash_err *e, void *ud);
+/* Queues c's failure (st, why) to be told at the start of the next round. */
+static void defer(lash_worker *w, call *c, lash_status st, const char *why)
+{
+    c->st = st;
+    snprintf(c->why, sizeof c->why, "%s", why);
+    c->next = NULL;
+    if (w->deferred_tail)
+        w->deferred_tail->next = c;
+    else
+        w->deferred = c;
+    w->deferred_tail = c;
+}
 
-/* Command callbacks carry (worker, cmd id) packed into one allocation. */
-typedef struct {
-    lash_worker *w;
-    uint32_t cmd;
-} call;
+/* Tells the machine the deferred failures, oldest first. */
+static void report_deferred(lash_worker *w, int64_t now)
+{
+    if (w->down_deferred) {
+        w->down_deferred = false;
+        lash_turn_disconnected(w->turn, now);
+    }
+    while (w->deferred) {
+        call *c = w->deferred;
+        w->deferred = c->next;
+        if (!w->deferred) w->deferred_tail = NULL;
+        if (c->kind == LASH_ACT_CLAIM) {
+            lash_claim_batch b = {0};
+            lash_turn_claimed(w->turn, c->cmd, c->st, &b, c->why, now);
+        } else if (c->kind == LASH_ACT_RECOVER) {
+            lash_turn_recovered(w->turn, c->cmd, c->st, NULL, c->why, now);
+        } else {
+            lash_turn_replied(w->turn, c->cmd, c->st, NULL, 0, c->why, now);
+        }
+        free(c);
+    }
+}
 
 /* Replies go to the machine, failures with their text: it logs them (once per
- * run of the same failure). */
+ * run of the same failure). A reply is only read in the loop's I/O phase, so
+ * inside the action loop a callback can only be a failure (a connection the
+ * shell closed fails what was waiting on it): that one is deferred. */
 static void on_claim(lash_status st, lash_claim_batch *b, const lash_err *e, void *ud)
 {
     call *c = ud;
     lash_worker *w = c->w;
+    if (st && w->acting) {
+        defer(w, c, st, e->msg);
+        return;
+    }
     if (!st) health(w, now_ms());
     if (!st && !w->ready) { /* connected, and the first drive came back */
-        w->ready = 1;
+        w->ready = true;
         if (w->c.on_ready) w->c.on_ready(w->c.hooks_ud);
     }
     if (w->turn) lash_turn_claimed(w->turn, c->cmd, st, b, st ? e->msg : NULL, now_ms());
@@ -319,6 +381,10 @@ static void on_status(lash_status st, const int *status, size_t n, const lash_er
 {
     call *c = ud;
     lash_worker *w = c->w;
+    if (st && w->acting) {
+        defer(w, c, st, e->msg);
+        return;
+    }
     if (w->turn) lash_turn_replied(w->turn, c->cmd, st, status, n, st ? e->msg : NULL, now_ms());
     free(c);
 }
@@ -327,6 +393,10 @@ static void on_recover(lash_status st, const lash_recovered *r, const lash_err *
 {
     call *c = ud;
     lash_worker *w = c->w;
+    if (st && w->acting) {
+        defer(w, c, st, e->msg);
+        return;
+    }
     if (w->turn) lash_turn_recovered(w->turn, c->cmd, st, r, st ? e->msg : NULL, now_ms());
     free(c);
 }
@@ -347,7 +417,7 @@ static void on_message(lash_aconn *c, const char *chan, const char *msg, size_t 
         lash_turn_poke(w->turn, q, now_ms()); /* any message wakes: its text is not read */
     } else if ((q = queue_of(w, chan, w->cancel_chan)) >= 0) {
         lash_err e;
-        if (lash_check_id(msg, len, &e) || strlen(msg) != len) {
+        if (lash_id_check(msg, len, &e) || strlen(msg) != len) {
             char tail[80];
             lash_text_tail(msg, len > 64 ? 64 : len, tail, sizeof tail);
             lash_log(&w->c.log, LASH_LOG_WARN, w->queues[q], NULL, -1, -1,
@@ -370,8 +440,11 @@ static void on_cmd_down(lash_aconn *c, const lash_err *e, void *ud)
     (void)c;
     lash_worker *w = ud;
     lash_log(&w->c.log, LASH_LOG_WARN, NULL, NULL, -1, -1, "%s", e->msg);
-    w->cmd_dead = 1; /* freed in the prepare watcher, not inside hiredis' callback */
-    lash_turn_disconnected(w->turn, now_ms());
+    w->cmd_dead = true; /* freed in the prepare watcher, not inside hiredis' callback */
+    if (w->acting)
+        w->down_deferred = true;
+    else
+        lash_turn_disconnected(w->turn, now_ms());
 }
 
 static void sub_open(lash_worker *w);
@@ -410,7 +483,7 @@ static void on_sub_down(lash_aconn *c, const lash_err *e, void *ud)
     lash_worker *w = ud;
     lash_log(&w->c.log, LASH_LOG_WARN, NULL, NULL, -1, -1,
              "subscriber: %s; the poll keeps work moving, retrying in 1 s", e->msg);
-    w->sub_dead = 1;
+    w->sub_dead = true;
     sub_retry_later(w);
 }
 
@@ -438,27 +511,31 @@ static void reap_dead(lash_worker *w)
     if (w->cmd_dead) {
         lash_aconn_close(w->cmd);
         w->cmd = NULL;
-        w->cmd_dead = 0;
+        w->cmd_dead = false;
     }
     if (w->sub_dead) {
         lash_aconn_close(w->sub);
         w->sub = NULL;
-        w->sub_dead = 0;
+        w->sub_dead = false;
     }
 }
 
 /* ---- actions ----------------------------------------------------------------------- */
 
-static call *new_call(lash_worker *w, uint32_t cmd)
+static call *new_call(lash_worker *w, const lash_action *a)
 {
-    call *c = malloc(sizeof *c);
-    if (c) *c = (call){w, cmd};
+    call *c = calloc(1, sizeof *c);
+    if (c) {
+        c->w = w;
+        c->cmd = a->cmd;
+        c->kind = a->kind;
+    }
     return c;
 }
 
 static void send_cmd(lash_worker *w, const lash_action *a)
 {
-    call *c = new_call(w, a->cmd);
+    call *c = new_call(w, a);
     lash_status st = LASH_ENOMEM;
     const char *q = w->queues[a->q];
     if (c && w->cmd) {
@@ -484,16 +561,14 @@ static void send_cmd(lash_worker *w, const lash_action *a)
         st = LASH_EIO;
     }
     if (st == LASH_OK) return;
-    /* Not sent: tell the machine as if the reply said so. */
-    free(c);
-    const char *why = st == LASH_EIO ? "not connected" : "out of memory";
-    if (a->kind == LASH_ACT_CLAIM) {
-        lash_claim_batch b = {0};
-        lash_turn_claimed(w->turn, a->cmd, st, &b, why, now_ms());
-    } else if (a->kind == LASH_ACT_RECOVER) {
-        lash_turn_recovered(w->turn, a->cmd, st, NULL, why, now_ms());
+    /* Not sent: the machine hears it as if the reply said so, next round. */
+    if (c) {
+        defer(w, c, st, st == LASH_EIO ? "not connected" : "out of memory");
     } else {
-        lash_turn_replied(w->turn, a->cmd, st, NULL, 0, why, now_ms());
+        /* Nothing to remember it by: the machine counts the command as
+         * unanswered, and its reply timeout reconnects. */
+        lash_log(&w->c.log, LASH_LOG_ERROR, NULL, NULL, -1, -1,
+                 "out of memory: a command was not sent");
     }
 }
 
@@ -508,7 +583,7 @@ static void cmd_open(lash_worker *w)
     if (lash_aconn_open(w->loop, &w->url, &cbs, w, &w->cmd, &e)) {
         lash_log(&w->c.log, LASH_LOG_WARN, NULL, NULL, -1, -1, "%s", e.msg);
         w->cmd = NULL;
-        lash_turn_disconnected(w->turn, now_ms());
+        w->down_deferred = true; /* the answer to CONNECT, next round */
         return;
     }
     if (!w->sub) sub_open(w);
@@ -516,9 +591,10 @@ static void cmd_open(lash_worker *w)
 
 static void finish(lash_worker *w, int code)
 {
-    w->exited = 1;
+    w->exited = true;
     lash_log(&w->c.log, LASH_LOG_INFO, NULL, NULL, -1, -1, "stopped (exit %d)", code);
     ev_prepare_stop(w->loop, &w->prep);
+    ev_idle_stop(w->loop, &w->again);
     ev_timer_stop(w->loop, &w->timer);
     ev_timer_stop(w->loop, &w->sub_retry);
     lash_aconn_close(w->cmd);
@@ -536,10 +612,10 @@ static void act(lash_worker *w, const lash_action *a, int64_t now)
         break;
     case LASH_ACT_DISCONNECT:
         if (w->cmd) {
-            lash_aconn_close(w->cmd); /* waiting callbacks get LASH_EIO */
+            lash_aconn_close(w->cmd); /* waiting callbacks get LASH_EIO: deferred */
             w->cmd = NULL;
         }
-        lash_turn_disconnected(w->turn, now);
+        w->down_deferred = true; /* the answer, next round */
         break;
     case LASH_ACT_START:
         start_job(w, a->slot);
@@ -573,23 +649,40 @@ static void act(lash_worker *w, const lash_action *a, int64_t now)
     }
 }
 
-/* Once per loop iteration: finished jobs in, one flush, every action out. */
+/* Whether something waits to be told to the machine. */
+static bool to_tell(const lash_worker *w)
+{
+    return w->finished || w->deferred || w->down_deferred || w->nstart_failed;
+}
+
+/* Once per loop iteration: what happened in, one flush, every action out. A
+ * few rounds, so handlers that finished at once go out this iteration; what
+ * is still left after them asks for another iteration straight away. */
 static void on_prepare(struct ev_loop *loop, ev_prepare *p, int revents)
 {
-    (void)loop;
     (void)revents;
     lash_worker *w = p->data;
     reap_dead(w);
     for (int round = 0; round < 4 && !w->exited; round++) {
         int64_t now = now_ms();
         report_finished(w, now);
+        report_deferred(w, now);
         lash_turn_flush(w->turn, now);
         lash_action a;
+        w->acting = true;
         while (!w->exited && lash_turn_next(w->turn, &a))
             act(w, &a, now);
-        if (!w->finished) break; /* handlers that finished at once go out this iteration */
+        w->acting = false;
+        if (!to_tell(w)) break;
     }
     reap_dead(w);
+    if (!w->exited && to_tell(w)) ev_idle_start(loop, &w->again);
+}
+
+static void on_again(struct ev_loop *loop, ev_idle *i, int revents)
+{
+    (void)revents;
+    ev_idle_stop(loop, i); /* it only kept the loop from blocking: on_prepare does the work */
 }
 
 static void on_timer(struct ev_loop *loop, ev_timer *t, int revents)
@@ -629,14 +722,14 @@ lash_status lash_worker_config_check(const lash_worker_config *c, lash_err *e)
                          c->queues ? "given" : "NULL");
     for (int q = 0; q < n; q++) {
         if (!qs[q]) return lash_fail(e, LASH_EINVAL, "queue #%d is NULL", q);
-        if ((st = lash_check_queue(qs[q], e))) return st;
+        if ((st = lash_queue_check(qs[q], e))) return st;
         for (int k = 0; k < q; k++)
             if (strcmp(qs[k], qs[q]) == 0)
                 return lash_fail(e, LASH_EINVAL, "queue %s given twice", qs[q]);
     }
     if (c->worker_id) {
         /* The id becomes "<id>#<boot nonce>" in lease tokens. */
-        if ((st = lash_check_worker_id(c->worker_id, e))) return st;
+        if ((st = lash_worker_id_check(c->worker_id, e))) return st;
         if (strlen(c->worker_id) > LASH_WORKER_ID_MAX - OWNER_NONCE_LEN)
             return lash_fail(e, LASH_EINVAL, "worker id is over %d bytes",
                              LASH_WORKER_ID_MAX - OWNER_NONCE_LEN);
@@ -724,14 +817,16 @@ lash_status lash_worker_new(struct ev_loop *loop, const lash_worker_config *c, l
     w->c.log.worker = w->owner;
     w->turn = lash_turn_new(&tc, w->owner);
     w->jobs = calloc((size_t)tc.concurrency, sizeof *w->jobs);
-    if (!w->jobs) {
+    w->start_failed = calloc((size_t)tc.concurrency, sizeof *w->start_failed);
+    if (!w->jobs || !w->start_failed) {
         st = lash_fail(e, LASH_ENOMEM, "out of memory");
         goto fail;
     }
     ev_prepare_init(&w->prep, on_prepare);
+    ev_idle_init(&w->again, on_again);
     ev_timer_init(&w->timer, on_timer, 0, 0);
     ev_timer_init(&w->sub_retry, on_sub_retry, 1.0, 0);
-    w->prep.data = w->timer.data = w->sub_retry.data = w;
+    w->prep.data = w->again.data = w->timer.data = w->sub_retry.data = w;
     *out = w;
     return LASH_OK;
 fail:
@@ -761,9 +856,9 @@ void lash_worker_reopen_log(lash_worker *w)
     lash_log_reopen(&w->c.log);
 }
 
-const lash_turn_counters *lash_worker_counters(const lash_worker *w)
+const lash_counters *lash_worker_counters(const lash_worker *w)
 {
-    return lash_turn_stats(w->turn);
+    return lash_turn_counters(w->turn);
 }
 
 int lash_worker_running(const lash_worker *w)
@@ -776,11 +871,18 @@ void lash_worker_free(lash_worker *w)
     if (!w) return;
     if (w->loop) {
         ev_prepare_stop(w->loop, &w->prep);
+        ev_idle_stop(w->loop, &w->again);
         ev_timer_stop(w->loop, &w->timer);
         ev_timer_stop(w->loop, &w->sub_retry);
     }
+    w->acting = true; /* what the closes fail is only freed below, never told */
     lash_aconn_close(w->cmd);
     lash_aconn_close(w->sub);
+    while (w->deferred) {
+        call *c = w->deferred;
+        w->deferred = c->next;
+        free(c);
+    }
     while (w->finished) {
         lash_job *j = w->finished;
         w->finished = j->next_done;
@@ -801,6 +903,7 @@ void lash_worker_free(lash_worker *w)
     free(w->poke_chan);
     free(w->cancel_chan);
     free(w->jobs);
+    free(w->start_failed);
     memset(&w->url, 0, sizeof w->url);
     free(w);
 }

@@ -29,6 +29,7 @@
 #include <stdint.h>
 
 #include "proto/err.h"
+#include "proto/version.h" /* lash_version() */
 #include "registry/registry.h"
 #include "worker/log.h"
 #include "worker/turn.h"
@@ -85,7 +86,7 @@ void lash_worker_start(lash_worker *w);
 void lash_worker_shutdown(lash_worker *w);
 void lash_worker_reopen_log(lash_worker *w);
 void lash_worker_free(lash_worker *w);
-const lash_turn_counters *lash_worker_counters(const lash_worker *w);
+const lash_counters *lash_worker_counters(const lash_worker *w);
 /* Jobs running now. */
 int lash_worker_running(const lash_worker *w);
 

@@ -34,8 +34,8 @@ static void check(const web_request *rq, const web_policy *p)
     } else if (strcmp(rq->method, "GET") && strcmp(rq->method, "HEAD")) {
         abort();
     }
-    if (r.queue[0] && lash_check_queue(r.queue, NULL)) abort();
-    if (r.id[0] && lash_check_id(r.id, strlen(r.id), NULL)) abort();
+    if (r.queue[0] && lash_queue_check(r.queue, NULL)) abort();
+    if (r.id[0] && lash_id_check(r.id, strlen(r.id), NULL)) abort();
     if (r.state[0] && lash_state_parse(r.state) < 0) abort();
     if (r.limit < 1 || r.limit > 500) abort();
     if (strcmp(r.cursor, "0") && r.cursor[0] != 'd' && r.cursor[0] != 't') abort();

@@ -1,9 +1,11 @@
 /* test_sim.c: a fleet of turn machines (worker/turn.h) against an in-memory
  * model of the registry, with a simulated clock and injected faults.
  *
- * No Redis, no processes: the model applies the rules of
- * proto/lua/{claim,renew,complete,release,cancel}.lua, the harness plays each
- * machine's shell, and every row must end terminal with none recorded twice.
+ * No Redis, no processes: the model keeps each row's data the way
+ * proto/lua/{claim,renew,complete,release,cancel}.lua do, takes the state a
+ * row moves to from the one transition table (proto/state.h, checked against
+ * those scripts by tests/test_states.c), the harness plays each machine's
+ * shell, and every row must end terminal with none recorded twice.
  */
 #include <criterion/criterion.h>
 #include <signal.h>
@@ -12,16 +14,16 @@
 #include <string.h>
 
 #include "proto/record.h"
+#include "proto/state.h"
 #include "worker/turn.h"
 
 /* The model keeps each row as the Lua scripts do (state, attempt, fence, owner,
  * the lease key with its expiry, the due score, the cancel flag) and applies
- * claim, renew, complete, release and cancel with the same rules, on the
- * simulated clock. Around it, the harness plays each machine's shell: commands
- * travel with latency, processes run for random durations, and faults are
- * injected from a seeded PRNG. Every rule a machine must keep is checked where
- * it acts (a START, KILL, CLAIM, COMPLETE or RELEASE); every rule of the whole
- * is checked at the end. */
+ * claim, renew, complete, release and cancel to it on the simulated clock; the
+ * state each lands in is lash_state_next's. Around it, the harness plays each machine's shell:
+ * commands travel with latency, processes run for random durations, and faults are injected from a
+ * seeded PRNG. Every rule a machine must keep is checked where it acts (a START, KILL, CLAIM,
+ * COMPLETE or RELEASE); every rule of the whole is checked at the end. */
 
 #define SIM_Q 2
 #define SIM_M 4
@@ -282,6 +284,26 @@ static void m_finish(mrow *r, mstate st)
     S.k.ended[st]++;
 }
 
+/* The row's state and facts as the transition table names them. */
+static lash_state lstate(const mrow *r)
+{
+    cr_assert(r->state >= M_PENDING, "%s: not submitted", r->id);
+    return (lash_state)(r->state - M_PENDING);
+}
+
+static unsigned facts(const mrow *r, bool leased)
+{
+    return (leased ? LASH_ROW_LEASED : 0u) |
+           (r->attempt < r->max_attempts ? LASH_ROW_ATTEMPTS_LEFT : 0u) |
+           (r->abandon ? LASH_ROW_ABANDON : 0u) | (r->cancel ? LASH_ROW_CANCEL_ASKED : 0u);
+}
+
+static mstate mstate_of(int s)
+{
+    cr_assert(s >= 0 && s < LASH_STATE_COUNT);
+    return (mstate)(s + M_PENDING);
+}
+
 static void publish_poke(int q);
 static void publish_cancel(int row);
 
@@ -321,21 +343,18 @@ static void m_claim(int q, const char *owner, int n, int64_t ttl, uint32_t seq, 
     b->seen = (size_t)np;
     for (int k = 0; k < np; k++) {
         mrow *r = &S.rows[pick[k]];
-        if (r->state == M_RUNNING) {
-            if (live_lease(r)) { /* the score lagged a renew: rescored, skipped */
-                r->due = r->lexp;
-                continue;
-            }
-            /* the lease ran out: whoever held it is gone or cut off */
-            S.k.leases_expired++;
-            if (r->cancel || r->abandon || r->attempt >= r->max_attempts) {
-                r->fence++; /* the lost owner's late complete hears "stale" */
-                m_finish(r, r->cancel ? M_CANCELLED : r->abandon ? M_ABANDONED : M_FAILED);
-                continue;
-            }
-        } else {
-            cr_assert_eq(r->state, M_PENDING);
-            cr_assert_not(live_lease(r), "%s: pending with a live lease", r->id);
+        cr_assert(r->state == M_RUNNING || !live_lease(r), "%s: pending with a live lease", r->id);
+        int next = lash_state_next(lstate(r), LASH_T_CLAIM, facts(r, live_lease(r)));
+        if (next < 0) { /* a live lease: the score lagged a renew: rescored, skipped */
+            r->due = r->lexp;
+            continue;
+        }
+        /* a running row here: the lease ran out, whoever held it is gone or cut off */
+        if (r->state == M_RUNNING) S.k.leases_expired++;
+        if (next != LASH_RUNNING) {
+            r->fence++; /* the lost owner's late complete hears "stale" */
+            m_finish(r, mstate_of(next));
+            continue;
         }
         r->fence++;
         r->attempt++;
@@ -430,18 +449,22 @@ static void m_complete(const lash_completion *c, int n, int *status)
         if (c[i].outcome == LASH_OUT_FAIL && c[i].text_len >= 9 &&
             memcmp(c[i].text, "timed out", 9) == 0)
             S.k.timed_out++;
-        if (c[i].outcome == LASH_OUT_OK) {
-            r->ok_records++;
-            m_finish(r, M_COMPLETED);
-        } else if (c[i].outcome == LASH_OUT_CANCEL || r->cancel) {
-            m_finish(r, M_CANCELLED);
-        } else if (c[i].outcome == LASH_OUT_FAIL && r->attempt < r->max_attempts) {
+        static const lash_transition by_outcome[] = {
+            [LASH_OUT_OK] = LASH_T_COMPLETE_OK,
+            [LASH_OUT_FAIL] = LASH_T_COMPLETE_FAIL,
+            [LASH_OUT_CANCEL] = LASH_T_COMPLETE_CANCEL,
+            [LASH_OUT_ABORT] = LASH_T_COMPLETE_ABORT,
+        };
+        int next = lash_state_next(lstate(r), by_outcome[c[i].outcome], facts(r, true));
+        cr_assert_geq(next, 0, "%s: the lease holder's complete changed nothing", r->id);
+        if (next == LASH_PENDING) { /* a retry, after the owner's backoff */
             r->state = M_PENDING;
             r->leased = false;
             r->due = S.now + c[i].retry_ms;
-        } else {
-            m_finish(r, M_FAILED);
+            continue;
         }
+        if (next == LASH_COMPLETED) r->ok_records++;
+        m_finish(r, mstate_of(next));
     }
 }
 
@@ -451,19 +474,17 @@ static void m_release(const lash_lease *l, const bool *ran, int n, int *status)
     for (int i = 0; i < n; i++) {
         mrow *r = row_by_id(l[i].id);
         if (!holds(r, l[i].owner, l[i].fence)) {
-            status[i] = 0;
+            status[i] = LASH_RELEASE_STALE;
             continue;
         }
         accept(r, l[i].fence);
         S.k.released++;
-        if (ran[i] && r->abandon) { /* it may have done part of its work */
-            m_finish(r, r->cancel ? M_CANCELLED : M_ABANDONED);
-            status[i] = 1;
-            continue;
-        }
-        if (r->cancel) {
-            m_finish(r, M_CANCELLED);
-            status[i] = 1;
+        status[i] = LASH_RELEASED;
+        int next = lash_state_next(lstate(r), ran[i] ? LASH_T_RELEASE_RAN : LASH_T_RELEASE_UNRUN,
+                                   facts(r, true));
+        cr_assert_geq(next, 0, "%s: the lease holder's release changed nothing", r->id);
+        if (next != LASH_PENDING) { /* cancelled, or abandoned: it may have done part of its work */
+            m_finish(r, mstate_of(next));
             continue;
         }
         r->leased = false;
@@ -471,7 +492,6 @@ static void m_release(const lash_lease *l, const bool *ran, int n, int *status)
         r->attempt--; /* handed back, not spent */
         r->due = S.now;
         poke[r->q] = true;
-        status[i] = 1;
     }
     for (int q = 0; q < SIM_Q; q++)
         if (poke[q]) publish_poke(q);
@@ -479,11 +499,12 @@ static void m_release(const lash_lease *l, const bool *ran, int n, int *status)
 
 static void m_cancel(mrow *r)
 {
-    if (r->state == M_PENDING) {
-        m_finish(r, M_CANCELLED);
-    } else if (r->state == M_RUNNING) {
+    int next = lash_state_next(lstate(r), LASH_T_CANCEL, facts(r, live_lease(r)));
+    if (next == LASH_RUNNING) { /* flagged and announced: its owner stops it */
         r->cancel = true;
         publish_cancel((int)(r - S.rows));
+    } else if (next >= 0) {
+        m_finish(r, mstate_of(next));
     }
 }
 

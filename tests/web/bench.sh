@@ -11,17 +11,17 @@ root=$(cd "$here/../.." && pwd)
 bin=$root/${LASH_BUILD:-build}/bin
 tmp=$(mktemp -d /tmp/lash-web-bench.XXXXXX)
 web=""
+# shellcheck source=../lib/redis.sh
+. "$root/tests/lib/redis.sh"
 cleanup() {
     [ -n "$web" ] && kill "$web" 2>/dev/null && wait "$web" 2>/dev/null
-    redis-cli -s "$tmp/redis.sock" shutdown nosave >/dev/null 2>&1 || true
+    redis_stop
     rm -rf "$tmp"
 }
 trap cleanup EXIT
-redis-server --port 0 --unixsocket "$tmp/redis.sock" --dir "$tmp" --save '' --appendonly no \
-    --daemonize yes --pidfile "$tmp/redis.pid" --logfile "$tmp/redis.log"
-sleep 0.3
-export LASH_REDIS_URL=unix://$tmp/redis.sock
-R() { redis-cli -s "$tmp/redis.sock" "$@"; }
+redis_start "$tmp"
+export LASH_REDIS_URL=$redis_url
+R() { redis_cli "$@"; }
 start_web() {
     "$bin/lash-web" --listen 127.0.0.1:0 --discover-ms 600000 2>"$tmp/web.log" &
     web=$!

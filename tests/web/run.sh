@@ -22,24 +22,19 @@ bin=$root/${LASH_BUILD:-build}/bin
 PY=/usr/bin/python3 # Debian's, where python3-prometheus-client lives
 tmp=$(mktemp -d /tmp/lash-web-test.XXXXXX)
 pids=()
+# shellcheck source=../lib/redis.sh
+. "$root/tests/lib/redis.sh"
 cleanup() {
     for p in "${pids[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
     for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
-    [ -S "$tmp/redis.sock" ] && redis-cli -s "$tmp/redis.sock" shutdown nosave >/dev/null 2>&1
+    redis_stop
     rm -rf "$tmp"
 }
 trap cleanup EXIT
 
-start_redis() {
-    redis-server --port 0 --unixsocket "$tmp/redis.sock" --dir "$tmp" --save '' --appendonly no \
-        --daemonize yes --pidfile "$tmp/redis.pid" --logfile "$tmp/redis.log"
-    for _ in $(seq 50); do redis-cli -s "$tmp/redis.sock" ping >/dev/null 2>&1 && return 0; sleep 0.1; done
-    echo "redis did not start" >&2
-    return 1
-}
-start_redis
-export LASH_REDIS_URL="unix://$tmp/redis.sock"
-R() { redis-cli -s "$tmp/redis.sock" "$@"; }
+redis_start "$tmp"
+export LASH_REDIS_URL=$redis_url
+R() { redis_cli "$@"; }
 
 # Workers: noop/fail built-ins and the flaky exec handler, on two queues.
 export WEB_TEST_ALLOW=$tmp/allow
@@ -96,9 +91,9 @@ kill -0 "$web_pid" || { echo "lash-web died"; exit 1; }
 echo "== redis down and back"
 for p in "${pids[@]:0:2}"; do kill -TERM "$p"; wait "$p" || true; done
 pids=("${pids[@]:2}")
-R shutdown nosave >/dev/null 2>&1 || true
+redis_stop
 "$PY" "$here/web_http.py" down
-start_redis
+redis_start "$tmp"
 "$PY" "$here/web_http.py" up
 kill -0 "$web_pid" || { echo "lash-web died"; exit 1; }
 echo "web: all checks passed"

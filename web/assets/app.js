@@ -236,8 +236,9 @@ async function loadDetail() {
     tr.appendChild(el('td', rest));
     body.appendChild(tr);
   }
-  $('retry').disabled = !ui.actions || !['failed', 'cancelled', 'abandoned'].includes(rec.state);
-  $('cancel').disabled = !ui.actions || !['pending', 'running'].includes(rec.state);
+  // Which actions apply is the server's to say (the transition table in C).
+  $('retry').disabled = !ui.actions || !(d.actions && d.actions.retry);
+  $('cancel').disabled = !ui.actions || !(d.actions && d.actions.cancel);
 }
 
 function openDetail(id) {
