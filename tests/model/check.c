@@ -109,10 +109,12 @@ static void invariants(lm *m, const lo_view *v, lc_memory *mem)
 
 /* ---- the model ------------------------------------------------------------------- */
 
-static void check_lease(lm *m, int i, const lm_row *r, const lo_id *x)
+static void check_lease(lm *m, int i, lm_row *r, const lo_id *x)
 {
     const char *id = lm_id(i);
     bool ok;
+    if (r->lease_may_vanish && x->lease_type == LO_NONE) r->lease = LM_NOLEASE;
+    r->lease_may_vanish = false;
     switch (r->lease) {
     case LM_NOLEASE:
         ok = x->lease_type == LO_NONE;
@@ -321,7 +323,7 @@ void lc_adopt(lm *m, const lo_view *v, lc_memory *mem)
         r->in_due = x->in_due;
         r->due_ready = x->in_due && x->due_score <= v->now;
         r->in_done = x->in_done;
-        r->fence_open = r->may_vanish = r->fresh = false;
+        r->fence_open = r->may_vanish = r->lease_may_vanish = r->fresh = false;
         r->version++;
         free(mem->canon[i]);
         mem->canon[i] = r->form == LM_HASH && x->canon ? strdup(x->canon) : NULL;

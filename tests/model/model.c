@@ -138,6 +138,14 @@ static bool already(const lm_row *r, const char *token)
     return strcmp(t, token) == 0;
 }
 
+/* A script met the lease key of a row that is not running (gone, junk, or not
+ * claimed): repairing it by deleting the key is as good as leaving it. */
+static void orphan_lease(lm_row *r)
+{
+    if (r->lease != LM_NOLEASE && !(r->form == LM_HASH && r->state == LM_RUNNING))
+        r->lease_may_vanish = true;
+}
+
 static void count_final(lm *m, lm_state s)
 {
     switch (s) {
@@ -253,7 +261,9 @@ static void create(lm *m, lm_row *r, const lm_sub *s)
     r->due_ready = !s->delay;
     r->in_done = false; /* a created row is live: never in done */
     r->may_vanish = false;
-    /* An earlier row's fence may stay (fences only grow); absent is as good. */
+    /* The lease key is not the submit's: one left by an earlier row stays, and
+     * its holder must now be refused (holder() wants a running row).
+     * An earlier row's fence may stay (fences only grow); absent is as good. */
     if (had_row) {
         r->fence_open = true;
         r->fence_min = -1;
@@ -323,8 +333,8 @@ static void claim_row(lm *m, int owner, int id, const lash_claimed *c)
         lm_viol(m, "fence", "%s claimed with fence %lld, not above its row's fence %lld", lm_id(id),
                 (long long)c->fence, (long long)r->fence);
     r->state = LM_RUNNING;
-    r->has_attempt = true;
     r->attempt = row_attempt(r) + 1;
+    r->has_attempt = true;
     r->has_fence = true;
     r->fence = c->fence;
     snprintf(r->owner, sizeof r->owner, "%s", lm_owner(owner));
@@ -354,9 +364,11 @@ void lm_claim(lm *m, int owner, const int *looked, size_t nlooked, const lash_cl
         bool must = false, may = false;
         if (r->form == LM_ABSENT) {
             r->in_due = false; /* dropped: nothing to record on */
+            orphan_lease(r);
         } else if (r->form == LM_JUNK) {
             r->in_due = false; /* dropped by name */
             r->may_vanish = true;
+            orphan_lease(r);
             maybe_bad++;
         } else if (r->state == LM_NOSTATE || r->state == LM_BADSTATE) {
             finish(m, r, LM_FAILED);
@@ -364,7 +376,10 @@ void lm_claim(lm *m, int owner, const int *looked, size_t nlooked, const lash_cl
         } else if (lm_terminal(r)) {
             r->in_due = false; /* a terminal row is never work */
         } else if (r->state == LM_RUNNING && r->lease != LM_NOLEASE) {
-            r->lease_ttl = true; /* held: rescored to when it runs out */
+            /* Held, whatever the key holds (a key of the wrong type too, until it
+             * runs out: a claim gives it an expiry if it had none). A fix that
+             * takes such a lease over as lost would change this line. */
+            r->lease_ttl = true;
             r->due_ready = false;
         } else if (r->state == LM_RUNNING) {
             m->tot.lost++;
@@ -451,6 +466,8 @@ void lm_renew(lm *m, int owner, const lm_tok *t, size_t n, const int *st, bool f
         if (h) {
             r->lease_ttl = true;
             if (r->in_due) r->due_ready = false;
+        } else {
+            orphan_lease(r);
         }
         if (st[i] == LASH_RENEW_LOST) lm_forget(m, owner, t[i].id, t[i].token);
     }
@@ -473,7 +490,10 @@ void lm_complete(lm *m, int owner, const lm_fin *f, size_t n, const int *st, boo
         else
             stale_or_refused(m, "complete", id, token, want, st[i]);
         lm_forget(m, owner, id, token);
-        if (!h) continue;
+        if (!h) {
+            orphan_lease(r);
+            continue;
+        }
         int attempt = r->has_attempt ? r->attempt : LASH_ATTEMPTS_MAX;
         if (f[i].outcome == LASH_OUT_OK) {
             finish(m, r, LM_COMPLETED);
@@ -501,7 +521,10 @@ void lm_release(lm *m, int owner, const lm_tok *t, const bool *ran, size_t n, co
         bool h = holder(r, t[i].token) || (st[i] == 1 && broken_held(r, t[i].token));
         stale_or_refused(m, "release", t[i].id, t[i].token, h ? 1 : 0, st[i]);
         lm_forget(m, owner, t[i].id, t[i].token);
-        if (!h) continue;
+        if (!h) {
+            orphan_lease(r);
+            continue;
+        }
         if (r->cancel) {
             finish(m, r, LM_CANCELLED);
         } else if (ran[i] && r->abandon) {

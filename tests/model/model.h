@@ -104,8 +104,10 @@ typedef struct {
     /* Left open by the spec, settled by the check from what Redis holds: */
     bool fence_open; /* a script ended the row and moved its fence past fence_min */
     int64_t fence_min;
-    bool may_vanish; /* a junk or broken row a script may delete or leave */
-    bool fresh;      /* just created: no field of an earlier row may be left */
+    bool may_vanish;       /* a junk or broken row a script may delete or leave */
+    bool lease_may_vanish; /* a lease key beside a row that is not running, which a
+                            * script that met it may delete or leave */
+    bool fresh;            /* just created: no field of an earlier row may be left */
     /* History, never forgotten: the highest fence any claim gave this id, and
      * the last tokens claims gave (for stale calls). */
     int64_t top_fence;

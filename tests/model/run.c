@@ -549,15 +549,29 @@ static void advance(play *p, int id)
     lm_advance(&p->m, id);
 }
 
-/* A real lease of 150 ms, from a claim or a renew, runs out by itself. */
+/* A real lease of 150 ms, from a claim or a renew, runs out by itself. A claim
+ * also gives lease keys without an expiry that it passes over the same 150 ms:
+ * those run out too before the step ends, or a later step would meet them
+ * expiring at a moment of their own. */
 static void do_short_lease(play *p, const lr_step *s)
 {
-    int ids[LO_SET_MAX];
+    int ids[2 * LO_SET_MAX];
     size_t n = 0;
-    if (choose(p, 2))
+    if (choose(p, 2)) {
+        int forever[LO_SET_MAX];
+        size_t nf = 0;
+        for (size_t k = 0, seen = 0; k < p->view.ndue && seen < s->n; k++) {
+            if (p->view.due_score[k] > p->view.now) continue;
+            seen++;
+            lm_row *r = &p->m.row[p->view.due[k]];
+            if (r->lease != LM_NOLEASE && !r->lease_ttl) forever[nf++] = p->view.due[k];
+        }
         do_claim(p, s->owner, s->n, SHORT_TTL, ids, &n);
-    else
+        for (size_t i = 0; i < nf; i++)
+            ids[n++] = forever[i];
+    } else {
         do_renew(p, s->owner, SHORT_TTL, ids, &n);
+    }
     sut_wait_leases_gone(p->run->c, ids, n);
     say(p, "; waited until they ran out");
     for (size_t i = 0; i < n; i++)
