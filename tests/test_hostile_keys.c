@@ -336,3 +336,75 @@ Test(hostile, bad_row_with_an_expired_lease_fails)
     cr_expect_eq(st.count[LASH_RUNNING], 0);
     cr_expect_eq(st.count[LASH_FAILED], 1);
 }
+
+/* ---- leases without their row (found by the model test) ---------------------- */
+
+/* A lease key outlives its row when a hand deletes the row; the id is then
+ * submitted anew. The old holder's token must not renew, release or record
+ * anything on the new row. */
+Test(hostile, a_lease_left_beside_a_new_row_holds_nothing)
+{
+    submit_ok("t", job("x", "k", "{}"));
+    int64_t f = claim_one("t", "w1", "x", TTL_LONG);
+    cmd_ok("DEL lash:{t}:p:x");
+    submit_ok("t", job("x", "k", "{}"));
+    cr_expect_eq(renew1("t", "x", "w1", f, TTL_LONG), LASH_RENEW_LOST);
+    cr_expect_eq(complete1("t", "x", "w1", f, LASH_OUT_OK, "never ran", 0), LASH_DONE_STALE);
+    cr_expect_eq(release1("t", "x", "w1", f), 0);
+    expect_state("t", "x", "pending");
+    expect_field("t", "x", "result", NULL);
+}
+
+/* A complete for a row deleted by hand wrote a partial row (state and result
+ * only) and counted a completion nothing had run into. */
+Test(hostile, a_complete_for_a_deleted_row_writes_nothing)
+{
+    submit_ok("t", job("x", "k", "{}"));
+    int64_t f = claim_one("t", "w1", "x", TTL_LONG);
+    cmd_ok("DEL lash:{t}:p:x");
+    cr_expect_eq(complete1("t", "x", "w1", f, LASH_OUT_OK, "r", 0), LASH_DONE_STALE);
+    cr_expect_eq(cmd_int("EXISTS lash:{t}:p:x"), 0);
+    cr_expect_eq(stats("t").total_completed, 0);
+}
+
+/* A lease key set by hand beside a finished row let its token rewrite the
+ * record: a completed row went back to pending. */
+Test(hostile, a_lease_set_beside_a_finished_row_cannot_rewrite_it)
+{
+    submit_ok("t", job("x", "k", "{}"));
+    int64_t f = claim_one("t", "w1", "x", TTL_LONG);
+    cr_assert_eq(complete1("t", "x", "w1", f, LASH_OUT_OK, "r", 0), LASH_DONE_RECORDED);
+    cmd_ok("SET lash:{t}:lease:x w1:%lld PX 60000", (long long)f);
+    cr_expect_eq(complete1("t", "x", "w1", f, LASH_OUT_FAIL, "again", 60000), LASH_DONE_ALREADY);
+    expect_state("t", "x", "completed");
+    expect_field("t", "x", "result", "r");
+}
+
+/* A running row a hand left unreadable ends failed when its lease runs out, and
+ * its fence moves on: the lost owner's late complete hears "stale", not
+ * "already recorded". */
+Test(hostile, a_bad_row_ended_by_a_claim_moves_its_fence)
+{
+    submit_ok("t", job("x", "k", "{}"));
+    int64_t f = claim_one("t", "w1", "x", 150);
+    cmd_ok("HDEL lash:{t}:p:x payload");
+    lash_fx_sleep_ms(250);
+    lash_claim_batch b = claim("t", "w2", 10, TTL_LONG);
+    cr_expect_eq(b.bad, 1);
+    lash_claim_batch_free(&b);
+    expect_state("t", "x", "failed");
+    cr_expect_gt(F("t", "x"), f);
+    cr_expect_eq(complete1("t", "x", "w1", f, LASH_OUT_OK, "late", 0), LASH_DONE_STALE);
+}
+
+/* Submitting an id whose row a hand stripped of its kind wrote over it and
+ * kept the old run's attempt, owner and cancel flag. */
+Test(hostile, a_submit_over_a_row_without_a_kind_is_refused)
+{
+    submit_ok("t", job("x", "k", "{}"));
+    claim_one("t", "w1", "x", TTL_LONG);
+    cmd_ok("HDEL lash:{t}:p:x kind");
+    lash_submitted o = submit1("t", job("x", "k", "{}"));
+    cr_expect_eq(o.status, LASH_SUB_INVALID, "%s", o.msg);
+    cr_expect(strstr(o.msg, "not a process row"), "%s", o.msg);
+}

@@ -22,36 +22,43 @@
 -- The call is also the worker's heartbeat (lash:{q}:workers) and trims terminal
 -- rows past retention (keep_n newest, none older than keep_ms; 0 = no bound).
 -- Returns {seen, notes, row...}: seen = due ids looked at (seen == n: maybe
--- more); notes = one text per id the call failed, dropped or repaired for bad
+-- more); notes = a text for each thing the call failed, dropped or repaired for bad
 -- data ("<id>: what was wrong"); each row {id, kind, payload, attempt, fence,
 -- timeout_ms, backoff, max_attempts}.
 local LASH_FENCE_MAX = 9007199254740991 -- 2^53 - 1: the last integer a double holds exactly
 
+-- Notes a bad thing about id for the reply (the worker logs each).
+local function lash_note(c, id, what)
+    c.notes[#c.notes + 1] = id .. ': ' .. what
+end
+
 -- The lease key of a row, read without failing the call. A key of another type
 -- is not a lease lash wrote: it is deleted (repaired) and noted. Returns the
--- token or false, and a note or nil.
-local function lash_claim_lease(base, id, lk)
+-- token, or false when there is none (any more).
+local function lash_claim_lease(base, c, id, lk)
     local v, t = lash_lease_read(lk)
-    if v ~= nil then return v, nil end
+    if v ~= nil then return v end
     redis.call('DEL', lk)
-    lash_event(base, 'repaired', id, 'error', lk .. ' held a ' .. t .. ', not a lease: deleted')
-    return false, id .. ': ' .. lk .. ' held a ' .. t .. ', not a lease: deleted'
+    local what = lk .. ' held a ' .. t .. ', not a lease: deleted'
+    lash_event(base, 'repaired', id, 'error', what)
+    lash_note(c, id, what)
+    return false
 end
 
 -- A held lease: keeps the row out of sight until it runs out. One without an
 -- expiry (set by hand) would hold the row forever: it gets ttl, and a note.
-local function lash_claim_wait(base, now, id, lk, ttl)
-    local pttl, note = redis.call('PTTL', lk), nil
+local function lash_claim_wait(base, c, id, lk)
+    local pttl = redis.call('PTTL', lk)
     if pttl == -1 then
-        redis.call('PEXPIRE', lk, ttl)
-        pttl = ttl
-        lash_event(base, 'repaired', id, 'error', lk .. ' had no expiry: given ' .. ttl .. ' ms')
-        note = id .. ': ' .. lk .. ' had no expiry: given ' .. ttl .. ' ms'
+        redis.call('PEXPIRE', lk, c.ttl)
+        pttl = c.ttl
+        local what = lk .. ' had no expiry: given ' .. c.ttl .. ' ms'
+        lash_event(base, 'repaired', id, 'error', what)
+        lash_note(c, id, what)
     end
     -- PTTL 0 is a lease in its last millisecond: it still exists (a script sees
     -- time stand still), so it is still held.
-    redis.call('ZADD', base .. ':due', now + math.max(pttl, 1), id)
-    return note
+    redis.call('ZADD', base .. ':due', c.now + math.max(pttl, 1), id)
 end
 
 -- What is wrong with a readable row's fields, or nil.
@@ -73,18 +80,25 @@ local function lash_claim_bad(id, f, attempt, max, fence, timeout)
     return nil
 end
 
--- Fails a row for bad data: the row says why, the caller's notes too.
-local function lash_claim_fail(base, id, now, counts, state, why)
-    lash_finish(base, id, 'failed', now, counts, state, 'error', 'bad row: ' .. why)
-    return nil, id .. ': bad row: ' .. why
+-- Ends a row whose lease ran out (or that failed for bad data) in state, its
+-- fence moved on so the lost owner's late complete hears "stale", not "already
+-- recorded".
+local function lash_claim_end(base, c, id, from, fence, state, why)
+    c.last = math.max(c.last, fence or 0) + 1
+    lash_finish(base, id, state, c.now, c.counts, from, 'error', why, 'fence', lash_str(c.last))
 end
 
--- One due id. Returns the claimed row or nil, and a note or nil. c carries the
--- call's state: now, owner, ttl, counts and last (the queue's last fence).
+-- Fails a row for bad data: the row says why, the reply's notes too.
+local function lash_claim_fail(base, c, id, from, fence, why)
+    lash_claim_end(base, c, id, from, fence, 'failed', 'bad row: ' .. why)
+    lash_note(c, id, 'bad row: ' .. why)
+end
+
+-- One due id: the claimed row, or nil. c carries the call's state: now, owner,
+-- ttl, counts, notes and last (the queue's last fence).
 local function lash_claim_row(base, c, id)
     local rk = base .. ':p:' .. id
     local due = base .. ':due'
-    local now, counts = c.now, c.counts
     local f, why = lash_row_read(rk, 'state', 'kind', 'payload', 'attempt', 'max_attempts',
         'fence', 'timeout_ms', 'backoff', 'on_lost', 'cancel')
     if f and not f[1] and redis.call('EXISTS', rk) == 0 then why = 'row is missing' end
@@ -92,57 +106,46 @@ local function lash_claim_row(base, c, id)
         -- Nothing lash can record on: forget the id, and say so in the log.
         redis.call('ZREM', due, id)
         lash_event(base, 'dropped', id, 'error', why)
-        return nil, id .. ': ' .. why .. '; dropped from due'
+        lash_note(c, id, why .. '; dropped from due')
+        return nil
     end
     local state = f[1]
-    if not state then return lash_claim_fail(base, id, now, counts, nil, "field 'state' is missing") end
+    local fence = lash_int(f[6] or '0', 0, LASH_FENCE_MAX - 1)
+    if not state then return lash_claim_fail(base, c, id, nil, fence, "field 'state' is missing") end
     if LASH_TERMINAL[state] then
         redis.call('ZREM', due, id) -- a terminal row is never work
-        return nil, nil
+        return nil
     end
     if not LASH_LIVE[state] then
-        return lash_claim_fail(base, id, now, counts, nil,
+        return lash_claim_fail(base, c, id, nil, fence,
             "field 'state' is not a state: " .. string.sub(state, 1, 32))
     end
     local lk = base .. ':lease:' .. id
     local attempt = lash_int(f[4] or '0', 0, LASH_ATTEMPTS_MAX)
     local max = lash_int(f[5] or LASH_DEFAULT_MAX_ATTEMPTS, 1, LASH_ATTEMPTS_MAX)
-    local fence = lash_int(f[6] or '0', 0, LASH_FENCE_MAX - 1)
     local timeout = lash_int(f[7] or '0', 0, LASH_TIMEOUT_MAX)
     local bad = lash_claim_bad(id, f, attempt, max, fence, timeout)
-    local held, note = lash_claim_lease(base, id, lk)
-    if held then
-        local waitnote = lash_claim_wait(base, now, id, lk, c.ttl)
-        return nil, note or waitnote
+    if lash_claim_lease(base, c, id, lk) then
+        lash_claim_wait(base, c, id, lk)
+        return nil
     end
     if state == 'running' then
         -- The lease ran out: whoever held it is gone or cut off.
-        lash_count(counts, 'total_lost')
+        lash_count(c.counts, 'total_lost')
         lash_event(base, 'lease-lost', id, 'attempt', tostring(f[4]), 'fence', tostring(f[6]))
-        if bad then return lash_claim_fail(base, id, now, counts, state, bad) end
-        -- Ended here, the fence moves on too, so the lost owner's late complete
-        -- is told stale rather than "already recorded".
-        local moved = lash_str(math.max(c.last, fence) + 1)
+        if bad then return lash_claim_fail(base, c, id, state, fence, bad) end
         if f[10] == '1' then
-            c.last = math.max(c.last, fence) + 1
-            lash_finish(base, id, 'cancelled', now, counts, state, 'error',
-                'cancelled; its owner lost the lease', 'fence', moved)
-            return nil, note
+            return lash_claim_end(base, c, id, state, fence, 'cancelled', 'cancelled; its owner lost the lease')
         elseif f[9] == 'abandon' then
-            c.last = math.max(c.last, fence) + 1
-            lash_finish(base, id, 'abandoned', now, counts, state, 'error',
-                'lease lost on attempt ' .. attempt .. ' and on_lost=abandon', 'fence', moved)
-            return nil, note
+            return lash_claim_end(base, c, id, state, fence, 'abandoned',
+                'lease lost on attempt ' .. attempt .. ' and on_lost=abandon')
         elseif attempt >= max then
-            c.last = math.max(c.last, fence) + 1
-            lash_finish(base, id, 'failed', now, counts, state, 'error',
-                'lease lost on attempt ' .. attempt .. ' of ' .. max .. ' (worker died or was cut off)',
-                'fence', moved)
-            return nil, note
+            return lash_claim_end(base, c, id, state, fence, 'failed',
+                'lease lost on attempt ' .. attempt .. ' of ' .. max .. ' (worker died or was cut off)')
         end
         -- Rerun: it stays 'running' in the counters; only the lease changes hands.
     elseif bad then
-        return lash_claim_fail(base, id, now, counts, state, bad)
+        return lash_claim_fail(base, c, id, state, fence, bad)
     end
     fence = math.max(c.last, fence) + 1
     c.last = fence
@@ -151,14 +154,14 @@ local function lash_claim_row(base, c, id)
     local fs, as = lash_str(fence), lash_str(attempt)
     redis.call('SET', lk, c.owner .. ':' .. fs, 'PX', c.ttls)
     redis.call('HSET', rk, 'state', 'running', 'attempt', as, 'fence', fs,
-        'owner', c.owner, 'updated_ms', lash_str(now))
+        'owner', c.owner, 'updated_ms', lash_str(c.now))
     lash_index('ZADD', due, c.until_s, id)
     lash_event(base, 'claimed', id, 'attempt', as, 'owner', c.owner)
     if state == 'pending' then -- a rerun was counted 'running' already
-        lash_count(counts, 'pending', -1)
-        lash_count(counts, 'running', 1)
+        lash_count(c.counts, 'pending', -1)
+        lash_count(c.counts, 'running', 1)
     end
-    return { id, f[2], f[3], attempt, fence, timeout, f[8] or '', max }, note
+    return { id, f[2], f[3], attempt, fence, timeout, f[8] or '', max }
 end
 
 local function lash_claim(KEYS, ARGV)
@@ -178,10 +181,9 @@ local function lash_claim(KEYS, ARGV)
     end
     local now = lash_now()
     lash_guard(base, 'due', 'done', 'stats', 'events', 'workers')
-    local c = { now = now, owner = owner, ttl = ttl, ttls = lash_str(ttl), until_s = lash_str(now + ttl),
-        counts = {}, last = 0 }
     local out, ids = { 0, {} }, {}
-    local notes = out[2]
+    local c = { now = now, owner = owner, ttl = ttl, ttls = lash_str(ttl), until_s = lash_str(now + ttl),
+        counts = {}, notes = out[2], last = 0 }
     if n > 0 then
         ids = redis.call('ZRANGEBYSCORE', base .. ':due', '-inf', now, 'LIMIT', 0, n)
         out[1] = #ids
@@ -197,7 +199,7 @@ local function lash_claim(KEYS, ARGV)
     redis.call('ZREMRANGEBYSCORE', base .. ':workers', '-inf', now - LASH_WORKER_STALE_MS)
     local record = seq and { seq } or nil
     for _, id in ipairs(ids) do
-        local row, note = lash_claim_row(base, c, id)
+        local row = lash_claim_row(base, c, id)
         if row then
             out[#out + 1] = row
             if record then
@@ -205,7 +207,6 @@ local function lash_claim(KEYS, ARGV)
                 record[#record + 1] = lash_str(row[5])
             end
         end
-        if note then notes[#notes + 1] = note end
     end
     if record and #record > 1 then
         redis.call('SET', base .. ':claim:' .. owner, table.concat(record, ' '), 'PX', c.ttls)

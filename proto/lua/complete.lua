@@ -16,16 +16,18 @@
 local function lash_complete_one(base, now, id, token, outcome, text, retry_ms, counts)
     local rk = base .. ':p:' .. id
     local lease = base .. ':lease:' .. id
-    if lash_lease_read(lease) ~= token then
+    local f = lash_row_read(rk, 'state', 'attempt', 'max_attempts', 'cancel', 'owner', 'fence')
+    if not f then return 0 end
+    local mine = f[5] and f[6] and f[5] .. ':' .. f[6] == token
+    if lash_lease_read(lease) ~= token or f[1] ~= 'running' or not mine then
         -- Already recorded by this very token: the row's owner and fence make it
         -- up, and the row is no longer running (a drive that ends a lost lease
-        -- moves the fence on, so the lost owner hears stale).
-        local f = lash_row_read(rk, 'owner', 'fence', 'state')
-        if f and f[1] and f[2] and f[3] and f[3] ~= 'running' and f[1] .. ':' .. f[2] == token then return 2 end
+        -- moves the fence on, so the lost owner hears stale). A lease key left
+        -- beside a row that is not its own (deleted, resubmitted or ended by
+        -- hand) records nothing.
+        if mine and (f[1] == 'pending' or LASH_TERMINAL[f[1]]) then return 2 end
         return 0
     end
-    local f = lash_row_read(rk, 'state', 'attempt', 'max_attempts', 'cancel')
-    if not f or f[1] ~= 'running' then return 0 end
     if outcome == 'ok' then
         lash_finish(base, id, 'completed', now, counts, f[1], 'result', text)
         return 1

@@ -16,8 +16,11 @@ local function lash_renew(KEYS, ARGV)
     for i = 2, #ARGV, 2 do
         local id, token = ARGV[i], ARGV[i + 1]
         local lease = base .. ':lease:' .. id
-        local f = lash_lease_read(lease) == token and lash_row_read(base .. ':p:' .. id, 'cancel')
-        if f then
+        -- The lease must be the caller's, and so must the row: a lease left
+        -- beside a row deleted, resubmitted or ended by hand holds nothing.
+        local f = lash_lease_read(lease) == token and
+            lash_row_read(base .. ':p:' .. id, 'cancel', 'state', 'owner', 'fence')
+        if f and f[2] == 'running' and f[3] and f[4] and f[3] .. ':' .. f[4] == token then
             redis.call('PEXPIRE', lease, ttl)
             redis.call('ZADD', base .. ':due', 'XX', now + ttl, id)
             out[#out + 1] = f[1] == '1' and 2 or 1

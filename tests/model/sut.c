@@ -12,7 +12,7 @@
 
 #define Q "lash:{" LM_QUEUE "}"
 
-const bool sut_release_knows_ran = false;
+const bool sut_release_knows_ran = true;
 
 static const lash_retention KEEP_ALL = {-1, 0};
 
@@ -68,7 +68,7 @@ lash_status sut_submit(lash_conn *c, const lm_sub *s, size_t n, lash_submitted *
 lash_status sut_claim(lash_conn *c, int owner, int n, int64_t ttl_ms, lash_claim_batch *out,
                       lash_err *e)
 {
-    return lash_claim(c, LM_QUEUE, lm_owner(owner), n, ttl_ms, KEEP_ALL, out, e);
+    return lash_claim(c, LM_QUEUE, lm_owner(owner), n, ttl_ms, KEEP_ALL, 0, out, e);
 }
 
 lash_status sut_renew(lash_conn *c, int64_t ttl_ms, const lm_tok *t, size_t n, int *st, lash_err *e)
@@ -102,11 +102,10 @@ lash_status sut_complete(lash_conn *c, const lm_fin *f, size_t n, int *st, lash_
 lash_status sut_release(lash_conn *c, const lm_tok *t, const bool *ran, size_t n, int *st,
                         lash_err *e)
 {
-    (void)ran; /* lash_release cannot say it yet: sut_release_knows_ran */
     owner_buf ob[16];
     cr_assert(n <= 16);
     lash_lease *l = leases(t, n, ob);
-    lash_status s = lash_release(c, LM_QUEUE, l, n, st, e);
+    lash_status s = lash_release(c, LM_QUEUE, l, ran, n, st, e);
     free(l);
     return s;
 }
