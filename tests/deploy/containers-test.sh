@@ -499,7 +499,7 @@ if wait_until 240 all_done; then
 else
     bad "still due after the bound: $(live | head -n 5 | tr '\n' ';')"
 fi
-compose run --rm lashctl --json stats >"$WORK/stats.json" 2>"$WORK/stats.err"
+compose run --rm lashctl --json stats </dev/null >"$WORK/stats.json" 2>"$WORK/stats.err"
 if python3 -c 'import json, sys
 s = json.load(open(sys.argv[1])); n = int(sys.argv[2])
 sys.exit(0 if s["completed"] == n and s["failed"] == 0 and s["abandoned"] == 0
