@@ -100,8 +100,8 @@ SOCK=$STATE/podman.sock
 SVC_PID=""
 HEALTH_PID=""
 KILL_WATCH_PID=""
-HAD_RUN_CONTAINERS=0
-[ -e /run/containers ] && HAD_RUN_CONTAINERS=1
+HAD_RUN_NETWORKS=0
+[ -e /run/containers/networks ] && HAD_RUN_NETWORKS=1
 fwd_before=$(cat /proc/sys/net/ipv4/ip_forward)
 nft_before=$(nft list tables 2>/dev/null)
 
@@ -135,9 +135,13 @@ cleanup() {
     podman rmi -f lash:local lash-redis:local >/dev/null 2>&1
     podman image prune -f >/dev/null 2>&1
     [ -e "/run/netns/$NETNS" ] && ip netns del "$NETNS"
-    # netavark keeps its IP allocations in /run/containers/networks whatever
-    # the configuration says; leave /run as it was.
-    [ "$HAD_RUN_CONTAINERS" = 0 ] && rm -rf /run/containers
+    # netavark keeps its IP allocations and aardvark-dns its state in
+    # /run/containers/networks whatever the configuration says; leave /run as
+    # it was.
+    if [ "$HAD_RUN_NETWORKS" = 0 ]; then
+        rm -rf /run/containers/networks
+        rmdir /run/containers 2>/dev/null
+    fi
     # The logs of the last run stay for a post-mortem (build, compose, worker 3).
     rm -rf "$STATE/last-run"
     mv "$WORK" "$STATE/last-run" 2>/dev/null
