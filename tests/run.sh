@@ -7,7 +7,9 @@
 #   valgrind    the unit suites under valgrind: zero leaks
 #   fuzz        each libFuzzer target for LASH_FUZZ_SECONDS (default 30) from its seeds
 #   deploy      static checks of the container/systemd files, the ACL test,
-#               the multi-host test in network namespaces (skipped if not allowed)
+#               the multi-host test in network namespaces (skipped if not allowed),
+#               the image built and the compose stack run with podman (skipped
+#               where podman cannot run a container)
 #   (the reliability suites' short forms are part of ctest in both builds)
 #   install     cmake --install into a temp prefix; an embedder builds with pkg-config
 #   install-usr the same for -DCMAKE_INSTALL_PREFIX=/usr (Debian multiarch lash.pc), with
@@ -28,9 +30,14 @@ JOBS=$(nproc)
 
 PKGS="build-essential cmake pkg-config libhiredis-dev libev-dev libcjson-dev libcriterion-dev
       redis-server redis-tools clang libclang-rt-14-dev valgrind iproute2 docker-compose procps
-      libmicrohttpd-dev chromium nodejs npm python3 python3-prometheus-client python3-yaml"
+      libmicrohttpd-dev chromium python3 python3-prometheus-client python3-yaml
+      podman buildah runc debootstrap netavark aardvark-dns catatonit nftables"
 missing=""
 for p in $PKGS; do dpkg -s "$p" >/dev/null 2>&1 || missing="$missing $p"; done
+# Node.js may come from elsewhere than Debian (nodesource's nodejs carries its
+# own npm, which Debian's npm package conflicts with): only what is missing.
+command -v node >/dev/null || missing="$missing nodejs"
+command -v npm >/dev/null || missing="$missing npm"
 if [ -n "$missing" ]; then
     echo "installing:$missing"
     if [ "$(id -u)" != 0 ]; then echo "tests: run as root to install packages" >&2; exit 1; fi
@@ -101,6 +108,7 @@ step fuzz bash tests/fuzz/run.sh "${LASH_FUZZ_SECONDS:-30}"
 step deploy-static bash tests/deploy/check-static.sh
 step deploy-acl bash tests/deploy/acl-test.sh
 step deploy-netns bash tests/deploy/netns-test.sh
+step deploy-containers bash tests/deploy/containers-test.sh
 # The reliability suites' short forms are criterion binaries: ctest ran them in
 # both builds above. The long forms (20,000-process chaos, 1,000,000-process
 # memory bound, ...) run here on request.
