@@ -85,8 +85,9 @@ void bench_emit_cmdstats(const char *key, const char *label, const bench_redis_s
 
 /* Submits n rows of kind with payload (NULL: "{}") to queue, in chunks. */
 void bench_submit(lash_conn *c, const char *queue, const char *kind, const char *payload, long n);
-/* A raw integer command reply ("ZCARD key" ...), or -1. */
-long long bench_int(lash_conn *c, const char *fmt, ...);
+/* Rows in queue's due set (non-terminal) and done set (terminal, retained). */
+long long bench_due(lash_conn *c, const char *queue);
+long long bench_done(lash_conn *c, const char *queue);
 /* Checks that exactly n rows of queue are completed: the stats counters
  * (completed, total_completed, no pending/running/failed) and the keys (due
  * empty, done holding n). Dies with what is wrong otherwise. */

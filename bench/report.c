@@ -132,9 +132,9 @@ static void target(const char *what, double value, const char *op, double bound,
 {
     const char *verdict = "not measured";
     if (value >= 0) {
-        int ok = strcmp(op, "<=") == 0  ? value <= bound
-                 : strcmp(op, "<") == 0 ? value < bound
-                                        : value >= bound;
+        bool ok = strcmp(op, "<=") == 0  ? value <= bound
+                  : strcmp(op, "<") == 0 ? value < bound
+                                         : value >= bound;
         verdict = ok ? "met" : "NOT met";
     }
     printf("  %-56s %12.4g %s %-10.4g %-6s %s\n", what, value, op, bound, unit, verdict);

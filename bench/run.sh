@@ -53,34 +53,19 @@ fi
 bench=$build/bin/lash-bench
 
 tmp=$(mktemp -d /tmp/lash-bench-XXXXXX)
-redis_pid=
+# shellcheck source=../tests/lib/redis.sh
+. "$root/tests/lib/redis.sh"
 cleanup() {
-    if [ -n "$redis_pid" ]; then
-        kill "$redis_pid" 2>/dev/null || true
-        wait "$redis_pid" 2>/dev/null || true
-    fi
+    [ -n "${redis_dir:-}" ] && redis_stop
     rm -rf "$tmp"
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-# A free loopback port: try random ones until redis-server keeps one.
-for _ in $(seq 1 20); do
-    port=$((20000 + RANDOM % 40000))
-    redis-server --port "$port" --bind 127.0.0.1 --save '' --appendonly no --dir "$tmp" \
-        --daemonize no --loglevel warning --logfile "$tmp/redis.log" &
-    redis_pid=$!
-    for _ in $(seq 1 100); do
-        if redis-cli -p "$port" ping >/dev/null 2>&1; then break 2; fi
-        if ! kill -0 "$redis_pid" 2>/dev/null; then break; fi
-        sleep 0.05
-    done
-    kill "$redis_pid" 2>/dev/null || true
-    wait "$redis_pid" 2>/dev/null || true
-    redis_pid=
-done
-[ -n "$redis_pid" ] || { echo "run.sh: could not start redis-server" >&2; exit 1; }
-url=redis://127.0.0.1:$port
+# On a free loopback port, not a socket: the BullMQ peers connect over TCP,
+# and both sides should pay the same.
+redis_start "$tmp" --tcp --loglevel warning
+url=$redis_url
 
 if [ "$peers" = 1 ]; then
     if ! command -v node >/dev/null || ! command -v npm >/dev/null; then

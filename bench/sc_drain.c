@@ -17,14 +17,13 @@
 #include <unistd.h>
 
 #include "bench/bench.h"
-#include "proto/keys.h"
 #include "worker/worker.h"
 
 typedef struct {
     lash_worker *w;
     long n;
     double t_end;
-    int stopping;
+    bool stopping;
 } drain_run;
 
 static void on_prepare(struct ev_loop *loop, ev_prepare *c, int revents)
@@ -34,7 +33,7 @@ static void on_prepare(struct ev_loop *loop, ev_prepare *c, int revents)
     drain_run *d = c->data;
     if (!d->stopping && (long)lash_worker_counters(d->w)->rows_recorded >= d->n) {
         d->t_end = bench_now();
-        d->stopping = 1;
+        d->stopping = true;
         lash_worker_shutdown(d->w);
     }
 }
@@ -88,7 +87,7 @@ double bench_run_worker(const bench_opts *o, const char *queue, int conc, long n
     ev_prepare_stop(loop, &chk);
     ev_timer_stop(loop, &dog);
     if (!d.stopping) bench_die("drain: the worker stopped early");
-    const lash_turn_counters *k = lash_worker_counters(d.w);
+    const lash_counters *k = lash_worker_counters(d.w);
     bench_note("    worker: %llu claims (%llu rows), %llu completes, %llu pokes, %llu ticks",
                (unsigned long long)k->claims_sent, (unsigned long long)k->rows_claimed,
                (unsigned long long)k->completes_sent, (unsigned long long)k->pokes,
@@ -143,10 +142,9 @@ void sc_fleet(const bench_opts *o, const int *workers, int nworkers)
     for (int i = 0; i < nworkers; i++) {
         int k = workers[i];
         long n = o->n;
-        char q[32], done[LASH_KEY_MAX], key[64], label[96], cs[16];
+        char q[32], key[64], label[96], cs[16];
         snprintf(q, sizeof q, "bench-fleet-%d", k);
         snprintf(cs, sizeof cs, "%d", conc);
-        lash_key(done, q, LASH_KEY_DONE);
         bench_flush(o, c);
         bench_note("fleet: %ld no-op rows, %d lash-worker process(es) at concurrency %d", n, k,
                    conc);
@@ -166,7 +164,7 @@ void sc_fleet(const bench_opts *o, const int *workers, int nworkers)
         }
         double t_end = 0;
         for (;;) {
-            long long d = bench_int(c, "ZCARD %s", done);
+            long long d = bench_done(c, q);
             if (d >= n) {
                 t_end = bench_now();
                 break;

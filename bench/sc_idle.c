@@ -12,7 +12,6 @@
 #include <sys/wait.h>
 
 #include "bench/bench.h"
-#include "proto/keys.h"
 
 static long status_kb(int pid, const char *field)
 {
@@ -32,8 +31,6 @@ void sc_idle(const bench_opts *o)
     lash_conn *c = bench_connect(o);
     long n = o->n < 20000 ? o->n : 20000;
     double window = o->quick ? 2 : 10;
-    char done[LASH_KEY_MAX];
-    lash_key(done, "bench-idle", LASH_KEY_DONE);
     bench_flush(o, c);
     bench_note("idle: lash-worker at concurrency 64 drains %ld rows, then idles %.0f s", n, window);
     bench_submit(c, "bench-idle", "noop", "{}", n);
@@ -43,7 +40,7 @@ void sc_idle(const bench_opts *o)
         "--keep-ms", "0",          "--log-level",   "warn",       NULL};
     int pid = bench_spawn(o, "lash-worker", args);
     double t0 = bench_now();
-    while (bench_int(c, "ZCARD %s", done) < n) {
+    while (bench_done(c, "bench-idle") < n) {
         if (bench_now() - t0 > 300) bench_die("idle: the worker did not drain its rows");
         if (waitpid(pid, NULL, WNOHANG) == pid) bench_die("idle: lash-worker exited early");
         bench_sleep(0.01);

@@ -6,12 +6,16 @@
  * submits one process, waits until the handler has seen it, sleeps a little
  * (so the worker is idle again), and repeats. Same machine, same clock.
  *
- * poke: lash_submit (the script PUBLISHes on the poke channel).
- * poll: rows written with plain HSET/ZADD/HINCRBY and no PUBLISH, so only the
- *       worker's poll timer finds them; the poll interval is POLL_MS.
+ * poke: lash_submit (the script PUBLISHes on the poke channel); latency from
+ *       the submit call to the handler.
+ * poll: rows submitted to run at a time POLL_WAKE_MS ahead (run_at, the server
+ *       clock: the same clock on the same machine). The submit's poke wakes
+ *       the worker while the row is not yet due, so its drive finds nothing;
+ *       from run_at on only the worker's poll timer (POLL_MS) can find it.
+ *       Latency from run_at to the handler: how long a row whose poke was
+ *       lost waits for the poll.
  */
 #include <ev.h>
-#include <hiredis/hiredis.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -19,15 +23,16 @@
 #include <string.h>
 
 #include "bench/bench.h"
-#include "proto/keys.h"
 #include "worker/worker.h"
 
 #define POLL_MS 100
+/* Long enough that the poke's drive has come and gone before the row is due. */
+#define POLL_WAKE_MS 50
 #define QUEUE "bench-lat"
 
 typedef struct {
     const bench_opts *o;
-    int poll_only;
+    bool poll_only;
     int samples;
     double *lat_ms;
     atomic_int seen;
@@ -51,46 +56,27 @@ static void stamp(lash_job *j, void *ud)
     lash_job_done(j, LASH_OUT_OK, NULL, 0);
 }
 
-static void raw_submit(lash_conn *c, const char *id, const char *payload, int64_t ms)
-{
-    char rk[LASH_KEY_MAX], due[LASH_KEY_MAX], stats[LASH_KEY_MAX];
-    redisContext *r = lash_conn_redis(c);
-    lash_key_row(rk, QUEUE, id);
-    lash_key(due, QUEUE, LASH_KEY_DUE);
-    lash_key(stats, QUEUE, LASH_KEY_STATS);
-    redisAppendCommand(r,
-                       "HSET %s kind stamp payload %s state pending max_attempts 3 created_ms %lld",
-                       rk, payload, (long long)ms);
-    redisAppendCommand(r, "ZADD %s %lld %s", due, (long long)ms, id);
-    redisAppendCommand(r, "HINCRBY %s pending 1", stats);
-    redisAppendCommand(r, "HINCRBY %s total_submitted 1", stats);
-    for (int k = 0; k < 4; k++) {
-        void *rep = NULL;
-        if (redisGetReply(r, &rep) != REDIS_OK) bench_die("raw submit: %s", r->errstr);
-        freeReplyObject(rep);
-    }
-}
-
 static void *submitter(void *arg)
 {
     lat_state *L = arg;
     lash_conn *c = bench_connect(L->o);
     unsigned seed = 12345;
     for (int i = 0; i < L->samples && !L->fail; i++) {
-        char payload[96], id[32];
+        char payload[96];
         int64_t t = bench_wall_ns();
-        snprintf(payload, sizeof payload, "{\"t\":%lld,\"i\":%d}", (long long)t, i);
+        lash_submission s = {.kind = "stamp"};
         if (L->poll_only) {
-            snprintf(id, sizeof id, "lat-%d", i);
-            raw_submit(c, id, payload, t / 1000000);
-        } else {
-            lash_submission s = {
-                .kind = "stamp", .payload = payload, .payload_len = strlen(payload)};
-            lash_submitted out;
-            lash_err e;
-            if (lash_submit(c, QUEUE, &s, 1, &out, &e) || out.status != LASH_SUB_CREATED)
-                bench_die("latency submit failed");
+            /* The stamp is when the row becomes due: run_at, in whole ms. */
+            s.run_at_ms = t / 1000000 + POLL_WAKE_MS;
+            t = s.run_at_ms * 1000000;
         }
+        snprintf(payload, sizeof payload, "{\"t\":%lld,\"i\":%d}", (long long)t, i);
+        s.payload = payload;
+        s.payload_len = strlen(payload);
+        lash_submitted out;
+        lash_err e;
+        if (lash_submit(c, QUEUE, &s, 1, &out, &e) || out.status != LASH_SUB_CREATED)
+            bench_die("latency submit failed");
         double t0 = bench_now();
         while (atomic_load(&L->seen) <= i) {
             if (bench_now() - t0 > 10) {
@@ -130,7 +116,7 @@ static double pct(const double *v, int n, double p)
     return v[i < 0 ? 0 : i >= n ? n - 1 : i];
 }
 
-static void run(const bench_opts *o, int poll_only, int samples)
+static void run(const bench_opts *o, bool poll_only, int samples)
 {
     struct ev_loop *loop = EV_DEFAULT;
     lash_conn *c = bench_connect(o);
@@ -198,7 +184,7 @@ void sc_latency(const bench_opts *o)
                                                     : o->n / 100);
     int poll = o->quick ? 10 : 100;
     bench_note("latency: %d samples through the poke channel", poke);
-    run(o, 0, poke);
+    run(o, false, poke);
     bench_note("latency: %d samples found by the poll alone (poll %d ms)", poll, POLL_MS);
-    run(o, 1, poll);
+    run(o, true, poll);
 }

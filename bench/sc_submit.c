@@ -14,15 +14,13 @@
 #include <unistd.h>
 
 #include "bench/bench.h"
-#include "proto/keys.h"
 
 static void verify_pending(lash_conn *c, const char *q, long n)
 {
     lash_stats s;
     lash_err e;
-    char due[LASH_KEY_MAX];
     if (lash_get_stats(c, q, &s, &e)) bench_die("stats: %s", e.msg);
-    long long ndue = bench_int(c, "ZCARD %s", lash_key(due, q, LASH_KEY_DUE));
+    long long ndue = bench_due(c, q);
     if (s.count[LASH_PENDING] != n || s.total_submitted != n || ndue != n)
         bench_die("queue %s: expected %ld pending rows, found pending=%lld submitted=%lld due=%lld",
                   q, n, (long long)s.count[LASH_PENDING], (long long)s.total_submitted, ndue);

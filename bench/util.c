@@ -1,7 +1,6 @@
 /* util.c: output, clocks, Redis counters, submitting and verifying (see bench.h). */
 #include <errno.h>
 #include <fcntl.h>
-#include <hiredis/hiredis.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -14,6 +13,8 @@
 
 #include "bench/bench.h"
 #include "proto/keys.h"
+#include "registry/inspect.h"
+#include "registry/server.h"
 
 /* ---- output ------------------------------------------------------------------ */
 
@@ -142,10 +143,8 @@ lash_conn *bench_connect(const bench_opts *o)
 
 void bench_flush(const bench_opts *o, lash_conn *c)
 {
-    if (!o->flush) return;
-    redisReply *r = redisCommand(lash_conn_redis(c), "FLUSHALL SYNC");
-    if (!r || r->type == REDIS_REPLY_ERROR) bench_die("FLUSHALL failed");
-    freeReplyObject(r);
+    lash_err e;
+    if (o->flush && lash_server_flush(c, &e)) bench_die("%s", e.msg);
 }
 
 static const char *field(const char *info, const char *name)
@@ -159,14 +158,15 @@ static const char *field(const char *info, const char *name)
 void bench_snap(lash_conn *c, bench_redis_snap *s)
 {
     memset(s, 0, sizeof *s);
-    redisReply *r = redisCommand(lash_conn_redis(c), "INFO cpu stats memory commandstats");
-    if (!r || r->type != REDIS_REPLY_STRING) bench_die("INFO failed");
+    char *info;
+    lash_err e;
+    if (lash_server_info(c, "cpu stats memory commandstats", &info, &e)) bench_die("%s", e.msg);
     const char *v;
-    if ((v = field(r->str, "used_cpu_sys"))) s->cpu += strtod(v, NULL);
-    if ((v = field(r->str, "used_cpu_user"))) s->cpu += strtod(v, NULL);
-    if ((v = field(r->str, "total_commands_processed"))) s->commands = strtoll(v, NULL, 10);
-    if ((v = field(r->str, "used_memory"))) s->used_memory = strtoll(v, NULL, 10);
-    for (const char *p = r->str; (p = strstr(p, "cmdstat_")) && s->ncmds < BENCH_MAX_CMDS; p++) {
+    if ((v = field(info, "used_cpu_sys"))) s->cpu += strtod(v, NULL);
+    if ((v = field(info, "used_cpu_user"))) s->cpu += strtod(v, NULL);
+    if ((v = field(info, "total_commands_processed"))) s->commands = strtoll(v, NULL, 10);
+    if ((v = field(info, "used_memory"))) s->used_memory = strtoll(v, NULL, 10);
+    for (const char *p = info; (p = strstr(p, "cmdstat_")) && s->ncmds < BENCH_MAX_CMDS; p++) {
         char name[40];
         long long calls, usec;
         if (sscanf(p, "cmdstat_%39[^:]:calls=%lld,usec=%lld", name, &calls, &usec) != 3) continue;
@@ -175,7 +175,7 @@ void bench_snap(lash_conn *c, bench_redis_snap *s)
         s->cmd[s->ncmds].usec = usec;
         s->ncmds++;
     }
-    freeReplyObject(r);
+    free(info);
 }
 
 static int find_cmd(const bench_redis_snap *s, const char *name)
@@ -219,15 +219,20 @@ void bench_emit_cmdstats(const char *key, const char *label, const bench_redis_s
     bench_emit(k, l, "calls/row", (double)inner / (double)rows, true);
 }
 
-long long bench_int(lash_conn *c, const char *fmt, ...)
+long long bench_due(lash_conn *c, const char *queue)
 {
-    va_list ap;
-    va_start(ap, fmt);
-    redisReply *r = redisvCommand(lash_conn_redis(c), fmt, ap);
-    va_end(ap);
-    long long v = r && r->type == REDIS_REPLY_INTEGER ? r->integer : -1;
-    freeReplyObject(r);
-    return v;
+    int64_t n;
+    lash_err e;
+    if (lash_due_count(c, queue, &n, &e)) bench_die("%s", e.msg);
+    return n;
+}
+
+long long bench_done(lash_conn *c, const char *queue)
+{
+    int64_t n;
+    lash_err e;
+    if (lash_done_count(c, queue, &n, &e)) bench_die("%s", e.msg);
+    return n;
 }
 
 #define CHUNK 10000
@@ -257,10 +262,8 @@ void bench_verify_completed(lash_conn *c, const char *queue, long n, long total_
 {
     lash_stats s;
     lash_err e;
-    char due[LASH_KEY_MAX], done[LASH_KEY_MAX];
     if (lash_get_stats(c, queue, &s, &e)) bench_die("stats: %s", e.msg);
-    long long ndue = bench_int(c, "ZCARD %s", lash_key(due, queue, LASH_KEY_DUE));
-    long long ndone = bench_int(c, "ZCARD %s", lash_key(done, queue, LASH_KEY_DONE));
+    long long ndue = bench_due(c, queue), ndone = bench_done(c, queue);
     if (s.count[LASH_COMPLETED] != n || s.count[LASH_PENDING] != 0 || s.count[LASH_RUNNING] != 0 ||
         s.count[LASH_FAILED] != 0 || s.total_completed - total_before != n || ndue != 0 ||
         ndone != n)

@@ -52,7 +52,7 @@ int cli_global_flag(cli_ctx *ctx, int argc, char **argv, int *i)
     return 1;
 }
 
-int cli_check_globals(const cli_ctx *ctx)
+int cli_globals_check(const cli_ctx *ctx)
 {
     lash_url u;
     lash_err e = {0};
@@ -62,7 +62,7 @@ int cli_check_globals(const cli_ctx *ctx)
         fprintf(stderr, "lashctl: warning: --redis carries a password, which other users can see "
                         "with ps; use LASH_REDIS_URL or LASH_REDIS_PASSWORD instead\n");
     memset(&u, 0, sizeof u);
-    if (lash_check_queue(ctx->queue, &e)) return cli_error(CLI_USAGE, "--queue: %s", e.msg);
+    if (lash_queue_check(ctx->queue, &e)) return cli_error(CLI_USAGE, "--queue: %s", e.msg);
     return CLI_OK;
 }
 
@@ -122,7 +122,7 @@ bool cli_begin(cli_ctx *ctx, const char *cmd, int argc, char **argv, cli_opt *op
     }
     if (r == CLI_OK && *npos < min_pos)
         r = cli_usage(cmd, min_pos == 1 ? "missing argument" : "missing arguments");
-    if (r == CLI_OK) r = cli_check_globals(ctx);
+    if (r == CLI_OK) r = cli_globals_check(ctx);
     *rc = r;
     return r == CLI_OK;
 }

@@ -21,12 +21,16 @@
 #include <stdint.h>
 
 #include "proto/err.h"
+#include "registry/inspect.h"
 #include "registry/registry.h"
 
-#define CLI_OK 0
-#define CLI_REFUSED 1
-#define CLI_USAGE 2
-#define CLI_UNREACHABLE 3
+/* lashctl's exit codes (README, "Exit codes"): every command returns one. */
+enum {
+    CLI_OK = 0,          /* done */
+    CLI_REFUSED = 1,     /* Redis answered no: not found, refused, conflict, ... */
+    CLI_USAGE = 2,       /* bad flags or arguments */
+    CLI_UNREACHABLE = 3, /* Redis could not be reached, or broke off */
+};
 
 /* The global flags, shared by every command. */
 typedef struct {
@@ -70,7 +74,7 @@ int cli_parse(cli_ctx *ctx, int argc, char **argv, cli_opt *opts, const char **p
 int cli_global_flag(cli_ctx *ctx, int argc, char **argv, int *i);
 /* Checks the global flags (URL syntax, queue name) and warns about a password
  * given on the command line. Returns CLI_OK or CLI_USAGE. */
-int cli_check_globals(const cli_ctx *ctx);
+int cli_globals_check(const cli_ctx *ctx);
 
 /* A command's start: parses its words with cli_parse, prints its help on
  * --help, checks the global flags and that it got min_pos..max_pos words.
@@ -101,21 +105,6 @@ const char *cli_duration_ms(const char *s, int64_t *out_ms);
  * lashctl itself runs the scripts with EVALSHA). Returns CLI_OK or prints and
  * returns the exit code. */
 int cli_connect(const cli_ctx *ctx, lash_conn **out);
-/* The Redis server's clock in ms (TIME), or -1 with e set. */
-int64_t cli_server_ms(lash_conn *c, lash_err *e);
-
-/* A worker as lash:{q}:workers holds it: its id and last heartbeat. */
-typedef struct {
-    char *id;
-    int64_t seen_ms; /* server clock */
-} cli_worker;
-
-/* Reads the workers zset (newest heartbeat first) and the server clock. Free
- * with cli_workers_free. */
-lash_status cli_read_workers(lash_conn *c, const char *queue, cli_worker **out, size_t *n,
-                             int64_t *now_ms, lash_err *e);
-void cli_workers_free(cli_worker *w, size_t n);
-
 /* ---- output ---------------------------------------------------------------- */
 
 struct cJSON;

@@ -30,7 +30,7 @@ int cli_cmd_cancel(cli_ctx *ctx, int argc, char **argv)
     int npos, rc;
     if (!cli_begin(ctx, "cancel", argc, argv, o, pos, 1, 1, &npos, &rc)) return rc;
     lash_err e = {0};
-    if (lash_check_id(pos[0], strlen(pos[0]), &e)) return cli_usage("cancel", "ID %s", e.msg);
+    if (lash_id_check(pos[0], strlen(pos[0]), &e)) return cli_usage("cancel", "ID %s", e.msg);
     const char *reason = cli_opt_val(o, "reason");
     if (reason && (!reason[0] || strlen(reason) > LASH_ERROR_MAX))
         return cli_usage("cancel", "--reason must be 1..%d bytes", LASH_ERROR_MAX);
@@ -55,7 +55,7 @@ int cli_cmd_retry(cli_ctx *ctx, int argc, char **argv)
     int npos, rc;
     if (!cli_begin(ctx, "retry", argc, argv, o, pos, 1, 1, &npos, &rc)) return rc;
     lash_err e = {0};
-    if (lash_check_id(pos[0], strlen(pos[0]), &e)) return cli_usage("retry", "ID %s", e.msg);
+    if (lash_id_check(pos[0], strlen(pos[0]), &e)) return cli_usage("retry", "ID %s", e.msg);
     lash_conn *c = NULL;
     if ((rc = cli_connect(ctx, &c))) return rc;
     lash_status st = lash_retry(c, ctx->queue, pos[0], &e);

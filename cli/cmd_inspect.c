@@ -1,6 +1,5 @@
 /* cmd_inspect.c: the read-only commands: get, list, stats, workers, events. */
 #include <cjson/cJSON.h>
-#include <hiredis/hiredis.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -56,7 +55,7 @@ int cli_cmd_get(cli_ctx *ctx, int argc, char **argv)
     int npos, rc;
     if (!cli_begin(ctx, "get", argc, argv, o, pos, 1, 1, &npos, &rc)) return rc;
     lash_err e = {0};
-    if (lash_check_id(pos[0], strlen(pos[0]), &e)) return cli_usage("get", "ID %s", e.msg);
+    if (lash_id_check(pos[0], strlen(pos[0]), &e)) return cli_usage("get", "ID %s", e.msg);
     lash_conn *c = NULL;
     if ((rc = cli_connect(ctx, &c))) return rc;
     lash_record r;
@@ -158,6 +157,7 @@ struct cJSON *cli_stats_json(const lash_stats *s, const char *queue)
              {"due", s->due},
              {"done", s->done},
              {"oldest_due_ms", s->oldest_due_ms},
+             {"eligible", s->eligible},
              {"workers", s->workers},
              {"now_ms", s->now_ms}};
     for (size_t i = 0; i < sizeof f / sizeof f[0]; i++)
@@ -167,7 +167,7 @@ struct cJSON *cli_stats_json(const lash_stats *s, const char *queue)
 
 int cli_cmd_stats(cli_ctx *ctx, int argc, char **argv)
 {
-    cli_opt o[] = {{NULL, false, NULL}};
+    cli_opt o[] = {{"recount", false, NULL}, {NULL, false, NULL}};
     const char *pos[1];
     int npos, rc;
     if (!cli_begin(ctx, "stats", argc, argv, o, pos, 0, 0, &npos, &rc)) return rc;
@@ -175,7 +175,8 @@ int cli_cmd_stats(cli_ctx *ctx, int argc, char **argv)
     if ((rc = cli_connect(ctx, &c))) return rc;
     lash_stats s;
     lash_err e = {0};
-    lash_status st = lash_get_stats(c, ctx->queue, &s, &e);
+    lash_status st = cli_opt_val(o, "recount") ? lash_recount(c, ctx->queue, &s, &e)
+                                               : lash_get_stats(c, ctx->queue, &s, &e);
     lash_close(c);
     if (st) return cli_fail(st, &e);
     if (ctx->json) {
@@ -201,43 +202,6 @@ int cli_cmd_stats(cli_ctx *ctx, int argc, char **argv)
 
 /* ---- workers --------------------------------------------------------------- */
 
-void cli_workers_free(cli_worker *w, size_t n)
-{
-    for (size_t i = 0; i < n; i++)
-        free(w[i].id);
-    free(w);
-}
-
-lash_status cli_read_workers(lash_conn *c, const char *queue, cli_worker **out, size_t *n,
-                             int64_t *now_ms, lash_err *e)
-{
-    char key[LASH_KEY_MAX];
-    *out = NULL;
-    *n = 0;
-    if ((*now_ms = cli_server_ms(c, e)) < 0) return e ? e->code : LASH_EIO;
-    redisContext *rc = lash_conn_redis(c);
-    redisReply *r =
-        redisCommand(rc, "ZREVRANGE %s 0 -1 WITHSCORES", lash_key(key, queue, LASH_KEY_WORKERS));
-    if (!r) return lash_fail(e, LASH_EIO, "workers: %s", rc->errstr);
-    lash_status st = LASH_OK;
-    if (r->type == REDIS_REPLY_ERROR)
-        st = lash_fail(e, LASH_EREDIS, "workers: %s", r->str);
-    else if (r->type != REDIS_REPLY_ARRAY || r->elements % 2)
-        st = lash_fail(e, LASH_EPROTO, "workers: ZREVRANGE did not return pairs");
-    else if (r->elements && !(*out = calloc(r->elements / 2, sizeof **out)))
-        st = lash_fail(e, LASH_ENOMEM, "out of memory");
-    for (size_t i = 0; !st && i + 1 < r->elements; i += 2) {
-        const redisReply *id = r->element[i], *sc = r->element[i + 1];
-        if (id->type != REDIS_REPLY_STRING || sc->type != REDIS_REPLY_STRING) continue;
-        cli_worker *w = &(*out)[(*n)++];
-        w->id = strndup(id->str, id->len);
-        w->seen_ms = strtoll(sc->str, NULL, 10);
-        if (!w->id) st = lash_fail(e, LASH_ENOMEM, "out of memory");
-    }
-    freeReplyObject(r);
-    return st;
-}
-
 int cli_cmd_workers(cli_ctx *ctx, int argc, char **argv)
 {
     cli_opt o[] = {{NULL, false, NULL}};
@@ -246,14 +210,14 @@ int cli_cmd_workers(cli_ctx *ctx, int argc, char **argv)
     if (!cli_begin(ctx, "workers", argc, argv, o, pos, 0, 0, &npos, &rc)) return rc;
     lash_conn *c = NULL;
     if ((rc = cli_connect(ctx, &c))) return rc;
-    cli_worker *w;
+    lash_worker_seen *w;
     size_t n;
     int64_t now;
     lash_err e = {0};
-    lash_status st = cli_read_workers(c, ctx->queue, &w, &n, &now, &e);
+    lash_status st = lash_read_workers(c, ctx->queue, 0, &w, &n, &now, &e);
     lash_close(c);
     if (st) {
-        cli_workers_free(w, n);
+        lash_workers_free(w, n);
         return cli_fail(st, &e);
     }
     if (ctx->json) {
@@ -274,51 +238,27 @@ int cli_cmd_workers(cli_ctx *ctx, int argc, char **argv)
         for (size_t i = 0; i < n; i++)
             printf("%-40s %.1f\n", w[i].id, (double)(now - w[i].seen_ms) / 1000.0);
     }
-    cli_workers_free(w, n);
+    lash_workers_free(w, n);
     return rc;
 }
 
 /* ---- events ---------------------------------------------------------------- */
 
-/* Prints one stream entry {id, [field, value, ...]}; returns its id or NULL. */
-static const char *print_event(const cli_ctx *ctx, const redisReply *ent)
+/* Prints one stream entry. */
+static void print_event(const cli_ctx *ctx, const lash_event *ev)
 {
-    if (ent->type != REDIS_REPLY_ARRAY || ent->elements != 2 ||
-        ent->element[0]->type != REDIS_REPLY_STRING || ent->element[1]->type != REDIS_REPLY_ARRAY)
-        return NULL;
-    const char *sid = ent->element[0]->str;
-    const redisReply *kv = ent->element[1];
-    size_t nf = kv->elements;
-    const char **f = calloc(nf + 1, sizeof *f);
-    size_t *lens = calloc(nf + 1, sizeof *lens);
-    if (!f || !lens) {
-        free(f);
-        free(lens);
-        return NULL;
-    }
-    for (size_t i = 0; i < nf; i++) {
-        bool str = kv->element[i]->type == REDIS_REPLY_STRING;
-        f[i] = str ? kv->element[i]->str : "";
-        lens[i] = str ? kv->element[i]->len : 0;
-    }
     if (ctx->json) {
-        cli_print_json(lash_event_to_json(sid, f, lens, nf));
-    } else {
-        char t[40];
-        const char *event = "?", *id = "?";
-        for (size_t i = 0; i + 1 < nf; i += 2) {
-            if (strcmp(f[i], "event") == 0) event = f[i + 1];
-            if (strcmp(f[i], "id") == 0) id = f[i + 1];
-        }
-        printf("%s  %-16s %s", cli_fmt_time(strtoll(sid, NULL, 10), t, sizeof t), event, id);
-        for (size_t i = 0; i + 1 < nf; i += 2)
-            if (strcmp(f[i], "event") != 0 && strcmp(f[i], "id") != 0)
-                printf("  %s=%.*s", f[i], (int)lens[i + 1], f[i + 1]);
-        printf("\n");
+        cli_print_json(lash_event_to_json(ev->sid, (const char *const *)ev->f, ev->lens, ev->nf));
+        return;
     }
-    free(f);
-    free(lens);
-    return sid;
+    char t[40];
+    const char *event = lash_event_field(ev, "event"), *id = lash_event_field(ev, "id");
+    printf("%s  %-16s %s", cli_fmt_time(strtoll(ev->sid, NULL, 10), t, sizeof t),
+           event ? event : "?", id ? id : "?");
+    for (size_t i = 0; i + 1 < ev->nf; i += 2)
+        if (strcmp(ev->f[i], "event") != 0 && strcmp(ev->f[i], "id") != 0)
+            printf("  %s=%.*s", ev->f[i], (int)ev->lens[i + 1], ev->f[i + 1]);
+    printf("\n");
 }
 
 int cli_cmd_events(cli_ctx *ctx, int argc, char **argv)
@@ -333,50 +273,27 @@ int cli_cmd_events(cli_ctx *ctx, int argc, char **argv)
     bool follow = cli_opt_val(o, "follow") != NULL;
     lash_conn *c = NULL;
     if ((rc = cli_connect(ctx, &c))) return rc;
-    redisContext *rc_ = lash_conn_redis(c);
-    char key[LASH_KEY_MAX], last[64] = "0-0";
-    lash_key(key, ctx->queue, LASH_KEY_EVENTS);
-    redisReply *r = redisCommand(rc_, "XREVRANGE %s + - COUNT %lld", key, (long long)count);
-    if (!r) {
-        rc = cli_error(CLI_UNREACHABLE, "events: %s", rc_->errstr);
-        goto out;
+    char last[64] = "0-0";
+    lash_events evs;
+    lash_err e = {0};
+    lash_status st = lash_events_newest(c, ctx->queue, (int)count, &evs, &e);
+    for (size_t i = 0; !st && i < evs.n; i++) {
+        print_event(ctx, &evs.ev[i]);
+        snprintf(last, sizeof last, "%s", evs.ev[i].sid);
     }
-    if (r->type != REDIS_REPLY_ARRAY) {
-        rc = cli_error(CLI_REFUSED, "events: XREVRANGE: %s",
-                       r->type == REDIS_REPLY_ERROR ? r->str : "unexpected reply");
-        freeReplyObject(r);
-        goto out;
-    }
-    /* Newest first from Redis; oldest first for a reader. */
-    for (size_t i = r->elements; i-- > 0;) {
-        const char *sid = print_event(ctx, r->element[i]);
-        if (sid) snprintf(last, sizeof last, "%s", sid);
-    }
-    freeReplyObject(r);
+    lash_events_free(&evs);
     fflush(stdout);
-    while (follow) {
+    while (!st && follow) {
         /* BLOCK well under the connection's 5 s reply timeout. */
-        r = redisCommand(rc_, "XREAD COUNT 1000 BLOCK 1000 STREAMS %s %s", key, last);
-        if (!r) {
-            rc = cli_error(CLI_UNREACHABLE, "events: %s", rc_->errstr);
-            break;
+        st = lash_events_after(c, ctx->queue, last, 1000, 1000, &evs, &e);
+        for (size_t i = 0; !st && i < evs.n; i++) {
+            print_event(ctx, &evs.ev[i]);
+            snprintf(last, sizeof last, "%s", evs.ev[i].sid);
         }
-        if (r->type == REDIS_REPLY_ARRAY && r->elements == 1 &&
-            r->element[0]->type == REDIS_REPLY_ARRAY && r->element[0]->elements == 2) {
-            const redisReply *ents = r->element[0]->element[1];
-            for (size_t i = 0; i < ents->elements; i++) {
-                const char *sid = print_event(ctx, ents->element[i]);
-                if (sid) snprintf(last, sizeof last, "%s", sid);
-            }
-        } else if (r->type == REDIS_REPLY_ERROR) {
-            rc = cli_error(CLI_REFUSED, "events: XREAD: %s", r->str);
-            freeReplyObject(r);
-            break;
-        }
-        freeReplyObject(r);
+        lash_events_free(&evs);
         if (fflush(stdout) != 0) break; /* the reader went away */
     }
-out:
     lash_close(c);
+    if (st) return cli_fail(st, &e);
     return rc;
 }

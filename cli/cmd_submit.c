@@ -162,7 +162,7 @@ int cli_cmd_submit(cli_ctx *ctx, int argc, char **argv)
     lash_wait w;
     if ((rc = wait_from_flags("submit", o, &w))) return rc;
     lash_err e = {0};
-    if (lash_check_kind(pos[0], strlen(pos[0]), &e)) return cli_usage("submit", "KIND %s", e.msg);
+    if (lash_kind_check(pos[0], strlen(pos[0]), &e)) return cli_usage("submit", "KIND %s", e.msg);
     lash_submission s;
     char *buf = NULL;
     if ((rc = submission_from_flags(pos[0], o, pos, npos, &s, &buf))) {
@@ -178,6 +178,11 @@ int cli_cmd_submit(cli_ctx *ctx, int argc, char **argv)
     lash_status st = lash_submit_wait(c, ctx->queue, &s, 1, w, &out, &e);
     lash_close(c);
     free(buf);
+    if (st && out.status == LASH_SUB_UNKNOWN)
+        return cli_error(cli_exit_code(st),
+                         "submit %s: %s; submit again with --id %s: if it landed, the same "
+                         "submission answers that it exists",
+                         out.id, out.msg, out.id);
     if (st == LASH_EDURABLE) printf("%s\n", out.id); /* it is there, only not confirmed */
     if (st) return cli_fail(st, &e);
     if (out.status == LASH_SUB_CONFLICT || out.status == LASH_SUB_INVALID)
@@ -211,8 +216,11 @@ typedef struct {
     size_t n, bytes;
 } bulk_chunk;
 
+/* What became of the lines: each count is what Redis acknowledged (created,
+ * exists, refused), or says why it is not known (unknown: sent, never
+ * answered; unsent: never sent, or refused with the whole call). */
 typedef struct {
-    long lines, created, exists, bad, refused;
+    long lines, created, exists, bad, refused, unknown, unsent;
     cli_progress *bar; /* cleared before a line is reported */
 } bulk_counts;
 
@@ -249,29 +257,32 @@ static bool chunk_alloc(bulk_chunk *k)
     return k->subs && k->out && k->line && k->text && k->tree && k->ptext;
 }
 
-/* Sends the chunk; counts what became of each line, reporting refusals. */
+/* Sends the chunk; counts what became of each line, reporting refusals. Rows
+ * of calls that went through are counted even when a later call failed: the
+ * counts are what Redis acknowledged, whatever stopped the run. */
 static lash_status chunk_send(lash_conn *c, const char *queue, lash_wait w, bulk_chunk *k,
                               bulk_counts *n, lash_err *e)
 {
     if (k->n == 0) return LASH_OK;
     lash_status st = lash_submit_wait(c, queue, k->subs, k->n, w, k->out, e);
-    if (st) return st;
     for (size_t i = 0; i < k->n; i++) {
-        switch (k->out[i].status) {
-        case LASH_SUB_CREATED:
+        const lash_submitted *o = &k->out[i];
+        if (o->status == LASH_SUB_CREATED) {
             n->created++;
-            break;
-        case LASH_SUB_EXISTS:
+        } else if (o->status == LASH_SUB_EXISTS) {
             n->exists++;
-            break;
-        default:
+        } else if (o->status == LASH_SUB_UNKNOWN) {
+            n->unknown++;
+        } else if (st && strncmp(o->msg, "not submitted", 13) == 0) {
+            n->unsent++; /* the call failed as a whole: said once, by the caller */
+        } else {
             n->refused++;
             cli_progress_clear(n->bar);
-            fprintf(stderr, "line %ld: %s\n", k->line[i], k->out[i].msg);
+            fprintf(stderr, "line %ld: %s\n", k->line[i], o->msg);
         }
     }
     chunk_clear(k);
-    return LASH_OK;
+    return st;
 }
 
 static bool blank(const char *s, size_t len)
@@ -326,6 +337,8 @@ static int bulk_report(const cli_ctx *ctx, const bulk_counts *n, int64_t ms)
         cJSON_AddNumberToObject(j, "exists", (double)n->exists);
         cJSON_AddNumberToObject(j, "bad", (double)n->bad);
         cJSON_AddNumberToObject(j, "refused", (double)n->refused);
+        cJSON_AddNumberToObject(j, "unknown", (double)n->unknown);
+        cJSON_AddNumberToObject(j, "not_sent", (double)n->unsent);
         cJSON_AddNumberToObject(j, "seconds", secs);
         cJSON_AddNumberToObject(j, "rate", rate);
         char *text = cJSON_PrintUnformatted(j);
@@ -333,11 +346,14 @@ static int bulk_report(const cli_ctx *ctx, const bulk_counts *n, int64_t ms)
         if (cli_print_json(text)) return CLI_REFUSED;
     } else {
         printf("submitted %ld of %ld lines in %.2f s (%.0f/s): %ld created, %ld already there, "
-               "%ld bad, %ld refused\n",
+               "%ld bad, %ld refused",
                n->created + n->exists, n->lines, secs, rate, n->created, n->exists, n->bad,
                n->refused);
+        if (n->unknown || n->unsent)
+            printf(", %ld unknown (sent, no answer), %ld not sent", n->unknown, n->unsent);
+        printf("\n");
     }
-    return n->bad || n->refused ? CLI_REFUSED : CLI_OK;
+    return n->bad || n->refused || n->unknown || n->unsent ? CLI_REFUSED : CLI_OK;
 }
 
 int cli_cmd_submit_bulk(cli_ctx *ctx, int argc, char **argv)
@@ -350,7 +366,7 @@ int cli_cmd_submit_bulk(cli_ctx *ctx, int argc, char **argv)
     lash_wait w;
     if ((rc = wait_from_flags("submit-bulk", o, &w))) return rc;
     lash_err e = {0};
-    if (lash_check_kind(pos[0], strlen(pos[0]), &e))
+    if (lash_kind_check(pos[0], strlen(pos[0]), &e))
         return cli_usage("submit-bulk", "KIND %s", e.msg);
     lash_conn *c = NULL;
     if ((rc = cli_connect(ctx, &c))) return rc;
@@ -392,9 +408,12 @@ int cli_cmd_submit_bulk(cli_ctx *ctx, int argc, char **argv)
     free(line);
     chunk_free(&k);
     lash_close(c);
+    /* The report comes first, on every ending: a script reading --json gets
+     * its document, and the counts say what Redis acknowledged. */
+    rc = bulk_report(ctx, &n, cli_mono_ms() - start);
     if (st)
         return cli_error(cli_exit_code(st), "%s (stopped after %ld lines, %ld submitted)", e.msg,
                          n.lines, n.created + n.exists);
     if (read_err) return cli_error(CLI_REFUSED, "reading stdin: %s", strerror(errno));
-    return bulk_report(ctx, &n, cli_mono_ms() - start);
+    return rc;
 }

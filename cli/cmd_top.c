@@ -6,7 +6,6 @@
  * quits; otherwise (a pipe, a log, a test) each frame is printed as plain lines.
  */
 #include <cjson/cJSON.h>
-#include <hiredis/hiredis.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdio.h>
@@ -33,7 +32,7 @@ typedef struct {
     lash_stats s;
     int64_t at_ms; /* monotonic, when read */
     char oldest_id[LASH_ID_MAX + 1];
-    cli_worker *w;
+    lash_worker_seen *w;
     size_t nw;
 } frame;
 
@@ -51,31 +50,14 @@ static void totals(const lash_stats *s, int64_t t[R_COUNT])
     t[R_CANCELLED] = s->total_cancelled;
 }
 
-/* The id of the longest-waiting eligible process, if any. */
-static lash_status oldest(lash_conn *c, const char *queue, int64_t now_ms, char *id, size_t cap,
-                          lash_err *e)
-{
-    char key[LASH_KEY_MAX];
-    redisContext *rc = lash_conn_redis(c);
-    redisReply *r =
-        redisCommand(rc, "ZRANGE %s 0 0 WITHSCORES", lash_key(key, queue, LASH_KEY_DUE));
-    if (!r) return lash_fail(e, LASH_EIO, "top: %s", rc->errstr);
-    id[0] = 0;
-    if (r->type == REDIS_REPLY_ARRAY && r->elements == 2 &&
-        r->element[0]->type == REDIS_REPLY_STRING && r->element[1]->type == REDIS_REPLY_STRING &&
-        strtoll(r->element[1]->str, NULL, 10) <= now_ms)
-        snprintf(id, cap, "%s", r->element[0]->str);
-    freeReplyObject(r);
-    return LASH_OK;
-}
-
 static lash_status read_frame(lash_conn *c, const char *queue, frame *f, lash_err *e)
 {
     int64_t now;
     memset(f, 0, sizeof *f);
     lash_status st = lash_get_stats(c, queue, &f->s, e);
-    if (!st) st = cli_read_workers(c, queue, &f->w, &f->nw, &now, e);
-    if (!st) st = oldest(c, queue, f->s.now_ms, f->oldest_id, sizeof f->oldest_id, e);
+    if (!st) st = lash_read_workers(c, queue, 0, &f->w, &f->nw, &now, e);
+    if (!st)
+        st = lash_oldest_due(c, queue, f->s.now_ms, f->oldest_id, sizeof f->oldest_id, NULL, e);
     f->at_ms = cli_mono_ms();
     return st;
 }
@@ -184,7 +166,7 @@ int cli_cmd_top(cli_ctx *ctx, int argc, char **argv)
     for (int64_t k = 1; !stop_asked; k++) {
         lash_status st = read_frame(c, ctx->queue, &cur, &e);
         if (st) {
-            cli_workers_free(cur.w, cur.nw);
+            lash_workers_free(cur.w, cur.nw);
             rc = cli_fail(st, &e);
             break;
         }
@@ -206,14 +188,14 @@ int cli_cmd_top(cli_ctx *ctx, int argc, char **argv)
             print_text(stdout, ctx->queue, &cur, have_prev ? rates : NULL, false);
             fputs("\n", stdout);
         }
-        cli_workers_free(prev.w, prev.nw);
+        lash_workers_free(prev.w, prev.nw);
         prev = cur;
         have_prev = true;
         if (fflush(stdout) != 0) break; /* the reader went away */
         if (iterations && k >= iterations) break;
         if (pause_frame(keys)) break;
     }
-    cli_workers_free(prev.w, have_prev ? prev.nw : 0);
+    lash_workers_free(prev.w, have_prev ? prev.nw : 0);
     if (keys) tcsetattr(STDIN_FILENO, TCSANOW, &saved);
     if (tty) fputs("\033[?25h\n", stdout);
     lash_close(c);

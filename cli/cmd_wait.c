@@ -8,8 +8,6 @@
  * for rows deleted or changed behind our back.
  */
 #include <cjson/cJSON.h>
-#include <hiredis/hiredis.h>
-#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -133,49 +131,33 @@ static lash_status on_finished(waiter *wt, const char *id, lash_err *e)
     return LASH_OK;
 }
 
-/* Handles one pub/sub reply: a message on the finished channel names an id. */
-static lash_status on_reply(waiter *wt, redisReply *r, lash_err *e)
-{
-    if (r->type == REDIS_REPLY_ARRAY && r->elements == 3 &&
-        r->element[0]->type == REDIS_REPLY_STRING && strcmp(r->element[0]->str, "message") == 0 &&
-        r->element[2]->type == REDIS_REPLY_STRING)
-        return on_finished(wt, r->element[2]->str, e);
-    return LASH_OK;
-}
-
 /* Waits until all are done or the deadline (-1: none) passes. */
-static lash_status wait_loop(waiter *wt, redisContext *sub, int64_t deadline, cli_progress *bar,
+static lash_status wait_loop(waiter *wt, lash_conn *sub, int64_t deadline, cli_progress *bar,
                              lash_err *e)
 {
     int64_t last_heard = cli_mono_ms();
     char note[48];
     while (wt->left > 0) {
-        void *rv = NULL;
-        if (redisReaderGetReply(sub->reader, &rv) != REDIS_OK)
-            return lash_fail(e, LASH_EPROTO, "wait: unreadable reply on the subscription");
-        if (rv) {
-            lash_status st = on_reply(wt, rv, e);
-            freeReplyObject(rv);
-            if (st) return st;
-            last_heard = cli_mono_ms();
-            snprintf(note, sizeof note, " (%zu not completed)", wt->failed);
-            cli_progress_update(bar, (int64_t)(wt->n - wt->left), wt->failed ? note : NULL);
-            continue;
-        }
         int64_t now = cli_mono_ms();
         if (deadline >= 0 && now >= deadline) return LASH_OK;
         int64_t slice = last_heard + RECHECK_IDLE_MS - now;
         if (deadline >= 0 && deadline - now < slice) slice = deadline - now;
         if (slice < 0) slice = 0;
-        struct pollfd p = {.fd = sub->fd, .events = POLLIN};
-        int ready = poll(&p, 1, (int)slice);
-        if (ready < 0) continue; /* EINTR */
-        if (ready > 0) {
-            if (redisBufferRead(sub) != REDIS_OK)
-                return lash_fail(e, LASH_EIO, "wait: subscription lost: %s", sub->errstr);
-        } else if (cli_mono_ms() - last_heard >= RECHECK_IDLE_MS) {
-            lash_status st = check_all(wt, bar, e);
+        char *ids = NULL;
+        lash_status st = lash_finished_next(sub, (int)slice, &ids, e);
+        if (st) return st;
+        if (ids) {
+            /* Ids as published: on_finished only compares each with ours. */
+            char *save = NULL;
+            for (char *id = strtok_r(ids, " ", &save); id && !st; id = strtok_r(NULL, " ", &save))
+                st = on_finished(wt, id, e);
+            free(ids);
             if (st) return st;
+            last_heard = cli_mono_ms();
+            snprintf(note, sizeof note, " (%zu not completed)", wt->failed);
+            cli_progress_update(bar, (int64_t)(wt->n - wt->left), wt->failed ? note : NULL);
+        } else if (cli_mono_ms() - last_heard >= RECHECK_IDLE_MS) {
+            if ((st = check_all(wt, bar, e))) return st;
             last_heard = cli_mono_ms();
         }
     }
@@ -186,17 +168,8 @@ static int subscribe(const cli_ctx *ctx, lash_conn **sub)
 {
     lash_err e = {0};
     lash_status st = lash_connect(ctx->redis_url, 5000, sub, &e);
-    if (st) return cli_fail(st, &e);
-    char chan[LASH_KEY_MAX];
-    redisContext *rc = lash_conn_redis(*sub);
-    redisReply *r =
-        redisCommand(rc, "SUBSCRIBE %s", lash_key(chan, ctx->queue, LASH_CHAN_FINISHED));
-    int code = !r ? cli_error(CLI_UNREACHABLE, "wait: %s", rc->errstr)
-               : r->type == REDIS_REPLY_ERROR
-                   ? cli_error(CLI_REFUSED, "wait: SUBSCRIBE: %s", r->str)
-                   : CLI_OK;
-    freeReplyObject(r);
-    return code;
+    if (!st) st = lash_finished_subscribe(*sub, ctx->queue, &e);
+    return st ? cli_fail(st, &e) : CLI_OK;
 }
 
 int cli_cmd_wait(cli_ctx *ctx, int argc, char **argv)
@@ -214,7 +187,7 @@ int cli_cmd_wait(cli_ctx *ctx, int argc, char **argv)
     lash_err e = {0};
     if (v) rc = cli_parse_int("--timeout", v, 1, LASH_TIMEOUT_MAX, &timeout);
     for (int i = 0; !rc && i < npos; i++)
-        if (lash_check_id(pos[i], strlen(pos[i]), &e)) rc = cli_usage("wait", "ID %s", e.msg);
+        if (lash_id_check(pos[i], strlen(pos[i]), &e)) rc = cli_usage("wait", "ID %s", e.msg);
     waiter wt = {.ctx = ctx, .n = (size_t)npos, .left = (size_t)npos};
     lash_conn *sub = NULL;
     if (!rc) {
@@ -237,7 +210,7 @@ int cli_cmd_wait(cli_ctx *ctx, int argc, char **argv)
         cli_progress_start(&bar, "waiting", (int64_t)wt.n);
         if (wt.n < 2) bar.on = false; /* one id needs no bar */
         lash_status st = check_all(&wt, &bar, &e);
-        if (!st) st = wait_loop(&wt, lash_conn_redis(sub), deadline, &bar, &e);
+        if (!st) st = wait_loop(&wt, sub, deadline, &bar, &e);
         cli_progress_end(&bar);
         if (st) rc = cli_fail(st, &e);
     }

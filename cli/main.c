@@ -6,6 +6,8 @@
 #include <string.h>
 
 #include "cli/cli.h"
+#include "proto/scripts.h"
+#include "proto/version.h"
 
 int cli_error(int code, const char *fmt, ...)
 {
@@ -66,6 +68,7 @@ static const char *const overview =
     "  --json         machine-readable output: one JSON document per result on stdout\n"
     "  --failover-ms MS  Cluster, Sentinel: how long a command keeps trying while a primary\n"
     "                 is replaced or a slot moves (default: $LASH_FAILOVER_MS, else 30000)\n"
+    "  --version      print lashctl's version and its Lua library version, then exit\n"
     "\n"
     "Commands:\n"
     "  submit KIND      submit one process; prints its id\n"
@@ -151,10 +154,13 @@ static const struct {
      "The next cursor, when there are more rows, is printed on stderr (with --json it is the\n"
      "\"next\" field; \"0\" means the end).\n"},
     {"stats", cli_cmd_stats,
-     "usage: lashctl stats\n"
+     "usage: lashctl stats [--recount]\n"
      "\n"
      "Rows per state, running totals since the queue began, the age of the oldest process\n"
-     "waiting to run, and the number of workers alive (heartbeat within a minute).\n"},
+     "waiting to run, and the number of workers alive (heartbeat within a minute).\n"
+     "  --recount   first set the per-state counts from the rows themselves (they drift\n"
+     "              when rows are written or deleted by hand); it reads every row in one\n"
+     "              call, holding Redis for a time that grows with the queue\n"},
     {"workers", cli_cmd_workers,
      "usage: lashctl workers\n"
      "\n"
@@ -212,7 +218,9 @@ static const struct {
      "Loads the Redis Functions library 'lash' (or replaces an older version), so that\n"
      "redis-cli can FCALL lash_submit, lash_cancel, lash_stats ... In a Redis Cluster it\n"
      "does so on every primary (replicas get it from their primary). Every lashctl command\n"
-     "does this on start too; this command reports it.\n"},
+     "does this when it finds the library missing or outdated; this command reports it.\n"
+     "Workers never do: their least-privilege Redis user has no FUNCTION LOAD (they run\n"
+     "the same Lua with EVALSHA).\n"},
 };
 
 #define NCOMMANDS (sizeof commands / sizeof commands[0])
@@ -246,6 +254,10 @@ int main(int argc, char **argv)
     for (; i < argc && argv[i][0] == '-'; i++) {
         if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0) {
             fputs(overview, stdout);
+            return CLI_OK;
+        }
+        if (strcmp(argv[i], "--version") == 0) {
+            printf("lashctl %s (lua library %s)\n", lash_version(), lash_function_version());
             return CLI_OK;
         }
         int g = cli_global_flag(&ctx, argc, argv, &i);

@@ -1,5 +1,4 @@
 /* util.c: lashctl's connection and output helpers. */
-#include <hiredis/hiredis.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -24,24 +23,6 @@ int cli_connect(const cli_ctx *ctx, lash_conn **out)
         return cli_fail(st, &e);
     }
     return CLI_OK;
-}
-
-int64_t cli_server_ms(lash_conn *c, lash_err *e)
-{
-    redisReply *r = redisCommand(lash_conn_redis(c), "TIME");
-    if (!r) {
-        lash_fail(e, LASH_EIO, "TIME: %s", lash_conn_redis(c)->errstr);
-        return -1;
-    }
-    int64_t ms = -1;
-    if (r->type == REDIS_REPLY_ARRAY && r->elements == 2 &&
-        r->element[0]->type == REDIS_REPLY_STRING && r->element[1]->type == REDIS_REPLY_STRING)
-        ms = strtoll(r->element[0]->str, NULL, 10) * 1000 +
-             strtoll(r->element[1]->str, NULL, 10) / 1000;
-    else
-        lash_fail(e, LASH_EPROTO, "TIME: unexpected reply");
-    freeReplyObject(r);
-    return ms;
 }
 
 int cli_print_json(char *text)

@@ -58,6 +58,8 @@ BIN=$ROOT/build-demo/bin
 DIR=$(mktemp -d /tmp/lash-demo.XXXXXX)
 SOCK=$DIR/redis.sock
 PIDS=()
+# shellcheck source=../tests/lib/redis.sh
+. "$ROOT/tests/lib/redis.sh"
 cleanup() {
     local rc=$?
     for p in "${PIDS[@]}"; do kill -9 "$p" 2>/dev/null || true; done
@@ -65,18 +67,16 @@ cleanup() {
     if [ "$KEEP" = 1 ] && [ $rc = 0 ]; then
         echo "Redis left running: stop it with  redis-cli -s $SOCK shutdown nosave && rm -rf $DIR"
     else
-        redis-cli -s "$SOCK" shutdown nosave >/dev/null 2>&1 || true
+        [ -n "${redis_dir:-}" ] && redis_stop
         rm -rf "$DIR"
     fi
     exit $rc
 }
 trap cleanup EXIT INT TERM
 say "starting redis-server on $SOCK"
-redis-server --port 0 --unixsocket "$SOCK" --unixsocketperm 700 --dir "$DIR" --save '' \
-    --appendonly no --daemonize yes --logfile "$DIR/redis.log" --pidfile "$DIR/redis.pid"
-for _ in $(seq 100); do redis-cli -s "$SOCK" ping >/dev/null 2>&1 && break; sleep 0.05; done
-export LASH_REDIS_URL="unix://$SOCK" LASH_QUEUE=demo
-R() { redis-cli -s "$SOCK" "$@"; }
+redis_start "$DIR"
+export LASH_REDIS_URL=$redis_url LASH_QUEUE=demo
+R() { redis_cli "$@"; }
 
 # --- 3. workers ----------------------------------------------------------------
 start_worker() {

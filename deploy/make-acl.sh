@@ -18,6 +18,11 @@
 #   by anyone else. Only hashes are written: the cleartext never reaches Redis's
 #   configuration, and this script never puts a password on a command line.
 #
+#   The default user is off and has no password (no client can log in as it),
+#   but may run every command on lash:* keys: Redis 7.0 replays the AOF as the
+#   default user and silently drops each MULTI/EXEC (one script's writes) that
+#   user may not run, including rewritten commands such as PEXPIREAT.
+#
 # Passwords come from the environment (LASH_WORKER_PASSWORD, LASH_OPERATOR_PASSWORD)
 # or from KEY=VALUE lines of --env-file (the compose .env); the file wins.
 set -euo pipefail

@@ -55,22 +55,22 @@ static lash_status check_name(const char *what, const char *s, size_t len, size_
     return LASH_OK;
 }
 
-lash_status lash_check_queue(const char *q, lash_err *e)
+lash_status lash_queue_check(const char *q, lash_err *e)
 {
     return check_name("queue name", q, q ? strlen(q) : 0, LASH_QUEUE_MAX, false, e);
 }
 
-lash_status lash_check_id(const char *id, size_t len, lash_err *e)
+lash_status lash_id_check(const char *id, size_t len, lash_err *e)
 {
     return check_name("process id", id, len, LASH_ID_MAX, true, e);
 }
 
-lash_status lash_check_kind(const char *kind, size_t len, lash_err *e)
+lash_status lash_kind_check(const char *kind, size_t len, lash_err *e)
 {
     return check_name("kind", kind, len, LASH_KIND_MAX, false, e);
 }
 
-lash_status lash_check_worker_id(const char *w, lash_err *e)
+lash_status lash_worker_id_check(const char *w, lash_err *e)
 {
     size_t len = w ? strlen(w) : 0;
     if (len == 0) return lash_fail(e, LASH_EINVAL, "worker id is empty");

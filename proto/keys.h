@@ -47,9 +47,9 @@ char *lash_key_row(char *buf, const char *queue, const char *id);
 char *lash_key_lease(char *buf, const char *queue, const char *id);
 
 /* Name checks; each fills e with a sentence naming the problem. */
-lash_status lash_check_queue(const char *q, lash_err *e);
-lash_status lash_check_id(const char *id, size_t len, lash_err *e);
-lash_status lash_check_kind(const char *kind, size_t len, lash_err *e);
-lash_status lash_check_worker_id(const char *w, lash_err *e);
+lash_status lash_queue_check(const char *q, lash_err *e);
+lash_status lash_id_check(const char *id, size_t len, lash_err *e);
+lash_status lash_kind_check(const char *kind, size_t len, lash_err *e);
+lash_status lash_worker_id_check(const char *w, lash_err *e);
 
 #endif

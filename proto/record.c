@@ -78,9 +78,9 @@ int64_t lash_backoff_delay(const lash_backoff *b, int attempt, double rnd)
 lash_status lash_submission_check(const lash_submission *s, lash_err *e)
 {
     lash_status st;
-    if (s->id && s->id[0] && (st = lash_check_id(s->id, strlen(s->id), e))) return st;
+    if (s->id && s->id[0] && (st = lash_id_check(s->id, strlen(s->id), e))) return st;
     if (!s->kind) return lash_fail(e, LASH_EINVAL, "kind is missing");
-    if ((st = lash_check_kind(s->kind, strlen(s->kind), e))) return st;
+    if ((st = lash_kind_check(s->kind, strlen(s->kind), e))) return st;
     if (s->payload) {
         if (s->payload_len > LASH_PAYLOAD_MAX)
             return lash_fail(e, LASH_EINVAL, "payload is %zu bytes, over %d", s->payload_len,
@@ -157,7 +157,7 @@ lash_status lash_record_set(lash_record *r, const char *f, const char *v, size_t
     int64_t x;
     lash_status st;
     if (strcmp(f, "kind") == 0) {
-        if ((st = lash_check_kind(v, n, e))) return st;
+        if ((st = lash_kind_check(v, n, e))) return st;
         memcpy(r->kind, v, n);
         r->kind[n] = 0;
     } else if (strcmp(f, "payload") == 0) {

@@ -10,8 +10,8 @@
  * The registration of a process is (kind, payload, max_attempts, timeout_ms,
  * backoff, on_lost): the submit script compares it field by field with the stored
  * row, so re-submitting the same id with the same registration is a no-op and with
- * a different one a conflict. (DESIGN.md named a stored hash; comparing the fields
- * is exact, costs no hashing, and saves a field per row.)
+ * a different one a conflict. (Comparing the fields, rather than a stored hash of
+ * them, is exact, costs no hashing, and saves a field per row.)
  */
 #ifndef LASH_PROTO_RECORD_H
 #define LASH_PROTO_RECORD_H

@@ -10,11 +10,13 @@
 #include "proto/sha1.h"
 
 static const char *const op_names[LASH_OP_COUNT] = {
-    "submit", "claim", "renew", "complete", "release", "cancel", "retry", "list", "stats", "trim",
+    "submit", "claim", "renew", "complete", "release", "cancel",
+    "retry",  "list",  "stats", "trim",     "recover", "recount",
 };
 
 /* Read-only operations may run on replicas: flagged no-writes in the library. */
-static const int op_readonly[LASH_OP_COUNT] = {[LASH_OP_LIST] = 1, [LASH_OP_STATS] = 1};
+static const int op_readonly[LASH_OP_COUNT] = {
+    [LASH_OP_LIST] = 1, [LASH_OP_STATS] = 1, [LASH_OP_RECOVER] = 1};
 
 static struct {
     char *text[LASH_OP_COUNT];

@@ -33,6 +33,8 @@ typedef enum {
     LASH_OP_LIST,
     LASH_OP_STATS,
     LASH_OP_TRIM,
+    LASH_OP_RECOVER,
+    LASH_OP_RECOUNT,
     LASH_OP_COUNT
 } lash_op;
 

@@ -27,37 +27,82 @@ bool lash_state_terminal(lash_state s)
 const char *lash_transition_name(lash_transition t)
 {
     static const char *const names[LASH_T_COUNT] = {
-        "claim", "succeed", "fail", "retry", "release", "cancel", "lost", "reopen",
+        "claim",          "cancel",        "complete ok", "complete fail", "complete cancel",
+        "complete abort", "release unrun", "release ran", "reopen",
     };
     return (unsigned)t < LASH_T_COUNT ? names[t] : "invalid";
 }
 
-/* -1 marks an illegal edge. LOST and FAIL/RETRY depend on the flags, so their
- * cells hold a marker resolved below. */
-enum { X = -1, LOST_FROM_RUNNING = -2, FAIL_FROM_RUNNING = -3 };
+/* A cell of the table is a list of rules tried in order: the first whose facts
+ * are all in the row's gives the next state (NO: nothing changes). A rule
+ * without facts always applies; a cell without rules is no edge at all. The
+ * order is the scripts' order of checks: a live lease first, then a cancel
+ * asked, then on_lost, then attempts. */
+typedef struct {
+    unsigned char when;
+    signed char to;
+} rule;
 
-static const int table[LASH_STATE_COUNT][LASH_T_COUNT] = {
-    /*              claim        succeed         fail            retry         release       cancel
-       lost               reopen */
-    [LASH_PENDING] = {LASH_RUNNING, X, X, X, X, LASH_CANCELLED, X, X},
-    [LASH_RUNNING] = {X, LASH_COMPLETED, LASH_FAILED, LASH_PENDING, LASH_PENDING, LASH_CANCELLED,
-                      LOST_FROM_RUNNING, X},
-    [LASH_COMPLETED] = {X, X, X, X, X, X, X, X},
-    [LASH_FAILED] = {X, X, X, X, X, X, X, LASH_PENDING},
-    [LASH_CANCELLED] = {X, X, X, X, X, X, X, LASH_PENDING},
-    [LASH_ABANDONED] = {X, X, X, X, X, X, X, LASH_PENDING},
+typedef struct {
+    unsigned char n;
+    rule r[5];
+} cell;
+
+/* clang-format off */
+#define RULES(...) {sizeof((rule[]){__VA_ARGS__}) / sizeof(rule), {__VA_ARGS__}}
+/* clang-format on */
+
+enum {
+    NO = -1,
+    LEASED = LASH_ROW_LEASED,
+    LEFT = LASH_ROW_ATTEMPTS_LEFT,
+    ABANDON = LASH_ROW_ABANDON,
+    ASKED = LASH_ROW_CANCEL_ASKED,
 };
 
-int lash_state_next(lash_state s, lash_transition t, bool attempts_left, bool abandon)
+static const cell table[LASH_STATE_COUNT][LASH_T_COUNT] = {
+    [LASH_PENDING] =
+        {
+            /* A live lease on a pending row (written by hand) hides it like any lease. */
+            [LASH_T_CLAIM] = RULES({LEASED, NO}, {0, LASH_RUNNING}),
+            [LASH_T_CANCEL] = RULES({0, LASH_CANCELLED}),
+        },
+    [LASH_RUNNING] =
+        {
+            /* A live lease: the score lagged a renew (rescored, skipped). Run out:
+             * whoever held it is gone or cut off. */
+            [LASH_T_CLAIM] = RULES({LEASED, NO}, {ASKED, LASH_CANCELLED}, {ABANDON, LASH_ABANDONED},
+                                   {LEFT, LASH_RUNNING}, {0, LASH_FAILED}),
+            /* Flagged and announced; the owner stops it and records 'cancelled'. */
+            [LASH_T_CANCEL] = RULES({0, LASH_RUNNING}),
+            /* Only the lease holder records; anyone else is stale. Success wins
+             * over a cancel asked: the work was done. */
+            [LASH_T_COMPLETE_OK] = RULES({LEASED, LASH_COMPLETED}),
+            [LASH_T_COMPLETE_FAIL] = RULES({LEASED | ASKED, LASH_CANCELLED},
+                                           {LEASED | LEFT, LASH_PENDING}, {LEASED, LASH_FAILED}),
+            [LASH_T_COMPLETE_CANCEL] = RULES({LEASED, LASH_CANCELLED}),
+            [LASH_T_COMPLETE_ABORT] =
+                RULES({LEASED | ASKED, LASH_CANCELLED}, {LEASED, LASH_FAILED}),
+            /* The attempt is handed back; a row that ran under on_lost=abandon
+             * may have done part of its work, so it never runs again. */
+            [LASH_T_RELEASE_UNRUN] =
+                RULES({LEASED | ASKED, LASH_CANCELLED}, {LEASED, LASH_PENDING}),
+            [LASH_T_RELEASE_RAN] =
+                RULES({LEASED | ASKED, LASH_CANCELLED}, {LEASED | ABANDON, LASH_ABANDONED},
+                      {LEASED, LASH_PENDING}),
+        },
+    /* completed is final: not even an operator reopens a success. */
+    [LASH_FAILED] = {[LASH_T_REOPEN] = RULES({0, LASH_PENDING})},
+    [LASH_CANCELLED] = {[LASH_T_REOPEN] = RULES({0, LASH_PENDING})},
+    [LASH_ABANDONED] = {[LASH_T_REOPEN] = RULES({0, LASH_PENDING})},
+};
+
+int lash_state_next(lash_state s, lash_transition t, unsigned facts)
 {
-    if ((unsigned)s >= LASH_STATE_COUNT || (unsigned)t >= LASH_T_COUNT) return -1;
-    int next = table[s][t];
-    if (next == LOST_FROM_RUNNING) {
-        /* A lost lease counts as a spent attempt either way. */
-        if (abandon) return LASH_ABANDONED;
-        return attempts_left ? LASH_RUNNING : LASH_FAILED;
-    }
-    if (t == LASH_T_RETRY && !attempts_left) return -1;
-    if (t == LASH_T_FAIL && attempts_left) return -1;
-    return next;
+    if ((unsigned)s >= LASH_STATE_COUNT || (unsigned)t >= LASH_T_COUNT || facts >= LASH_ROW_FACTS)
+        return -1;
+    const cell *c = &table[s][t];
+    for (unsigned i = 0; i < c->n; i++)
+        if ((c->r[i].when & facts) == c->r[i].when) return c->r[i].to;
+    return -1;
 }

@@ -92,6 +92,8 @@ typedef struct lash_apending {
     int64_t deadline, not_before; /* parked: give up at / not before */
     lash_aclaim_cb *claim_cb;
     lash_astatus_cb *status_cb;
+    lash_arecover_cb *recover_cb;
+    const char *owner; /* recover: the leases name it (the caller keeps it alive) */
     void *ud;
     struct lash_apending *next;
 } lash_apending;

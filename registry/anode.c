@@ -94,6 +94,7 @@ bool lash_anode_dial(lash_anode *nd, int setup_ms)
         nd->retry_at = lash_amono_ms() + LASH_ARETRY_MS;
         return false;
     }
+    lash_fd_cloexec(ac->c.fd);
     nd->ac = ac;
     nd->state = LASH_NODE_SETUP;
     nd->connected = false;
@@ -139,7 +140,9 @@ static void on_setup(redisAsyncContext *ac, void *r_, void *priv)
     lash_anode *nd = ac->data;
     if (!nd || nd->state != LASH_NODE_SETUP) return;
     if (!r || r->type == REDIS_REPLY_ERROR) {
-        if (r) setup_failed(ac, nd, "setup failed: %.250s", r->str);
+        lash_err re;
+        if (r) lash_reply_check(r, "setup", &re);
+        if (r) setup_failed(ac, nd, "%s", re.msg);
         return; /* NULL: the connection is going; on_connect/on_disconnect say why */
     }
     if (--nd->setup_left == 0) setup_done(nd);
@@ -189,8 +192,8 @@ static void node_setup_timeout(struct ev_loop *loop, ev_timer *w, int revents)
     node_abort(nd);
 }
 
-/* Queues the setup of a Redis node: AUTH, SELECT, HELLO when needed, the
- * scripts (command connections), PING. Commands queued after it run after it. */
+/* Queues the setup of a Redis node: AUTH, SELECT, HELLO when needed, PING,
+ * the scripts (command connections). Commands queued after it run after it. */
 void lash_anode_setup(lash_anode *nd, bool hello)
 {
     lash_aconn *c = nd->c;
@@ -215,6 +218,11 @@ void lash_anode_setup(lash_anode *nd, bool hello)
         nd->setup_left++;
         redisAsyncCommand(ac, on_hello, NULL, "HELLO 2");
     }
+    /* Before anything big: Redis cuts an unauthenticated client that sends a
+     * long argument (the scripts) with a protocol error, where a PING gets the
+     * NOAUTH that says what is wrong. */
+    nd->setup_left++;
+    redisAsyncCommand(ac, on_setup, NULL, "PING");
     if (!c->sub) {
         /* A command connection: load every script now, so EVALSHA meets NOSCRIPT
          * only after a SCRIPT FLUSH mid-connection. (A NOSCRIPT re-send goes
@@ -227,8 +235,6 @@ void lash_anode_setup(lash_anode *nd, bool hello)
             redisAsyncCommand(ac, on_setup, NULL, "SCRIPT LOAD %b", text, len);
         }
     }
-    nd->setup_left++;
-    redisAsyncCommand(ac, on_setup, NULL, "PING");
 }
 
 /* A data node for a Cluster address, dialed if it is not open (and was not

@@ -28,7 +28,7 @@ void lash_argv_add(lash_argv *a, const char *s, size_t len)
         (a->argc + 1 > a->argcap &&
          (grow((void **)&a->off, &argcap, (size_t)a->argc + 1, sizeof(size_t)) ||
           (a->len = realloc(a->len, argcap * sizeof(size_t))) == NULL))) {
-        a->oom = 1;
+        a->oom = true;
         return;
     }
     a->argcap = (int)argcap;
@@ -70,7 +70,7 @@ void lash_argv_script(lash_argv *a, lash_op op, const char *queue)
     lash_argv_adds(a, lash_key(base, queue, LASH_KEY_BASE));
 }
 
-const char **lash_argv_finish(lash_argv *a, int eval)
+const char **lash_argv_finish(lash_argv *a, bool eval)
 {
     if (a->oom) return NULL;
     free(a->ptrs);
@@ -101,7 +101,7 @@ void lash_argv_free(lash_argv *a)
 }
 
 void lash_argv_claim(lash_argv *a, const char *queue, const char *owner, int n, int64_t ttl_ms,
-                     lash_retention keep)
+                     lash_retention keep, uint32_t seq)
 {
     lash_argv_script(a, LASH_OP_CLAIM, queue);
     lash_argv_adds(a, owner);
@@ -109,6 +109,14 @@ void lash_argv_claim(lash_argv *a, const char *queue, const char *owner, int n, 
     lash_argv_addi(a, ttl_ms);
     lash_argv_addi(a, keep.keep_n);
     lash_argv_addi(a, keep.keep_ms);
+    if (seq) lash_argv_addi(a, seq);
+}
+
+void lash_argv_recover(lash_argv *a, const char *queue, const char *owner, uint32_t seq)
+{
+    lash_argv_script(a, LASH_OP_RECOVER, queue);
+    lash_argv_adds(a, owner);
+    lash_argv_addi(a, seq);
 }
 
 void lash_argv_renew(lash_argv *a, const char *queue, int64_t ttl_ms, const lash_lease *l, size_t n)
@@ -134,12 +142,14 @@ void lash_argv_complete(lash_argv *a, const char *queue, const lash_completion *
     }
 }
 
-void lash_argv_release(lash_argv *a, const char *queue, const lash_lease *l, size_t n)
+void lash_argv_release(lash_argv *a, const char *queue, const lash_lease *l, const bool *ran,
+                       size_t n)
 {
     lash_argv_script(a, LASH_OP_RELEASE, queue);
     for (size_t i = 0; i < n; i++) {
         lash_argv_adds(a, l[i].id);
         lash_argv_token(a, l[i].owner, l[i].fence);
+        lash_argv_adds(a, !ran || ran[i] ? "1" : "0");
     }
 }
 

@@ -64,6 +64,11 @@ void lash_apending_finish(lash_apending *p, redisReply *r, lash_status code, con
         if (!st) st = lash_reply_claim(r, &b, &e);
         p->claim_cb(st, &b, &e, p->ud);
         if (st) lash_claim_batch_free(&b);
+    } else if (p->recover_cb) {
+        lash_recovered rec = {0};
+        if (!st) st = lash_reply_recover(r, p->owner, &rec, &e);
+        p->recover_cb(st, &rec, &e, p->ud);
+        lash_recovered_free(&rec);
     } else {
         int *status = NULL;
         if (!st && !(status = malloc((p->n ? p->n : 1) * sizeof *status)))
@@ -165,8 +170,8 @@ static void on_reply(redisAsyncContext *ac, void *r_, void *priv)
     }
     if (lash_reply_noscript(r) && !p->retried) {
         /* Script cache flushed (restart, fail-over, SCRIPT FLUSH): send the text. */
-        const char **argv = lash_argv_finish(&p->argv, 1);
-        p->retried = 1;
+        const char **argv = lash_argv_finish(&p->argv, true);
+        p->retried = true;
         if (argv &&
             redisAsyncCommandArgv(ac, on_reply, p, p->argv.argc, argv, p->argv.len) == REDIS_OK)
             return;
@@ -293,10 +298,10 @@ lash_status lash_asubscribe(lash_aconn *c, const char *const *channels, size_t n
 }
 
 /* The API's send: an error (and no callback) when it cannot go at all. */
-static lash_status send(lash_aconn *c, lash_apending *p)
+static lash_status send_pending(lash_aconn *c, lash_apending *p)
 {
     lash_status st = LASH_OK;
-    if (p->argv.oom || !lash_argv_finish(&p->argv, 0))
+    if (p->argv.oom || !lash_argv_finish(&p->argv, false))
         st = LASH_ENOMEM;
     else if (!lash_aconn_is_up(c))
         st = c && c->t->mode == LASH_TOPO_CLUSTER && c->state == LASH_ACONN_UP ? LASH_OK : LASH_EIO;
@@ -313,12 +318,23 @@ static lash_status send(lash_aconn *c, lash_apending *p)
 }
 
 lash_status lash_aclaim(lash_aconn *c, const char *queue, const char *owner, int n, int64_t ttl_ms,
-                        lash_retention keep, lash_aclaim_cb *cb, void *ud)
+                        lash_retention keep, uint32_t seq, lash_aclaim_cb *cb, void *ud)
 {
     lash_apending *p = new_pending(0, cb, NULL, ud);
     if (!p) return LASH_ENOMEM;
-    lash_argv_claim(&p->argv, queue, owner, n, ttl_ms, keep);
-    return send(c, p);
+    lash_argv_claim(&p->argv, queue, owner, n, ttl_ms, keep, seq);
+    return send_pending(c, p);
+}
+
+lash_status lash_arecover(lash_aconn *c, const char *queue, const char *owner, uint32_t seq,
+                          lash_arecover_cb *cb, void *ud)
+{
+    lash_apending *p = new_pending(0, NULL, NULL, ud);
+    if (!p) return LASH_ENOMEM;
+    p->recover_cb = cb;
+    p->owner = owner;
+    lash_argv_recover(&p->argv, queue, owner, seq);
+    return send_pending(c, p);
 }
 
 lash_status lash_arenew(lash_aconn *c, const char *queue, int64_t ttl_ms, const lash_lease *l,
@@ -327,7 +343,7 @@ lash_status lash_arenew(lash_aconn *c, const char *queue, int64_t ttl_ms, const 
     lash_apending *p = new_pending(n, NULL, cb, ud);
     if (!p) return LASH_ENOMEM;
     lash_argv_renew(&p->argv, queue, ttl_ms, l, n);
-    return send(c, p);
+    return send_pending(c, p);
 }
 
 lash_status lash_acomplete(lash_aconn *c, const char *queue, const lash_completion *r, size_t n,
@@ -336,14 +352,14 @@ lash_status lash_acomplete(lash_aconn *c, const char *queue, const lash_completi
     lash_apending *p = new_pending(n, NULL, cb, ud);
     if (!p) return LASH_ENOMEM;
     lash_argv_complete(&p->argv, queue, r, n);
-    return send(c, p);
+    return send_pending(c, p);
 }
 
-lash_status lash_arelease(lash_aconn *c, const char *queue, const lash_lease *l, size_t n,
-                          lash_astatus_cb *cb, void *ud)
+lash_status lash_arelease(lash_aconn *c, const char *queue, const lash_lease *l, const bool *ran,
+                          size_t n, lash_astatus_cb *cb, void *ud)
 {
     lash_apending *p = new_pending(n, NULL, cb, ud);
     if (!p) return LASH_ENOMEM;
-    lash_argv_release(&p->argv, queue, l, n);
-    return send(c, p);
+    lash_argv_release(&p->argv, queue, l, ran, n);
+    return send_pending(c, p);
 }

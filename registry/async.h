@@ -66,7 +66,6 @@ lash_status lash_aconn_open(lash_atopo *t, const lash_aconn_cbs *cbs, void *ud, 
 /* Closes and frees; safe inside any callback of this connection. Callbacks of
  * commands still waiting run with LASH_EIO; on_down does not run. */
 void lash_aconn_close(lash_aconn *c);
-int lash_aconn_is_up(const lash_aconn *c);
 
 /* SUBSCRIBE to the channels (on a connection used for nothing else). */
 lash_status lash_asubscribe(lash_aconn *c, const char *const *channels, size_t n, lash_err *e);
@@ -77,15 +76,20 @@ typedef void lash_aclaim_cb(lash_status st, lash_claim_batch *b, const lash_err 
 typedef void lash_astatus_cb(lash_status st, const int *status, size_t n, const lash_err *e,
                              void *ud);
 
+/* A recover reply: on LASH_OK, r (the callee's for the call only) lists the leases. */
+typedef void lash_arecover_cb(lash_status st, const lash_recovered *r, const lash_err *e, void *ud);
+
 /* Each returns LASH_OK when the command is on its way (its callback will run),
  * an error (and no callback) when it could not be sent. */
 lash_status lash_aclaim(lash_aconn *c, const char *queue, const char *owner, int n, int64_t ttl_ms,
-                        lash_retention keep, lash_aclaim_cb *cb, void *ud);
+                        lash_retention keep, uint32_t seq, lash_aclaim_cb *cb, void *ud);
+lash_status lash_arecover(lash_aconn *c, const char *queue, const char *owner, uint32_t seq,
+                          lash_arecover_cb *cb, void *ud);
 lash_status lash_arenew(lash_aconn *c, const char *queue, int64_t ttl_ms, const lash_lease *l,
                         size_t n, lash_astatus_cb *cb, void *ud);
 lash_status lash_acomplete(lash_aconn *c, const char *queue, const lash_completion *r, size_t n,
                            lash_astatus_cb *cb, void *ud);
-lash_status lash_arelease(lash_aconn *c, const char *queue, const lash_lease *l, size_t n,
-                          lash_astatus_cb *cb, void *ud);
+lash_status lash_arelease(lash_aconn *c, const char *queue, const lash_lease *l, const bool *ran,
+                          size_t n, lash_astatus_cb *cb, void *ud);
 
 #endif

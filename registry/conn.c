@@ -2,6 +2,7 @@
 #include "registry/conn.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,6 +17,12 @@
  * (a migration of one slot takes milliseconds), then no busier than 2/s. */
 #define PAUSE_MIN_MS 10
 #define PAUSE_MAX_MS 500
+
+void lash_fd_cloexec(int fd)
+{
+    int fl = fcntl(fd, F_GETFD);
+    if (fl >= 0) fcntl(fd, F_SETFD, fl | FD_CLOEXEC);
+}
 
 const char *lash_url_password(const lash_url *u)
 {
@@ -41,8 +48,11 @@ static lash_status simple(redisContext *ctx, int argc, const char **argv, const 
                           lash_err *e)
 {
     redisReply *r = redisCommandArgv(ctx, argc, argv, NULL);
-    lash_status st =
-        r ? lash_reply_check(r, what, e) : lash_fail(e, LASH_EIO, "%s: %s", what, ctx->errstr);
+    /* A timeout says so in words (hiredis says "Resource temporarily unavailable"). */
+    bool silent = !r && ctx->err == REDIS_ERR_IO && (errno == EAGAIN || errno == EWOULDBLOCK);
+    lash_status st = r        ? lash_reply_check(r, what, e)
+                     : silent ? lash_fail(e, LASH_EIO, "%s: no answer from Redis in time", what)
+                              : lash_fail(e, LASH_EIO, "%s: %s", what, ctx->errstr);
     freeReplyObject(r);
     return st;
 }
@@ -69,6 +79,7 @@ static redisContext *dial(lash_conn *c, const char *host, int port, const char *
         if (ctx) redisFree(ctx);
         return NULL;
     }
+    lash_fd_cloexec(ctx->fd);
     redisSetTimeout(ctx, tv);
     lash_status st = LASH_OK;
     const char *pw = lash_url_password(&c->url);
@@ -82,6 +93,10 @@ static redisContext *dial(lash_conn *c, const char *host, int port, const char *
         snprintf(db, sizeof db, "%d", c->url.db);
         st = simple(ctx, 2, (const char *[]){"SELECT", db}, "SELECT", e);
     }
+    /* A PING before the first real command: a Redis that wants a password
+     * answers it NOAUTH, one clear line, where a first command with a long
+     * argument would have the connection cut with a protocol error. */
+    if (!st) st = simple(ctx, 1, (const char *[]){"PING"}, "PING", e);
     if (st) {
         redisFree(ctx);
         return NULL;
@@ -514,7 +529,7 @@ redisReply *lash_conn_command(lash_conn *c, const char *queue, const char *what,
 
 redisReply *lash_conn_script(lash_conn *c, lash_argv *a, lash_err *e)
 {
-    const char **p = lash_argv_finish(a, 0);
+    const char **p = lash_argv_finish(a, false);
     if (!p) {
         lash_fail(e, LASH_ENOMEM, "out of memory");
         return NULL;
@@ -525,7 +540,7 @@ redisReply *lash_conn_script(lash_conn *c, lash_argv *a, lash_err *e)
     redisReply *r = routed(c, slot, true, what, a->argc, p, a->len, e);
     if (lash_reply_noscript(r)) {
         freeReplyObject(r);
-        p = lash_argv_finish(a, 1);
+        p = lash_argv_finish(a, true);
         if (!p) {
             lash_fail(e, LASH_ENOMEM, "out of memory");
             return NULL;

@@ -39,6 +39,11 @@ struct lash_conn {
     bool slots_refused; /* Cluster: CLUSTER SLOTS is not allowed; MOVED teaches the map */
 };
 
+/* Marks a connection's socket close-on-exec: hiredis opens it without, and a
+ * program a worker runs must not inherit a socket it could speak to Redis on
+ * with the worker's rights. */
+void lash_fd_cloexec(int fd);
+
 /* The password to use: LASH_REDIS_PASSWORD when set, else the URL's. */
 const char *lash_url_password(const lash_url *u);
 

@@ -21,6 +21,7 @@
 
 #include "proto/err.h"
 #include "proto/limits.h"
+#include "proto/ops.h"
 #include "proto/record.h"
 #include "proto/url.h"
 
@@ -76,6 +77,9 @@ typedef enum {
     LASH_SUB_EXISTS,   /* same id, same registration: nothing changed */
     LASH_SUB_CONFLICT, /* same id, another registration: refused */
     LASH_SUB_INVALID,  /* refused before it reached Redis, or by the script */
+    LASH_SUB_UNKNOWN,  /* sent, but no answer came (connection lost or timed out):
+                          it may or may not exist. Submit again with the same id:
+                          the same registration answers "exists" if it landed */
 } lash_sub_status;
 
 typedef struct {
@@ -88,8 +92,11 @@ typedef struct {
  * rows per script call. Ids missing from subs are generated. out[i] (n entries)
  * says what became of subs[i]. Returns LASH_OK when Redis was reached, even if
  * some rows were refused (see out); an error when a call of the batch failed:
- * then rows of calls that went through still say created/exists, and every other
- * row says LASH_SUB_INVALID with a msg starting "not submitted". */
+ * then rows of calls that went through still say created/exists, rows of calls
+ * Redis answered with an error or that were never sent say LASH_SUB_INVALID
+ * with a msg starting "not submitted", and rows of calls sent without an answer
+ * say LASH_SUB_UNKNOWN. Ids chosen by the caller make a retry safe: generated
+ * ids are new on every call, so a retry of an unknown row can duplicate it. */
 lash_status lash_submit(lash_conn *c, const char *queue, const lash_submission *subs, size_t n,
                         lash_submitted *out, lash_err *e);
 
@@ -117,73 +124,36 @@ lash_status lash_submit_wait(lash_conn *c, const char *queue, const lash_submiss
 
 /* ---- the worker's operations ----------------------------------------------- */
 
-typedef struct {
-    char id[LASH_ID_MAX + 1];
-    char kind[LASH_KIND_MAX + 1];
-    char *payload; /* NUL-terminated JSON text as stored (not yet re-validated) */
-    size_t payload_len;
-    int attempt, max_attempts;
-    int64_t fence, timeout_ms;
-    char backoff[48]; /* "" for the default */
-} lash_claimed;
+/* The values these operations take and give (lash_claim_batch, lash_lease,
+ * lash_completion, the per-row statuses, lash_recovered, lash_retention) are
+ * the protocol's words: proto/ops.h. */
 
-typedef struct {
-    size_t seen; /* due ids the script looked at: seen == asked means maybe more */
-    size_t bad;  /* rows the script failed for bad data */
-    size_t n;
-    lash_claimed *rows;
-} lash_claim_batch;
-
-void lash_claim_batch_free(lash_claim_batch *b);
-
-/* Retention applied by each claim: keep the newest keep_n terminal rows (-1: no
- * bound) and none older than keep_ms (0: no bound). */
-typedef struct {
-    int64_t keep_n;
-    int64_t keep_ms;
-} lash_retention;
-
-#define LASH_DEFAULT_KEEP_N 10000
-#define LASH_DEFAULT_KEEP_MS (7LL * 24 * 3600 * 1000)
-
+/* Claims up to n due rows for owner, leased for ttl_ms. seq (0: none) names the
+ * call: when the reply is lost, lash_recover(seq) finds the rows it leased. */
 lash_status lash_claim(lash_conn *c, const char *queue, const char *owner, int n, int64_t ttl_ms,
-                       lash_retention keep, lash_claim_batch *out, lash_err *e);
+                       lash_retention keep, uint32_t seq, lash_claim_batch *out, lash_err *e);
 
-/* A lease as the owner knows it: the token is "<owner>:<fence>". */
-typedef struct {
-    const char *id;
-    const char *owner;
-    int64_t fence;
-} lash_lease;
-
-/* Per-row statuses written to status[]. */
-#define LASH_RENEW_LOST 0
-#define LASH_RENEW_OK 1
-#define LASH_RENEW_CANCEL 2 /* renewed, and cancellation was asked */
+/* Renews leases for ttl_ms: status[i] is a lash_renew_status. */
 lash_status lash_renew(lash_conn *c, const char *queue, int64_t ttl_ms, const lash_lease *l,
                        size_t n, int *status, lash_err *e);
 
-/* FAIL retries while attempts remain; ABORT fails for good (input no retry can
- * fix: a malformed payload, an unknown kind); CANCEL records cancellation. */
-typedef enum { LASH_OUT_OK = 0, LASH_OUT_FAIL, LASH_OUT_CANCEL, LASH_OUT_ABORT } lash_outcome;
-
-typedef struct {
-    lash_lease lease;
-    lash_outcome outcome;
-    const char *text; /* result (OK) or error; may be NULL */
-    size_t text_len;
-    int64_t retry_ms; /* delay before a retry, when the row has attempts left */
-} lash_completion;
-
-#define LASH_DONE_STALE 0
-#define LASH_DONE_RECORDED 1
-#define LASH_DONE_ALREADY 2 /* this token recorded it before (a re-sent complete) */
+/* Records outcomes: status[i] is a lash_done_status. */
 lash_status lash_complete(lash_conn *c, const char *queue, const lash_completion *r, size_t n,
                           int *status, lash_err *e);
 
-/* status[i]: 1 released, 0 stale. */
-lash_status lash_release(lash_conn *c, const char *queue, const lash_lease *l, size_t n,
-                         int *status, lash_err *e);
+/* Gives leases back: each row is pending again and its attempt handed back.
+ * ran[i] says whether its process started (NULL: all did): an on_lost=abandon
+ * row that ran ends abandoned instead (it may have done part of its work).
+ * status[i] is a lash_release_status. */
+lash_status lash_release(lash_conn *c, const char *queue, const lash_lease *l, const bool *ran,
+                         size_t n, int *status, lash_err *e);
+
+/* The rows claim seq of owner leased that owner still holds: out (free it
+ * with lash_recovered_free) lists their leases and owns their ids.
+ * The owner lost that claim's reply; it hands the rows back with release (ran
+ * false), so they cost no attempt. */
+lash_status lash_recover(lash_conn *c, const char *queue, const char *owner, uint32_t seq,
+                         lash_recovered *out, lash_err *e);
 
 /* ---- the operator's operations --------------------------------------------- */
 
@@ -222,14 +192,24 @@ typedef struct {
     int64_t total_submitted, total_completed, total_failed, total_cancelled, total_abandoned,
         total_retried, total_lost;
     int64_t due, done, oldest_due_ms, workers, now_ms;
+    int64_t eligible; /* due rows with score <= now: ready to run, or leases run out */
 } lash_stats;
 
 lash_status lash_get_stats(lash_conn *c, const char *queue, lash_stats *out, lash_err *e);
+/* Sets the per-state counters from the rows themselves (they drift when rows
+ * are written or deleted by hand), then reads the stats into out. O(rows) in
+ * one script call: it holds Redis while it counts. */
+lash_status lash_recount(lash_conn *c, const char *queue, lash_stats *out, lash_err *e);
 /* Deletes terminal rows beyond retention, at most max per call; *removed says how many. */
 lash_status lash_trim(lash_conn *c, const char *queue, lash_retention keep, int max,
                       int64_t *removed, lash_err *e);
 /* Wakes every worker of queue. */
 lash_status lash_poke(lash_conn *c, const char *queue, lash_err *e);
+
+/* Loads every script into Redis's script cache (SCRIPT LOAD), so the first
+ * call of each goes by EVALSHA too. Optional: a NOSCRIPT is answered by sending
+ * the text once anyway. */
+lash_status lash_scripts_load(lash_conn *c, lash_err *e);
 
 /* Makes sure the Functions library "lash" (FCALL lash_submit ...) is loaded and
  * current on every primary: loads it when missing, replaces it when its version

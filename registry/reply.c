@@ -9,45 +9,64 @@
 lash_status lash_reply_check(const redisReply *r, const char *what, lash_err *e)
 {
     if (!r) return lash_fail(e, LASH_EIO, "%s: no reply (connection lost)", what);
-    if (r->type == REDIS_REPLY_ERROR)
-        return lash_fail(e, LASH_EREDIS, "%s: Redis said: %.180s", what, r->str);
-    return LASH_OK;
+    if (r->type != REDIS_REPLY_ERROR) return LASH_OK;
+    /* What Redis answers a client it has not authenticated, in one line. */
+    if (strncmp(r->str, "NOAUTH", 6) == 0 || strstr(r->str, "unauthenticated"))
+        return lash_fail(e, LASH_EREDIS,
+                         "authentication required: this Redis wants a password "
+                         "(LASH_REDIS_PASSWORD, or the URL's user and password)");
+    if (strncmp(r->str, "WRONGPASS", 9) == 0)
+        return lash_fail(e, LASH_EREDIS, "WRONGPASS: Redis refused the user or password");
+    return lash_fail(e, LASH_EREDIS, "%s: Redis said: %.180s", what, r->str);
 }
 
-int lash_reply_noscript(const redisReply *r)
+bool lash_reply_noscript(const redisReply *r)
 {
     return r && r->type == REDIS_REPLY_ERROR && strncmp(r->str, "NOSCRIPT", 8) == 0;
 }
 
-static int is_str(const redisReply *r)
+static bool is_str(const redisReply *r)
 {
     return r->type == REDIS_REPLY_STRING || r->type == REDIS_REPLY_STATUS;
 }
 
 /* Copies a string element into dst (cap bytes incl. NUL); false when too long. */
-static int copy_str(char *dst, size_t cap, const redisReply *r)
+static bool copy_str(char *dst, size_t cap, const redisReply *r)
 {
-    if (!is_str(r) || r->len >= cap) return 0;
+    if (!is_str(r) || r->len >= cap) return false;
     memcpy(dst, r->str, r->len);
     dst[r->len] = 0;
-    return 1;
+    return true;
 }
 
-static int get_int(const redisReply *r, int64_t *out)
+/* An integer reply, or a string holding one; false otherwise. */
+static bool get_int(const redisReply *r, int64_t *out)
 {
     if (r->type == REDIS_REPLY_INTEGER) {
         *out = r->integer;
-        return 1;
+        return true;
     }
     return is_str(r) && lash_parse_i64(r->str, r->len, INT64_MIN, INT64_MAX, out);
 }
 
-void lash_claim_batch_free(lash_claim_batch *b)
+/* The claim's notes: an array of texts, each kept to 300 bytes (they go to logs). */
+static lash_status claim_notes(const redisReply *r, lash_claim_batch *out, lash_err *e)
 {
-    for (size_t i = 0; i < b->n; i++)
-        free(b->rows[i].payload);
-    free(b->rows);
-    memset(b, 0, sizeof *b);
+    if (r->type != REDIS_REPLY_ARRAY)
+        return lash_fail(e, LASH_EPROTO, "claim: notes is not an array");
+    if (r->elements == 0) return LASH_OK;
+    if (!(out->notes = calloc(r->elements, sizeof *out->notes)))
+        return lash_fail(e, LASH_ENOMEM, "out of memory");
+    for (size_t i = 0; i < r->elements; i++) {
+        const redisReply *x = r->element[i];
+        if (!is_str(x)) return lash_fail(e, LASH_EPROTO, "claim: a note is not a string");
+        size_t len = x->len > 300 ? 300 : x->len;
+        if (!(out->notes[i] = malloc(len + 1))) return lash_fail(e, LASH_ENOMEM, "out of memory");
+        memcpy(out->notes[i], x->str, len);
+        out->notes[i][len] = 0;
+        out->bad++;
+    }
+    return LASH_OK;
 }
 
 static lash_status claim_row(const redisReply *r, lash_claimed *c, lash_err *e)
@@ -76,14 +95,17 @@ static lash_status claim_row(const redisReply *r, lash_claimed *c, lash_err *e)
 lash_status lash_reply_claim(const redisReply *r, lash_claim_batch *out, lash_err *e)
 {
     lash_status st;
-    int64_t seen, bad;
+    int64_t seen;
     memset(out, 0, sizeof *out);
     if ((st = lash_reply_check(r, "claim", e))) return st;
     if (r->type != REDIS_REPLY_ARRAY || r->elements < 2 || !get_int(r->element[0], &seen) ||
-        !get_int(r->element[1], &bad))
-        return lash_fail(e, LASH_EPROTO, "claim: reply is not {seen, bad, rows...}");
+        seen < 0)
+        return lash_fail(e, LASH_EPROTO, "claim: reply is not {seen, notes, rows...}");
     out->seen = (size_t)seen;
-    out->bad = (size_t)bad;
+    if ((st = claim_notes(r->element[1], out, e))) {
+        lash_claim_batch_free(out);
+        return st;
+    }
     size_t n = r->elements - 2;
     if (n == 0) return LASH_OK;
     out->rows = calloc(n, sizeof *out->rows);
@@ -93,6 +115,37 @@ lash_status lash_reply_claim(const redisReply *r, lash_claim_batch *out, lash_er
             lash_claim_batch_free(out);
             return st;
         }
+        out->n++;
+    }
+    return LASH_OK;
+}
+
+lash_status lash_reply_recover(const redisReply *r, const char *owner, lash_recovered *out,
+                               lash_err *e)
+{
+    lash_status st;
+    memset(out, 0, sizeof *out);
+    if ((st = lash_reply_check(r, "recover", e))) return st;
+    if (r->type != REDIS_REPLY_ARRAY || r->elements % 2)
+        return lash_fail(e, LASH_EPROTO, "recover: reply is not id/fence pairs");
+    if (r->elements == 0) return LASH_OK;
+    if (!(out->leases = calloc(r->elements / 2, sizeof *out->leases)))
+        return lash_fail(e, LASH_ENOMEM, "out of memory");
+    for (size_t i = 0; i < r->elements; i += 2) {
+        lash_lease *l = &out->leases[out->n];
+        char *id = malloc(LASH_ID_MAX + 1);
+        if (!id)
+            st = lash_fail(e, LASH_ENOMEM, "out of memory");
+        else if (!copy_str(id, LASH_ID_MAX + 1, r->element[i]) ||
+                 !get_int(r->element[i + 1], &l->fence))
+            st = lash_fail(e, LASH_EPROTO, "recover: pair %zu is not an id and a fence", i / 2);
+        if (st) {
+            free(id);
+            lash_recovered_free(out);
+            return st;
+        }
+        l->id = id;
+        l->owner = owner;
         out->n++;
     }
     return LASH_OK;
@@ -221,6 +274,7 @@ lash_status lash_reply_stats(const redisReply *r, lash_stats *out, lash_err *e)
         {"oldest_due_ms", offsetof(lash_stats, oldest_due_ms)},
         {"workers", offsetof(lash_stats, workers)},
         {"now_ms", offsetof(lash_stats, now_ms)},
+        {"eligible", offsetof(lash_stats, eligible)},
     };
     for (size_t i = 0; i < r->elements; i += 2) {
         const redisReply *f = r->element[i];

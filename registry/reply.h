@@ -7,15 +7,19 @@
 #define LASH_REGISTRY_REPLY_H
 
 #include <hiredis/hiredis.h>
+#include <stdbool.h>
 
 #include "registry/registry.h"
 
 /* An error reply, a NULL reply (connection gone) or OK. */
 lash_status lash_reply_check(const redisReply *r, const char *what, lash_err *e);
 /* True when r is a NOSCRIPT error (EVALSHA of a script Redis does not know). */
-int lash_reply_noscript(const redisReply *r);
+bool lash_reply_noscript(const redisReply *r);
 
 lash_status lash_reply_claim(const redisReply *r, lash_claim_batch *out, lash_err *e);
+/* The leases name owner (borrowed: it must outlive out). */
+lash_status lash_reply_recover(const redisReply *r, const char *owner, lash_recovered *out,
+                               lash_err *e);
 /* An array of n integers into status[]. */
 lash_status lash_reply_ints(const redisReply *r, size_t n, int *status, lash_err *e);
 /* Submit: an array of {id, status}; fills out[] entries listed in map (map[j] is

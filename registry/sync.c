@@ -130,7 +130,7 @@ static lash_status read_chunk(redisContext *ctx, chunk *k, lash_submitted *out, 
     redisReply *r = rv;
     if (lash_reply_noscript(r) && !k->eval) {
         freeReplyObject(r);
-        const char **p = lash_argv_finish(&k->argv, 1);
+        const char **p = lash_argv_finish(&k->argv, true);
         if (!p) return lash_fail(e, LASH_ENOMEM, "out of memory");
         if (redisAppendCommandArgv(ctx, k->argv.argc, p, k->argv.len) != REDIS_OK)
             return lash_fail(e, LASH_EIO, "submit: cannot queue command");
@@ -151,6 +151,16 @@ static lash_status read_chunk(redisContext *ctx, chunk *k, lash_submitted *out, 
     if (!st) st = lash_reply_submit(r, out, k->map, k->nrows, e);
     freeReplyObject(r);
     return st;
+}
+
+/* The rows of a call that was sent but never answered: Redis may have run it. */
+static void mark_unknown(const chunk *k, lash_submitted *out, const lash_err *why)
+{
+    for (size_t j = 0; j < k->nrows; j++) {
+        lash_submitted *o = &out[k->map[j]];
+        o->status = LASH_SUB_UNKNOWN;
+        snprintf(o->msg, sizeof o->msg, "unknown: sent, but no answer came (%.200s)", why->msg);
+    }
 }
 
 /* One pass: every unsent row to ctx, pipelined. LASH_EIO when ctx broke (rows
@@ -180,7 +190,7 @@ static lash_status submit_pass(redisContext *ctx, const char *queue, const lash_
                 chunk_free(k);
                 continue;
             }
-            const char **p = lash_argv_finish(&k->argv, 0);
+            const char **p = lash_argv_finish(&k->argv, false);
             if (!p || redisAppendCommandArgv(ctx, k->argv.argc, p, k->argv.len) != REDIS_OK) {
                 st = lash_fail(e, p ? LASH_EIO : LASH_ENOMEM, "submit: cannot queue command");
                 chunk_free(k);
@@ -203,6 +213,7 @@ static lash_status submit_pass(redisContext *ctx, const char *queue, const lash_
             win[tail++ % SUBMIT_WINDOW] = moved;
             continue;
         }
+        if (cs == LASH_EIO) mark_unknown(k, out, &ce);
         if (cs && (!st || cs == LASH_EIO)) {
             st = cs;
             if (e) *e = ce;
@@ -238,7 +249,7 @@ lash_status lash_submit(lash_conn *c, const char *queue, const lash_submission *
 lash_status lash_submit_wait(lash_conn *c, const char *queue, const lash_submission *subs, size_t n,
                              lash_wait w, lash_submitted *out, lash_err *e)
 {
-    lash_status st = lash_check_queue(queue, e);
+    lash_status st = lash_queue_check(queue, e);
     if (st) return st;
     if (w.replicas < 0 || (w.replicas > 0 && w.timeout_ms < 1))
         return lash_fail(e, LASH_EINVAL, "submit: WAIT needs replicas >= 0 and a timeout >= 1 ms");
@@ -273,6 +284,13 @@ lash_status lash_submit_wait(lash_conn *c, const char *queue, const lash_submiss
         }
         prev = ctx;
         prev_dials = c->dials;
+        /* Rows sent without an answer go again: by id, so a row that landed
+         * answers "exists". */
+        for (size_t i = 0; i < n; i++)
+            if (out[i].status == LASH_SUB_UNKNOWN) {
+                out[i].status = LASH_SUB_INVALID;
+                snprintf(out[i].msg, sizeof out[i].msg, NOT_SUBMITTED);
+            }
         redisReply *sb = NULL;
         st = submit_pass(ctx, queue, subs, n, out, &sb, &err);
         if (st == LASH_EIO || sb) {
@@ -303,15 +321,29 @@ lash_status lash_submit_wait(lash_conn *c, const char *queue, const lash_submiss
 /* ---- worker operations ---------------------------------------------------- */
 
 lash_status lash_claim(lash_conn *c, const char *queue, const char *owner, int n, int64_t ttl_ms,
-                       lash_retention keep, lash_claim_batch *out, lash_err *e)
+                       lash_retention keep, uint32_t seq, lash_claim_batch *out, lash_err *e)
 {
     lash_argv a;
     lash_status st;
     memset(out, 0, sizeof *out);
-    if ((st = lash_check_queue(queue, e)) || (st = lash_check_worker_id(owner, e))) return st;
-    lash_argv_claim(&a, queue, owner, n, ttl_ms, keep);
+    if ((st = lash_queue_check(queue, e)) || (st = lash_worker_id_check(owner, e))) return st;
+    lash_argv_claim(&a, queue, owner, n, ttl_ms, keep, seq);
     redisReply *r = call(c, &a, e, &st);
     if (!st) st = lash_reply_claim(r, out, e);
+    freeReplyObject(r);
+    return st;
+}
+
+lash_status lash_recover(lash_conn *c, const char *queue, const char *owner, uint32_t seq,
+                         lash_recovered *out, lash_err *e)
+{
+    lash_argv a;
+    lash_status st;
+    memset(out, 0, sizeof *out);
+    if ((st = lash_queue_check(queue, e)) || (st = lash_worker_id_check(owner, e))) return st;
+    lash_argv_recover(&a, queue, owner, seq);
+    redisReply *r = call(c, &a, e, &st);
+    if (!st) st = lash_reply_recover(r, owner, out, e);
     freeReplyObject(r);
     return st;
 }
@@ -341,11 +373,11 @@ lash_status lash_complete(lash_conn *c, const char *queue, const lash_completion
     return statuses(c, &a, n, status, e);
 }
 
-lash_status lash_release(lash_conn *c, const char *queue, const lash_lease *l, size_t n,
-                         int *status, lash_err *e)
+lash_status lash_release(lash_conn *c, const char *queue, const lash_lease *l, const bool *ran,
+                         size_t n, int *status, lash_err *e)
 {
     lash_argv a;
-    lash_argv_release(&a, queue, l, n);
+    lash_argv_release(&a, queue, l, ran, n);
     return statuses(c, &a, n, status, e);
 }
 
@@ -357,7 +389,7 @@ static lash_status id_op(lash_conn *c, lash_op op, const char *queue, const char
 {
     lash_argv a;
     lash_status st;
-    if ((st = lash_check_queue(queue, e)) || (st = lash_check_id(id, strlen(id), e))) return st;
+    if ((st = lash_queue_check(queue, e)) || (st = lash_id_check(id, strlen(id), e))) return st;
     lash_argv_script(&a, op, queue);
     lash_argv_adds(&a, id);
     if (extra) lash_argv_adds(&a, extra);
@@ -397,7 +429,7 @@ lash_status lash_get(lash_conn *c, const char *queue, const char *id, lash_recor
     char key[LASH_KEY_MAX];
     lash_status st;
     lash_record_init(rec);
-    if ((st = lash_check_queue(queue, e)) || (st = lash_check_id(id, strlen(id), e))) return st;
+    if ((st = lash_queue_check(queue, e)) || (st = lash_id_check(id, strlen(id), e))) return st;
     const char *argv[] = {"HGETALL", lash_key_row(key, queue, id)};
     redisReply *r = lash_conn_command(c, queue, "get", 2, argv, NULL, e);
     if (!r) return LASH_EIO;
@@ -412,7 +444,7 @@ lash_status lash_list(lash_conn *c, const char *queue, const char *state, const 
     lash_argv a;
     lash_status st;
     memset(out, 0, sizeof *out);
-    if ((st = lash_check_queue(queue, e))) return st;
+    if ((st = lash_queue_check(queue, e))) return st;
     if (state && lash_state_parse(state) < 0)
         return lash_fail(e, LASH_EINVAL, "unknown state '%s'", state);
     lash_argv_script(&a, LASH_OP_LIST, queue);
@@ -429,7 +461,7 @@ lash_status lash_get_stats(lash_conn *c, const char *queue, lash_stats *out, las
 {
     lash_argv a;
     lash_status st;
-    if ((st = lash_check_queue(queue, e))) return st;
+    if ((st = lash_queue_check(queue, e))) return st;
     lash_argv_script(&a, LASH_OP_STATS, queue);
     redisReply *r = call(c, &a, e, &st);
     if (!st) st = lash_reply_stats(r, out, e);
@@ -437,12 +469,23 @@ lash_status lash_get_stats(lash_conn *c, const char *queue, lash_stats *out, las
     return st;
 }
 
+lash_status lash_recount(lash_conn *c, const char *queue, lash_stats *out, lash_err *e)
+{
+    lash_argv a;
+    lash_status st;
+    if ((st = lash_queue_check(queue, e))) return st;
+    lash_argv_script(&a, LASH_OP_RECOUNT, queue);
+    redisReply *r = call(c, &a, e, &st);
+    freeReplyObject(r);
+    return st ? st : lash_get_stats(c, queue, out, e);
+}
+
 lash_status lash_trim(lash_conn *c, const char *queue, lash_retention keep, int max,
                       int64_t *removed, lash_err *e)
 {
     lash_argv a;
     lash_status st;
-    if ((st = lash_check_queue(queue, e))) return st;
+    if ((st = lash_queue_check(queue, e))) return st;
     lash_argv_script(&a, LASH_OP_TRIM, queue);
     lash_argv_addi(&a, keep.keep_n);
     lash_argv_addi(&a, keep.keep_ms);
@@ -462,13 +505,29 @@ lash_status lash_poke(lash_conn *c, const char *queue, lash_err *e)
 {
     char chan[LASH_KEY_MAX];
     lash_status st;
-    if ((st = lash_check_queue(queue, e))) return st;
+    if ((st = lash_queue_check(queue, e))) return st;
     const char *argv[] = {"PUBLISH", lash_key(chan, queue, LASH_CHAN_POKE), "poke"};
     redisReply *r = lash_conn_command(c, queue, "poke", 3, argv, NULL, e);
     if (!r) return LASH_EIO;
     st = lash_reply_check(r, "poke", e);
     freeReplyObject(r);
     return st;
+}
+
+lash_status lash_scripts_load(lash_conn *c, lash_err *e)
+{
+    for (int op = 0; op < LASH_OP_COUNT; op++) {
+        size_t len;
+        const char *text = lash_script_text((lash_op)op, &len);
+        const char *argv[] = {"SCRIPT", "LOAD", text};
+        redisReply *r =
+            lash_conn_command(c, NULL, "SCRIPT LOAD", 3, argv, (const size_t[]){6, 4, len}, e);
+        if (!r) return LASH_EIO;
+        lash_status st = lash_reply_check(r, "SCRIPT LOAD", e);
+        freeReplyObject(r);
+        if (st) return st;
+    }
+    return LASH_OK;
 }
 
 /* On one node: loads the library when missing or of another version. */

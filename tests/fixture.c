@@ -55,7 +55,10 @@ static void spawn(lash_fx_redis *r, const char *const *extra)
         redisContext *c = redisConnectUnix(r->sock);
         if (c && !c->err) {
             redisReply *rep = redisCommand(c, "PING");
-            int ok = rep && rep->type == REDIS_REPLY_STATUS;
+            /* A server with requirepass answers NOAUTH: up all the same. */
+            int ok =
+                rep && (rep->type == REDIS_REPLY_STATUS ||
+                        (rep->type == REDIS_REPLY_ERROR && strncmp(rep->str, "NOAUTH", 6) == 0));
             freeReplyObject(rep);
             redisFree(c);
             if (ok) return;
@@ -178,4 +181,11 @@ long long lash_fx_lease_keys(lash_conn *c, const char *queue)
     char pat[LASH_KEY_MAX + 8];
     snprintf(pat, sizeof pat, "lash:{%s}:lease:*", queue);
     return lash_fx_count_keys(c, pat);
+}
+
+void lash_fx_events_all(lash_conn *c, const char *queue)
+{
+    redisReply *r = redisCommand(lash_conn_redis(c), "HSET lash:{%s}:stats events all", queue);
+    cr_assert(r && r->type == REDIS_REPLY_INTEGER, "HSET events all failed");
+    freeReplyObject(r);
 }

@@ -38,6 +38,10 @@ lash_record lash_fx_get(lash_conn *c, const char *queue, const char *id);
 long long lash_fx_count_keys(lash_conn *c, const char *pattern);
 long long lash_fx_lease_keys(lash_conn *c, const char *queue);
 
+/* Sets the queue's event level to 'all' (routine transitions are logged too),
+ * for tests that read the events stream. */
+void lash_fx_events_all(lash_conn *c, const char *queue);
+
 /* Monotonic milliseconds, for liveness bounds. */
 long long lash_fx_ms(void);
 void lash_fx_sleep_ms(int ms);

@@ -11,8 +11,14 @@
 #               the Sentinel/Cluster examples of deploy/ha
 #   (the Redis Cluster and Sentinel failover suites, test_ha_*, are part of ctest
 #    in both builds: they start their own nodes and Sentinels on loopback ports)
+#               the image built and the compose stack run with podman (skipped
+#               where podman cannot run a container)
 #   (the reliability suites' short forms are part of ctest in both builds)
 #   install     cmake --install into a temp prefix; an embedder builds with pkg-config
+#   install-usr the same for -DCMAKE_INSTALL_PREFIX=/usr (Debian multiarch lash.pc), with
+#               the README's embedding command as written
+#   web         lash-web end to end: metrics vs redis-cli, refusals, 10,000 random
+#               requests, Redis down; the dashboard in chromium (tests/web/run.sh)
 #   bench       the benchmark harness once with a small N (proves it works; no timing checks)
 #   demo        the main job with a small N
 # Each step's output goes to build-logs/<step>.log; the last line sums up.
@@ -27,9 +33,14 @@ JOBS=$(nproc)
 
 PKGS="build-essential cmake pkg-config libhiredis-dev libev-dev libcjson-dev libcriterion-dev
       redis-server redis-tools redis-sentinel clang libclang-rt-14-dev valgrind iproute2
-      docker-compose procps python3"
+      docker-compose procps libmicrohttpd-dev chromium python3 python3-prometheus-client
+      python3-yaml podman buildah runc debootstrap netavark aardvark-dns catatonit nftables"
 missing=""
 for p in $PKGS; do dpkg -s "$p" >/dev/null 2>&1 || missing="$missing $p"; done
+# Node.js may come from elsewhere than Debian (nodesource's nodejs carries its
+# own npm, which Debian's npm package conflicts with): only what is missing.
+command -v node >/dev/null || missing="$missing nodejs"
+command -v npm >/dev/null || missing="$missing npm"
 if [ -n "$missing" ]; then
     echo "installing:$missing"
     if [ "$(id -u)" != 0 ]; then echo "tests: run as root to install packages" >&2; exit 1; fi
@@ -37,6 +48,9 @@ if [ -n "$missing" ]; then
     apt-get update -qq && apt-get install -y -qq --no-install-recommends $missing >/dev/null || {
         echo "tests: apt-get install failed" >&2; exit 1; }
 fi
+
+# shellcheck source=lib/redis.sh
+. tests/lib/redis.sh
 
 passed=0 failed=0 failures=""
 want() { [ -z "${LASH_ONLY:-}" ] || [[ ",$LASH_ONLY," == *",$1,"* ]]; }
@@ -65,18 +79,16 @@ build_and_test() { # dir, cmake args...
 # pkg-config alone, and runs it against a Redis (CI's shared one, or a private
 # one): an "upper" process submitted with the installed lashctl completes.
 install_check() {
-    local prefix url pid rc=1
+    local prefix url pid rc=1 own=0
     prefix=$(mktemp -d /tmp/lash-prefix.XXXXXX)
     url=${LASH_TEST_REDIS_URL:-}
     if [ -z "$url" ]; then
-        redis-server --port 0 --unixsocket "$prefix/redis.sock" --dir "$prefix" --save '' \
-            --appendonly no --daemonize yes --pidfile "$prefix/redis.pid" --logfile "$prefix/redis.log"
-        url="unix://$prefix/redis.sock"
-        sleep 0.3
+        redis_start "$prefix/redis" || return 1
+        url=$redis_url own=1
     fi
     if cmake --install build --prefix "$prefix" >/dev/null &&
         cc -std=c11 -Wall -Wextra -Werror worker/example_embed.c -o "$prefix/embed" \
-            $(PKG_CONFIG_PATH=$prefix/lib/pkgconfig pkg-config --cflags --libs lash libcjson); then
+            $(PKG_CONFIG_PATH=$prefix/lib/pkgconfig pkg-config --cflags --libs lash); then
         LD_LIBRARY_PATH=$prefix/lib "$prefix/embed" "$url" 2>"$prefix/embed.log" &
         pid=$!
         local id
@@ -86,7 +98,7 @@ install_check() {
         kill -TERM "$pid" 2>/dev/null
         wait "$pid" 2>/dev/null
     fi
-    [ -S "$prefix/redis.sock" ] && redis-cli -s "$prefix/redis.sock" shutdown nosave >/dev/null 2>&1
+    [ $own = 1 ] && redis_stop
     [ $rc = 0 ] && echo "installed $(find "$prefix" -type f | wc -l) files; an embedder built with pkg-config ran an 'upper' process"
     rm -rf "$prefix"
     return $rc
@@ -100,11 +112,14 @@ step deploy-static bash tests/deploy/check-static.sh
 step deploy-acl bash tests/deploy/acl-test.sh
 step deploy-netns bash tests/deploy/netns-test.sh
 step deploy-ha bash tests/deploy/ha-static.sh
+step deploy-containers bash tests/deploy/containers-test.sh
 # The reliability suites' short forms are criterion binaries: ctest ran them in
 # both builds above. The long forms (20,000-process chaos, 1,000,000-process
 # memory bound, ...) run here on request.
 [ "${LASH_LONG:-0}" = 1 ] && step reliability bash tests/reliability/run.sh --long
 step install install_check
+step install-usr bash tests/install-usr.sh
+step web bash tests/web/run.sh
 step bench bash bench/run.sh --quick
 step demo bash demo/run.sh --n 1000
 

@@ -168,7 +168,8 @@ static pid_t worker_after(const lash_fx_redis *rd, int delay_ms, lash_outcome ou
     lash_err e = {0};
     if (lash_connect(rd->url, 5000, &c, &e)) _exit(10);
     lash_claim_batch b;
-    if (lash_claim(c, "default", "w-test", 100, 30000, (lash_retention){-1, 0}, &b, &e)) _exit(11);
+    if (lash_claim(c, "default", "w-test", 100, 30000, (lash_retention){-1, 0}, 0, &b, &e))
+        _exit(11);
     if (b.n == 0) _exit(12);
     lash_completion comp[100];
     int status[100];
@@ -196,6 +197,14 @@ static void teardown(void)
 }
 
 TestSuite(cli, .init = setup, .fini = teardown, .timeout = 120);
+
+/* Routine transitions go to the events stream only at level 'all'. */
+static void events_all(void)
+{
+    lash_conn *c = lash_fx_connect(&rd);
+    lash_fx_events_all(c, "default");
+    lash_close(c);
+}
 
 /* ---- submit / get ------------------------------------------------------------ */
 
@@ -370,6 +379,7 @@ Test(cli, submit_bulk_skips_bad_lines)
 
 Test(cli, json_output_parses)
 {
+    events_all();
     run_result r =
         LASHCTL(&rd, NULL, "--json", "submit", "echo", "--payload", "{\"x\":1}", "--id", "j-1");
     cr_assert_eq(r.code, 0, "stderr: %s", r.err);
@@ -531,7 +541,7 @@ Test(cli, cancel_and_retry_follow_the_registry)
     lash_conn *c = lash_fx_connect(&rd);
     lash_claim_batch b;
     lash_err e = {0};
-    cr_assert_eq(lash_claim(c, "default", "w-x", 10, 30000, (lash_retention){-1, 0}, &b, &e),
+    cr_assert_eq(lash_claim(c, "default", "w-x", 10, 30000, (lash_retention){-1, 0}, 0, &b, &e),
                  LASH_OK);
     cr_assert_eq(b.n, 1);
     lash_claim_batch_free(&b);
@@ -670,6 +680,87 @@ Test(cli, unreachable_redis_exits_3)
     run_free(&r);
 }
 
+/* The reviewer's case: with requirepass set and no password given, stats said
+ * "Connection reset by peer" and exited 3, functions a protocol error, wait
+ * NOAUTH. Every command says the one thing that is wrong, and exits 1. */
+Test(cli, a_missing_or_wrong_password_is_one_clear_line)
+{
+    static const char *const pass[] = {"--requirepass", "s3cret", NULL};
+    lash_fx_redis locked;
+    lash_fx_redis_start(&locked, pass);
+    char path[256];
+    snprintf(path, sizeof path, "%s/one.jsonl", rd.dir);
+    write_file(path, "{}\n");
+    static const char *const cmds[][4] = {
+        {"stats"},
+        {"functions"},
+        {"wait", "x", "--timeout", "1000"},
+        {"submit", "k"},
+        {"get", "x"},
+        {"workers"},
+        {"poke"},
+        {"list"},
+        {"events", "--count", "1"},
+        {"cancel", "x"},
+        {"submit-bulk", "k"},
+    };
+    for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++) {
+        const char *args[6] = {cmds[i][0], cmds[i][1], cmds[i][2], cmds[i][3], NULL};
+        bool bulk = strcmp(cmds[i][0], "submit-bulk") == 0;
+        run_result r = run_url(rd.dir, locked.url, bulk ? path : NULL, args);
+        cr_expect_eq(r.code, 1, "%s: exit %d: %s", cmds[i][0], r.code, r.err);
+        cr_expect(strstr(r.err, "authentication required"), "%s: %s", cmds[i][0], r.err);
+        if (!bulk) assert_one_error_line(&r); /* submit-bulk also prints its report */
+        run_free(&r);
+    }
+    char url[300];
+    snprintf(url, sizeof url, "unix://:wrong@%s", locked.sock);
+    run_result r = run_url(rd.dir, url, NULL, ARGS("stats"));
+    cr_expect_eq(r.code, 1, "exit %d: %s", r.code, r.err);
+    cr_expect(strstr(r.err, "WRONGPASS"), "%s", r.err);
+    assert_one_error_line(&r);
+    run_free(&r);
+    snprintf(url, sizeof url, "unix://:s3cret@%s", locked.sock);
+    r = run_url(rd.dir, url, NULL, ARGS("stats"));
+    cr_expect_eq(r.code, 0, "the right password works: %s", r.err);
+    run_free(&r);
+    lash_fx_redis_stop(&locked);
+}
+
+/* The reviewer's case: at Redis's memory limit submit-bulk reported "20000
+ * submitted" while more rows existed, and --json printed nothing. The counts
+ * are what Redis acknowledged, and the document is printed on every ending. */
+Test(cli, submit_bulk_at_the_memory_limit_counts_what_redis_acknowledged)
+{
+    static const char *const small[] = {"--maxmemory", "3mb", "--maxmemory-policy", "noeviction",
+                                        NULL};
+    lash_fx_redis full;
+    lash_fx_redis_start(&full, small);
+    char path[256];
+    snprintf(path, sizeof path, "%s/many.jsonl", rd.dir);
+    FILE *f = fopen(path, "w");
+    cr_assert(f);
+    for (int i = 0; i < 40000; i++)
+        fprintf(f, "{\"i\":%d,\"pad\":\"%080d\"}\n", i, i);
+    fclose(f);
+    run_result r = run_url(rd.dir, full.url, path, ARGS("--json", "submit-bulk", "k"));
+    cr_expect_eq(r.code, 1, "exit %d: %s", r.code, r.err);
+    cr_expect(strstr(r.err, "OOM"), "the error says why: %s", r.err);
+    cJSON *j = parse_json(r.out);
+    double created = cJSON_GetObjectItem(j, "created")->valuedouble;
+    lash_conn *c = lash_fx_connect(&full);
+    lash_stats st = lash_fx_stats(c, "default");
+    lash_close(c);
+    cr_expect_gt(created, 0);
+    cr_expect_lt(created, 40000, "the limit was not reached: make the rows bigger");
+    cr_expect_eq((long long)created, (long long)st.due, "reported %.0f, Redis holds %lld", created,
+                 (long long)st.due);
+    cr_expect_eq(cJSON_GetObjectItem(j, "unknown")->valuedouble, 0);
+    cJSON_Delete(j);
+    run_free(&r);
+    lash_fx_redis_stop(&full);
+}
+
 Test(cli, password_on_command_line_warns)
 {
     char url[256];
@@ -715,6 +806,7 @@ Test(cli, fcall_submission_is_seen)
 
 Test(cli, list_stats_workers_events_top_trim)
 {
+    events_all();
     for (int i = 0; i < 5; i++) {
         char id[16];
         snprintf(id, sizeof id, "l-%d", i);
@@ -747,7 +839,7 @@ Test(cli, list_stats_workers_events_top_trim)
     lash_conn *c = lash_fx_connect(&rd);
     lash_claim_batch b;
     lash_err e = {0};
-    cr_assert_eq(lash_claim(c, "default", "host-a.1", 1, 30000, (lash_retention){-1, 0}, &b, &e),
+    cr_assert_eq(lash_claim(c, "default", "host-a.1", 1, 30000, (lash_retention){-1, 0}, 0, &b, &e),
                  LASH_OK);
     lash_claim_batch_free(&b);
     r = LASHCTL(&rd, NULL, "workers");
@@ -800,6 +892,7 @@ Test(cli, list_stats_workers_events_top_trim)
 
 Test(cli, events_follow_sees_new_entries)
 {
+    events_all();
     char out_path[256], err_path[256];
     snprintf(out_path, sizeof out_path, "%s/follow.out", rd.dir);
     snprintf(err_path, sizeof err_path, "%s/follow.err", rd.dir);

@@ -5,10 +5,10 @@
 #include <ev.h>
 #include <fcntl.h>
 #include <signal.h>
-#include <spawn.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -28,7 +28,8 @@ struct lash_exec {
     ev_io in, out, err;
     ev_timer drain;
     int status;
-    int exited;
+    bool exited;
+    bool flooded;        /* stdout passed result_max: the group was stopped */
     const char *payload; /* borrowed: the slot keeps it until we report */
     size_t payload_len, written;
     char *stdout_buf;
@@ -68,6 +69,11 @@ static void report(lash_exec *x)
 {
     char tail[LASH_ERROR_MAX / 2 + 1], why[LASH_ERROR_MAX];
     lash_err e;
+    /* The outcome is decided: nothing of the program's may run on, not a
+     * helper that ignores TERM, not a background child holding a pipe. (The
+     * group id is free for reuse only once its last member is gone, so this
+     * reaches no stranger; an empty group makes it fail with ESRCH.) */
+    kill(-x->pid, SIGKILL);
     ev_child_stop(x->loop, &x->child);
     ev_timer_stop(x->loop, &x->drain);
     close_io(x, &x->in);
@@ -76,7 +82,11 @@ static void report(lash_exec *x)
     stderr_tail(x, tail, sizeof tail);
     const char *sep = tail[0] ? ": " : "";
     int st = x->status;
-    if (WIFEXITED(st) && WEXITSTATUS(st) == 0) {
+    if (x->flooded) {
+        snprintf(why, sizeof why, "result is over %zu bytes: the program was stopped%s%s",
+                 x->result_max, sep, tail);
+        x->done(x->ud, LASH_OUT_FAIL, why, strlen(why));
+    } else if (WIFEXITED(st) && WEXITSTATUS(st) == 0) {
         if (x->stdout_total > x->result_max) {
             snprintf(why, sizeof why, "result is %zu bytes, over %zu", x->stdout_total,
                      x->result_max);
@@ -112,7 +122,7 @@ static void on_child(struct ev_loop *loop, ev_child *w, int revents)
     (void)revents;
     lash_exec *x = w->data;
     x->status = w->rstatus;
-    x->exited = 1;
+    x->exited = true;
     ev_child_stop(x->loop, w);
     close_io(x, &x->in);
     if (x->out.fd >= 0 || x->err.fd >= 0) ev_timer_start(x->loop, &x->drain);
@@ -179,6 +189,15 @@ static void on_output(struct ev_loop *loop, ev_io *w, int revents)
                 x->stdout_buf[x->stdout_len] = 0;
             }
             x->stdout_total += (size_t)n;
+            if (x->stdout_total > x->result_max) {
+                /* Over the cap: it can only fail now. Reading a gigabyte to
+                 * the end first would be waste; stop the program instead. */
+                x->flooded = true;
+                kill(-x->pid, SIGKILL);
+                close_io(x, w);
+                maybe_report(x);
+                return;
+            }
         } else if (x->tail_max) {
             for (ssize_t i = 0; i < n; i++)
                 x->tail[(x->tail_total++) % x->tail_max] = buf[i];
@@ -215,33 +234,82 @@ static int set_nonblock(int fd)
     return fl < 0 ? -1 : fcntl(fd, F_SETFL, fl | O_NONBLOCK);
 }
 
+/* The child, between fork and exec: only async-signal-safe calls (system
+ * calls; execvpe searches PATH in a buffer on the stack), since another thread
+ * of the worker (metrics, an embedder's) may hold a lock at fork. On failure it
+ * writes errno to err_fd (close-on-exec, so a successful exec closes it and the
+ * parent reads nothing) and exits. Needs fds 0, 1 and 2 open in the worker
+ * (lash-worker makes sure), so that no pipe end sits where dup2 writes. */
+static void child(const char *program, char **env, int p[3][2], int err_fd, pid_t parent)
+{
+    /* Die with the worker: a handler must not outlive the one who would record
+     * its outcome, while its lease runs out and another worker reruns it. The
+     * signal reaches this process, the group leader; programs it starts in the
+     * background must watch for their parent's death themselves (or run under
+     * systemd or a container, which stop the whole group). */
+    if (prctl(PR_SET_PDEATHSIG, SIGKILL) != 0 || getppid() != parent) _exit(127);
+    /* A group of its own, so a kill reaches the program's children too. */
+    setpgid(0, 0);
+    /* Default dispositions and an empty mask: ignored signals survive exec
+     * (the worker ignores SIGPIPE), and a program must be stoppable by TERM. */
+    struct sigaction dfl;
+    memset(&dfl, 0, sizeof dfl);
+    dfl.sa_handler = SIG_DFL;
+    for (int sig = 1; sig < NSIG; sig++)
+        sigaction(sig, &dfl, NULL);
+    sigset_t none;
+    sigemptyset(&none);
+    sigprocmask(SIG_SETMASK, &none, NULL);
+    if (dup2(p[0][0], 0) < 0 || dup2(p[1][1], 1) < 0 || dup2(p[2][1], 2) < 0) goto fail;
+    /* Every descriptor of the worker's (Redis sockets, the log, other jobs'
+     * pipes) is close-on-exec already; this makes sure a handler sees 0, 1 and
+     * 2 only, whatever an embedding program left open. */
+    if (err_fd > 3) close_range(3, (unsigned)err_fd - 1, 0);
+    close_range((unsigned)err_fd + 1, ~0U, 0);
+    char *argv[] = {(char *)program, NULL};
+    execvpe(program, argv, env);
+fail:;
+    int err = errno;
+    ssize_t n = write(err_fd, &err, sizeof err);
+    (void)n;
+    _exit(127);
+}
+
 static lash_status spawn(lash_exec *x, const lash_exec_spec *s, int p[3][2], lash_err *e)
 {
-    posix_spawn_file_actions_t fa;
-    posix_spawnattr_t at;
-    sigset_t none, dfl;
     char own[5][200];
     char **env = child_env(s, own);
+    int ep[2];
     if (!env) return lash_fail(e, LASH_ENOMEM, "out of memory");
-    posix_spawn_file_actions_init(&fa);
-    posix_spawn_file_actions_adddup2(&fa, p[0][0], 0);
-    posix_spawn_file_actions_adddup2(&fa, p[1][1], 1);
-    posix_spawn_file_actions_adddup2(&fa, p[2][1], 2);
-    posix_spawnattr_init(&at);
-    sigemptyset(&none);
-    sigemptyset(&dfl);
-    sigaddset(&dfl, SIGPIPE); /* ignored signals survive exec: the worker ignores SIGPIPE */
-    posix_spawnattr_setsigmask(&at, &none);
-    posix_spawnattr_setsigdefault(&at, &dfl);
-    posix_spawnattr_setpgroup(&at, 0);
-    posix_spawnattr_setflags(&at, POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGMASK |
-                                      POSIX_SPAWN_SETSIGDEF);
-    char *argv[] = {(char *)s->program, NULL};
-    int rc = posix_spawnp(&x->pid, s->program, &fa, &at, argv, env);
-    posix_spawn_file_actions_destroy(&fa);
-    posix_spawnattr_destroy(&at);
+    if (pipe2(ep, O_CLOEXEC) != 0) {
+        free(env);
+        return lash_fail(e, LASH_EIO, "pipe: %s", strerror(errno));
+    }
+    /* fork, not posix_spawn: the parent-death signal can only be set between
+     * fork and exec. The worker is small, so the page-table copy is cheap. */
+    pid_t parent = getpid(), pid = fork();
+    if (pid == 0) {
+        close(ep[0]);
+        child(s->program, env, p, ep[1], parent);
+    }
+    int err = 0;
+    close(ep[1]);
     free(env);
-    if (rc != 0) return lash_fail(e, LASH_EINVAL, "cannot start %s: %s", s->program, strerror(rc));
+    if (pid < 0) {
+        close(ep[0]);
+        return lash_fail(e, LASH_EIO, "cannot start %s: fork: %s", s->program, strerror(errno));
+    }
+    setpgid(pid, pid); /* as the child does: whichever runs first, a kill finds the group */
+    x->pid = pid;
+    ssize_t n;
+    while ((n = read(ep[0], &err, sizeof err)) < 0 && errno == EINTR)
+        ;
+    close(ep[0]);
+    if (n == (ssize_t)sizeof err) {
+        waitpid(pid, NULL, 0);
+        x->pid = 0;
+        return lash_fail(e, LASH_EINVAL, "cannot start %s: %s", s->program, strerror(err));
+    }
     return LASH_OK;
 }
 
@@ -302,7 +370,7 @@ void lash_exec_kill(lash_exec *x, int sig)
     if (x && x->pid > 0 && !x->exited) kill(-x->pid, sig);
 }
 
-lash_status lash_exec_check_program(const char *program, lash_err *e)
+lash_status lash_exec_program_check(const char *program, lash_err *e)
 {
     if (!program || !*program) return lash_fail(e, LASH_EINVAL, "handler program is empty");
     if (strchr(program, '/')) {

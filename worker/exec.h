@@ -8,8 +8,12 @@
  *
  * Outcome: exit 0 is success and stdout is the result, if it is valid UTF-8 text
  * within result_max bytes; any other exit, a signal, or bad output is a failure
- * whose text says why and ends with the tail of stderr. Output beyond the limits
+ * whose text says why and ends with the tail of stderr. A program whose stdout
+ * passes result_max is stopped there (it can only fail); stderr beyond the tail
  * is read and dropped, so a chatty program can never block or bloat the worker.
+ * When the outcome is known, the whole process group is killed: nothing the
+ * program started outlives it. The program also dies with the worker (a
+ * parent-death signal), and sees only fds 0, 1 and 2.
  * Needs libev's default loop (child watchers live only there).
  */
 #ifndef LASH_WORKER_EXEC_H
@@ -44,6 +48,6 @@ lash_status lash_exec_start(struct ev_loop *loop, const lash_exec_spec *spec,
 /* Signals the program's process group. */
 void lash_exec_kill(lash_exec *x, int sig);
 /* Checks that a program path is usable: absolute or found in PATH, executable. */
-lash_status lash_exec_check_program(const char *program, lash_err *e);
+lash_status lash_exec_program_check(const char *program, lash_err *e);
 
 #endif

@@ -17,13 +17,13 @@ int lash_log_level_parse(const char *s)
 
 int lash_log_format_parse(const char *s)
 {
-    if (s && strcmp(s, "text") == 0) return LASH_LOG_TEXT;
-    if (s && strcmp(s, "json") == 0) return LASH_LOG_JSON;
+    if (s && strcmp(s, "text") == 0) return LASH_LOGFMT_TEXT;
+    if (s && strcmp(s, "json") == 0) return LASH_LOGFMT_JSON;
     return -1;
 }
 
 /* Writes s escaped for JSON (json=1) or for a text line (control bytes as \xNN). */
-static void put_escaped(FILE *f, const char *s, int json)
+static void put_escaped(FILE *f, const char *s, bool json)
 {
     for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
         if (*p == '"' && json)
@@ -56,27 +56,27 @@ void lash_log(const lash_logger *l, lash_log_level lvl, const char *queue, const
     snprintf(ts + n, sizeof ts - n, ".%03dZ", (int)(tv.tv_usec / 1000));
     FILE *f = l->out;
     flockfile(f);
-    if (l->format == LASH_LOG_JSON) {
+    if (l->format == LASH_LOGFMT_JSON) {
         fprintf(f, "{\"ts\":\"%s\",\"level\":\"%s\"", ts, level_names[lvl]);
-        if (l->worker) fputs(",\"worker\":\"", f), put_escaped(f, l->worker, 1), fputc('"', f);
-        if (queue) fputs(",\"queue\":\"", f), put_escaped(f, queue, 1), fputc('"', f);
-        if (id) fputs(",\"id\":\"", f), put_escaped(f, id, 1), fputc('"', f);
+        if (l->worker) fputs(",\"worker\":\"", f), put_escaped(f, l->worker, true), fputc('"', f);
+        if (queue) fputs(",\"queue\":\"", f), put_escaped(f, queue, true), fputc('"', f);
+        if (id) fputs(",\"id\":\"", f), put_escaped(f, id, true), fputc('"', f);
         if (attempt >= 0) fprintf(f, ",\"attempt\":%d", attempt);
         if (fence >= 0) fprintf(f, ",\"fence\":%lld", (long long)fence);
         fputs(",\"msg\":\"", f);
-        put_escaped(f, msg, 1);
+        put_escaped(f, msg, true);
         fputs("\"}\n", f);
     } else {
         fprintf(f, "%s %-5s", ts, level_names[lvl]);
         /* Escaped like the message: an id read from Redis is untrusted, and a
          * newline in it would forge a second log line. */
-        if (l->worker) fputs(" worker=", f), put_escaped(f, l->worker, 0);
-        if (queue) fputs(" queue=", f), put_escaped(f, queue, 0);
-        if (id) fputs(" id=", f), put_escaped(f, id, 0);
+        if (l->worker) fputs(" worker=", f), put_escaped(f, l->worker, false);
+        if (queue) fputs(" queue=", f), put_escaped(f, queue, false);
+        if (id) fputs(" id=", f), put_escaped(f, id, false);
         if (attempt >= 0) fprintf(f, " attempt=%d", attempt);
         if (fence >= 0) fprintf(f, " fence=%lld", (long long)fence);
         fputc(' ', f);
-        put_escaped(f, msg, 0);
+        put_escaped(f, msg, false);
         fputc('\n', f);
     }
     fflush(f);
@@ -86,6 +86,6 @@ void lash_log(const lash_logger *l, lash_log_level lvl, const char *queue, const
 void lash_log_reopen(lash_logger *l)
 {
     if (!l->path) return;
-    FILE *f = freopen(l->path, "a", l->out);
+    FILE *f = freopen(l->path, "ae", l->out);
     if (f) l->out = f;
 }

@@ -14,7 +14,7 @@
 
 #include "worker/turn.h"
 
-typedef enum { LASH_LOG_TEXT = 0, LASH_LOG_JSON } lash_log_format;
+typedef enum { LASH_LOGFMT_TEXT = 0, LASH_LOGFMT_JSON } lash_log_format;
 
 typedef struct {
     FILE *out;

@@ -1,8 +1,10 @@
 /* main.c: lash-worker, the daemon. Flags, each also settable by environment
  * (flags win), then one libev loop until SIGTERM/SIGINT has drained it. */
 #include <ev.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <signal.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -10,6 +12,10 @@
 #include <time.h>
 
 #include "proto/record.h"
+#include "proto/scripts.h"
+#include "proto/version.h"
+#include "worker/metrics.h"
+#include "worker/notify.h"
 #include "worker/worker.h"
 
 #define MAXQ 64
@@ -41,11 +47,15 @@ static const char usage[] =
     "  --poll-ms MS           LASH_POLL_MS      safety-net poll interval (default 400)\n"
     "  --grace-ms MS          LASH_GRACE_MS     on SIGTERM, how long running processes may\n"
     "                                           finish before they are stopped (default 10000)\n"
+    "  --reply-timeout-ms MS  LASH_REPLY_TIMEOUT_MS  no reply from Redis within this: reconnect\n"
+    "                                           (100..lease/3; default min(10000, lease/3))\n"
     "  --handler KIND=PROG    LASH_HANDLERS     run PROG for KIND: payload on stdin, stdout is "
     "the\n"
     "                                           result (repeatable; env: comma-separated)\n"
     "  --builtin NAME         LASH_BUILTINS     enable a built-in kind: noop, sleep, fail\n"
-    "  --id ID                LASH_WORKER_ID    worker id (default host:pid)\n"
+    "  --id ID                LASH_WORKER_ID    worker id (default host:pid); leases and\n"
+    "                                           lashctl workers show it as ID#<nonce>, a nonce\n"
+    "                                           new at every start\n"
     "  --keep N               LASH_KEEP         terminal rows to retain per queue (default 10000;\n"
     "                                           -1: no count bound)\n"
     "  --keep-ms MS           LASH_KEEP_MS      drop terminal rows older than this (default 7 "
@@ -55,13 +65,21 @@ static const char usage[] =
     "  --log-level LEVEL      LASH_LOG_LEVEL    error, warn, info, debug (default info)\n"
     "  --log-file PATH        LASH_LOG_FILE     append logs there (reopened on SIGHUP);\n"
     "                                           default stderr\n"
-    "  --health-file PATH     LASH_HEALTH_FILE  touched while Redis answers (for --check)\n"
+    "  --health-file PATH     LASH_HEALTH_FILE  touched while Redis answers (for --check); first\n"
+    "                                           written once connected and the first drive ran,\n"
+    "                                           when READY=1 also goes to $NOTIFY_SOCKET "
+    "(systemd)\n"
+    "  --metrics-listen ADDR  LASH_METRICS_LISTEN  serve Prometheus metrics at "
+    "http://ADDR/metrics\n"
+    "                                           (e.g. 127.0.0.1:9465; off by default; needs\n"
+    "                                           libmicrohttpd12)\n"
     "  --failover-ms MS       LASH_FAILOVER_MS  Cluster, Sentinel: how long a new connection "
     "keeps\n"
     "                                           trying to reach a primary before it counts as\n"
     "                                           lost (default 30000)\n"
     "  --check                                  exit 0 if the health file is fresh\n"
     "  --max-age-ms N                           freshness bound for --check (default 10000)\n"
+    "  --version                                print the version and the Lua library version\n"
     "  --help\n"
     "\n"
     "Signals: SIGTERM/SIGINT drain (a second one stops at once), SIGHUP reopens the log file.\n"
@@ -75,9 +93,10 @@ typedef struct {
     int nh;
     const char *builtins[8];
     int nb;
-    int check;
+    bool check;
     long long max_age_ms;
     char *envq, *envh, *envb; /* strdup'd env lists, split in place */
+    const char *metrics_listen;
 } opts;
 
 static int die_usage(const char *fmt, const char *arg)
@@ -88,12 +107,13 @@ static int die_usage(const char *fmt, const char *arg)
     return 2;
 }
 
-static int num(const char *name, const char *s, long long lo, long long hi, long long *out)
+/* An integer flag. Only its syntax is checked here: the bounds of every
+ * setting are lash_worker_config_check's (lash_worker_new runs it). */
+static int num(const char *name, const char *s, long long *out)
 {
     int64_t v;
-    if (!s || !lash_parse_i64(s, strlen(s), lo, hi, &v)) {
-        fprintf(stderr, "lash-worker: %s must be an integer in %lld..%lld, got '%s'\n", name, lo,
-                hi, s ? s : "");
+    if (!s || !lash_parse_i64(s, strlen(s), INT32_MIN, INT64_MAX / 4, &v)) {
+        fprintf(stderr, "lash-worker: %s must be an integer, got '%s'\n", name, s ? s : "");
         return 2;
     }
     *out = v;
@@ -132,6 +152,9 @@ enum {
     O_CHECK,
     O_MAXAGE,
     O_FAILOVER,
+    O_REPLY,
+    O_METRICS,
+    O_VERSION,
     O_HELP
 };
 
@@ -149,19 +172,19 @@ static int apply(opts *o, int key, const char *v)
         o->queues[o->nq++] = v;
         break;
     case O_CONC:
-        if ((rc = num("--concurrency", v, 1, 4096, &n))) return rc;
-        o->c.turn.concurrency = (int)n;
+        if ((rc = num("--concurrency", v, &n))) return rc;
+        o->c.turn.concurrency = n > INT32_MAX ? INT32_MAX : (int)n;
         break;
     case O_LEASE:
-        if ((rc = num("--lease-ms", v, 300, 86400000, &n))) return rc;
+        if ((rc = num("--lease-ms", v, &n))) return rc;
         o->c.turn.lease_ms = n;
         break;
     case O_POLL:
-        if ((rc = num("--poll-ms", v, 10, 3600000, &n))) return rc;
+        if ((rc = num("--poll-ms", v, &n))) return rc;
         o->c.turn.poll_ms = n;
         break;
     case O_GRACE:
-        if ((rc = num("--grace-ms", v, 0, 86400000, &n))) return rc;
+        if ((rc = num("--grace-ms", v, &n))) return rc;
         o->c.turn.grace_ms = n;
         break;
     case O_HANDLER:
@@ -176,11 +199,11 @@ static int apply(opts *o, int key, const char *v)
         o->c.worker_id = v;
         break;
     case O_KEEP:
-        if ((rc = num("--keep", v, -1, 1000000000, &n))) return rc;
+        if ((rc = num("--keep", v, &n))) return rc;
         o->c.keep.keep_n = n;
         break;
     case O_KEEPMS:
-        if ((rc = num("--keep-ms", v, 0, 100LL * 365 * 86400000, &n))) return rc;
+        if ((rc = num("--keep-ms", v, &n))) return rc;
         o->c.keep.keep_ms = n;
         break;
     case O_LFMT:
@@ -199,13 +222,22 @@ static int apply(opts *o, int key, const char *v)
     case O_HEALTH:
         o->c.health_file = v;
         break;
+    case O_METRICS:
+        o->metrics_listen = v;
+        break;
     case O_MAXAGE:
-        if ((rc = num("--max-age-ms", v, 1, 86400000, &n))) return rc;
+        if ((rc = num("--max-age-ms", v, &n))) return rc;
+        if (n < 1 || n > 86400000) return die_usage("--max-age-ms must be 1..86400000, got %s", v);
         o->max_age_ms = n;
         break;
     case O_FAILOVER:
-        if ((rc = num("--failover-ms", v, 1, 3600000, &n))) return rc;
+        if ((rc = num("--failover-ms", v, &n))) return rc;
+        if (n < 1 || n > 3600000) return die_usage("--failover-ms must be 1..3600000, got %s", v);
         o->c.failover_ms = (int)n;
+        break;
+    case O_REPLY:
+        if ((rc = num("--reply-timeout-ms", v, &n))) return rc;
+        o->c.turn.reply_timeout_ms = n;
         break;
     }
     return 0;
@@ -216,12 +248,20 @@ static int from_env(opts *o)
     static const struct {
         const char *name;
         int key;
-    } vars[] = {{"LASH_REDIS_URL", O_REDIS},     {"LASH_CONCURRENCY", O_CONC},
-                {"LASH_LEASE_MS", O_LEASE},      {"LASH_POLL_MS", O_POLL},
-                {"LASH_GRACE_MS", O_GRACE},      {"LASH_WORKER_ID", O_ID},
-                {"LASH_KEEP", O_KEEP},           {"LASH_KEEP_MS", O_KEEPMS},
-                {"LASH_LOG_FORMAT", O_LFMT},     {"LASH_LOG_LEVEL", O_LLVL},
-                {"LASH_LOG_FILE", O_LFILE},      {"LASH_HEALTH_FILE", O_HEALTH},
+    } vars[] = {{"LASH_REDIS_URL", O_REDIS},
+                {"LASH_CONCURRENCY", O_CONC},
+                {"LASH_LEASE_MS", O_LEASE},
+                {"LASH_POLL_MS", O_POLL},
+                {"LASH_GRACE_MS", O_GRACE},
+                {"LASH_WORKER_ID", O_ID},
+                {"LASH_KEEP", O_KEEP},
+                {"LASH_KEEP_MS", O_KEEPMS},
+                {"LASH_LOG_FORMAT", O_LFMT},
+                {"LASH_LOG_LEVEL", O_LLVL},
+                {"LASH_LOG_FILE", O_LFILE},
+                {"LASH_HEALTH_FILE", O_HEALTH},
+                {"LASH_REPLY_TIMEOUT_MS", O_REPLY},
+                {"LASH_METRICS_LISTEN", O_METRICS},
                 {"LASH_FAILOVER_MS", O_FAILOVER}};
     int rc;
     for (size_t i = 0; i < sizeof vars / sizeof vars[0]; i++) {
@@ -258,10 +298,14 @@ static int parse(opts *o, int argc, char **argv)
                                           {"check", 0, 0, O_CHECK},
                                           {"max-age-ms", 1, 0, O_MAXAGE},
                                           {"failover-ms", 1, 0, O_FAILOVER},
+                                          {"reply-timeout-ms", 1, 0, O_REPLY},
+                                          {"metrics-listen", 1, 0, O_METRICS},
+                                          {"version", 0, 0, O_VERSION},
                                           {"help", 0, 0, O_HELP},
                                           {0, 0, 0, 0}};
     /* Flags given on the command line replace the environment's lists. */
-    int flag_q = 0, flag_h = 0, flag_b = 0, key, rc;
+    bool seen_q = false, seen_h = false, seen_b = false;
+    int key, rc;
     opterr = 0;
     while ((key = getopt_long(argc, argv, "", longs, NULL)) != -1) {
         if (key == '?' || key == ':')
@@ -270,13 +314,27 @@ static int parse(opts *o, int argc, char **argv)
             fputs(usage, stdout);
             exit(0);
         }
+        if (key == O_VERSION) {
+            printf("lash-worker %s (lua library %s)\n", lash_version(), lash_function_version());
+            exit(0);
+        }
         if (key == O_CHECK) {
-            o->check = 1;
+            o->check = true;
             continue;
         }
-        if (key == O_QUEUE && !flag_q++) o->nq = 0;
-        if (key == O_HANDLER && !flag_h++) o->nh = 0;
-        if (key == O_BUILTIN && !flag_b++) o->nb = 0;
+        /* The first of a repeatable flag replaces what the environment gave. */
+        if (key == O_QUEUE && !seen_q) {
+            seen_q = true;
+            o->nq = 0;
+        }
+        if (key == O_HANDLER && !seen_h) {
+            seen_h = true;
+            o->nh = 0;
+        }
+        if (key == O_BUILTIN && !seen_b) {
+            seen_b = true;
+            o->nb = 0;
+        }
         if ((rc = apply(o, key, optarg))) return rc;
     }
     if (optind < argc) return die_usage("unexpected argument '%s'", argv[optind]);
@@ -306,6 +364,14 @@ static int check_health(const opts *o)
     return 0;
 }
 
+/* Fds 0, 1 and 2 open (on /dev/null when a supervisor closed them): a pipe
+ * or socket opened later must not land there, where a handler's stdio goes. */
+static void std_fds_open(void)
+{
+    for (int fd = 0; fd < 3; fd++)
+        if (fcntl(fd, F_GETFD) < 0 && open("/dev/null", fd ? O_WRONLY : O_RDONLY) != fd) exit(1);
+}
+
 static void on_term(struct ev_loop *loop, ev_signal *s, int revents)
 {
     (void)loop;
@@ -318,6 +384,22 @@ static void on_hup(struct ev_loop *loop, ev_signal *s, int revents)
     (void)loop;
     (void)revents;
     lash_worker_reopen_log(s->data);
+}
+
+static void on_ready(void *ud)
+{
+    (void)ud;
+    lash_sd_notify("READY=1");
+}
+
+/* The metrics start after the worker exists (they read its counters); the
+ * hook is set before, so it finds them here. */
+static lash_wmetrics *metrics;
+
+static void on_job_end(void *ud, const char *kind, lash_outcome out, int64_t run_ms)
+{
+    (void)ud;
+    if (metrics) lash_wmetrics_job_end(metrics, kind, out, run_ms);
 }
 
 static int setup(lash_worker *w, opts *o)
@@ -353,7 +435,8 @@ int main(int argc, char **argv)
         rc = check_health(&o);
     else if (!rc) {
         signal(SIGPIPE, SIG_IGN);
-        if (o.c.log.path && !(o.c.log.out = fopen(o.c.log.path, "a"))) {
+        std_fds_open();
+        if (o.c.log.path && !(o.c.log.out = fopen(o.c.log.path, "ae"))) {
             fprintf(stderr, "lash-worker: cannot open log file %s\n", o.c.log.path);
             rc = 1;
         }
@@ -361,12 +444,27 @@ int main(int argc, char **argv)
         o.c.nqueues = o.nq;
         struct ev_loop *loop = EV_DEFAULT;
         lash_worker *w = NULL;
+        lash_wmetrics *m = NULL;
         lash_err e;
+        o.c.on_ready = on_ready;
+        o.c.on_job_end = on_job_end;
         if (!rc && lash_worker_new(loop, &o.c, &w, &e)) {
             fprintf(stderr, "lash-worker: %s\n", e.msg);
             rc = e.code == LASH_EINVAL ? 2 : 1;
+        } else if (m) {
+            fprintf(stderr, "lash-worker: metrics at port %d, path /metrics\n",
+                    lash_wmetrics_port(m));
         }
         if (!rc) rc = setup(w, &o);
+        if (!rc && o.metrics_listen &&
+            lash_wmetrics_start(o.metrics_listen, loop, w, o.c.turn.concurrency, &m, &e)) {
+            fprintf(stderr, "lash-worker: %s\n", e.msg);
+            rc = e.code == LASH_EINVAL ? 2 : 1;
+        } else if (m) {
+            fprintf(stderr, "lash-worker: metrics at port %d, path /metrics\n",
+                    lash_wmetrics_port(m));
+        }
+        metrics = m;
         if (!rc) {
             ev_signal term, intr, hup;
             ev_signal_init(&term, on_term, SIGTERM);
@@ -382,6 +480,8 @@ int main(int argc, char **argv)
             ev_signal_stop(loop, &intr);
             ev_signal_stop(loop, &hup);
         }
+        metrics = NULL;
+        lash_wmetrics_stop(m);
         lash_worker_free(w);
         if (o.c.log.path && o.c.log.out) fclose(o.c.log.out);
     }

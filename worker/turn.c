@@ -1,6 +1,7 @@
 /* turn.c: the worker's sans-IO turn machine (see turn.h). */
 #include "worker/turn.h"
 
+#include <assert.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -8,6 +9,7 @@
 #include <string.h>
 
 #include "proto/json.h"
+#include "proto/record.h"
 #include "proto/text.h"
 
 /* An outcome waiting to be written: a completion or a release. It owns copies
@@ -19,6 +21,7 @@ typedef struct {
     char *text;
     size_t len;
     int64_t retry_ms;
+    bool ran; /* a release: the process started (release.lua's `ran`) */
 } rec;
 
 typedef struct {
@@ -26,7 +29,18 @@ typedef struct {
     size_t n, cap;
 } recs;
 
-typedef enum { CMD_CLAIM, CMD_RENEW, CMD_COMPLETE, CMD_RELEASE } cmd_kind;
+typedef enum { CMD_CLAIM, CMD_RENEW, CMD_COMPLETE, CMD_RELEASE, CMD_RECOVER } cmd_kind;
+
+/* Repeated failures of one kind of command are logged once, then summed up at
+ * a slowing rate (1 s, 2 s, 4 s, ... 60 s) while they last: a persistent fault
+ * (WRONGTYPE, OOM, READONLY, MOVED) would otherwise log a line per queue on
+ * every poll tick. */
+typedef struct {
+    char what[200];   /* the failure being summed up, "" when none */
+    uint64_t repeats; /* since the last line */
+    uint64_t total;
+    int64_t next_at, gap;
+} fault;
 
 /* A command sent and not yet answered. */
 typedef struct {
@@ -39,6 +53,7 @@ typedef struct {
     recs rows;              /* COMPLETE/RELEASE: owned records */
     lash_completion *comps; /* COMPLETE: views of rows */
     lash_lease *leases;     /* RENEW/RELEASE */
+    bool *ran;              /* RELEASE: whether each process started */
     int *slots;             /* RENEW: slot per lease */
     int64_t *fences;        /* RENEW: fence per lease, to spot a reused slot */
 } cmd;
@@ -52,12 +67,14 @@ struct lash_turn {
     int used;     /* slots in use */
     int reserved; /* rows asked for by claims in flight */
 
-    bool *want;      /* per queue: a drive is wanted */
-    bool *beat;      /* per queue: a heartbeat claim is due */
-    uint32_t *claim; /* per queue: claim in flight (cmd id) or 0 */
-    recs *done;      /* per queue: completions to send */
-    recs *rel;       /* per queue: releases to send */
-    int rr;          /* round-robin start over queues */
+    bool *want;           /* per queue: a drive is wanted */
+    bool *beat;           /* per queue: a heartbeat claim is due */
+    uint32_t *claim;      /* per queue: claim in flight (cmd id) or 0 */
+    uint32_t *lost;       /* per queue: a claim whose reply was lost (its seq), to recover */
+    uint32_t *recovering; /* per queue: recover in flight (cmd id) or 0 */
+    recs *done;           /* per queue: completions to send */
+    recs *rel;            /* per queue: releases to send */
+    int rr;               /* round-robin start over queues */
 
     cmd *cmds;
     int ncmds;
@@ -72,8 +89,9 @@ struct lash_turn {
     lash_action *acts;
     size_t nacts, head, capacts;
     char *last_msg;
+    fault faults[CMD_RECOVER + 1];
 
-    lash_turn_counters k;
+    lash_counters k;
 };
 
 /* ---- small utilities -------------------------------------------------------- */
@@ -180,19 +198,56 @@ void lash_turn_config_default(lash_turn_config *c)
     c->poll_ms = 400;
     c->grace_ms = 10000;
     c->kill_grace_ms = 5000;
-    c->reply_timeout_ms = 10000;
+    c->reply_timeout_ms = 0; /* follows the lease */
     c->reconnect_min_ms = 100;
     c->reconnect_max_ms = 5000;
     c->seed = 0x9e3779b97f4a7c15ull;
 }
 
+int64_t lash_turn_reply_timeout(const lash_turn_config *c)
+{
+    if (c->reply_timeout_ms > 0) return c->reply_timeout_ms;
+    return c->lease_ms / 3 < 10000 ? c->lease_ms / 3 : 10000;
+}
+
+/* One bound, one sentence. */
+static lash_status bound(lash_err *e, const char *name, int64_t v, int64_t lo, int64_t hi)
+{
+    if (v >= lo && v <= hi) return LASH_OK;
+    return lash_fail(e, LASH_EINVAL, "%s must be %lld..%lld, got %lld", name, (long long)lo,
+                     (long long)hi, (long long)v);
+}
+
+lash_status lash_turn_config_check(const lash_turn_config *c, lash_err *e)
+{
+    lash_status st;
+    if ((st = bound(e, "concurrency", c->concurrency, 1, LASH_TURN_CONCURRENCY_MAX)) ||
+        (st = bound(e, "the number of queues", c->nqueues, 1, LASH_TURN_QUEUES_MAX)) ||
+        (st = bound(e, "claim_max", c->claim_max, 1, LASH_BATCH_MAX)) ||
+        (st = bound(e, "lease_ms", c->lease_ms, 300, 86400000)) ||
+        (st = bound(e, "poll_ms", c->poll_ms, 10, 3600000)) ||
+        (st = bound(e, "grace_ms", c->grace_ms, 0, 86400000)) ||
+        (st = bound(e, "kill_grace_ms", c->kill_grace_ms, 0, 3600000)) ||
+        (st = bound(e, "reconnect_min_ms", c->reconnect_min_ms, 1, 3600000)) ||
+        (st = bound(e, "reconnect_max_ms", c->reconnect_max_ms, c->reconnect_min_ms, 3600000)))
+        return st;
+    /* A reply may take a third of the lease at most: a claim answered later
+     * than that would start rows whose leases are nearly gone, and a renew
+     * answered later could not be retried before the lease runs out. */
+    if (c->reply_timeout_ms != 0)
+        return bound(e, "reply_timeout_ms (at most a third of the lease)", c->reply_timeout_ms, 100,
+                     c->lease_ms / 3);
+    return LASH_OK;
+}
+
 lash_turn *lash_turn_new(const lash_turn_config *c, const char *owner)
 {
+    /* Bounds are the entry points' to check (lash_turn_config_check): a
+     * machine built past them is a bug in its caller. */
+    assert(lash_turn_config_check(c, NULL) == LASH_OK);
     lash_turn *t = xcalloc(1, sizeof *t);
     t->c = *c;
-    if (t->c.concurrency < 1) t->c.concurrency = 1;
-    if (t->c.nqueues < 1) t->c.nqueues = 1;
-    if (t->c.claim_max < 1 || t->c.claim_max > LASH_BATCH_MAX) t->c.claim_max = LASH_BATCH_MAX;
+    t->c.reply_timeout_ms = lash_turn_reply_timeout(c);
     snprintf(t->owner, sizeof t->owner, "%s", owner);
     t->rng = c->seed ? c->seed : 1;
     t->slots = xcalloc((size_t)t->c.concurrency, sizeof *t->slots);
@@ -200,6 +255,8 @@ lash_turn *lash_turn_new(const lash_turn_config *c, const char *owner)
     t->want = xcalloc((size_t)nq, sizeof *t->want);
     t->beat = xcalloc((size_t)nq, sizeof *t->beat);
     t->claim = xcalloc((size_t)nq, sizeof *t->claim);
+    t->lost = xcalloc((size_t)nq, sizeof *t->lost);
+    t->recovering = xcalloc((size_t)nq, sizeof *t->recovering);
     t->done = xcalloc((size_t)nq, sizeof *t->done);
     t->rel = xcalloc((size_t)nq, sizeof *t->rel);
     t->next_id = 1;
@@ -212,6 +269,7 @@ static void cmd_free(cmd *m)
     recs_free(&m->rows);
     free(m->comps);
     free(m->leases);
+    free(m->ran);
     free(m->slots);
     free(m->fences);
     memset(m, 0, sizeof *m);
@@ -246,6 +304,8 @@ void lash_turn_free(lash_turn *t)
     free(t->want);
     free(t->beat);
     free(t->claim);
+    free(t->lost);
+    free(t->recovering);
     free(t->done);
     free(t->rel);
     free(t);
@@ -279,7 +339,7 @@ bool lash_turn_connected_now(const lash_turn *t)
     return t->connected;
 }
 
-const lash_turn_counters *lash_turn_stats(const lash_turn *t)
+const lash_counters *lash_turn_counters(const lash_turn *t)
 {
     return &t->k;
 }
@@ -320,6 +380,12 @@ static void cmd_abandon(lash_turn *t, cmd *m, int64_t now)
         t->reserved -= m->n;
         t->claim[m->q] = 0;
         t->want[m->q] = true;
+        /* Redis may have run it: the rows it leased are ours and unknown. Ask
+         * for them (recover) before the next claim replaces its record. */
+        if (m->n > 0) t->lost[m->q] = m->id;
+        break;
+    case CMD_RECOVER:
+        t->recovering[m->q] = 0; /* lost[q] stays: asked again on the next connection */
         break;
     case CMD_RENEW:
         for (int i = 0; i < m->n; i++) {
@@ -367,9 +433,11 @@ static void rearm(lash_turn *t)
     for (int i = 0; i < t->c.concurrency; i++) {
         const lash_slot *s = &t->slots[i];
         if (!s->used) continue;
-        /* A renew held back after an error reply waits for the hold, not its time. */
+        /* A renew held back after an error reply waits for the hold, not its
+         * time; the lease's own end is always armed, connected or not. */
         int64_t renew = s->renew_at > t->hold_until ? s->renew_at : t->hold_until;
-        if (!s->lost) consider(&at, t->connected ? renew : s->lease_until);
+        if (!s->lost && t->connected) consider(&at, renew);
+        if (!s->lost) consider(&at, s->lease_until);
         if (s->deadline && !s->kill_sig) consider(&at, s->deadline);
         if (s->kill_sig == SIGTERM) consider(&at, s->kill_at);
     }
@@ -397,10 +465,11 @@ static void kill_slot(lash_turn *t, int i, int sig, int64_t now)
     a->sig = sig;
 }
 
+/* Queues an outcome of s: a completion, or a release (ran: the process started). */
 static void record(lash_turn *t, int q, const lash_slot *s, lash_outcome o, const char *text,
-                   size_t len, int64_t retry_ms, bool release)
+                   size_t len, int64_t retry_ms, bool release, bool ran)
 {
-    rec r = {.fence = s->fence, .outcome = o, .retry_ms = retry_ms};
+    rec r = {.fence = s->fence, .outcome = o, .retry_ms = retry_ms, .ran = ran};
     snprintf(r.id, sizeof r.id, "%s", s->id);
     if (len > LASH_RESULT_MAX) len = LASH_RESULT_MAX + 1; /* the script says "too large" */
     r.text = xstrndup(text ? text : "", text ? len : 0);
@@ -431,34 +500,39 @@ void lash_turn_exited(lash_turn *t, int i, lash_outcome o, const char *text, siz
         /* Before the shutdown's release: a released row is pending again and
          * the next claimer would run it, cancel asked or not (release.lua does
          * not look at the flag, and the cancel message has gone by). */
-        record(t, s->q, s, LASH_OUT_CANCEL, "cancelled by request", 20, 0, false);
-    } else if (s->releasing) {
-        record(t, s->q, s, LASH_OUT_FAIL, NULL, 0, 0, true);
+        record(t, s->q, s, LASH_OUT_CANCEL, "cancelled by request", 20, 0, false, true);
+    } else if (s->releasing && o != LASH_OUT_OK) {
+        /* Stopped by the shutdown: another worker runs it again (release.lua
+         * ends an on_lost=abandon row instead). A process that finished its
+         * work anyway (it exited 0 on the TERM) records its own outcome below:
+         * a release would throw the result away and run it twice. */
+        record(t, s->q, s, LASH_OUT_FAIL, NULL, 0, 0, true, true);
     } else if (s->timed_out) {
         int n = snprintf(why, sizeof why, "timed out after %lld ms", (long long)s->timeout_ms);
         if (text && len) { /* keep what the handler said (its stderr tail) after the reason */
             size_t total = (size_t)n + 2 + len;
             char *buf = xcalloc(total + 1, 1);
             snprintf(buf, total + 1, "%s: %.*s", why, (int)len, text);
-            record(t, s->q, s, LASH_OUT_FAIL, buf, strlen(buf), retry_delay(t, s), false);
+            record(t, s->q, s, LASH_OUT_FAIL, buf, strlen(buf), retry_delay(t, s), false, true);
             free(buf);
         } else {
-            record(t, s->q, s, LASH_OUT_FAIL, why, (size_t)n, retry_delay(t, s), false);
+            record(t, s->q, s, LASH_OUT_FAIL, why, (size_t)n, retry_delay(t, s), false, true);
         }
     } else {
         int64_t retry = o == LASH_OUT_FAIL ? retry_delay(t, s) : 0;
-        record(t, s->q, s, o, text, len, retry, false);
+        record(t, s->q, s, o, text, len, retry, false, true);
     }
     slot_clear(t, i);
     rearm(t);
 }
 
-/* Hands a claimed row straight back (release) without running it. */
-static void give_back(lash_turn *t, int q, const lash_claimed *row)
+/* Hands a leased row straight back (release) without running it: it costs
+ * no attempt and stays pending, on_lost=abandon or not. */
+static void give_back(lash_turn *t, int q, const char *id, int64_t fence)
 {
-    lash_slot tmp = {.fence = row->fence};
-    snprintf(tmp.id, sizeof tmp.id, "%s", row->id);
-    record(t, q, &tmp, LASH_OUT_FAIL, NULL, 0, 0, true);
+    lash_slot tmp = {.fence = fence};
+    snprintf(tmp.id, sizeof tmp.id, "%s", id);
+    record(t, q, &tmp, LASH_OUT_FAIL, NULL, 0, 0, true, false);
 }
 
 static int free_slots(const lash_turn *t)
@@ -477,7 +551,7 @@ static void start_row(lash_turn *t, int q, lash_claimed *row, int64_t sent, int6
 {
     int i = take_slot(t);
     if (i < 0) { /* cannot happen while reserved is honest; give the row back */
-        give_back(t, q, row);
+        give_back(t, q, row->id, row->fence);
         return;
     }
     lash_slot *s = &t->slots[i];
@@ -514,7 +588,7 @@ static void start_row(lash_turn *t, int q, lash_claimed *row, int64_t sent, int6
               (long long)s->fence, e.msg);
         char why[300];
         int n = snprintf(why, sizeof why, "bad row: %s", e.msg);
-        record(t, q, s, LASH_OUT_ABORT, why, (size_t)n, 0, false);
+        record(t, q, s, LASH_OUT_ABORT, why, (size_t)n, 0, false, true);
         slot_clear(t, i);
         return;
     }
@@ -536,7 +610,7 @@ static void maybe_exit(lash_turn *t, int64_t now)
     if (!t->draining || t->exited) return;
     bool pending = t->used > 0;
     for (int q = 0; q < t->c.nqueues && !pending; q++)
-        pending = t->done[q].n || t->rel[q].n;
+        pending = t->done[q].n || t->rel[q].n || t->lost[q];
     /* A claim that asked for rows may come back holding leases: wait for it, so
      * they are released rather than left to expire (each would cost an attempt).
      * A heartbeat claim (n = 0) brings nothing back. */
@@ -645,6 +719,10 @@ void lash_turn_tick(lash_turn *t, int64_t now)
         }
     } else if (t->connecting) {
         if (now >= t->connect_since + t->c.reply_timeout_ms) {
+            logf_(t, LASH_LOG_WARN, -1,
+                  "no answer from Redis within %lld ms of connecting; "
+                  "trying again",
+                  (long long)t->c.reply_timeout_ms);
             push(t, LASH_ACT_DISCONNECT);
             t->connect_since = now;
         }
@@ -669,12 +747,55 @@ void lash_turn_tick(lash_turn *t, int64_t now)
     rearm(t);
 }
 
-void lash_turn_claimed(lash_turn *t, uint32_t id, lash_status st, lash_claim_batch *b, int64_t now)
+static const char *const cmd_names[] = {"claim", "renew", "complete", "release", "recover"};
+
+/* A command of kind k failed with why, or (why NULL) went through: see fault. */
+static void fault_seen(lash_turn *t, cmd_kind k, const char *why, int64_t now)
+{
+    fault *f = &t->faults[k];
+    if (!why) {
+        if (f->what[0])
+            logf_(t, LASH_LOG_INFO, -1, "%s works again after %llu failure(s)", cmd_names[k],
+                  (unsigned long long)f->total);
+        memset(f, 0, sizeof *f);
+        return;
+    }
+    char what[sizeof f->what];
+    snprintf(what, sizeof what, "%s", why);
+    f->total++;
+    if (f->what[0] && strcmp(f->what, what) == 0) {
+        f->repeats++;
+        if (now < f->next_at) return;
+        logf_(t, LASH_LOG_ERROR, -1, "%s still failing: %s (%llu more time(s) in %lld s)",
+              cmd_names[k], what, (unsigned long long)f->repeats, (long long)(f->gap / 1000));
+        f->repeats = 0;
+        f->gap = f->gap * 2 > 60000 ? 60000 : f->gap * 2;
+        f->next_at = now + f->gap;
+        return;
+    }
+    memcpy(f->what, what, sizeof what);
+    f->repeats = 0;
+    f->gap = 1000;
+    f->next_at = now + f->gap;
+    logf_(t, LASH_LOG_ERROR, -1, "%s failed: %s; retrying", cmd_names[k], what);
+}
+
+/* Whether a claim answered at `now` came back in time to run its rows: a lease
+ * counts from when the claim was sent, and a row started with less than half of
+ * it left could run out before its first renew came back. */
+static bool claim_in_time(const lash_turn *t, int64_t sent, int64_t now)
+{
+    return now - sent < t->c.lease_ms / 2;
+}
+
+void lash_turn_claimed(lash_turn *t, uint32_t id, lash_status st, lash_claim_batch *b,
+                       const char *why, int64_t now)
 {
     cmd *m = cmd_find(t, id);
     if (!m || m->kind != CMD_CLAIM) {
-        /* Answered after we gave up on it. The rows are still ours to free
-         * (turn.h: on LASH_OK they are moved out of b); their leases expire. */
+        /* Answered after we gave up on it (it was abandoned, and its rows will
+         * be recovered by seq). The rows are still ours to free (turn.h: on
+         * LASH_OK they are moved out of b). */
         if (st == LASH_OK) lash_claim_batch_free(b);
         return;
     }
@@ -684,17 +805,26 @@ void lash_turn_claimed(lash_turn *t, uint32_t id, lash_status st, lash_claim_bat
     t->claim[q] = 0;
     cmd_free(m);
     if (st != LASH_OK) {
-        logf_(t, LASH_LOG_ERROR, -1, "claim failed (%s); the next tick retries",
-              lash_status_name(st));
+        /* An error reply means the script wrote nothing (scripts check before
+         * their first write); any other failure may have leased rows. */
+        if (st != LASH_EREDIS && asked > 0) t->lost[q] = id;
+        if (st != LASH_EIO) fault_seen(t, CMD_CLAIM, why ? why : lash_status_name(st), now);
         maybe_exit(t, now); /* a shutdown may have been waiting for this claim */
         rearm(t);
         return;
     }
+    fault_seen(t, CMD_CLAIM, NULL, now);
     t->k.rows_claimed += b->n;
-    if (b->bad) logf_(t, LASH_LOG_WARN, -1, "claim failed %zu bad row(s) in Redis", b->bad);
+    for (size_t i = 0; i < b->bad; i++)
+        logf_(t, LASH_LOG_WARN, -1, "queue #%d: claim: %s", q, b->notes[i]);
+    bool late = !claim_in_time(t, sent, now);
+    if (late && b->n)
+        logf_(t, LASH_LOG_WARN, -1,
+              "claim answered after %lld ms, over half the lease: %zu row(s) handed back unrun",
+              (long long)(now - sent), b->n);
     for (size_t i = 0; i < b->n; i++) {
-        if (t->draining) { /* shutting down: hand it straight back */
-            give_back(t, q, &b->rows[i]);
+        if (t->draining || late) { /* hand it straight back, unrun */
+            give_back(t, q, b->rows[i].id, b->rows[i].fence);
             continue;
         }
         start_row(t, q, &b->rows[i], sent, now);
@@ -703,6 +833,39 @@ void lash_turn_claimed(lash_turn *t, uint32_t id, lash_status st, lash_claim_bat
     if (asked > 0 && (int)b->seen >= asked) t->want[q] = true;
     lash_claim_batch_free(b);
     maybe_exit(t, now); /* a shutdown may have been waiting for this claim */
+    rearm(t);
+}
+
+void lash_turn_recovered(lash_turn *t, uint32_t id, lash_status st, const lash_recovered *r,
+                         const char *why, int64_t now)
+{
+    cmd *m = cmd_find(t, id);
+    if (!m || m->kind != CMD_RECOVER) return;
+    int q = m->q;
+    t->recovering[q] = 0;
+    cmd_free(m);
+    if (st != LASH_OK) {
+        /* An error reply: the record cannot be read; its leases will run out. */
+        if (st == LASH_EREDIS) t->lost[q] = 0;
+        if (st != LASH_EIO) fault_seen(t, CMD_RECOVER, why ? why : lash_status_name(st), now);
+        rearm(t);
+        return;
+    }
+    fault_seen(t, CMD_RECOVER, NULL, now);
+    t->lost[q] = 0;
+    for (size_t i = 0; i < r->n; i++) {
+        bool running = false;
+        for (int k = 0; k < t->c.concurrency && !running; k++)
+            running = t->slots[k].used && t->slots[k].q == q &&
+                      t->slots[k].fence == r->leases[i].fence &&
+                      strcmp(t->slots[k].id, r->leases[i].id) == 0;
+        if (running) continue;
+        logf_(t, LASH_LOG_INFO, -1, "queue #%d id %s fence %lld: a lost claim's row, handed back",
+              q, r->leases[i].id, (long long)r->leases[i].fence);
+        give_back(t, q, r->leases[i].id, r->leases[i].fence);
+        t->k.rows_recovered++;
+    }
+    maybe_exit(t, now);
     rearm(t);
 }
 
@@ -730,30 +893,39 @@ static void renew_reply(lash_turn *t, cmd *m, const int *status, size_t n, int64
     }
 }
 
+/* How long to hold commands after an error reply. */
+static int64_t hold_ms(const lash_turn *t)
+{
+    /* An error reply (read-only replica after a fail-over, OOM, BUSY) would come
+     * back just as fast: wait instead of spinning, but never so long that a
+     * renew cannot be tried again several times before its lease runs out. */
+    int64_t h = t->c.lease_ms / 6;
+    return h < t->c.poll_ms ? h : t->c.poll_ms;
+}
+
 void lash_turn_replied(lash_turn *t, uint32_t id, lash_status st, const int *status, size_t n,
-                       int64_t now)
+                       const char *why, int64_t now)
 {
     cmd *m = cmd_find(t, id);
-    if (!m || m->kind == CMD_CLAIM) return;
+    if (!m || m->kind == CMD_CLAIM || m->kind == CMD_RECOVER) return;
+    cmd_kind k = m->kind;
     if (st != LASH_OK) {
-        logf_(t, LASH_LOG_ERROR, -1, "%s failed (%s); will retry",
-              m->kind == CMD_RENEW      ? "renew"
-              : m->kind == CMD_COMPLETE ? "complete"
-                                        : "release",
-              lash_status_name(st));
         cmd_abandon(t, m, now);
-        /* An error reply (read-only replica after a fail-over, OOM) would come
-         * back just as fast: wait a poll interval instead of spinning. A lost
-         * connection (EIO) has its own backoff. */
-        if (st != LASH_EIO) t->hold_until = now + t->c.poll_ms;
+        /* A lost connection (EIO) has its own log line and backoff. */
+        if (st != LASH_EIO) {
+            fault_seen(t, k, why ? why : lash_status_name(st), now);
+            t->hold_until = now + hold_ms(t);
+        }
         rearm(t);
         return;
     }
+    fault_seen(t, k, NULL, now);
     if (m->kind == CMD_RENEW) {
         renew_reply(t, m, status, n, now);
     } else {
+        int stale = m->kind == CMD_COMPLETE ? LASH_DONE_STALE : LASH_RELEASE_STALE;
         for (size_t i = 0; i < n && i < m->rows.n; i++) {
-            if (status[i] == LASH_DONE_STALE) {
+            if (status[i] == stale) {
                 t->k.rows_stale++;
                 logf_(t, LASH_LOG_WARN, -1, "%s of %s (fence %lld) refused: stale lease",
                       m->kind == CMD_COMPLETE ? "complete" : "release", m->rows.v[i].id,
@@ -837,9 +1009,13 @@ static void send_recs(lash_turn *t, int q, recs *from, cmd_kind kind, int64_t no
             t->k.completes_sent++;
         } else {
             m->leases = xcalloc(n, sizeof *m->leases);
-            for (size_t i = 0; i < n; i++)
+            m->ran = xcalloc(n, sizeof *m->ran);
+            for (size_t i = 0; i < n; i++) {
                 m->leases[i] = (lash_lease){m->rows.v[i].id, t->owner, m->rows.v[i].fence};
+                m->ran[i] = m->rows.v[i].ran;
+            }
             a->leases = m->leases;
+            a->ran = m->ran;
             t->k.releases_sent++;
         }
     }
@@ -885,9 +1061,22 @@ static void send_renews(lash_turn *t, int q, int64_t now)
     t->k.renews_sent++;
 }
 
+/* Asks for the rows of a claim whose reply was lost, before any new claim of
+ * the queue replaces its record (claim.lua). */
+static void send_recover(lash_turn *t, int q, int64_t now)
+{
+    if (!t->lost[q] || t->recovering[q]) return;
+    cmd *m = cmd_new(t, CMD_RECOVER, q, now);
+    t->recovering[q] = m->id;
+    lash_action *a = push(t, LASH_ACT_RECOVER);
+    a->q = q;
+    a->cmd = m->id;
+    a->seq = t->lost[q];
+}
+
 static void send_claim(lash_turn *t, int q, int64_t now)
 {
-    if (t->draining || t->claim[q]) return;
+    if (t->draining || t->claim[q] || t->lost[q]) return;
     int n = free_slots(t);
     if (n > t->c.claim_max) n = t->c.claim_max;
     if (n < 0) n = 0;
@@ -920,8 +1109,10 @@ void lash_turn_flush(lash_turn *t, int64_t now)
         }
     }
     /* Claims last, and in turn across queues, so one busy queue cannot starve others. */
-    for (int k = 0; k < t->c.nqueues; k++)
+    for (int k = 0; k < t->c.nqueues; k++) {
+        send_recover(t, (t->rr + k) % t->c.nqueues, now);
         send_claim(t, (t->rr + k) % t->c.nqueues, now);
+    }
     if (!held) t->rr = (t->rr + 1) % t->c.nqueues;
     rearm(t);
 }

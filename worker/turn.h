@@ -1,11 +1,14 @@
 /* turn.h: the worker's sans-IO turn machine.
  *
  * Everything a worker decides lives here, and nothing it does: no sockets, no
- * clock, no processes, no randomness of its own. The shell (shell.c) feeds it
+ * clock, no processes, no randomness of its own. The shell (worker.c) feeds it
  * events, each with the current monotonic time in ms, and carries out the
- * actions it queues. Because of that it is tested deterministically, including
- * a fleet of machines against an in-memory registry with dropped pokes, lost
- * replies, disconnects and crashes (tests/test_turn.c).
+ * actions it queues. Because of that it is tested deterministically: one
+ * machine at a time (tests/test_turn.c), and a fleet of machines against an
+ * in-memory registry with dropped pokes, lost replies, disconnects and crashes
+ * (tests/sim/test_sim.c). It needs proto/ alone (its words with the registry
+ * are proto/ops.h) and links without hiredis; CMake and tests/core.sh hold it
+ * to that.
  *
  * What it owns:
  *   - drives: the startup drive on every (re)connect; pokes and poll ticks
@@ -20,6 +23,10 @@
  *     connection (the complete script is idempotent for the same token);
  *   - the connection: reconnect with capped exponential backoff and jitter; a
  *     command without a reply within reply_timeout_ms counts as a lost connection;
+ *     the rows of a claim whose reply was lost are asked for (RECOVER) and
+ *     handed back unrun, and so are those of a claim answered too late to run;
+ *   - errors: a failing command is logged once, then summed up at a slowing
+ *     rate; after an error reply commands wait min(poll, lease/6);
  *   - shutdown: stop claiming, let processes finish within grace_ms, kill the
  *     rest, release their leases, exit 0.
  *
@@ -33,17 +40,23 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "registry/registry.h"
+#include "proto/err.h"
+#include "proto/limits.h"
+#include "proto/ops.h"
+
+#define LASH_TURN_CONCURRENCY_MAX 4096
+#define LASH_TURN_QUEUES_MAX 64
 
 typedef struct {
-    int concurrency;          /* slots: processes running at once */
-    int nqueues;              /* queues 0..nqueues-1 (names are the shell's) */
-    int claim_max;            /* rows per claim call, <= LASH_BATCH_MAX */
-    int64_t lease_ms;         /* lease ttl */
-    int64_t poll_ms;          /* safety-net drive interval */
+    int concurrency;          /* slots: processes running at once, 1..4096 */
+    int nqueues;              /* queues 0..nqueues-1 (names are the shell's), 1..64 */
+    int claim_max;            /* rows per claim call, 1..LASH_BATCH_MAX */
+    int64_t lease_ms;         /* lease ttl, 300 ms..1 day */
+    int64_t poll_ms;          /* safety-net drive interval, 10 ms..1 h */
     int64_t grace_ms;         /* shutdown: how long running processes may finish */
     int64_t kill_grace_ms;    /* TERM -> KILL escalation */
-    int64_t reply_timeout_ms; /* no reply within this: the connection is lost */
+    int64_t reply_timeout_ms; /* no reply within this: the connection is lost;
+                                 100..lease/3, or 0: min(10 s, lease/3) */
     int64_t reconnect_min_ms; /* first reconnect delay; doubles up to max */
     int64_t reconnect_max_ms;
     uint64_t seed; /* for jitter: poll spread, backoff, reconnect */
@@ -51,6 +64,13 @@ typedef struct {
 
 /* Fills c with the defaults (concurrency 16, lease 30 s, poll 400 ms, ...). */
 void lash_turn_config_default(lash_turn_config *c);
+/* The bounds above, in one place: every entry point (lash-worker's flags and
+ * environment, the embedding API) calls this before building a machine;
+ * LASH_EINVAL and a sentence naming the setting when one is out of bounds.
+ * lash_turn_new asserts it. */
+lash_status lash_turn_config_check(const lash_turn_config *c, lash_err *e);
+/* The reply timeout c stands for (resolving 0). */
+int64_t lash_turn_reply_timeout(const lash_turn_config *c);
 
 typedef enum {
     LASH_ACT_CONNECT = 1, /* open the Redis connections; answer with connected/disconnected */
@@ -60,7 +80,8 @@ typedef enum {
     LASH_ACT_CLAIM,       /* queue q, n rows (n may be 0: heartbeat and trim only) */
     LASH_ACT_RENEW,       /* queue q, leases[n] */
     LASH_ACT_COMPLETE,    /* queue q, completions[n] */
-    LASH_ACT_RELEASE,     /* queue q, leases[n] */
+    LASH_ACT_RELEASE,     /* queue q, leases[n], ran[n] */
+    LASH_ACT_RECOVER,     /* queue q: the rows of claim `seq` whose reply was lost */
     LASH_ACT_TIMER,       /* call lash_turn_tick at `at` (replaces the previous timer) */
     LASH_ACT_LOG,         /* level, slot (-1 if none), msg */
     LASH_ACT_EXIT,        /* exit with code */
@@ -76,11 +97,13 @@ typedef struct {
     int slot;
     int sig;
     int n;
-    uint32_t cmd;
+    uint32_t cmd; /* the command's id: a CLAIM sends it as its seq */
+    uint32_t seq; /* RECOVER: the lost claim's cmd */
     int64_t at;
     int code;
     lash_log_level level;
     const lash_lease *leases;
+    const bool *ran; /* RELEASE: per lease, whether its process started */
     const lash_completion *completions;
     const char *msg;
 } lash_action;
@@ -116,12 +139,17 @@ void lash_turn_connected(lash_turn *t, int64_t now);
 void lash_turn_disconnected(lash_turn *t, int64_t now);
 void lash_turn_poke(lash_turn *t, int q, int64_t now);
 void lash_turn_tick(lash_turn *t, int64_t now);
-/* The reply to CLAIM cmd. On LASH_OK the rows are moved out of b (b is left empty). */
+/* The reply to CLAIM cmd. On LASH_OK the rows are moved out of b (b is left
+ * empty). On failure why says what went wrong (the machine logs it, once per
+ * run of the same failure). */
 void lash_turn_claimed(lash_turn *t, uint32_t cmd, lash_status st, lash_claim_batch *b,
-                       int64_t now);
+                       const char *why, int64_t now);
 /* Replies to RENEW, COMPLETE and RELEASE: per-row statuses (n of them on LASH_OK). */
 void lash_turn_replied(lash_turn *t, uint32_t cmd, lash_status st, const int *status, size_t n,
-                       int64_t now);
+                       const char *why, int64_t now);
+/* The reply to RECOVER cmd: the leases the lost claim left us (r only on LASH_OK). */
+void lash_turn_recovered(lash_turn *t, uint32_t cmd, lash_status st, const lash_recovered *r,
+                         const char *why, int64_t now);
 /* The process in slot ended. outcome/text as the handler reported it (text is
  * copied); the machine overrides it for cancel, timeout, lost and shutdown. */
 void lash_turn_exited(lash_turn *t, int slot, lash_outcome outcome, const char *text, size_t len,
@@ -139,11 +167,13 @@ bool lash_turn_next(lash_turn *t, lash_action *a);
 const lash_slot *lash_turn_slot(const lash_turn *t, int slot);
 int lash_turn_running(const lash_turn *t);
 bool lash_turn_connected_now(const lash_turn *t);
-/* Counters for logs and tests. */
+/* What a worker has done since it started, counted: for its logs, its metrics
+ * (lash-worker --metrics-listen) and tests. lash_turn_counters and
+ * lash_worker_counters read them. */
 typedef struct {
     uint64_t claims_sent, rows_claimed, completes_sent, rows_recorded, rows_stale, renews_sent,
-        leases_lost, releases_sent, reconnects, pokes, ticks;
-} lash_turn_counters;
-const lash_turn_counters *lash_turn_stats(const lash_turn *t);
+        leases_lost, releases_sent, reconnects, pokes, ticks, rows_recovered;
+} lash_counters;
+const lash_counters *lash_turn_counters(const lash_turn *t);
 
 #endif

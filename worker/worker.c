@@ -4,6 +4,13 @@
  * ev_prepare watcher, the shell hands it the jobs that finished, lets it flush,
  * and carries out every action it queued; so all the Redis commands one
  * iteration decided leave together as one pipelined write.
+ *
+ * Nothing is fed to the machine from inside that action loop: what carrying
+ * out an action brings about (a handler that finishes at once, a command that
+ * could not be sent, the failures a closed connection hands its waiting
+ * commands, the connection being down) is queued and told at the start of the
+ * next round, the same way for all of them. The machine then never sees an
+ * event while the shell is still walking the actions it queued.
  */
 #include "worker/worker.h"
 
@@ -24,6 +31,12 @@
 #include "registry/async.h"
 #include "worker/exec.h"
 
+/* Retention by age: at most a century. */
+#define LASH_KEEP_MS_MAX (100LL * 365 * 86400000)
+
+/* "#" and 12 hex digits after the worker id in the owner (make_owner). */
+#define OWNER_NONCE_LEN 13
+
 typedef struct {
     char kind[LASH_KIND_MAX + 1];
     char *program; /* exec handler, or NULL */
@@ -38,13 +51,25 @@ struct lash_job {
     const handler *h;
     lash_exec *exec;
     void *data;
-    int stop_asked;
-    int finished;
+    bool stop_asked;
+    bool finished;
     lash_outcome outcome;
     char *text;
     size_t len;
     lash_job *next_done; /* on the finished list */
 };
+
+/* A command on its way: the callback's context (worker, cmd id), and, when it
+ * failed while the shell was carrying out actions, that failure, waiting on
+ * the deferred list to be told to the machine. */
+typedef struct call {
+    lash_worker *w;
+    uint32_t cmd;
+    lash_action_kind kind;
+    lash_status st;
+    char why[sizeof((lash_err){0}.msg)]; /* as long as a lash_err says */
+    struct call *next;
+} call;
 
 struct lash_worker {
     struct ev_loop *loop;
@@ -53,19 +78,27 @@ struct lash_worker {
     lash_atopo *topo; /* what both connections know of the deployment */
     char owner[LASH_WORKER_ID_MAX + 1];
     char **queues;
+    int nqueues;
     char (*poke_chan)[LASH_KEY_MAX];
     char (*cancel_chan)[LASH_KEY_MAX];
     lash_turn *turn;
     handler *handlers;
     int nhandlers;
-    lash_job **jobs; /* per slot */
+    lash_job **jobs;    /* per slot */
+    bool *start_failed; /* per slot: no memory for its job, to be told */
+    int nstart_failed;  /* how many are */
     lash_job *finished;
+    call *deferred, *deferred_tail; /* failed commands, oldest first, to be told */
+    bool down_deferred;             /* the connection is down, to be told */
+    bool acting;                    /* carrying out the machine's actions */
     lash_aconn *cmd, *sub;
-    int cmd_dead, sub_dead;
+    bool cmd_dead, sub_dead;
     ev_prepare prep;
+    ev_idle again; /* one more loop iteration at once: there is more to tell */
     ev_timer timer, sub_retry;
     int64_t last_health;
-    int exited;
+    bool exited;
+    bool ready; /* on_ready was called */
 };
 
 static int64_t now_ms(void)
@@ -132,7 +165,7 @@ void lash_job_set_data(lash_job *j, void *p)
 void lash_job_done(lash_job *j, lash_outcome o, const char *text, size_t len)
 {
     if (j->finished) return; /* exactly once; a second call is a handler bug, ignored */
-    j->finished = 1;
+    j->finished = true;
     j->outcome = o;
     if (text && len && (j->text = malloc(len + 1))) {
         memcpy(j->text, text, len);
@@ -163,7 +196,7 @@ static handler *find_handler(lash_worker *w, const char *kind)
 
 static lash_status add_handler(lash_worker *w, const char *kind, handler h, lash_err *e)
 {
-    lash_status st = lash_check_kind(kind, strlen(kind), e);
+    lash_status st = lash_kind_check(kind, strlen(kind), e);
     if (st) return st;
     if (find_handler(w, kind))
         return lash_fail(e, LASH_EINVAL, "kind %s has a handler already", kind);
@@ -184,7 +217,7 @@ lash_status lash_worker_handle(lash_worker *w, const char *kind, lash_handler_fn
 
 lash_status lash_worker_exec(lash_worker *w, const char *kind, const char *program, lash_err *e)
 {
-    lash_status st = lash_exec_check_program(program, e);
+    lash_status st = lash_exec_program_check(program, e);
     if (st) return st;
     char *p = strdup(program);
     if (!p) return lash_fail(e, LASH_ENOMEM, "out of memory");
@@ -196,8 +229,9 @@ static void start_job(lash_worker *w, int slot)
 {
     const lash_slot *s = lash_turn_slot(w->turn, slot);
     lash_job *j = calloc(1, sizeof *j);
-    if (!j) {
-        lash_turn_exited(w->turn, slot, LASH_OUT_FAIL, "worker out of memory", 20, now_ms());
+    if (!j) { /* told with the finished jobs, at the start of the next round */
+        w->start_failed[slot] = true;
+        w->nstart_failed++;
         return;
     }
     j->w = w;
@@ -241,16 +275,21 @@ static void kill_job(lash_worker *w, int slot, int sig)
     if (j->exec) {
         lash_exec_kill(j->exec, sig);
     } else if (j->h && j->h->stop && !j->stop_asked) {
-        j->stop_asked = 1;
+        j->stop_asked = true;
         j->h->stop(j, j->h->ud);
     }
 }
 
 /* Reports finished jobs to the machine (oldest first is not needed: each is
- * independent). */
-static int report_finished(lash_worker *w, int64_t now)
+ * independent), and the starts that found no memory for a job. */
+static void report_finished(lash_worker *w, int64_t now)
 {
-    int n = 0;
+    for (int i = 0; w->nstart_failed && i < w->c.turn.concurrency; i++) {
+        if (!w->start_failed[i]) continue;
+        w->start_failed[i] = false;
+        w->nstart_failed--;
+        lash_turn_exited(w->turn, i, LASH_OUT_FAIL, "worker out of memory", 20, now);
+    }
     while (w->finished) {
         lash_job *j = w->finished;
         w->finished = j->next_done;
@@ -262,12 +301,11 @@ static int report_finished(lash_worker *w, int64_t now)
                  j->outcome == LASH_OUT_OK ? 0 : (int)(j->len > 300 ? 300 : j->len),
                  j->text ? j->text : "");
         w->jobs[j->slot] = NULL;
+        if (w->c.on_job_end) w->c.on_job_end(w->c.hooks_ud, s->kind, j->outcome, now - s->started);
         lash_turn_exited(w->turn, j->slot, j->outcome, j->text, j->len, now);
         free(j->text);
         free(j);
-        n++;
     }
-    return n;
 }
 
 /* ---- Redis ------------------------------------------------------------------------ */
@@ -283,23 +321,60 @@ static void health(lash_worker *w, int64_t now)
     }
 }
 
-static void on_claim(lash_status st, lash_claim_batch *b, const lash_err *e, void *ud);
-static void on_status(lash_status st, const int *status, size_t n, const lash_err *e, void *ud);
+/* Queues c's failure (st, why) to be told at the start of the next round. */
+static void defer(lash_worker *w, call *c, lash_status st, const char *why)
+{
+    c->st = st;
+    snprintf(c->why, sizeof c->why, "%s", why);
+    c->next = NULL;
+    if (w->deferred_tail)
+        w->deferred_tail->next = c;
+    else
+        w->deferred = c;
+    w->deferred_tail = c;
+}
 
-/* Command callbacks carry (worker, cmd id) packed into one allocation. */
-typedef struct {
-    lash_worker *w;
-    uint32_t cmd;
-} call;
+/* Tells the machine the deferred failures, oldest first. */
+static void report_deferred(lash_worker *w, int64_t now)
+{
+    if (w->down_deferred) {
+        w->down_deferred = false;
+        lash_turn_disconnected(w->turn, now);
+    }
+    while (w->deferred) {
+        call *c = w->deferred;
+        w->deferred = c->next;
+        if (!w->deferred) w->deferred_tail = NULL;
+        if (c->kind == LASH_ACT_CLAIM) {
+            lash_claim_batch b = {0};
+            lash_turn_claimed(w->turn, c->cmd, c->st, &b, c->why, now);
+        } else if (c->kind == LASH_ACT_RECOVER) {
+            lash_turn_recovered(w->turn, c->cmd, c->st, NULL, c->why, now);
+        } else {
+            lash_turn_replied(w->turn, c->cmd, c->st, NULL, 0, c->why, now);
+        }
+        free(c);
+    }
+}
 
+/* Replies go to the machine, failures with their text: it logs them (once per
+ * run of the same failure). A reply is only read in the loop's I/O phase, so
+ * inside the action loop a callback can only be a failure (a connection the
+ * shell closed fails what was waiting on it): that one is deferred. */
 static void on_claim(lash_status st, lash_claim_batch *b, const lash_err *e, void *ud)
 {
     call *c = ud;
     lash_worker *w = c->w;
-    if (st && st != LASH_EIO)
-        lash_log(&w->c.log, LASH_LOG_ERROR, NULL, NULL, -1, -1, "claim: %s", e->msg);
+    if (st && w->acting) {
+        defer(w, c, st, e->msg);
+        return;
+    }
     if (!st) health(w, now_ms());
-    if (w->turn) lash_turn_claimed(w->turn, c->cmd, st, b, now_ms());
+    if (!st && !w->ready) { /* connected, and the first drive came back */
+        w->ready = true;
+        if (w->c.on_ready) w->c.on_ready(w->c.hooks_ud);
+    }
+    if (w->turn) lash_turn_claimed(w->turn, c->cmd, st, b, st ? e->msg : NULL, now_ms());
     free(c);
 }
 
@@ -307,14 +382,29 @@ static void on_status(lash_status st, const int *status, size_t n, const lash_er
 {
     call *c = ud;
     lash_worker *w = c->w;
-    if (st && st != LASH_EIO) lash_log(&w->c.log, LASH_LOG_ERROR, NULL, NULL, -1, -1, "%s", e->msg);
-    if (w->turn) lash_turn_replied(w->turn, c->cmd, st, status, n, now_ms());
+    if (st && w->acting) {
+        defer(w, c, st, e->msg);
+        return;
+    }
+    if (w->turn) lash_turn_replied(w->turn, c->cmd, st, status, n, st ? e->msg : NULL, now_ms());
+    free(c);
+}
+
+static void on_recover(lash_status st, const lash_recovered *r, const lash_err *e, void *ud)
+{
+    call *c = ud;
+    lash_worker *w = c->w;
+    if (st && w->acting) {
+        defer(w, c, st, e->msg);
+        return;
+    }
+    if (w->turn) lash_turn_recovered(w->turn, c->cmd, st, r, st ? e->msg : NULL, now_ms());
     free(c);
 }
 
 static int queue_of(lash_worker *w, const char *chan, char (*names)[LASH_KEY_MAX])
 {
-    for (int q = 0; q < w->c.nqueues; q++)
+    for (int q = 0; q < w->nqueues; q++)
         if (strcmp(chan, names[q]) == 0) return q;
     return -1;
 }
@@ -328,7 +418,7 @@ static void on_message(lash_aconn *c, const char *chan, const char *msg, size_t 
         lash_turn_poke(w->turn, q, now_ms()); /* any message wakes: its text is not read */
     } else if ((q = queue_of(w, chan, w->cancel_chan)) >= 0) {
         lash_err e;
-        if (lash_check_id(msg, len, &e) || strlen(msg) != len) {
+        if (lash_id_check(msg, len, &e) || strlen(msg) != len) {
             char tail[80];
             lash_text_tail(msg, len > 64 ? 64 : len, tail, sizeof tail);
             lash_log(&w->c.log, LASH_LOG_WARN, w->queues[q], NULL, -1, -1,
@@ -351,8 +441,11 @@ static void on_cmd_down(lash_aconn *c, const lash_err *e, void *ud)
     (void)c;
     lash_worker *w = ud;
     lash_log(&w->c.log, LASH_LOG_WARN, NULL, NULL, -1, -1, "%s", e->msg);
-    w->cmd_dead = 1; /* freed in the prepare watcher, not inside hiredis' callback */
-    lash_turn_disconnected(w->turn, now_ms());
+    w->cmd_dead = true; /* freed in the prepare watcher, not inside hiredis' callback */
+    if (w->acting)
+        w->down_deferred = true;
+    else
+        lash_turn_disconnected(w->turn, now_ms());
 }
 
 static void sub_open(lash_worker *w);
@@ -360,18 +453,18 @@ static void sub_open(lash_worker *w);
 static void on_sub_up(lash_aconn *c, void *ud)
 {
     lash_worker *w = ud;
-    const char **chans = malloc(2 * (size_t)w->c.nqueues * sizeof *chans);
+    const char **chans = malloc(2 * (size_t)w->nqueues * sizeof *chans);
     lash_err e;
     if (!chans) return;
-    for (int q = 0; q < w->c.nqueues; q++) {
+    for (int q = 0; q < w->nqueues; q++) {
         chans[2 * q] = w->poke_chan[q];
         chans[2 * q + 1] = w->cancel_chan[q];
     }
-    if (lash_asubscribe(c, chans, 2 * (size_t)w->c.nqueues, &e))
+    if (lash_asubscribe(c, chans, 2 * (size_t)w->nqueues, &e))
         lash_log(&w->c.log, LASH_LOG_WARN, NULL, NULL, -1, -1, "subscribe: %s", e.msg);
     free(chans);
     /* Pokes sent while we were not listening are lost: drive once now. */
-    for (int q = 0; q < w->c.nqueues; q++)
+    for (int q = 0; q < w->nqueues; q++)
         lash_turn_poke(w->turn, q, now_ms());
 }
 
@@ -391,7 +484,7 @@ static void on_sub_down(lash_aconn *c, const lash_err *e, void *ud)
     lash_worker *w = ud;
     lash_log(&w->c.log, LASH_LOG_WARN, NULL, NULL, -1, -1,
              "subscriber: %s; the poll keeps work moving, retrying in 1 s", e->msg);
-    w->sub_dead = 1;
+    w->sub_dead = true;
     sub_retry_later(w);
 }
 
@@ -419,33 +512,41 @@ static void reap_dead(lash_worker *w)
     if (w->cmd_dead) {
         lash_aconn_close(w->cmd);
         w->cmd = NULL;
-        w->cmd_dead = 0;
+        w->cmd_dead = false;
     }
     if (w->sub_dead) {
         lash_aconn_close(w->sub);
         w->sub = NULL;
-        w->sub_dead = 0;
+        w->sub_dead = false;
     }
 }
 
 /* ---- actions ----------------------------------------------------------------------- */
 
-static call *new_call(lash_worker *w, uint32_t cmd)
+static call *new_call(lash_worker *w, const lash_action *a)
 {
-    call *c = malloc(sizeof *c);
-    if (c) *c = (call){w, cmd};
+    call *c = calloc(1, sizeof *c);
+    if (c) {
+        c->w = w;
+        c->cmd = a->cmd;
+        c->kind = a->kind;
+    }
     return c;
 }
 
 static void send_cmd(lash_worker *w, const lash_action *a)
 {
-    call *c = new_call(w, a->cmd);
+    call *c = new_call(w, a);
     lash_status st = LASH_ENOMEM;
     const char *q = w->queues[a->q];
     if (c && w->cmd) {
         switch (a->kind) {
         case LASH_ACT_CLAIM:
-            st = lash_aclaim(w->cmd, q, w->owner, a->n, w->c.turn.lease_ms, w->c.keep, on_claim, c);
+            st = lash_aclaim(w->cmd, q, w->owner, a->n, w->c.turn.lease_ms, w->c.keep, a->cmd,
+                             on_claim, c);
+            break;
+        case LASH_ACT_RECOVER:
+            st = lash_arecover(w->cmd, q, w->owner, a->seq, on_recover, c);
             break;
         case LASH_ACT_RENEW:
             st = lash_arenew(w->cmd, q, w->c.turn.lease_ms, a->leases, (size_t)a->n, on_status, c);
@@ -454,20 +555,21 @@ static void send_cmd(lash_worker *w, const lash_action *a)
             st = lash_acomplete(w->cmd, q, a->completions, (size_t)a->n, on_status, c);
             break;
         default:
-            st = lash_arelease(w->cmd, q, a->leases, (size_t)a->n, on_status, c);
+            st = lash_arelease(w->cmd, q, a->leases, a->ran, (size_t)a->n, on_status, c);
             break;
         }
     } else if (c) {
         st = LASH_EIO;
     }
     if (st == LASH_OK) return;
-    /* Not sent: tell the machine as if the reply said so. */
-    free(c);
-    if (a->kind == LASH_ACT_CLAIM) {
-        lash_claim_batch b = {0};
-        lash_turn_claimed(w->turn, a->cmd, st, &b, now_ms());
+    /* Not sent: the machine hears it as if the reply said so, next round. */
+    if (c) {
+        defer(w, c, st, st == LASH_EIO ? "not connected" : "out of memory");
     } else {
-        lash_turn_replied(w->turn, a->cmd, st, NULL, 0, now_ms());
+        /* Nothing to remember it by: the machine counts the command as
+         * unanswered, and its reply timeout reconnects. */
+        lash_log(&w->c.log, LASH_LOG_ERROR, NULL, NULL, -1, -1,
+                 "out of memory: a command was not sent");
     }
 }
 
@@ -482,7 +584,7 @@ static void cmd_open(lash_worker *w)
     if (lash_aconn_open(w->topo, &cbs, w, &w->cmd, &e)) {
         lash_log(&w->c.log, LASH_LOG_WARN, NULL, NULL, -1, -1, "%s", e.msg);
         w->cmd = NULL;
-        lash_turn_disconnected(w->turn, now_ms());
+        w->down_deferred = true; /* the answer to CONNECT, next round */
         return;
     }
     if (!w->sub) sub_open(w);
@@ -490,9 +592,10 @@ static void cmd_open(lash_worker *w)
 
 static void finish(lash_worker *w, int code)
 {
-    w->exited = 1;
+    w->exited = true;
     lash_log(&w->c.log, LASH_LOG_INFO, NULL, NULL, -1, -1, "stopped (exit %d)", code);
     ev_prepare_stop(w->loop, &w->prep);
+    ev_idle_stop(w->loop, &w->again);
     ev_timer_stop(w->loop, &w->timer);
     ev_timer_stop(w->loop, &w->sub_retry);
     lash_aconn_close(w->cmd);
@@ -510,10 +613,10 @@ static void act(lash_worker *w, const lash_action *a, int64_t now)
         break;
     case LASH_ACT_DISCONNECT:
         if (w->cmd) {
-            lash_aconn_close(w->cmd); /* waiting callbacks get LASH_EIO */
+            lash_aconn_close(w->cmd); /* waiting callbacks get LASH_EIO: deferred */
             w->cmd = NULL;
         }
-        lash_turn_disconnected(w->turn, now);
+        w->down_deferred = true; /* the answer, next round */
         break;
     case LASH_ACT_START:
         start_job(w, a->slot);
@@ -525,6 +628,7 @@ static void act(lash_worker *w, const lash_action *a, int64_t now)
     case LASH_ACT_RENEW:
     case LASH_ACT_COMPLETE:
     case LASH_ACT_RELEASE:
+    case LASH_ACT_RECOVER:
         send_cmd(w, a);
         break;
     case LASH_ACT_TIMER:
@@ -546,23 +650,40 @@ static void act(lash_worker *w, const lash_action *a, int64_t now)
     }
 }
 
-/* Once per loop iteration: finished jobs in, one flush, every action out. */
+/* Whether something waits to be told to the machine. */
+static bool to_tell(const lash_worker *w)
+{
+    return w->finished || w->deferred || w->down_deferred || w->nstart_failed;
+}
+
+/* Once per loop iteration: what happened in, one flush, every action out. A
+ * few rounds, so handlers that finished at once go out this iteration; what
+ * is still left after them asks for another iteration straight away. */
 static void on_prepare(struct ev_loop *loop, ev_prepare *p, int revents)
 {
-    (void)loop;
     (void)revents;
     lash_worker *w = p->data;
     reap_dead(w);
     for (int round = 0; round < 4 && !w->exited; round++) {
         int64_t now = now_ms();
         report_finished(w, now);
+        report_deferred(w, now);
         lash_turn_flush(w->turn, now);
         lash_action a;
+        w->acting = true;
         while (!w->exited && lash_turn_next(w->turn, &a))
             act(w, &a, now);
-        if (!w->finished) break; /* handlers that finished at once go out this iteration */
+        w->acting = false;
+        if (!to_tell(w)) break;
     }
     reap_dead(w);
+    if (!w->exited && to_tell(w)) ev_idle_start(loop, &w->again);
+}
+
+static void on_again(struct ev_loop *loop, ev_idle *i, int revents)
+{
+    (void)revents;
+    ev_idle_stop(loop, i); /* it only kept the loop from blocking: on_prepare does the work */
 }
 
 static void on_timer(struct ev_loop *loop, ev_timer *t, int revents)
@@ -575,23 +696,72 @@ static void on_timer(struct ev_loop *loop, ev_timer *t, int revents)
 
 /* ---- life cycle ------------------------------------------------------------------------ */
 
+static const char *const default_queues[] = {"default"};
+
+/* The queues c names: its own, or {"default"}. */
+static const char *const *queues_of(const lash_worker_config *c, int *n)
+{
+    *n = c->nqueues > 0 ? c->nqueues : 1;
+    return c->nqueues > 0 ? c->queues : default_queues;
+}
+
+/* The turn machine's config for c: c->turn with the number of queues set. */
+static lash_turn_config turn_config(const lash_worker_config *c)
+{
+    lash_turn_config t = c->turn;
+    queues_of(c, &t.nqueues);
+    return t;
+}
+
+lash_status lash_worker_config_check(const lash_worker_config *c, lash_err *e)
+{
+    int n;
+    const char *const *qs = queues_of(c, &n);
+    lash_status st;
+    if (c->nqueues < 0 || (c->nqueues > 0 && !c->queues))
+        return lash_fail(e, LASH_EINVAL, "nqueues is %d with queues %s", c->nqueues,
+                         c->queues ? "given" : "NULL");
+    for (int q = 0; q < n; q++) {
+        if (!qs[q]) return lash_fail(e, LASH_EINVAL, "queue #%d is NULL", q);
+        if ((st = lash_queue_check(qs[q], e))) return st;
+        for (int k = 0; k < q; k++)
+            if (strcmp(qs[k], qs[q]) == 0)
+                return lash_fail(e, LASH_EINVAL, "queue %s given twice", qs[q]);
+    }
+    if (c->worker_id) {
+        /* The id becomes "<id>#<boot nonce>" in lease tokens. */
+        if ((st = lash_worker_id_check(c->worker_id, e))) return st;
+        if (strlen(c->worker_id) > LASH_WORKER_ID_MAX - OWNER_NONCE_LEN)
+            return lash_fail(e, LASH_EINVAL, "worker id is over %d bytes",
+                             LASH_WORKER_ID_MAX - OWNER_NONCE_LEN);
+    }
+    if (c->result_max < 1 || c->result_max > LASH_RESULT_MAX)
+        return lash_fail(e, LASH_EINVAL, "result_max must be 1..%d, got %zu", LASH_RESULT_MAX,
+                         c->result_max);
+    if (c->stderr_tail > LASH_ERROR_MAX / 2)
+        return lash_fail(e, LASH_EINVAL, "stderr_tail must be 0..%d, got %zu", LASH_ERROR_MAX / 2,
+                         c->stderr_tail);
+    if (c->keep.keep_n < -1 || c->keep.keep_n > 1000000000)
+        return lash_fail(e, LASH_EINVAL, "keep must be -1..1000000000, got %lld",
+                         (long long)c->keep.keep_n);
+    if (c->keep.keep_ms < 0 || c->keep.keep_ms > LASH_KEEP_MS_MAX)
+        return lash_fail(e, LASH_EINVAL, "keep_ms must be 0..%lld, got %lld",
+                         (long long)LASH_KEEP_MS_MAX, (long long)c->keep.keep_ms);
+    lash_turn_config t = turn_config(c);
+    return lash_turn_config_check(&t, e);
+}
+
 static lash_status copy_queues(lash_worker *w, const lash_worker_config *c, lash_err *e)
 {
-    static const char *const dflt[] = {"default"};
-    const char *const *qs = c->nqueues > 0 ? c->queues : dflt;
-    int n = c->nqueues > 0 ? c->nqueues : 1;
+    int n;
+    const char *const *qs = queues_of(c, &n);
     w->queues = calloc((size_t)n, sizeof *w->queues);
     w->poke_chan = calloc((size_t)n, sizeof *w->poke_chan);
     w->cancel_chan = calloc((size_t)n, sizeof *w->cancel_chan);
     if (!w->queues || !w->poke_chan || !w->cancel_chan)
         return lash_fail(e, LASH_ENOMEM, "out of memory");
-    w->c.nqueues = n;
+    w->nqueues = n;
     for (int q = 0; q < n; q++) {
-        lash_status st = lash_check_queue(qs[q], e);
-        if (st) return st;
-        for (int k = 0; k < q; k++)
-            if (strcmp(qs[k], qs[q]) == 0)
-                return lash_fail(e, LASH_EINVAL, "queue %s given twice", qs[q]);
         if (!(w->queues[q] = strdup(qs[q]))) return lash_fail(e, LASH_ENOMEM, "out of memory");
         lash_key(w->poke_chan[q], qs[q], LASH_CHAN_POKE);
         lash_key(w->cancel_chan[q], qs[q], LASH_CHAN_CANCEL);
@@ -599,59 +769,66 @@ static lash_status copy_queues(lash_worker *w, const lash_worker_config *c, lash
     return LASH_OK;
 }
 
-lash_status lash_worker_new(struct ev_loop *loop, const lash_worker_config *c, lash_worker **out,
-                            lash_err *e)
+/* The owner in lease tokens: the worker id (default <host>:<pid>), then '#'
+ * and a nonce drawn at start-up, so that a restarted worker of the same id, or
+ * one handed the same fence again after Redis lost writes, never holds the
+ * same token as an earlier run. The id may hold ':' (host:pid): a token's
+ * fence is after its last colon. */
+static void make_owner(lash_worker *w)
 {
-    lash_status st;
-    lash_worker *w = calloc(1, sizeof *w);
-    if (!w) return lash_fail(e, LASH_ENOMEM, "out of memory");
-    w->loop = loop;
-    w->c = *c;
-    if ((st = lash_url_parse(c->redis_url, &w->url, e))) goto fail;
-    if ((st = lash_atopo_new(loop, &w->url, c->failover_ms, &w->topo, e))) goto fail;
-    if (c->worker_id) {
-        snprintf(w->owner, sizeof w->owner, "%s", c->worker_id);
+    char id[LASH_WORKER_ID_MAX + 1];
+    if (w->c.worker_id) {
+        snprintf(id, sizeof id, "%s", w->c.worker_id);
     } else {
         char host[64] = "host";
         gethostname(host, sizeof host - 1);
         host[sizeof host - 1] = 0;
         for (char *p = host; *p; p++)
             if (*p == ':' || *p <= ' ' || *p >= 0x7f) *p = '-';
-        snprintf(w->owner, sizeof w->owner, "%s:%d", host, (int)getpid());
+        snprintf(id, sizeof id, "%s:%d", host, (int)getpid());
     }
-    /* The worker id goes into lease tokens "<id>:<fence>": the colon of the
-     * default host:pid is harmless there (the fence is after the last colon). */
-    for (char *p = w->owner; *p; p++)
-        if (*p <= ' ' || *p >= 0x7f) *p = '-';
-    if (strlen(w->owner) == 0) {
-        st = lash_fail(e, LASH_EINVAL, "worker id is empty");
-        goto fail;
+    unsigned char r[6] = {0};
+    if (getrandom(r, sizeof r, 0) != sizeof r) {
+        uint64_t x = (uint64_t)now_ms() ^ ((uint64_t)getpid() << 20);
+        memcpy(r, &x, sizeof r);
     }
+    snprintf(w->owner, sizeof w->owner, "%.*s#%02x%02x%02x%02x%02x%02x",
+             LASH_WORKER_ID_MAX - OWNER_NONCE_LEN, id, r[0], r[1], r[2], r[3], r[4], r[5]);
+}
+
+lash_status lash_worker_new(struct ev_loop *loop, const lash_worker_config *c, lash_worker **out,
+                            lash_err *e)
+{
+    lash_status st;
+    if ((st = lash_worker_config_check(c, e))) return st;
+    lash_worker *w = calloc(1, sizeof *w);
+    if (!w) return lash_fail(e, LASH_ENOMEM, "out of memory");
+    w->loop = loop;
+    w->c = *c;
+    if ((st = lash_url_parse(c->redis_url, &w->url, e))) goto fail;
+    if ((st = lash_atopo_new(loop, &w->url, c->failover_ms, &w->topo, e))) goto fail;
+    make_owner(w);
     if ((st = copy_queues(w, c, e))) goto fail;
-    if (w->c.result_max > LASH_RESULT_MAX) w->c.result_max = LASH_RESULT_MAX;
-    if (w->c.stderr_tail > LASH_ERROR_MAX / 2) w->c.stderr_tail = LASH_ERROR_MAX / 2;
-    w->c.turn.nqueues = w->c.nqueues;
-    if (w->c.turn.lease_ms < 300) {
-        st = lash_fail(e, LASH_EINVAL, "lease must be at least 300 ms");
-        goto fail;
-    }
-    if (!w->c.turn.seed) {
+    lash_turn_config tc = turn_config(c);
+    if (!tc.seed) {
         uint64_t seed = 0;
         if (getrandom(&seed, sizeof seed, 0) != sizeof seed)
             seed = (uint64_t)now_ms() ^ (uint64_t)getpid();
-        w->c.turn.seed = seed | 1;
+        tc.seed = seed | 1;
     }
     w->c.log.worker = w->owner;
-    w->turn = lash_turn_new(&w->c.turn, w->owner);
-    w->jobs = calloc((size_t)w->c.turn.concurrency, sizeof *w->jobs);
-    if (!w->jobs) {
+    w->turn = lash_turn_new(&tc, w->owner);
+    w->jobs = calloc((size_t)tc.concurrency, sizeof *w->jobs);
+    w->start_failed = calloc((size_t)tc.concurrency, sizeof *w->start_failed);
+    if (!w->jobs || !w->start_failed) {
         st = lash_fail(e, LASH_ENOMEM, "out of memory");
         goto fail;
     }
     ev_prepare_init(&w->prep, on_prepare);
+    ev_idle_init(&w->again, on_again);
     ev_timer_init(&w->timer, on_timer, 0, 0);
     ev_timer_init(&w->sub_retry, on_sub_retry, 1.0, 0);
-    w->prep.data = w->timer.data = w->sub_retry.data = w;
+    w->prep.data = w->again.data = w->timer.data = w->sub_retry.data = w;
     *out = w;
     return LASH_OK;
 fail:
@@ -665,7 +842,7 @@ void lash_worker_start(lash_worker *w)
     lash_url_describe(&w->url, where, sizeof where);
     lash_log(&w->c.log, LASH_LOG_INFO, NULL, NULL, -1, -1,
              "starting: redis %s, %d queue(s), concurrency %d, lease %lld ms, poll %lld ms", where,
-             w->c.nqueues, w->c.turn.concurrency, (long long)w->c.turn.lease_ms,
+             w->nqueues, w->c.turn.concurrency, (long long)w->c.turn.lease_ms,
              (long long)w->c.turn.poll_ms);
     ev_prepare_start(w->loop, &w->prep);
     lash_turn_start(w->turn, now_ms());
@@ -681,9 +858,14 @@ void lash_worker_reopen_log(lash_worker *w)
     lash_log_reopen(&w->c.log);
 }
 
-const lash_turn_counters *lash_worker_counters(const lash_worker *w)
+const lash_counters *lash_worker_counters(const lash_worker *w)
 {
-    return lash_turn_stats(w->turn);
+    return lash_turn_counters(w->turn);
+}
+
+int lash_worker_running(const lash_worker *w)
+{
+    return lash_turn_running(w->turn);
 }
 
 void lash_worker_free(lash_worker *w)
@@ -691,12 +873,19 @@ void lash_worker_free(lash_worker *w)
     if (!w) return;
     if (w->loop) {
         ev_prepare_stop(w->loop, &w->prep);
+        ev_idle_stop(w->loop, &w->again);
         ev_timer_stop(w->loop, &w->timer);
         ev_timer_stop(w->loop, &w->sub_retry);
     }
+    w->acting = true; /* what the closes fail is only freed below, never told */
     lash_aconn_close(w->cmd);
     lash_aconn_close(w->sub);
     lash_atopo_free(w->topo);
+    while (w->deferred) {
+        call *c = w->deferred;
+        w->deferred = c->next;
+        free(c);
+    }
     while (w->finished) {
         lash_job *j = w->finished;
         w->finished = j->next_done;
@@ -711,12 +900,13 @@ void lash_worker_free(lash_worker *w)
     for (int i = 0; i < w->nhandlers; i++)
         free(w->handlers[i].program);
     free(w->handlers);
-    for (int q = 0; w->queues && q < w->c.nqueues; q++)
+    for (int q = 0; w->queues && q < w->nqueues; q++)
         free(w->queues[q]);
     free(w->queues);
     free(w->poke_chan);
     free(w->cancel_chan);
     free(w->jobs);
+    free(w->start_failed);
     memset(&w->url, 0, sizeof w->url);
     free(w);
 }

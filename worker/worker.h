@@ -29,6 +29,7 @@
 #include <stdint.h>
 
 #include "proto/err.h"
+#include "proto/version.h" /* lash_version() */
 #include "registry/registry.h"
 #include "worker/log.h"
 #include "worker/turn.h"
@@ -41,8 +42,9 @@ typedef struct {
     const char *redis_url;
     const char *const *queues; /* default: {"default"} */
     int nqueues;
-    const char *worker_id;   /* default: <hostname>:<pid> */
-    lash_turn_config turn;   /* concurrency, lease, poll, grace, ... */
+    const char *worker_id;   /* default: <hostname>:<pid>; leases name "<id>#<nonce>" */
+    lash_turn_config turn;   /* concurrency, lease, poll, grace, ... (its nqueues is
+                                ignored: the queues above set it) */
     lash_retention keep;     /* retention of terminal rows applied by claims */
     size_t result_max;       /* exec stdout cap, <= LASH_RESULT_MAX */
     size_t stderr_tail;      /* exec stderr kept for errors */
@@ -51,9 +53,20 @@ typedef struct {
                                 a primary before it counts as lost (0: $LASH_FAILOVER_MS,
                                 else 30000); see registry/async.h */
     lash_logger log;
+    /* Hooks, called on the loop (NULL: none). on_ready: once, when the worker
+     * has connected and its first drive came back (the health file is written
+     * then too): readiness for supervisors. on_job_end: as each job ends, with
+     * its kind, outcome and run time (for metrics). */
+    void (*on_ready)(void *ud);
+    void (*on_job_end)(void *ud, const char *kind, lash_outcome o, int64_t run_ms);
+    void *hooks_ud;
 } lash_worker_config;
 
 void lash_worker_config_default(lash_worker_config *c);
+/* The bounds of every setting, in one place (lash_worker_new calls it, and so
+ * does lash-worker for its flags and environment): LASH_EINVAL and a sentence
+ * naming the setting, e.g. "concurrency must be 1..4096, got 0". */
+lash_status lash_worker_config_check(const lash_worker_config *c, lash_err *e);
 
 typedef void lash_handler_fn(lash_job *job, void *ud);
 /* Asked to stop a job (cancel, timeout, lease lost, shutdown). The handler
@@ -76,7 +89,9 @@ void lash_worker_start(lash_worker *w);
 void lash_worker_shutdown(lash_worker *w);
 void lash_worker_reopen_log(lash_worker *w);
 void lash_worker_free(lash_worker *w);
-const lash_turn_counters *lash_worker_counters(const lash_worker *w);
+const lash_counters *lash_worker_counters(const lash_worker *w);
+/* Jobs running now. */
+int lash_worker_running(const lash_worker *w);
 
 /* The job an in-process handler is given. Strings stay valid until lash_job_done. */
 const char *lash_job_id(const lash_job *j);

@@ -2,21 +2,26 @@
 -- A pending row is cancelled at once ('cancelled'); a running one is flagged and
 -- its id announced on lash:{q}:cancel, so its owner kills it and records
 -- 'cancelled' ('requested'); a terminal row is left alone ('refused: <state>').
--- A missing row answers 'not-found'.
+-- A missing row answers 'not-found'; a key that is not a row, 'refused: ...'.
 local function lash_cancel(KEYS, ARGV)
     local base = lash_base(KEYS)
     local id, reason = ARGV[1], ARGV[2] or 'cancelled by request'
     if lash_bad_name(id, LASH_ID_MAX, true) then return 'not-found' end
     local rk = base .. ':p:' .. id
-    local state = redis.call('HGET', rk, 'state')
+    local f, why = lash_row_read(rk, 'state')
+    if not f then return 'refused: ' .. why end
+    local state = f[1]
     if not state then return 'not-found' end
     if state == 'pending' then
         local counts = {}
-        lash_finish(base, id, 'cancelled', lash_now(), counts, state, 'error', string.sub(reason, 1, LASH_ERROR_MAX))
+        local now = lash_now()
+        lash_guard(base, 'due', 'done', 'stats', 'events')
+        lash_finish(base, id, 'cancelled', now, counts, state, 'error', string.sub(reason, 1, LASH_ERROR_MAX))
         lash_flush_counts(base, counts)
         return 'cancelled'
     end
     if state == 'running' then
+        lash_guard(base, 'stats', 'events')
         redis.call('HSET', rk, 'cancel', '1')
         redis.call('PUBLISH', base .. ':cancel', id)
         lash_event(base, 'cancel-requested', id)

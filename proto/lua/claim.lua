@@ -1,131 +1,167 @@
 -- claim.lua: one drive. Takes up to N due rows for one owner.
 --
--- ARGV: owner n ttl_ms keep_n keep_ms
+-- ARGV: owner n ttl_ms keep_n keep_ms [seq]
 -- For each due id (score <= now), at most n:
---   pending            -> lease (SET NX PX), fence+1, attempt+1, running, rescored
---                         to the lease expiry so no other drive sees it until then;
+--   pending            -> lease (SET PX), a new fence, attempt+1, running,
+--                         rescored to the lease expiry so no other drive sees it
+--                         until then;
 --   running, no lease  -> the owner died or was cut off: on_lost=abandon ends it
 --                         'abandoned'; rerun claims it again as a new attempt while
 --                         attempts remain, else it ends 'failed'; a cancel request
 --                         ends it 'cancelled';
 --   running, leased    -> the score lagged a renew: rescored, skipped;
---   unreadable         -> ends 'failed' with an error naming the broken field.
+--   unreadable         -> ends 'failed' with an error naming the broken field;
+--   not a row          -> (missing, or a key of another type) leaves due.
+-- Fences: the queue keeps the last fence it handed out (field last_fence of
+-- lash:{q}:stats); a claim takes max(that, the row's fence) + 1, so the fences
+-- of an id grow over its whole life in the queue, across trims, resubmits and
+-- rows deleted by hand, and a fence names one claim in the queue.
+-- seq: when given and rows were leased, the call leaves lash:{q}:claim:<owner> =
+-- "<seq> <id> <fence>..." for ttl_ms, so an owner that lost the reply finds the
+-- rows it was given (recover.lua) and hands them back unrun.
 -- The call is also the worker's heartbeat (lash:{q}:workers) and trims terminal
 -- rows past retention (keep_n newest, none older than keep_ms; 0 = no bound).
--- Returns {seen, bad, row...}: seen = due ids looked at (seen == n: maybe more),
--- bad = rows failed for bad data, each row {id, kind, payload, attempt, fence,
+-- Returns {seen, notes, row...}: seen = due ids looked at (seen == n: maybe
+-- more); notes = a text for each thing the call failed, dropped or repaired for bad
+-- data ("<id>: what was wrong"); each row {id, kind, payload, attempt, fence,
 -- timeout_ms, backoff, max_attempts}.
-local function lash_claim_row(base, now, owner, ttl, id, counts)
-    local rk = base .. ':p:' .. id
-    local due = base .. ':due'
-    local f = redis.call('HMGET', rk, 'state', 'kind', 'payload', 'attempt', 'max_attempts',
-        'fence', 'timeout_ms', 'backoff', 'on_lost', 'cancel')
-    local state = f[1]
-    if not state then
-        if redis.call('EXISTS', rk) == 0 then
-            -- Nothing to record on: forget the id, and say so in the log.
-            redis.call('ZREM', due, id)
-            lash_event(base, 'dropped', id, 'error', 'row is missing')
-            return nil, false
-        end
-        lash_finish(base, id, 'failed', now, counts, nil, 'error', "bad row: field 'state' is missing")
-        return nil, true
+local LASH_FENCE_MAX = 9007199254740991 -- 2^53 - 1: the last integer a double holds exactly
+
+-- Notes a bad thing about id for the reply (the worker logs each).
+local function lash_note(c, id, what)
+    c.notes[#c.notes + 1] = id .. ': ' .. what
+end
+
+-- The lease key of a row, read without failing the call. A key of another type
+-- is not a lease lash wrote: it is deleted (repaired) and noted. Returns the
+-- token, or false when there is none (any more).
+local function lash_claim_lease(base, c, id, lk)
+    local v, t = lash_lease_read(lk)
+    if v ~= nil then return v end
+    redis.call('DEL', lk)
+    local what = lk .. ' held a ' .. t .. ', not a lease: deleted'
+    lash_event(base, 'repaired', id, 'error', what)
+    lash_note(c, id, what)
+    return false
+end
+
+-- A held lease: keeps the row out of sight until it runs out. One without an
+-- expiry (set by hand) would hold the row forever: it gets ttl, and a note.
+local function lash_claim_wait(base, c, id, lk)
+    local pttl = redis.call('PTTL', lk)
+    if pttl == -1 then
+        redis.call('PEXPIRE', lk, c.ttl)
+        pttl = c.ttl
+        local what = lk .. ' had no expiry: given ' .. c.ttl .. ' ms'
+        lash_event(base, 'repaired', id, 'error', what)
+        lash_note(c, id, what)
     end
-    if LASH_TERMINAL[state] then
-        redis.call('ZREM', due, id) -- a terminal row is never work
-        return nil, false
-    end
-    if not LASH_LIVE[state] then
-        lash_finish(base, id, 'failed', now, counts, nil, 'error',
-            "bad row: field 'state' is not a state: " .. string.sub(state, 1, 32))
-        return nil, true
-    end
-    local lease = base .. ':lease:' .. id
-    local attempt = lash_int(f[4] or '0', 0, LASH_ATTEMPTS_MAX)
-    local max = lash_int(f[5] or LASH_DEFAULT_MAX_ATTEMPTS, 1, LASH_ATTEMPTS_MAX)
-    local fence = lash_int(f[6] or '0', 0, 9007199254740991)
-    local timeout = lash_int(f[7] or '0', 0, LASH_TIMEOUT_MAX)
-    local bad
+    -- PTTL 0 is a lease in its last millisecond: it still exists (a script sees
+    -- time stand still), so it is still held.
+    redis.call('ZADD', base .. ':due', c.now + math.max(pttl, 1), id)
+end
+
+-- What is wrong with a readable row's fields, or nil.
+local function lash_claim_bad(id, f, attempt, max, fence, timeout)
+    local why = lash_bad_name(id, LASH_ID_MAX, true)
     -- An id no submit could write (set by hand) would not fit the claim reply:
     -- the worker would reject the whole batch and every row in it would sit
     -- leased and unrun. Fail it here, by name.
-    if lash_bad_name(id, LASH_ID_MAX, true) then bad = 'id ' .. lash_bad_name(id, LASH_ID_MAX, true)
-    elseif lash_bad_name(f[2], LASH_KIND_MAX, false) then bad = "field 'kind' is missing or malformed"
-    elseif not f[3] then bad = "field 'payload' is missing"
-    elseif #f[3] > LASH_PAYLOAD_MAX then bad = "field 'payload' is over " .. LASH_PAYLOAD_MAX .. ' bytes'
-    elseif not attempt then bad = "field 'attempt' is not an integer 0.." .. LASH_ATTEMPTS_MAX
-    elseif not max then bad = "field 'max_attempts' is not an integer 1.." .. LASH_ATTEMPTS_MAX
-    elseif not fence then bad = "field 'fence' is not a non-negative integer"
-    elseif not timeout then bad = "field 'timeout_ms' is not an integer 0.." .. LASH_TIMEOUT_MAX
-    elseif f[9] and f[9] ~= 'rerun' and f[9] ~= 'abandon' then bad = "field 'on_lost' is not rerun|abandon"
-    elseif f[8] and lash_bad_backoff(f[8]) then bad = "field 'backoff' " .. lash_bad_backoff(f[8])
+    if why then return 'id ' .. why end
+    if lash_bad_name(f[2], LASH_KIND_MAX, false) then return "field 'kind' is missing or malformed" end
+    if not f[3] then return "field 'payload' is missing" end
+    if #f[3] > LASH_PAYLOAD_MAX then return "field 'payload' is over " .. LASH_PAYLOAD_MAX .. ' bytes' end
+    if not attempt then return "field 'attempt' is not an integer 0.." .. LASH_ATTEMPTS_MAX end
+    if not max then return "field 'max_attempts' is not an integer 1.." .. LASH_ATTEMPTS_MAX end
+    if not fence then return "field 'fence' is not an integer 0.." .. (LASH_FENCE_MAX - 1) end
+    if not timeout then return "field 'timeout_ms' is not an integer 0.." .. LASH_TIMEOUT_MAX end
+    if f[9] and f[9] ~= 'rerun' and f[9] ~= 'abandon' then return "field 'on_lost' is not rerun|abandon" end
+    if f[8] and lash_bad_backoff(f[8]) then return "field 'backoff' " .. lash_bad_backoff(f[8]) end
+    return nil
+end
+
+-- Ends a row whose lease ran out (or that failed for bad data) in state, its
+-- fence moved on so the lost owner's late complete hears "stale", not "already
+-- recorded".
+local function lash_claim_end(base, c, id, from, fence, state, why)
+    c.last = math.max(c.last, fence or 0) + 1
+    lash_finish(base, id, state, c.now, c.counts, from, 'error', why, 'fence', lash_str(c.last))
+end
+
+-- Fails a row for bad data: the row says why, the reply's notes too.
+local function lash_claim_fail(base, c, id, from, fence, why)
+    lash_claim_end(base, c, id, from, fence, 'failed', 'bad row: ' .. why)
+    lash_note(c, id, 'bad row: ' .. why)
+end
+
+-- One due id: the claimed row, or nil. c carries the call's state: now, owner,
+-- ttl, counts, notes and last (the queue's last fence).
+local function lash_claim_row(base, c, id)
+    local rk = base .. ':p:' .. id
+    local due = base .. ':due'
+    local f, why = lash_row_read(rk, 'state', 'kind', 'payload', 'attempt', 'max_attempts',
+        'fence', 'timeout_ms', 'backoff', 'on_lost', 'cancel')
+    if f and not f[1] and redis.call('EXISTS', rk) == 0 then why = 'row is missing' end
+    if why then
+        -- Nothing lash can record on: forget the id, and say so in the log.
+        redis.call('ZREM', due, id)
+        lash_event(base, 'dropped', id, 'error', why)
+        lash_note(c, id, why .. '; dropped from due')
+        return nil
+    end
+    local state = f[1]
+    local fence = lash_int(f[6] or '0', 0, LASH_FENCE_MAX - 1)
+    if not state then return lash_claim_fail(base, c, id, nil, fence, "field 'state' is missing") end
+    if LASH_TERMINAL[state] then
+        redis.call('ZREM', due, id) -- a terminal row is never work
+        return nil
+    end
+    if not LASH_LIVE[state] then
+        return lash_claim_fail(base, c, id, nil, fence,
+            "field 'state' is not a state: " .. string.sub(state, 1, 32))
+    end
+    local lk = base .. ':lease:' .. id
+    local attempt = lash_int(f[4] or '0', 0, LASH_ATTEMPTS_MAX)
+    local max = lash_int(f[5] or LASH_DEFAULT_MAX_ATTEMPTS, 1, LASH_ATTEMPTS_MAX)
+    local timeout = lash_int(f[7] or '0', 0, LASH_TIMEOUT_MAX)
+    local bad = lash_claim_bad(id, f, attempt, max, fence, timeout)
+    if lash_claim_lease(base, c, id, lk) then
+        lash_claim_wait(base, c, id, lk)
+        return nil
     end
     if state == 'running' then
-        local pttl = redis.call('PTTL', lease)
-        if pttl == -1 then
-            -- A lease with no expiry (set by hand) would hold the row forever:
-            -- give it one, so it runs out like any other.
-            redis.call('PEXPIRE', lease, ttl)
-            pttl = ttl
-        end
-        -- PTTL 0 is a lease in its last millisecond: it still exists (a script
-        -- sees time stand still), so SET NX below would fail. Still held.
-        if pttl >= 0 then
-            redis.call('ZADD', due, now + math.max(pttl, 1), id)
-            return nil, false
-        end
         -- The lease ran out: whoever held it is gone or cut off.
-        lash_count(counts, 'total_lost')
+        lash_count(c.counts, 'total_lost')
         lash_event(base, 'lease-lost', id, 'attempt', tostring(f[4]), 'fence', tostring(f[6]))
-        if bad then
-            lash_finish(base, id, 'failed', now, counts, state, 'error', 'bad row: ' .. bad)
-            return nil, true
-        end
-        -- Ended here, the fence moves on too, so the lost owner's late complete
-        -- is told stale rather than "already recorded".
+        if bad then return lash_claim_fail(base, c, id, state, fence, bad) end
         if f[10] == '1' then
-            lash_finish(base, id, 'cancelled', now, counts, state, 'error', 'cancelled; its owner lost the lease',
-                'fence', fence + 1)
-            return nil, false
+            return lash_claim_end(base, c, id, state, fence, 'cancelled', 'cancelled; its owner lost the lease')
         elseif f[9] == 'abandon' then
-            lash_finish(base, id, 'abandoned', now, counts, state, 'error',
-                'lease lost on attempt ' .. attempt .. ' and on_lost=abandon', 'fence', fence + 1)
-            return nil, false
+            return lash_claim_end(base, c, id, state, fence, 'abandoned',
+                'lease lost on attempt ' .. attempt .. ' and on_lost=abandon')
         elseif attempt >= max then
-            lash_finish(base, id, 'failed', now, counts, state, 'error',
-                'lease lost on attempt ' .. attempt .. ' of ' .. max .. ' (worker died or was cut off)',
-                'fence', fence + 1)
-            return nil, false
+            return lash_claim_end(base, c, id, state, fence, 'failed',
+                'lease lost on attempt ' .. attempt .. ' of ' .. max .. ' (worker died or was cut off)')
         end
         -- Rerun: it stays 'running' in the counters; only the lease changes hands.
     elseif bad then
-        lash_finish(base, id, 'failed', now, counts, state, 'error', 'bad row: ' .. bad)
-        return nil, true
+        return lash_claim_fail(base, c, id, state, fence, bad)
     end
-    fence = fence + 1
+    fence = math.max(c.last, fence) + 1
+    c.last = fence
     attempt = attempt + 1
     -- Numbers as text through lash_str: formatted once per call, not per row.
     local fs, as = lash_str(fence), lash_str(attempt)
-    if not redis.call('SET', lease, owner .. ':' .. fs, 'NX', 'PX', lash_str(ttl)) then
-        -- A lease with no running row (set by hand?): wait for it to expire,
-        -- and make sure it does.
-        local pttl = redis.call('PTTL', lease)
-        if pttl < 0 then
-            redis.call('PEXPIRE', lease, ttl)
-            pttl = ttl
-        end
-        redis.call('ZADD', due, now + math.max(pttl, 1), id)
-        return nil, false
-    end
+    redis.call('SET', lk, c.owner .. ':' .. fs, 'PX', c.ttls)
     redis.call('HSET', rk, 'state', 'running', 'attempt', as, 'fence', fs,
-        'owner', owner, 'updated_ms', lash_str(now))
-    lash_index('ZADD', due, lash_str(now + ttl), id)
-    lash_event(base, 'claimed', id, 'attempt', as, 'owner', owner)
+        'owner', c.owner, 'updated_ms', lash_str(c.now))
+    lash_index('ZADD', due, c.until_s, id)
+    lash_event(base, 'claimed', id, 'attempt', as, 'owner', c.owner)
     if state == 'pending' then -- a rerun was counted 'running' already
-        lash_count(counts, 'pending', -1)
-        lash_count(counts, 'running', 1)
+        lash_count(c.counts, 'pending', -1)
+        lash_count(c.counts, 'running', 1)
     end
-    return { id, f[2], f[3], attempt, fence, timeout, f[8] or '', max }, false
+    return { id, f[2], f[3], attempt, fence, timeout, f[8] or '', max }
 end
 
 local function lash_claim(KEYS, ARGV)
@@ -135,32 +171,51 @@ local function lash_claim(KEYS, ARGV)
     local ttl = lash_int(ARGV[3], 100, LASH_TIMEOUT_MAX)
     local keep_n = lash_int(ARGV[4] or '-1', -1, 1000000000)
     local keep_ms = lash_int(ARGV[5] or '0', 0, 9007199254740991)
+    local seq = ARGV[6]
     if type(owner) ~= 'string' or #owner == 0 or #owner > LASH_WORKER_ID_MAX or
         string.find(owner, '[%c%s\127-\255]') then
-        return redis.error_reply('ERR lash: claim owner must be a printable worker id without spaces')
+        lash_refuse('claim owner must be a printable worker id without spaces')
     end
-    if not n or not ttl or not keep_n or not keep_ms then
-        return redis.error_reply('ERR lash: claim wants owner n(0..' .. LASH_BATCH_MAX .. ') ttl_ms(>=100) keep_n keep_ms')
+    if not n or not ttl or not keep_n or not keep_ms or (seq and not string.find(seq, '^%d+$')) then
+        lash_refuse('claim wants owner n(0..' .. LASH_BATCH_MAX .. ') ttl_ms(>=100) keep_n keep_ms [seq]')
     end
     local now = lash_now()
-    local counts, out, bad = {}, { 0, 0 }, 0
-    redis.call('ZADD', base .. ':workers', now, owner)
-    redis.call('ZREMRANGEBYSCORE', base .. ':workers', '-inf', now - LASH_WORKER_STALE_MS)
+    lash_guard(base, 'due', 'done', 'stats', 'events', 'workers')
+    local out, ids = { 0, {} }, {}
+    local c = { now = now, owner = owner, ttl = ttl, ttls = lash_str(ttl), until_s = lash_str(now + ttl),
+        counts = {}, notes = out[2], last = 0 }
     if n > 0 then
-        local ids = redis.call('ZRANGEBYSCORE', base .. ':due', '-inf', now, 'LIMIT', 0, n)
+        ids = redis.call('ZRANGEBYSCORE', base .. ':due', '-inf', now, 'LIMIT', 0, n)
         out[1] = #ids
-        for _, id in ipairs(ids) do
-            local row, isbad = lash_claim_row(base, now, owner, ttl, id, counts)
-            if row then out[#out + 1] = row end
-            if isbad then bad = bad + 1 end
+    end
+    if #ids > 0 then
+        c.last = lash_int(redis.call('HGET', base .. ':stats', 'last_fence'), 0, LASH_FENCE_MAX) or 0
+        if c.last >= LASH_FENCE_MAX then
+            lash_refuse(base .. ':stats last_fence is ' .. LASH_FENCE_MAX .. ': no fence is left to hand out')
         end
     end
-    out[2] = bad
+    local first = c.last
+    redis.call('ZADD', base .. ':workers', now, owner)
+    redis.call('ZREMRANGEBYSCORE', base .. ':workers', '-inf', now - LASH_WORKER_STALE_MS)
+    local record = seq and { seq } or nil
+    for _, id in ipairs(ids) do
+        local row = lash_claim_row(base, c, id)
+        if row then
+            out[#out + 1] = row
+            if record then
+                record[#record + 1] = id
+                record[#record + 1] = lash_str(row[5])
+            end
+        end
+    end
+    if record and #record > 1 then
+        redis.call('SET', base .. ':claim:' .. owner, table.concat(record, ' '), 'PX', c.ttls)
+    end
     -- Up to 100 more rows than this drive may later finish: with a fixed 100,
     -- workers of more than 100 slots finish rows faster than claims trim them
     -- and the done set runs far past keep_n (tests/test_reliability_memory.c).
     lash_flush_index() -- the trim reads the done set
-    lash_trim_done(base, now, keep_n, keep_ms, 100 + n, counts)
-    lash_flush_counts(base, counts)
+    lash_trim_done(base, now, keep_n, keep_ms, 100 + n, c.counts)
+    lash_flush_counts(base, c.counts, c.last ~= first and { last_fence = c.last } or nil)
     return out
 end

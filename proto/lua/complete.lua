@@ -10,24 +10,28 @@
 --                       retry can fix: malformed payload, unknown kind)
 -- Only the lease holder (same token, so same fence) may record: anyone else is
 -- stale and changes nothing. Returns one status per row: 1 recorded; 2 already
--- recorded by this very token (a re-sent complete after a lost reply); 0 stale.
+-- recorded by this very token (a re-sent complete after a lost reply); 0 stale
+-- (also when the lease or row key holds something lash did not write: that row
+-- only, never the rest of the batch).
 local function lash_complete_one(base, now, id, token, outcome, text, retry_ms, counts)
     local rk = base .. ':p:' .. id
     local lease = base .. ':lease:' .. id
-    if redis.call('GET', lease) ~= token then
+    local f = lash_row_read(rk, 'state', 'attempt', 'max_attempts', 'cancel', 'owner', 'fence')
+    if not f then return 0 end
+    local mine = f[5] and f[6] and f[5] .. ':' .. f[6] == token
+    if lash_lease_read(lease) ~= token or f[1] ~= 'running' or not mine then
         -- Already recorded by this very token: the row's owner and fence make it
         -- up, and the row is no longer running (a drive that ends a lost lease
-        -- moves the fence on, so the lost owner hears stale).
-        local f = redis.call('HMGET', rk, 'owner', 'fence', 'state')
-        if f[1] and f[2] and f[3] and f[3] ~= 'running' and f[1] .. ':' .. f[2] == token then return 2 end
+        -- moves the fence on, so the lost owner hears stale). A lease key left
+        -- beside a row that is not its own (deleted, resubmitted or ended by
+        -- hand) records nothing.
+        if mine and (f[1] == 'pending' or LASH_TERMINAL[f[1]]) then return 2 end
         return 0
     end
     if outcome == 'ok' then
-        -- The common case needs only the state it leaves (for the counters).
-        lash_finish(base, id, 'completed', now, counts, redis.call('HGET', rk, 'state'), 'result', text)
+        lash_finish(base, id, 'completed', now, counts, f[1], 'result', text)
         return 1
     end
-    local f = redis.call('HMGET', rk, 'state', 'attempt', 'max_attempts', 'cancel')
     local from = f[1]
     if outcome == 'cancel' or f[4] == '1' then
         lash_finish(base, id, 'cancelled', now, counts, from, 'error', text)
@@ -49,20 +53,25 @@ local function lash_complete_one(base, now, id, token, outcome, text, retry_ms, 
     return 1
 end
 
+local LASH_OUTCOMES = { ok = true, fail = true, cancel = true, abort = true }
+
 local function lash_complete(KEYS, ARGV)
     local base = lash_base(KEYS)
     if #ARGV % 5 ~= 0 or #ARGV > 5 * LASH_BATCH_MAX then
-        return redis.error_reply('ERR lash: complete wants groups of id token outcome text retry_ms')
+        lash_refuse('complete wants groups of id token outcome text retry_ms')
+    end
+    for i = 1, #ARGV, 5 do
+        if not LASH_OUTCOMES[ARGV[i + 2]] then lash_refuse('complete outcome must be ok, fail, cancel or abort') end
+        if not lash_int(ARGV[i + 4], 0, LASH_DELAY_MAX) then
+            lash_refuse('complete retry_ms must be 0..' .. LASH_DELAY_MAX)
+        end
     end
     local now = lash_now()
+    lash_guard(base, 'due', 'done', 'stats', 'events')
     local counts, out = {}, {}
     for i = 1, #ARGV, 5 do
         local outcome, text = ARGV[i + 2], ARGV[i + 3]
         local retry_ms = lash_int(ARGV[i + 4], 0, LASH_DELAY_MAX)
-        if outcome ~= 'ok' and outcome ~= 'fail' and outcome ~= 'cancel' and outcome ~= 'abort' then
-            return redis.error_reply('ERR lash: complete outcome must be ok, fail, cancel or abort')
-        end
-        if not retry_ms then return redis.error_reply('ERR lash: complete retry_ms must be 0..' .. LASH_DELAY_MAX) end
         -- Over-long text is the worker's bug, not the row's: record it cut, and say so.
         local max = outcome == 'ok' and LASH_RESULT_MAX or LASH_ERROR_MAX
         if #text > max then

@@ -27,12 +27,17 @@ local LASH_WORKER_STALE_MS = 60000
 local lash_strs, lash_nstrs, lash_trimmed = {}, 0, false
 -- ... and the writes to the index sets (due, done) it deferred: see lash_index.
 local lash_ix, lash_ixkeys = {}, {}
+-- ... the queue's event level, once read (see lash_event), and the ids that
+-- became terminal, announced once at the end (lash_flush_counts).
+local lash_level, lash_ended = nil, {}
 
--- n as text, as redis.call would format it, once per call.
+-- n (an integer) as decimal text, once per call. Never tostring(): Lua 5.1
+-- formats numbers with "%.14g", so 10^14 would become "1e+14" and a lease token
+-- built from such a fence would never match the one the worker sends.
 local function lash_str(n)
     local s = lash_strs[n]
     if not s then
-        s = tostring(n)
+        s = string.format('%d', n)
         if lash_nstrs >= 4096 then lash_strs, lash_nstrs = {}, 0 end
         lash_strs[n] = s
         lash_nstrs = lash_nstrs + 1
@@ -44,17 +49,63 @@ end
 local function lash_now()
     if lash_nstrs > 0 then lash_strs, lash_nstrs = {}, 0 end
     if #lash_ixkeys > 0 then lash_ix, lash_ixkeys = {}, {} end -- left by a call that failed
-    lash_trimmed = false
+    if #lash_ended > 0 then lash_ended = {} end
+    lash_trimmed, lash_level = false, nil
     local t = redis.call('TIME')
     return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
+
+-- Ends the call with an error reply. Only ever called before the call's first
+-- write: Redis does not roll a script back, so an error after a write would
+-- leave the writes before it (a half-applied call).
+local function lash_refuse(msg)
+    error({ err = 'ERR lash: ' .. msg })
 end
 
 local function lash_base(KEYS)
     local base = KEYS[1]
     if type(base) ~= 'string' or not string.find(base, '^lash:{[%w%._%-]+}$') then
-        error('lash: KEYS[1] must be the queue base lash:{<queue>}, got ' .. tostring(base))
+        lash_refuse('KEYS[1] must be the queue base lash:{<queue>}, got ' .. tostring(base))
     end
     return base
+end
+
+-- The type of each queue-wide key (proto/keys.h), as TYPE names it.
+local LASH_KEY_TYPES = { due = 'zset', done = 'zset', stats = 'hash', events = 'stream',
+    workers = 'zset' }
+
+-- Checks, before the first write, that the queue-wide keys the call will
+-- write are absent or of their type: a key of another type (written by hand)
+-- would make Redis refuse a write half way through the call, after the writes
+-- before it. Names the key, so an operator knows what to repair.
+local function lash_guard(base, ...)
+    for i = 1, select('#', ...) do
+        local name = select(i, ...)
+        local key = base .. ':' .. name
+        local t = redis.call('TYPE', key)['ok']
+        if t ~= 'none' and t ~= LASH_KEY_TYPES[name] then
+            lash_refuse(key .. ' holds a ' .. t .. ', not a ' .. LASH_KEY_TYPES[name] ..
+                ': lash did not write it; delete or rename it to go on')
+        end
+    end
+end
+
+-- Reads fields of a key that should be a row hash, without failing the call:
+-- the fields (false for missing ones), or nil and why not when the key holds
+-- another type. The row key is untrusted: anything may have been written there.
+local function lash_row_read(rk, ...)
+    local ok, f = pcall(redis.call, 'HMGET', rk, ...)
+    if ok then return f end
+    local t = redis.call('TYPE', rk)['ok']
+    return nil, rk .. ' holds a ' .. t .. ', not a process row'
+end
+
+-- A lease key's value, without failing the call: the token (false when none),
+-- or nil and the key's type when it holds something other than a string.
+local function lash_lease_read(lk)
+    local ok, v = pcall(redis.call, 'GET', lk)
+    if ok then return v end
+    return nil, redis.call('TYPE', lk)['ok']
 end
 
 -- nil when s is a good name, else why not.
@@ -123,7 +174,20 @@ local function lash_int(v, lo, hi)
     return n
 end
 
+-- The events stream logs transitions at the queue's level, field `events` of
+-- lash:{q}:stats: 'failures' (the default) logs what needs an operator's eye
+-- (failed, retried, cancelled, abandoned, lease-lost, dropped, repaired,
+-- reopened, cancel-requested); 'all' adds the routine ones below, an XADD per
+-- row at every step (about a quarter of the Redis CPU of a process's life,
+-- docs/benchmarks.md); 'off' logs nothing.
+local LASH_ROUTINE = { submitted = true, claimed = true, completed = true, released = true }
+
 local function lash_event(base, ev, id, a, b, c, d)
+    if not lash_level then
+        local v = redis.call('HGET', base .. ':stats', 'events')
+        lash_level = (v == 'all' or v == 'off') and v or 'failures'
+    end
+    if lash_level == 'off' or (lash_level == 'failures' and LASH_ROUTINE[ev]) then return end
     local key = base .. ':events'
     -- Capped with '~' so Redis trims whole macro nodes, once per script call
     -- rather than in every XADD: a batch may run past the cap by its own events.
@@ -183,11 +247,38 @@ local function lash_flush_index()
     lash_ix, lash_ixkeys = {}, {}
 end
 
-local function lash_flush_counts(base, c)
+-- Applies the counter changes of the call: one HMGET, one HSET. A counter
+-- never goes below zero (rows written by hand were never counted in), and a
+-- value that is not an integer (written by hand) counts as zero; HINCRBY would
+-- fail on it half way through the call. `sets` are fields written as they are
+-- (last_fence).
+local function lash_flush_counts(base, c, sets)
     lash_flush_index()
-    for k, v in pairs(c) do
-        if v ~= 0 then redis.call('HINCRBY', base .. ':stats', k, v) end
+    -- One message for the call's terminal rows: their ids, space-separated.
+    if #lash_ended > 0 then
+        redis.call('PUBLISH', base .. ':finished', table.concat(lash_ended, ' '))
+        lash_ended = {}
     end
+    local names, args = {}, {}
+    for k, v in pairs(c) do
+        if v ~= 0 then names[#names + 1] = k end
+    end
+    if #names > 0 then
+        local key = base .. ':stats'
+        local old = redis.call('HMGET', key, unpack(names))
+        for i, k in ipairs(names) do
+            local n = (lash_int(old[i], -9007199254740991, 9007199254740991) or 0) + c[k]
+            args[#args + 1] = k
+            args[#args + 1] = lash_str(n > 0 and n or 0)
+        end
+    end
+    if sets then
+        for k, v in pairs(sets) do
+            args[#args + 1] = k
+            args[#args + 1] = lash_str(v)
+        end
+    end
+    if #args > 0 then redis.call('HSET', base .. ':stats', unpack(args)) end
 end
 
 local LASH_LIVE = { pending = true, running = true }
@@ -209,7 +300,7 @@ local function lash_finish(base, id, state, now, counts, from, field, text, xf, 
     lash_index('ZREM', base .. ':due', id)
     lash_index('ZADD', base .. ':done', t, id)
     redis.call('DEL', base .. ':lease:' .. id)
-    redis.call('PUBLISH', base .. ':finished', id)
+    lash_ended[#lash_ended + 1] = id
     if field == 'error' then
         lash_event(base, state, id, 'error', string.sub(text, 1, 200))
     else
@@ -222,7 +313,9 @@ end
 
 -- Deletes terminal rows beyond retention: older than keep_ms, then the oldest
 -- beyond keep_n, at most max rows per call so no call blocks Redis for long.
--- Returns how many went.
+-- Only terminal rows go: an id in done whose row is live again (submitted anew
+-- after its row was deleted by hand) or whose key is not a row only leaves the
+-- done set. Returns how many ids left done.
 local function lash_trim_done(base, now, keep_n, keep_ms, max, counts)
     local done = base .. ':done'
     local victims = {}
@@ -238,9 +331,11 @@ local function lash_trim_done(base, now, keep_n, keep_ms, max, counts)
     end
     for _, id in ipairs(victims) do
         local rk = base .. ':p:' .. id
-        local st = redis.call('HGET', rk, 'state')
-        if st and LASH_TERMINAL[st] then lash_count(counts, st, -1) end
-        redis.call('DEL', rk)
+        local f = lash_row_read(rk, 'state')
+        if f and f[1] and LASH_TERMINAL[f[1]] then
+            lash_count(counts, f[1], -1)
+            redis.call('DEL', rk)
+        end
     end
     -- In slices: unpack() of more than ~8000 values overflows Lua's C stack.
     for i = 1, #victims, 1000 do

@@ -10,14 +10,14 @@ local function lash_list(KEYS, ARGV)
     local base = lash_base(KEYS)
     local want, cursor = ARGV[1] or '', ARGV[2] or '0'
     local limit = lash_int(ARGV[3] or '100', 1, 10000)
-    if not limit then return redis.error_reply('ERR lash: list limit must be 1..10000') end
+    if not limit then lash_refuse('list limit must be 1..10000') end
     if want ~= '' and not LASH_LIVE[want] and not LASH_TERMINAL[want] then
-        return redis.error_reply('ERR lash: unknown state ' .. want)
+        lash_refuse('unknown state ' .. want)
     end
     local where, pos = 'd', 0
     if cursor ~= '0' then
         where, pos = string.sub(cursor, 1, 1), lash_int(string.sub(cursor, 2), 0, 1000000000000)
-        if (where ~= 'd' and where ~= 't') or not pos then return redis.error_reply('ERR lash: bad cursor') end
+        if (where ~= 'd' and where ~= 't') or not pos then lash_refuse('bad cursor') end
     end
     if where == 'd' and LASH_TERMINAL[want] then where, pos = 't', 0 end
     local out, budget = { '0' }, 10 * limit
@@ -29,7 +29,7 @@ local function lash_list(KEYS, ARGV)
         local i, looked = 1, 0
         while i < #page and #out - 1 < limit do
             local id = page[i]
-            local f = redis.call('HMGET', base .. ':p:' .. id, 'state', 'kind', 'attempt')
+            local f = lash_row_read(base .. ':p:' .. id, 'state', 'kind', 'attempt') or {}
             if want == '' or f[1] == want then
                 out[#out + 1] = { id, f[1] or '?', f[2] or '?', tonumber(f[3]) or 0, tonumber(page[i + 1]) }
             end

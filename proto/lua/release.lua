@@ -1,20 +1,29 @@
--- release.lua: give leases back (graceful shutdown): the rows are due at once,
--- and the attempt they were on is handed back, not spent. A row whose
--- cancellation was asked while it ran is ended 'cancelled' instead, so it never
--- runs again.
+-- release.lua: give leases back (graceful shutdown, or rows a claim brought that
+-- the owner will not run).
 --
--- ARGV: pairs id token. Returns one status per pair: 1 released, 0 stale.
-local function lash_release_one(base, now, id, counts)
-    local rk = base .. ':p:' .. id
-    local f = redis.call('HMGET', rk, 'attempt', 'cancel')
+-- ARGV: triples id token ran.
+--   ran 0: the process never started: the row is pending and due at once, and
+--          the attempt it was on is handed back, not spent;
+--   ran 1: it started and was stopped: the same, except that a row with
+--          on_lost=abandon ends 'abandoned' (it may have done part of its work,
+--          and it must not run twice).
+-- A row whose cancellation was asked ends 'cancelled' instead, so it never runs
+-- again. Returns one status per triple: 1 released, 0 stale (the lease is not
+-- the caller's, or its row key is not a row).
+local function lash_release_one(base, now, id, ran, f, counts)
     redis.call('DEL', base .. ':lease:' .. id)
     if f[2] == '1' then
         lash_finish(base, id, 'cancelled', now, counts, 'running', 'error',
             'cancelled by request (released at shutdown)')
         return
     end
+    if ran and f[3] == 'abandon' then
+        lash_finish(base, id, 'abandoned', now, counts, 'running', 'error',
+            'stopped at shutdown on attempt ' .. (f[1] or '?') .. ' and on_lost=abandon')
+        return
+    end
     local attempt = lash_int(f[1], 1, LASH_ATTEMPTS_MAX) or 1
-    redis.call('HSET', rk, 'state', 'pending', 'attempt', attempt - 1, 'updated_ms', now)
+    redis.call('HSET', base .. ':p:' .. id, 'state', 'pending', 'attempt', attempt - 1, 'updated_ms', now)
     redis.call('ZADD', base .. ':due', now, id)
     lash_event(base, 'released', id)
     lash_count(counts, 'running', -1)
@@ -23,13 +32,19 @@ end
 
 local function lash_release(KEYS, ARGV)
     local base = lash_base(KEYS)
-    if #ARGV % 2 ~= 0 then return redis.error_reply('ERR lash: release wants id token pairs') end
+    if #ARGV % 3 ~= 0 then lash_refuse('release wants id token ran triples') end
+    for i = 3, #ARGV, 3 do
+        if ARGV[i] ~= '0' and ARGV[i] ~= '1' then lash_refuse('release: ran must be 0 or 1') end
+    end
     local now = lash_now()
+    lash_guard(base, 'due', 'done', 'stats', 'events')
     local counts, out = {}, {}
-    for i = 1, #ARGV, 2 do
+    for i = 1, #ARGV, 3 do
         local id, token = ARGV[i], ARGV[i + 1]
-        if redis.call('GET', base .. ':lease:' .. id) == token then
-            lash_release_one(base, now, id, counts)
+        local f = lash_lease_read(base .. ':lease:' .. id) == token and
+            lash_row_read(base .. ':p:' .. id, 'attempt', 'cancel', 'on_lost', 'state', 'owner', 'fence')
+        if f and f[4] == 'running' and f[5] and f[6] and f[5] .. ':' .. f[6] == token then
+            lash_release_one(base, now, id, ARGV[i + 2] == '1', f, counts)
             out[#out + 1] = 1
         else
             out[#out + 1] = 0

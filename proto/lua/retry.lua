@@ -1,17 +1,21 @@
 -- retry.lua: an operator re-opens a terminal failed, cancelled or abandoned row
 -- as a fresh pending process (attempts start again from zero). ARGV: id
--- Returns 'reopened', 'refused: <state>' or 'not-found'.
+-- Returns 'reopened', 'refused: <state>' (or why the key is not a row) or
+-- 'not-found'.
 local function lash_retry(KEYS, ARGV)
     local base = lash_base(KEYS)
     local id = ARGV[1]
     if lash_bad_name(id, LASH_ID_MAX, true) then return 'not-found' end
     local rk = base .. ':p:' .. id
-    local state = redis.call('HGET', rk, 'state')
+    local f, why = lash_row_read(rk, 'state')
+    if not f then return 'refused: ' .. why end
+    local state = f[1]
     if not state then return 'not-found' end
     if state ~= 'failed' and state ~= 'cancelled' and state ~= 'abandoned' then
         return 'refused: ' .. state
     end
     local now = lash_now()
+    lash_guard(base, 'due', 'done', 'stats', 'events')
     redis.call('HSET', rk, 'state', 'pending', 'attempt', 0, 'updated_ms', now)
     redis.call('HDEL', rk, 'cancel', 'finished_ms', 'owner')
     redis.call('ZREM', base .. ':done', id)

@@ -2,7 +2,9 @@
 -- Returns field/value pairs: every counter of lash:{q}:stats (rows per state,
 -- total_* since the queue began), due (non-terminal rows), done (retained
 -- terminal rows), oldest_due_ms (how long the longest-waiting eligible row has
--- waited, 0 when none), workers (alive within the last minute), now_ms.
+-- waited, 0 when none), eligible (due rows whose score is <= now: pending rows
+-- ready to run and running rows whose lease ran out), workers (alive within
+-- the last minute), now_ms.
 local function lash_stats(KEYS, ARGV)
     local base = lash_base(KEYS)
     local now = lash_now()
@@ -11,7 +13,7 @@ local function lash_stats(KEYS, ARGV)
     local wait = 0
     if oldest[2] and tonumber(oldest[2]) <= now then wait = now - tonumber(oldest[2]) end
     local extra = { 'due', redis.call('ZCARD', base .. ':due'), 'done', redis.call('ZCARD', base .. ':done'),
-        'oldest_due_ms', wait, 'workers',
+        'oldest_due_ms', wait, 'eligible', redis.call('ZCOUNT', base .. ':due', '-inf', now), 'workers',
         redis.call('ZCOUNT', base .. ':workers', now - LASH_WORKER_STALE_MS, '+inf'), 'now_ms', now }
     for _, v in ipairs(extra) do out[#out + 1] = v end
     return out

@@ -7,6 +7,12 @@
 -- Returns, per row, {id, status}: status 'created', 'exists' (same registration:
 -- a no-op) or an error text starting 'conflict:' or 'invalid:'.
 -- One PUBLISH on lash:{q}:poke per batch wakes the workers.
+--
+-- Nothing is written before every queue-wide key the call writes was checked,
+-- and a row key that holds something other than a row is refused by name: a
+-- batch is never half-applied. A created row's id leaves the done set (where
+-- it may linger when its old row was deleted by hand), so trimming never
+-- deletes the new, live row.
 local function lash_submit_one(base, now, id, kind, payload, opts, counts)
     local why = lash_bad_name(kind, LASH_KIND_MAX, false)
     if why then return 'invalid: kind ' .. why end
@@ -47,9 +53,13 @@ local function lash_submit_one(base, now, id, kind, payload, opts, counts)
     end
     local rk = base .. ':p:' .. id
     -- EXISTS first: a new id (the common case) costs less than six empty fields.
-    local old = redis.call('EXISTS', rk) == 1 and
-        redis.call('HMGET', rk, 'kind', 'payload', 'max_attempts', 'timeout_ms', 'backoff', 'on_lost')
-    if old and old[1] then
+    local old, why = redis.call('EXISTS', rk) == 1
+    if old then
+        old, why = lash_row_read(rk, 'kind', 'payload', 'max_attempts', 'timeout_ms', 'backoff', 'on_lost')
+        if not old then return 'invalid: ' .. why end
+        if not old[1] then return 'invalid: ' .. rk .. ' exists but is not a process row (no kind)' end
+    end
+    if old then
         -- Idempotent by id: the same registration is a no-op, another is a conflict.
         if old[1] ~= kind then return 'conflict: id exists with kind ' .. old[1] end
         if old[2] ~= payload then return 'conflict: id exists with another payload' end
@@ -68,30 +78,49 @@ local function lash_submit_one(base, now, id, kind, payload, opts, counts)
     if on_lost ~= '' then f[#f + 1] = 'on_lost'; f[#f + 1] = on_lost end
     redis.call('HSET', rk, unpack(f))
     lash_index('ZADD', base .. ':due', lash_str(run_at), id)
+    lash_index('ZREM', base .. ':done', id)
     lash_event(base, 'submitted', id, 'kind', kind)
     lash_count(counts, 'pending')
     lash_count(counts, 'total_submitted')
     return 'created'
 end
 
+-- Checks the shape of ARGV (rows of id kind payload nopts [name value]...) and
+-- the keys a call writes, before its first write. True when an id is empty
+-- (the seq counter will be used).
+local function lash_submit_check(base, ARGV)
+    local i, rows, seq = 1, 0, false
+    while i <= #ARGV do
+        local nopts = lash_int(ARGV[i + 3] or '0', 0, 16)
+        if not nopts or i + 3 + 2 * nopts > #ARGV then
+            lash_refuse('row at ARGV[' .. i .. '] must be: id kind payload nopts [name value]...')
+        end
+        if ARGV[i] == '' then seq = true end
+        i = i + 4 + 2 * nopts
+        rows = rows + 1
+        if rows > LASH_BATCH_MAX then lash_refuse('at most ' .. LASH_BATCH_MAX .. ' rows per submit') end
+    end
+    lash_guard(base, 'due', 'done', 'stats', 'events')
+    if seq then
+        local v = redis.pcall('GET', base .. ':seq')
+        if type(v) == 'table' or (v and not lash_int(v, 0, 9007199254740990)) then
+            lash_refuse(base .. ':seq is not a counter: lash did not write it; delete it to go on')
+        end
+    end
+end
+
 local function lash_submit(KEYS, ARGV)
     local base = lash_base(KEYS)
     local now = lash_now()
-    local counts, out, i, rows = {}, {}, 1, 0
+    lash_submit_check(base, ARGV)
+    local counts, out, i = {}, {}, 1
     while i <= #ARGV do
         local id, kind, payload = ARGV[i], ARGV[i + 1], ARGV[i + 2]
         local nopts = lash_int(ARGV[i + 3] or '0', 0, 16)
-        if not nopts or i + 3 + 2 * nopts > #ARGV then
-            return redis.error_reply('ERR lash: row at ARGV[' .. i .. '] must be: id kind payload nopts [name value]...')
-        end
         local opts = {}
         for j = 1, nopts do opts[ARGV[i + 2 + 2 * j]] = ARGV[i + 3 + 2 * j] end
         i = i + 4 + 2 * nopts
-        rows = rows + 1
-        if rows > LASH_BATCH_MAX then
-            return redis.error_reply('ERR lash: at most ' .. LASH_BATCH_MAX .. ' rows per submit')
-        end
-        if id == '' then id = tostring(redis.call('INCR', base .. ':seq')) end
+        if id == '' then id = lash_str(redis.call('INCR', base .. ':seq')) end
         local why = lash_bad_name(id, LASH_ID_MAX, true)
         local status = why and ('invalid: id ' .. why) or lash_submit_one(base, now, id, kind, payload, opts, counts)
         out[#out + 1] = { id, status }

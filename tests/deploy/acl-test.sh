@@ -252,7 +252,7 @@ else
     bad "lashctl stats: $stats"
 fi
 # Owner and state are in the rows themselves.
-owners=$(for i in 1 "$((N / 2))" "$N"; do admin HGET "lash:{default}:p:acl-$i" owner; done | sort -u)
+owners=$(for i in 1 "$((N / 2))" "$N"; do admin HGET "lash:{default}:p:acl-$i" owner; done | sed 's/#.*//' | sort -u)
 if [ "$owners" = acl-worker ]; then
     ok "the rows were run by the worker (owner acl-worker)"
 else

@@ -134,6 +134,10 @@ for i in 1 2 3; do
     fi
 done
 
+# Every transition in the events stream (the default level logs failures only):
+# the check below counts each row's completed events.
+rcli HSET "lash:{$QUEUE}:stats" events all >/dev/null
+
 # --- the workers ------------------------------------------------------------------
 cat >"$TMP/work.sh" <<'EOF'
 #!/bin/sh
@@ -160,14 +164,17 @@ redis_ms() {
     echo $((t[0] * 1000 + t[1] / 1000)) # bash: mawk's %d stops at 2^31
 }
 # heartbeat W: w's last heartbeat (claim call) in Redis ms, or empty.
-heartbeat() { rcli ZSCORE "lash:{$QUEUE}:workers" "$1"; }
+# heartbeat NAME: the last heartbeat of worker --id NAME (a worker's owner in
+# Redis is NAME#<boot nonce>), empty when none.
+heartbeat() { rcli ZRANGE "lash:{$QUEUE}:workers" 0 -1 WITHSCORES | paste - - | awk -v w="$1" 'index($1, w "#") == 1 { print $2 }'; }
 # snapshot ID...: "id state owner fence result" for each row, read in one script
-# so that it is one consistent moment.
+# so that it is one consistent moment; the owner without its boot nonce.
 SNAP_LUA='local out = {}
 for _, id in ipairs(ARGV) do
   local r = redis.call("HMGET", KEYS[1] .. ":p:" .. id, "state", "owner", "fence", "result")
   local result = string.gsub(r[4] or "-", "%s", "_")
-  out[#out + 1] = table.concat({id, r[1] or "-", r[2] or "-", r[3] or "-", result}, " ")
+  local owner = r[2] and string.match(r[2], "^(.-)#") or r[2] or "-"
+  out[#out + 1] = table.concat({id, r[1] or "-", owner, r[3] or "-", result}, " ")
 end
 return out'
 snapshot() { rcli EVAL "$SNAP_LUA" 1 "lash:{$QUEUE}" "$@"; }

@@ -1,84 +1,85 @@
-/* fuzz_route: every parser of the routing layer (registry/route.h) on replies
- * built from arbitrary RESP bytes: CLUSTER SLOTS, HELLO, ROLE, SENTINEL
- * get-master-addr-by-name, redirects and the routing decision, and Sentinel
- * events. Each must answer (LASH_OK or a status with a message), never crash,
- * and keep the slot map consistent. */
-#include <hiredis/hiredis.h>
+/* fuzz_route: lash-web's request router. The input is split at newlines into
+ * method, path, Host, Origin, Sec-Fetch-Site, X-Lash-Token, then query
+ * arguments "name=value" (a line without '=' is an argument without a value).
+ * Whatever comes in, the route is an error with a status and a reason, or a
+ * route whose every field is valid the way the handlers rely on. */
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "registry/route.h"
+#include "proto/keys.h"
+#include "proto/state.h"
+#include "web/route.h"
 
-static void check_map(const lash_slotmap *m)
-{
-    for (int s = 0; s < LASH_SLOTS; s++)
-        if (m->owner[s] != LASH_NO_NODE && m->owner[s] >= m->nnodes) abort();
-    for (size_t i = 0; i < m->nnodes; i++)
-        if (!memchr(m->nodes[i].host, 0, sizeof m->nodes[i].host) || m->nodes[i].port < 1 ||
-            m->nodes[i].port > 65535)
-            abort();
-}
+#define TOKEN "fuzz-token-0123456789"
 
-static void one(const redisReply *r, lash_slotmap *m)
+static void check(const web_request *rq, const web_policy *p)
 {
-    lash_err e = {0};
-    lash_status st = lash_slotmap_parse(m, r, "10.0.0.1", &e);
-    if (st && !e.msg[0]) abort();
-    check_map(m);
-    lash_node_info info;
-    e.msg[0] = 0;
-    if ((st = lash_hello_parse(r, &info, &e)) && !e.msg[0]) abort();
-    bool primary;
-    e.msg[0] = 0;
-    if ((st = lash_role_parse(r, &primary, &e)) && !e.msg[0]) abort();
-    lash_url_host h;
-    e.msg[0] = 0;
-    if ((st = lash_sentinel_master_parse(r, &h, &e)) && !e.msg[0]) abort();
-    if (!st && (!h.host[0] || h.port < 1 || h.port > 65535)) abort();
-    for (int mode = 0; mode < 3; mode++)
-        for (int script = 0; script < 2; script++) {
-            lash_url_host to;
-            lash_route_step s =
-                lash_route_reply(m, (lash_topo_mode)mode, r, 77, script, "h", 0, &to);
-            if (s > LASH_ROUTE_REFRESH) abort();
-            if ((s == LASH_ROUTE_RESEND || s == LASH_ROUTE_ASKING) && (to.port < 1 || !to.host[0]))
-                abort();
-        }
-    check_map(m);
-    if (r->type == REDIS_REPLY_STRING || r->type == REDIS_REPLY_ERROR ||
-        r->type == REDIS_REPLY_STATUS) {
-        lash_redirect d;
-        lash_redirect_parse(r->str, r->len, "h", &d);
-        lash_url_host to;
-        if (lash_sentinel_event_parse("+switch-master", r->str, r->len, "mymaster", &to) &&
-            (to.port < 1 || to.port > 65535))
+    web_route r;
+    web_route_request(rq, p, &r);
+    if (r.kind == WEB_R_ERROR) {
+        int s = r.status;
+        if (!(s == 400 || s == 401 || s == 403 || s == 404 || s == 405 || s == 421) ||
+            !r.error[0] || !memchr(r.error, 0, sizeof r.error))
             abort();
-        if (lash_sentinel_event_parse(LASH_SENTINEL_PROMOTING, r->str, r->len, "mymaster", &to) &&
-            (to.port < 1 || to.port > 65535))
-            abort();
+        return;
     }
+    if (r.kind == WEB_R_RETRY || r.kind == WEB_R_CANCEL || r.kind == WEB_R_POKE) {
+        if (!p->token || !web_token_equal(rq->token, p->token) || strcmp(rq->method, "POST"))
+            abort();
+        if (rq->sec_fetch_site && strcmp(rq->sec_fetch_site, "same-origin") &&
+            strcmp(rq->sec_fetch_site, "none"))
+            abort();
+    } else if (strcmp(rq->method, "GET") && strcmp(rq->method, "HEAD")) {
+        abort();
+    }
+    if (r.queue[0] && lash_queue_check(r.queue, NULL)) abort();
+    if (r.id[0] && lash_id_check(r.id, strlen(r.id), NULL)) abort();
+    if (r.state[0] && lash_state_parse(r.state) < 0) abort();
+    if (r.limit < 1 || r.limit > 500) abort();
+    if (strcmp(r.cursor, "0") && r.cursor[0] != 'd' && r.cursor[0] != 't') abort();
+    if ((r.kind == WEB_R_PROCESS || r.kind == WEB_R_RETRY || r.kind == WEB_R_CANCEL) &&
+        (!r.queue[0] || !r.id[0]))
+        abort();
+    for (const char *c = r.reason; *c; c++)
+        if (*c < 0x20 || *c > 0x7e) abort();
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    redisReader *rd = redisReaderCreate();
-    if (!rd) abort();
-    static lash_slotmap m;
-    static int init;
-    if (!init) {
-        lash_slotmap_init(&m);
-        init = 1;
-    }
-    if (redisReaderFeed(rd, (const char *)data, size) == REDIS_OK) {
-        void *r = NULL;
-        for (int k = 0; k < 64 && redisReaderGetReply(rd, &r) == REDIS_OK && r; k++) {
-            one(r, &m);
-            freeReplyObject(r);
-            r = NULL;
+    char *s = malloc(size + 1);
+    if (!s) abort();
+    memcpy(s, data, size);
+    s[size] = 0;
+    char *line[6] = {0};
+    web_kv args[16];
+    size_t nargs = 0, nl = 0;
+    char *p = s;
+    while (p) {
+        char *next = strchr(p, '\n');
+        if (next) *next++ = 0;
+        if (nl < 6) {
+            line[nl++] = p;
+        } else if (nargs < 16) {
+            char *eq = strchr(p, '=');
+            if (eq) *eq++ = 0;
+            args[nargs++] = (web_kv){p, eq};
         }
+        p = next;
     }
-    redisReaderFree(rd);
+    web_request rq = {.method = line[0] ? line[0] : "",
+                      .path = line[1],
+                      .host = line[2] && line[2][0] ? line[2] : NULL,
+                      .origin = line[3] && line[3][0] ? line[3] : NULL,
+                      .sec_fetch_site = line[4] && line[4][0] ? line[4] : NULL,
+                      .token = line[5],
+                      .args = args,
+                      .nargs = nargs};
+    const web_policy ro = {NULL, true}, rw = {TOKEN, true}, open = {TOKEN, false};
+    check(&rq, &ro);
+    check(&rq, &rw);
+    check(&rq, &open);
+    free(s);
     return 0;
 }

@@ -13,7 +13,7 @@ case $secs in '' | *[!0-9]*) echo "usage: $0 [SECONDS]" >&2; exit 2 ;; esac
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
 build=${LASH_FUZZ_BUILD:-$root/build-fuzz}
-targets=${LASH_FUZZ_TARGETS:-fuzz_record fuzz_url fuzz_jsonl fuzz_result fuzz_route}
+targets=${LASH_FUZZ_TARGETS:-fuzz_record fuzz_url fuzz_jsonl fuzz_result fuzz_route fuzz_redirect}
 
 CC=${CC:-clang}
 case $("$CC" --version 2>/dev/null | head -n 1) in
