@@ -398,12 +398,19 @@ static int name_cmp(const void *a, const void *b)
     return strcmp(a, b);
 }
 
-lash_status lash_discover_queues(lash_conn *c, size_t max, lash_queue_list *out, lash_err *e)
+/* What a SCAN of one node adds to: the list so far, its capacity, the bound. */
+typedef struct {
+    lash_queue_list *out;
+    size_t cap, max;
+} discovery;
+
+/* Scans one node (a primary: in a Cluster each holds its own queues). */
+static lash_status scan_node(lash_conn *c, void *ud, lash_err *e)
 {
+    discovery *d = ud;
+    lash_queue_list *out = d->out;
     char cursor[32] = "0";
-    size_t cap = 0;
     lash_status st = LASH_OK;
-    memset(out, 0, sizeof *out);
     do {
         const char *argv[] = {"SCAN", cursor, "MATCH", "lash:{*}:stats", "COUNT", "1000"};
         redisReply *r = command(c, NULL, "SCAN", 6, argv, e, &st);
@@ -424,22 +431,30 @@ lash_status lash_discover_queues(lash_conn *c, size_t max, lash_queue_list *out,
             bool dup = false; /* SCAN may return a key twice */
             for (size_t j = 0; j < out->n && !dup; j++)
                 dup = strcmp(out->names[j], q) == 0;
-            if (dup || (max && out->n >= max)) continue;
-            if (out->n == cap) {
-                size_t ncap = cap ? 2 * cap : 16;
+            if (dup || (d->max && out->n >= d->max)) continue;
+            if (out->n == d->cap) {
+                size_t ncap = d->cap ? 2 * d->cap : 16;
                 void *p = realloc(out->names, ncap * sizeof *out->names);
                 if (!p) {
                     st = lash_fail(e, LASH_ENOMEM, "out of memory");
                     break;
                 }
                 out->names = p;
-                cap = ncap;
+                d->cap = ncap;
             }
             memcpy(out->names[out->n++], q, qlen + 1);
         }
         if (!st) snprintf(cursor, sizeof cursor, "%s", r->element[0]->str);
         freeReplyObject(r);
     } while (!st && strcmp(cursor, "0") != 0);
+    return st;
+}
+
+lash_status lash_discover_queues(lash_conn *c, size_t max, lash_queue_list *out, lash_err *e)
+{
+    memset(out, 0, sizeof *out);
+    discovery d = {out, 0, max};
+    lash_status st = lash_conn_each_primary(c, scan_node, &d, e);
     if (st) {
         lash_queue_list_free(out);
         return st;

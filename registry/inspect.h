@@ -19,7 +19,8 @@
  *   lash_due_count      rows in lash:{q}:due (ZCARD): every non-terminal row
  *   lash_done_count     rows in lash:{q}:done (ZCARD): retained terminal rows
  *   lash_finished_*     a subscription to lash:{q}:finished (`lashctl wait`)
- *   lash_discover_queues  every queue that has a stats hash (SCAN)
+ *   lash_discover_queues  every queue that has a stats hash (SCAN of every
+ *                       primary)
  *
  * The same thread rules as registry.h: a lash_conn belongs to one thread.
  */
@@ -125,9 +126,8 @@ typedef struct {
  * found with SCAN MATCH lash:{*}:stats COUNT 1000, sorted, at most max (0: no
  * bound). Names that are not valid queue names are skipped. SCAN walks the
  * whole keyspace (about keys/1000 round trips), so callers cache the answer
- * rather than discover on every read. On a Cluster, SCAN sees one node: this
- * must visit every primary (the connection's routing owns that), or it finds
- * only the queues of the node it asked. */
+ * rather than discover on every read. On a Cluster, SCAN sees one node, so
+ * every primary is scanned (lash_conn_each_primary) and the names merged. */
 lash_status lash_discover_queues(lash_conn *c, size_t max, lash_queue_list *out, lash_err *e);
 void lash_queue_list_free(lash_queue_list *l);
 

@@ -19,6 +19,7 @@
 #include "tests/ha.h"
 
 #include "proto/slot.h"
+#include "registry/inspect.h"
 
 #define NQ 6
 #define PER_QUEUE 500
@@ -296,6 +297,11 @@ Test(cluster, drains_3000_through_a_migration_and_two_failovers, .fini = fini, .
     lash_err e = {0};
     lash_conn_opts o = {.timeout_ms = 5000, .failover_ms = 30000};
     cr_assert_eq(lash_connect_opts(url, &o, &c, &e), LASH_OK, "%s", e.msg);
+    /* The queues live on three primaries; discovery (lash-web, stats) sees all. */
+    lash_queue_list ql;
+    cr_assert_eq(lash_discover_queues(c, 0, &ql, &e), LASH_OK, "%s", e.msg);
+    cr_expect_eq(ql.n, NQ, "queue discovery saw %zu of %d queues", ql.n, NQ);
+    lash_queue_list_free(&ql);
     long total = (long)NQ * PER_QUEUE;
     long long t0 = ha_wall_ms();
 
