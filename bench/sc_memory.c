@@ -21,7 +21,7 @@ static void claim_complete_all(lash_conn *c, const char *q, long n)
     long total = 0;
     for (;;) {
         lash_claim_batch b;
-        if (lash_claim(c, q, "bench-mem", BATCH, 600000, (lash_retention){-1, 0}, 0, &b, &e))
+        if (lash_claim(c, q, "bench-mem", BATCH, 600000, (lash_retention){-1, 0}, 0, -1, &b, &e))
             bench_die("claim: %s", e.msg);
         if (b.n == 0) break;
         for (size_t j = 0; j < b.n; j++)

@@ -69,7 +69,7 @@ void sc_registry(const bench_opts *o)
     long claimed = 0;
     for (;;) {
         lash_claim_batch *b = &batches[nb];
-        if (lash_claim(c, QUEUE, "bench-reg", CLAIM_BATCH, 600000, keep, 0, b, &e))
+        if (lash_claim(c, QUEUE, "bench-reg", CLAIM_BATCH, 600000, keep, 0, 0, b, &e))
             bench_die("claim: %s", e.msg);
         if (b->n == 0) break;
         claimed += (long)b->n;

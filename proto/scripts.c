@@ -10,13 +10,18 @@
 #include "proto/sha1.h"
 
 static const char *const op_names[LASH_OP_COUNT] = {
-    "submit", "claim", "renew", "complete", "release", "cancel",
-    "retry",  "list",  "stats", "trim",     "recover", "recount",
+    "submit", "claim", "renew", "complete", "release", "cancel", "retry",
+    "list",   "stats", "trim",  "recover",  "recount", "peek",
 };
 
 /* Read-only operations may run on replicas: flagged no-writes in the library. */
 static const int op_readonly[LASH_OP_COUNT] = {
-    [LASH_OP_LIST] = 1, [LASH_OP_STATS] = 1, [LASH_OP_RECOVER] = 1};
+    [LASH_OP_LIST] = 1, [LASH_OP_STATS] = 1, [LASH_OP_RECOVER] = 1, [LASH_OP_PEEK] = 1};
+
+/* Operations whose EVAL text goes without lib.lua: they use none of it, and an
+ * EVALSHA runs its script's whole text (the library's function definitions
+ * too) on every call. The poll's peek is called most of all. */
+static const int op_bare[LASH_OP_COUNT] = {[LASH_OP_PEEK] = 1};
 
 static struct {
     char *text[LASH_OP_COUNT];
@@ -73,7 +78,7 @@ static void build(void)
     for (int op = 0; op < LASH_OP_COUNT; op++) {
         const lash_lua_source *src = source(op_names[op]);
         buf b = {0};
-        put(&b, lib->text, lib->len);
+        if (!op_bare[op]) put(&b, lib->text, lib->len);
         put(&b, src->text, src->len);
         puts_(&b, "\nreturn lash_");
         puts_(&b, op_names[op]);

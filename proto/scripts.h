@@ -35,6 +35,7 @@ typedef enum {
     LASH_OP_TRIM,
     LASH_OP_RECOVER,
     LASH_OP_RECOUNT,
+    LASH_OP_PEEK,
     LASH_OP_COUNT
 } lash_op;
 

@@ -75,21 +75,20 @@ static const cell table[LASH_STATE_COUNT][LASH_T_COUNT] = {
                                    {LEFT, LASH_RUNNING}, {0, LASH_FAILED}),
             /* Flagged and announced; the owner stops it and records 'cancelled'. */
             [LASH_T_CANCEL] = RULES({0, LASH_RUNNING}),
-            /* Only the lease holder records; anyone else is stale. Success wins
-             * over a cancel asked: the work was done. */
-            [LASH_T_COMPLETE_OK] = RULES({LEASED, LASH_COMPLETED}),
-            [LASH_T_COMPLETE_FAIL] = RULES({LEASED | ASKED, LASH_CANCELLED},
-                                           {LEASED | LEFT, LASH_PENDING}, {LEASED, LASH_FAILED}),
-            [LASH_T_COMPLETE_CANCEL] = RULES({LEASED, LASH_CANCELLED}),
-            [LASH_T_COMPLETE_ABORT] =
-                RULES({LEASED | ASKED, LASH_CANCELLED}, {LEASED, LASH_FAILED}),
+            /* Only the holder the row names (owner:fence) records; anyone else is
+             * stale. Its lease key may have run out meanwhile: until a claim
+             * takes the row over, the row still names it. Success wins over a
+             * cancel asked: the work was done. */
+            [LASH_T_COMPLETE_OK] = RULES({0, LASH_COMPLETED}),
+            [LASH_T_COMPLETE_FAIL] =
+                RULES({ASKED, LASH_CANCELLED}, {LEFT, LASH_PENDING}, {0, LASH_FAILED}),
+            [LASH_T_COMPLETE_CANCEL] = RULES({0, LASH_CANCELLED}),
+            [LASH_T_COMPLETE_ABORT] = RULES({ASKED, LASH_CANCELLED}, {0, LASH_FAILED}),
             /* The attempt is handed back; a row that ran under on_lost=abandon
              * may have done part of its work, so it never runs again. */
-            [LASH_T_RELEASE_UNRUN] =
-                RULES({LEASED | ASKED, LASH_CANCELLED}, {LEASED, LASH_PENDING}),
+            [LASH_T_RELEASE_UNRUN] = RULES({ASKED, LASH_CANCELLED}, {0, LASH_PENDING}),
             [LASH_T_RELEASE_RAN] =
-                RULES({LEASED | ASKED, LASH_CANCELLED}, {LEASED | ABANDON, LASH_ABANDONED},
-                      {LEASED, LASH_PENDING}),
+                RULES({ASKED, LASH_CANCELLED}, {ABANDON, LASH_ABANDONED}, {0, LASH_PENDING}),
         },
     /* completed is final: not even an operator reopens a success. */
     [LASH_FAILED] = {[LASH_T_REOPEN] = RULES({0, LASH_PENDING})},

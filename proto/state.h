@@ -55,8 +55,9 @@ typedef enum {
 /* What the scripts look at in a row, besides its state: the facts that choose
  * between an edge's ends. A set of them is a bit mask. */
 typedef enum {
-    LASH_ROW_LEASED = 1 << 0,        /* its lease key is live; for complete and release:
-                                        it holds the caller's token */
+    LASH_ROW_LEASED = 1 << 0,        /* its lease key is live (a claim skips the row);
+                                        complete and release ask the row instead,
+                                        which names its holder (owner:fence) */
     LASH_ROW_ATTEMPTS_LEFT = 1 << 1, /* attempt < max_attempts */
     LASH_ROW_ABANDON = 1 << 2,       /* on_lost=abandon */
     LASH_ROW_CANCEL_ASKED = 1 << 3,  /* cancel=1: an operator asked while it ran */

@@ -93,6 +93,7 @@ typedef struct lash_apending {
     lash_aclaim_cb *claim_cb;
     lash_astatus_cb *status_cb;
     lash_arecover_cb *recover_cb;
+    lash_apeek_cb *peek_cb;
     const char *owner; /* recover: the leases name it (the caller keeps it alive) */
     void *ud;
     struct lash_apending *next;

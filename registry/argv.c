@@ -101,7 +101,7 @@ void lash_argv_free(lash_argv *a)
 }
 
 void lash_argv_claim(lash_argv *a, const char *queue, const char *owner, int n, int64_t ttl_ms,
-                     lash_retention keep, uint32_t seq)
+                     lash_retention keep, uint32_t seq, int upkeep)
 {
     lash_argv_script(a, LASH_OP_CLAIM, queue);
     lash_argv_adds(a, owner);
@@ -109,7 +109,8 @@ void lash_argv_claim(lash_argv *a, const char *queue, const char *owner, int n, 
     lash_argv_addi(a, ttl_ms);
     lash_argv_addi(a, keep.keep_n);
     lash_argv_addi(a, keep.keep_ms);
-    if (seq) lash_argv_addi(a, seq);
+    if (seq || upkeep >= 0) lash_argv_addi(a, seq);
+    if (upkeep >= 0) lash_argv_addi(a, upkeep);
 }
 
 void lash_argv_recover(lash_argv *a, const char *queue, const char *owner, uint32_t seq)

@@ -40,7 +40,7 @@ void lash_argv_free(lash_argv *a);
 
 /* Encoders for each operation (shared by sync and async). */
 void lash_argv_claim(lash_argv *a, const char *queue, const char *owner, int n, int64_t ttl_ms,
-                     lash_retention keep, uint32_t seq);
+                     lash_retention keep, uint32_t seq, int upkeep);
 void lash_argv_recover(lash_argv *a, const char *queue, const char *owner, uint32_t seq);
 void lash_argv_renew(lash_argv *a, const char *queue, int64_t ttl_ms, const lash_lease *l,
                      size_t n);

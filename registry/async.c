@@ -64,6 +64,12 @@ void lash_apending_finish(lash_apending *p, redisReply *r, lash_status code, con
         if (!st) st = lash_reply_claim(r, &b, &e);
         p->claim_cb(st, &b, &e, p->ud);
         if (st) lash_claim_batch_free(&b);
+    } else if (p->peek_cb) {
+        bool due = false;
+        if (!st && r->type != REDIS_REPLY_INTEGER)
+            st = lash_fail(&e, LASH_EPROTO, "peek: expected an integer");
+        if (!st) due = r->integer > 0;
+        p->peek_cb(st, due, &e, p->ud);
     } else if (p->recover_cb) {
         lash_recovered rec = {0};
         if (!st) st = lash_reply_recover(r, p->owner, &rec, &e);
@@ -318,11 +324,20 @@ static lash_status send_pending(lash_aconn *c, lash_apending *p)
 }
 
 lash_status lash_aclaim(lash_aconn *c, const char *queue, const char *owner, int n, int64_t ttl_ms,
-                        lash_retention keep, uint32_t seq, lash_aclaim_cb *cb, void *ud)
+                        lash_retention keep, uint32_t seq, int upkeep, lash_aclaim_cb *cb, void *ud)
 {
     lash_apending *p = new_pending(0, cb, NULL, ud);
     if (!p) return LASH_ENOMEM;
-    lash_argv_claim(&p->argv, queue, owner, n, ttl_ms, keep, seq);
+    lash_argv_claim(&p->argv, queue, owner, n, ttl_ms, keep, seq, upkeep);
+    return send_pending(c, p);
+}
+
+lash_status lash_apeek(lash_aconn *c, const char *queue, lash_apeek_cb *cb, void *ud)
+{
+    lash_apending *p = new_pending(0, NULL, NULL, ud);
+    if (!p) return LASH_ENOMEM;
+    p->peek_cb = cb;
+    lash_argv_script(&p->argv, LASH_OP_PEEK, queue);
     return send_pending(c, p);
 }
 

@@ -82,9 +82,13 @@ typedef void lash_arecover_cb(lash_status st, const lash_recovered *r, const las
 /* Each returns LASH_OK when the command is on its way (its callback will run),
  * an error (and no callback) when it could not be sent. */
 lash_status lash_aclaim(lash_aconn *c, const char *queue, const char *owner, int n, int64_t ttl_ms,
-                        lash_retention keep, uint32_t seq, lash_aclaim_cb *cb, void *ud);
+                        lash_retention keep, uint32_t seq, int upkeep, lash_aclaim_cb *cb,
+                        void *ud);
 lash_status lash_arecover(lash_aconn *c, const char *queue, const char *owner, uint32_t seq,
                           lash_arecover_cb *cb, void *ud);
+/* A peek reply: due says whether a row of the queue is eligible now. */
+typedef void lash_apeek_cb(lash_status st, bool due, const lash_err *e, void *ud);
+lash_status lash_apeek(lash_aconn *c, const char *queue, lash_apeek_cb *cb, void *ud);
 lash_status lash_arenew(lash_aconn *c, const char *queue, int64_t ttl_ms, const lash_lease *l,
                         size_t n, lash_astatus_cb *cb, void *ud);
 lash_status lash_acomplete(lash_aconn *c, const char *queue, const lash_completion *r, size_t n,

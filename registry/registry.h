@@ -129,9 +129,14 @@ lash_status lash_submit_wait(lash_conn *c, const char *queue, const lash_submiss
  * the protocol's words: proto/ops.h. */
 
 /* Claims up to n due rows for owner, leased for ttl_ms. seq (0: none) names the
- * call: when the reply is lost, lash_recover(seq) finds the rows it leased. */
+ * call: when the reply is lost, lash_recover(seq) finds the rows it leased.
+ * upkeep > 0 also does the queue's upkeep: owner's heartbeat in the workers
+ * set and retention (keep) of at most upkeep terminal rows; 0 none (a worker
+ * asks about once a second: see turn.c); -1 the script's default (upkeep on
+ * every call, 100 + n rows). */
 lash_status lash_claim(lash_conn *c, const char *queue, const char *owner, int n, int64_t ttl_ms,
-                       lash_retention keep, uint32_t seq, lash_claim_batch *out, lash_err *e);
+                       lash_retention keep, uint32_t seq, int upkeep, lash_claim_batch *out,
+                       lash_err *e);
 
 /* Renews leases for ttl_ms: status[i] is a lash_renew_status. */
 lash_status lash_renew(lash_conn *c, const char *queue, int64_t ttl_ms, const lash_lease *l,
@@ -147,6 +152,9 @@ lash_status lash_complete(lash_conn *c, const char *queue, const lash_completion
  * status[i] is a lash_release_status. */
 lash_status lash_release(lash_conn *c, const char *queue, const lash_lease *l, const bool *ran,
                          size_t n, int *status, lash_err *e);
+
+/* Whether a row of queue is eligible now (a worker's poll, read-only). */
+lash_status lash_peek(lash_conn *c, const char *queue, bool *due, lash_err *e);
 
 /* The rows claim seq of owner leased that owner still holds: out (free it
  * with lash_recovered_free) lists their leases and owns their ids.

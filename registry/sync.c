@@ -321,15 +321,31 @@ lash_status lash_submit_wait(lash_conn *c, const char *queue, const lash_submiss
 /* ---- worker operations ---------------------------------------------------- */
 
 lash_status lash_claim(lash_conn *c, const char *queue, const char *owner, int n, int64_t ttl_ms,
-                       lash_retention keep, uint32_t seq, lash_claim_batch *out, lash_err *e)
+                       lash_retention keep, uint32_t seq, int upkeep, lash_claim_batch *out,
+                       lash_err *e)
 {
     lash_argv a;
     lash_status st;
     memset(out, 0, sizeof *out);
     if ((st = lash_queue_check(queue, e)) || (st = lash_worker_id_check(owner, e))) return st;
-    lash_argv_claim(&a, queue, owner, n, ttl_ms, keep, seq);
+    lash_argv_claim(&a, queue, owner, n, ttl_ms, keep, seq, upkeep);
     redisReply *r = call(c, &a, e, &st);
     if (!st) st = lash_reply_claim(r, out, e);
+    freeReplyObject(r);
+    return st;
+}
+
+lash_status lash_peek(lash_conn *c, const char *queue, bool *due, lash_err *e)
+{
+    lash_argv a;
+    lash_status st;
+    *due = false;
+    if ((st = lash_queue_check(queue, e))) return st;
+    lash_argv_script(&a, LASH_OP_PEEK, queue);
+    redisReply *r = call(c, &a, e, &st);
+    if (!st && r->type != REDIS_REPLY_INTEGER)
+        st = lash_fail(e, LASH_EPROTO, "peek: expected an integer");
+    if (!st) *due = r->integer > 0;
     freeReplyObject(r);
     return st;
 }

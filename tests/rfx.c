@@ -166,7 +166,8 @@ lash_claim_batch claim(const char *q, const char *owner, int n, int64_t ttl)
 {
     lash_claim_batch b;
     lash_err e = {0};
-    cr_assert_eq(lash_claim(C, q, owner, n, ttl, KEEP_ALL, 0, &b, &e), LASH_OK, "claim: %s", e.msg);
+    cr_assert_eq(lash_claim(C, q, owner, n, ttl, KEEP_ALL, 0, -1, &b, &e), LASH_OK, "claim: %s",
+                 e.msg);
     return b;
 }
 

@@ -72,8 +72,9 @@ Test(claim, claim_returns_the_row)
     cr_expect_eq(renew1("q", "c1", "w-1", 2, 50000), LASH_RENEW_LOST);
 
     lash_err e = {0};
-    cr_expect_eq(lash_claim(C, "q", "bad owner", 1, 1000, KEEP_ALL, 0, &b, &e), LASH_EINVAL);
-    cr_expect_neq(lash_claim(C, "q", "w", LASH_BATCH_MAX + 1, 1000, KEEP_ALL, 0, &b, &e), LASH_OK);
+    cr_expect_eq(lash_claim(C, "q", "bad owner", 1, 1000, KEEP_ALL, 0, -1, &b, &e), LASH_EINVAL);
+    cr_expect_neq(lash_claim(C, "q", "w", LASH_BATCH_MAX + 1, 1000, KEEP_ALL, 0, -1, &b, &e),
+                  LASH_OK);
 }
 
 Test(claim, delayed_rows_wait_for_run_at)
@@ -147,7 +148,8 @@ static void *race(void *arg)
     }
     for (;;) {
         lash_claim_batch b;
-        if (lash_claim(c, "race", r->owner, r->batch, TTL_LONG, KEEP_ALL, 0, &b, &e) != LASH_OK) {
+        if (lash_claim(c, "race", r->owner, r->batch, TTL_LONG, KEEP_ALL, 0, -1, &b, &e) !=
+            LASH_OK) {
             r->err = 2;
             break;
         }

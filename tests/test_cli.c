@@ -168,7 +168,7 @@ static pid_t worker_after(const lash_fx_redis *rd, int delay_ms, lash_outcome ou
     lash_err e = {0};
     if (lash_connect(rd->url, 5000, &c, &e)) _exit(10);
     lash_claim_batch b;
-    if (lash_claim(c, "default", "w-test", 100, 30000, (lash_retention){-1, 0}, 0, &b, &e))
+    if (lash_claim(c, "default", "w-test", 100, 30000, (lash_retention){-1, 0}, 0, -1, &b, &e))
         _exit(11);
     if (b.n == 0) _exit(12);
     lash_completion comp[100];
@@ -541,7 +541,7 @@ Test(cli, cancel_and_retry_follow_the_registry)
     lash_conn *c = lash_fx_connect(&rd);
     lash_claim_batch b;
     lash_err e = {0};
-    cr_assert_eq(lash_claim(c, "default", "w-x", 10, 30000, (lash_retention){-1, 0}, 0, &b, &e),
+    cr_assert_eq(lash_claim(c, "default", "w-x", 10, 30000, (lash_retention){-1, 0}, 0, -1, &b, &e),
                  LASH_OK);
     cr_assert_eq(b.n, 1);
     lash_claim_batch_free(&b);
@@ -839,8 +839,9 @@ Test(cli, list_stats_workers_events_top_trim)
     lash_conn *c = lash_fx_connect(&rd);
     lash_claim_batch b;
     lash_err e = {0};
-    cr_assert_eq(lash_claim(c, "default", "host-a.1", 1, 30000, (lash_retention){-1, 0}, 0, &b, &e),
-                 LASH_OK);
+    cr_assert_eq(
+        lash_claim(c, "default", "host-a.1", 1, 30000, (lash_retention){-1, 0}, 0, -1, &b, &e),
+        LASH_OK);
     lash_claim_batch_free(&b);
     r = LASHCTL(&rd, NULL, "workers");
     cr_assert_eq(r.code, 0);

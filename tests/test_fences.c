@@ -212,7 +212,7 @@ Test(fences, recover_finds_the_rows_of_a_lost_claim)
     submit_ok("t", job("y", "k", "{}"));
     lash_claim_batch b;
     lash_err e = {0};
-    cr_assert_eq(lash_claim(C, "t", "w1#n1", 10, TTL_LONG, KEEP_ALL, 17, &b, &e), LASH_OK);
+    cr_assert_eq(lash_claim(C, "t", "w1#n1", 10, TTL_LONG, KEEP_ALL, 17, -1, &b, &e), LASH_OK);
     cr_assert_eq(b.n, 2);
     lash_claim_batch_free(&b); /* the reply that "never came" */
 

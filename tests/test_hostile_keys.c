@@ -108,9 +108,9 @@ Test(hostile, a_lease_without_expiry_is_given_one_and_reported)
     lash_claim_batch_free(&b);
 }
 
-/* One bad lease key in a batch must not fail the other rows' renew, complete or
+/* One bad row key in a batch must not fail the other rows' renew, complete or
  * release: each row answers for itself. */
-Test(hostile, renew_complete_and_release_answer_per_row_past_a_junk_lease)
+Test(hostile, renew_complete_and_release_answer_per_row_past_a_junk_row)
 {
     submit_ok("t", job("x", "k", "{}"));
     submit_ok("t", job("y", "k", "{}"));
@@ -124,8 +124,8 @@ Test(hostile, renew_complete_and_release_answer_per_row_past_a_junk_lease)
         if (!strcmp(b.rows[i].id, "z")) fz = b.rows[i].fence;
     }
     lash_claim_batch_free(&b);
-    cmd_ok("DEL lash:{t}:lease:x");
-    cmd_ok("HSET lash:{t}:lease:x junk 1");
+    cmd_ok("DEL lash:{t}:p:x");
+    cmd_ok("RPUSH lash:{t}:p:x junk");
 
     lash_lease l[] = {{"x", "W", fx}, {"y", "W", fy}};
     int st[3] = {-1, -1, -1};
@@ -165,9 +165,11 @@ static void expect_refused_by_name(lash_status st, const lash_err *e, const char
     cr_expect(strstr(e->msg, key), "the error names %s: %s", key, e->msg);
 }
 
+/* The state keys (due, done, stats) are checked before a call's first write:
+ * one of another type fails the call by name, and nothing is written. */
 Test(hostile, submit_with_a_queue_key_of_another_type_writes_nothing)
 {
-    static const char *const names[] = {"due", "done", "stats", "events"};
+    static const char *const names[] = {"due", "done", "stats"};
     for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
         char q[16];
         snprintf(q, sizeof q, "s%zu", i);
@@ -185,7 +187,7 @@ Test(hostile, submit_with_a_queue_key_of_another_type_writes_nothing)
 
 Test(hostile, claim_with_a_queue_key_of_another_type_writes_nothing)
 {
-    static const char *const names[] = {"done", "stats", "events", "workers"};
+    static const char *const names[] = {"done", "stats"};
     for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
         char q[16];
         snprintf(q, sizeof q, "c%zu", i);
@@ -194,7 +196,7 @@ Test(hostile, claim_with_a_queue_key_of_another_type_writes_nothing)
         junk(q, names[i]);
         lash_claim_batch b;
         lash_err e = {0};
-        expect_refused_by_name(lash_claim(C, q, "W", 10, TTL_LONG, KEEP_ALL, 0, &b, &e), &e, q,
+        expect_refused_by_name(lash_claim(C, q, "W", 10, TTL_LONG, KEEP_ALL, 0, -1, &b, &e), &e, q,
                                names[i]);
         char *state = hget(q, "a1", "state");
         cr_expect_str_eq(state, "pending", "%s: the row moved", names[i]);
@@ -206,7 +208,7 @@ Test(hostile, claim_with_a_queue_key_of_another_type_writes_nothing)
 
 Test(hostile, complete_with_a_queue_key_of_another_type_writes_nothing)
 {
-    static const char *const names[] = {"due", "done", "stats", "events"};
+    static const char *const names[] = {"due", "done", "stats"};
     for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
         char q[16];
         snprintf(q, sizeof q, "d%zu", i);
@@ -223,6 +225,42 @@ Test(hostile, complete_with_a_queue_key_of_another_type_writes_nothing)
         free(state);
         cr_expect_eq(cmd_int("EXISTS lash:{%s}:lease:a1", q), 1, "%s: the lease went", names[i]);
     }
+}
+
+/* The log keys (events, workers) are written at best: one of another type
+ * loses its entries, never the call; a claim names it in a note. */
+Test(hostile, a_junk_events_key_loses_the_log_not_the_work)
+{
+    lash_fx_events_all(C, "ev");
+    junk("ev", "events");
+    submit_ok("ev", job("a1", "k", "{}"));
+    lash_claim_batch b = claim("ev", "W", 10, TTL_LONG);
+    cr_assert_eq(b.n, 1, "a1 is claimed");
+    cr_expect(noted(&b, "lash:{ev}:events", "not a stream"), "no note names the events key");
+    lash_completion c = {{"a1", "W", b.rows[0].fence}, LASH_OUT_OK, "r", 1, 0};
+    lash_claim_batch_free(&b);
+    int st = -1;
+    lash_err e = {0};
+    cr_assert_eq(lash_complete(C, "ev", &c, 1, &st, &e), LASH_OK, "%s", e.msg);
+    cr_expect_eq(st, LASH_DONE_RECORDED);
+    expect_state("ev", "a1", "completed");
+    redisReply *r = cmd("GET lash:{ev}:events");
+    cr_expect_str_eq(r->str, "junk", "the junk is left as it was");
+    freeReplyObject(r);
+}
+
+Test(hostile, a_junk_workers_key_loses_the_heartbeat_not_the_claim)
+{
+    junk("wk", "workers");
+    submit_ok("wk", job("a1", "k", "{}"));
+    lash_claim_batch b = claim("wk", "W", 10, TTL_LONG);
+    cr_expect_eq(b.n, 1, "a1 is claimed");
+    cr_expect(noted(&b, "W", "lash:{wk}:workers is not a sorted set"),
+              "no note names the workers key");
+    lash_claim_batch_free(&b);
+    redisReply *r = cmd("GET lash:{wk}:workers");
+    cr_expect_str_eq(r->str, "junk", "the junk is left as it was");
+    freeReplyObject(r);
 }
 
 /* ---- rows with fields lash did not write ----------------------------------------------- */
@@ -335,6 +373,20 @@ Test(hostile, bad_row_with_an_expired_lease_fails)
     lash_stats st = stats("q");
     cr_expect_eq(st.count[LASH_RUNNING], 0);
     cr_expect_eq(st.count[LASH_FAILED], 1);
+}
+
+/* The holder is the token the row names; the lease key only keeps time. A
+ * lease key of another type beside a held row does not take it from its
+ * holder (and the next claim that meets it repairs it). */
+Test(hostile, a_junk_lease_key_does_not_unseat_the_holder_the_row_names)
+{
+    submit_ok("t", job("x", "k", "{}"));
+    int64_t f = claim_one("t", "W", "x", TTL_LONG);
+    cmd_ok("DEL lash:{t}:lease:x");
+    cmd_ok("HSET lash:{t}:lease:x junk 1");
+    cr_expect_eq(renew1("t", "x", "W", f, TTL_LONG), LASH_RENEW_OK);
+    cr_expect_eq(complete1("t", "x", "W", f, LASH_OUT_OK, "r", 0), LASH_DONE_RECORDED);
+    cr_expect_eq(cmd_int("EXISTS lash:{t}:lease:x"), 0, "the finish deleted the key");
 }
 
 /* ---- leases without their row (found by the model test) ---------------------- */

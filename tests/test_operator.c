@@ -263,7 +263,7 @@ Test(operator, claim_applies_retention)
     cr_assert_eq(finish_all("q", 0), 20);
     lash_claim_batch b;
     lash_err e = {0};
-    cr_assert_eq(lash_claim(C, "q", "W", 1, 1000, (lash_retention){5, 0}, 0, &b, &e), LASH_OK);
+    cr_assert_eq(lash_claim(C, "q", "W", 1, 1000, (lash_retention){5, 0}, 0, -1, &b, &e), LASH_OK);
     lash_claim_batch_free(&b);
     cr_expect_eq(cmd_int("ZCARD lash:{q}:done"), 5);
     cr_expect_eq(count_keys("lash:{q}:p:*"), 5);

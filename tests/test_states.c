@@ -90,7 +90,7 @@ static void drive(const char *q, lash_transition t, int64_t fence)
     switch (t) {
     case LASH_T_CLAIM:
         cmd_ok("ZADD %s 0 %s", lash_key(due, q, LASH_KEY_DUE), ID); /* due now */
-        cr_assert_eq(lash_claim(C, q, "w2", 1, TTL_LONG, KEEP_ALL, 0, &b, NULL), LASH_OK);
+        cr_assert_eq(lash_claim(C, q, "w2", 1, TTL_LONG, KEEP_ALL, 0, -1, &b, NULL), LASH_OK);
         lash_claim_batch_free(&b);
         break;
     case LASH_T_CANCEL:

@@ -89,6 +89,21 @@ static const lash_action *claim_for(int q)
     return NULL;
 }
 
+static const lash_action *peek_for(int q)
+{
+    for (int j = 0; j < nacts; j++)
+        if (acts[j].a.kind == LASH_ACT_PEEK && acts[j].a.q == q) return &acts[j].a;
+    return NULL;
+}
+
+/* Answers queue q's PEEK in the last drain: a row is eligible (due) or not. */
+static void peek_answer(lash_turn *t, int q, bool due, int64_t now)
+{
+    const lash_action *p = peek_for(q);
+    cr_assert_not_null(p, "queue %d peeked", q);
+    lash_turn_peeked(t, p->cmd, LASH_OK, due, NULL, now);
+}
+
 static bool logged(const char *needle)
 {
     for (int j = 0; j < nacts; j++)
@@ -320,7 +335,7 @@ Test(turn, claims_never_exceed_free_slots)
         lash_turn *t = lash_turn_new(&C, "w1");
         lash_turn_start(t, T0);
         lash_turn_connected(t, T0);
-        uint32_t inflight[3] = {0};
+        uint32_t inflight[3] = {0}, peeking[3] = {0};
         int asked[3] = {0}, nrows = 0;
         int64_t now = T0;
         for (int i = 0; i < 3000; i++) {
@@ -332,6 +347,9 @@ Test(turn, claims_never_exceed_free_slots)
                     cr_assert_leq(a->n, C.claim_max);
                     inflight[a->q] = a->cmd;
                     asked[a->q] = a->n;
+                } else if (a->kind == LASH_ACT_PEEK) {
+                    cr_assert_eq(peeking[a->q], 0, "two peeks in flight on queue %d", a->q);
+                    peeking[a->q] = a->cmd;
                 } else if (a->kind == LASH_ACT_COMPLETE) {
                     answer(t, a->cmd, a->n, LASH_DONE_RECORDED, now);
                 }
@@ -353,6 +371,10 @@ Test(turn, claims_never_exceed_free_slots)
                 lash_turn_tick(t, now);
                 break;
             case 2:
+                if (peeking[q]) {
+                    lash_turn_peeked(t, peeking[q], LASH_OK, rng & 1, NULL, now);
+                    peeking[q] = 0;
+                }
                 if (inflight[q]) {
                     row r[LASH_BATCH_MAX];
                     char ids[8][16];
@@ -373,7 +395,7 @@ Test(turn, claims_never_exceed_free_slots)
                     }
             }
         }
-        cr_assert_gt(nrows, 100, "seed %d: the walk ran rows", seed);
+        cr_assert_gt(nrows, 50, "seed %d: the walk ran rows (%d)", seed, nrows);
         lash_turn_free(t);
     }
 }
@@ -394,10 +416,15 @@ Test(turn, poll_ticks_drive_and_are_delayed_never_burst)
     int64_t at = timer_at;
     lash_turn_tick(t, at - 1); /* early (a spurious wake-up): no drive */
     step(t, at - 1);
-    cr_assert_eq(count(LASH_ACT_CLAIM), 0);
+    cr_assert_eq(count(LASH_ACT_CLAIM) + count(LASH_ACT_PEEK), 0);
     lash_turn_tick(t, at);
     step(t, at);
-    cr_assert_eq(count(LASH_ACT_CLAIM), 2, "a poll tick drives every queue");
+    cr_assert_eq(count(LASH_ACT_PEEK), 2, "a poll tick looks at every queue");
+    cr_assert_eq(count(LASH_ACT_CLAIM), 0, "and claims nothing before it saw a row");
+    peek_answer(t, 0, true, at);
+    peek_answer(t, 1, true, at);
+    step(t, at);
+    cr_assert_eq(count(LASH_ACT_CLAIM), 2, "a queue with an eligible row is claimed");
     cr_assert_eq(claim_for(0)->n, 2);
     cr_assert_eq(claim_for(1)->n, 2);
     give_none(t, claim_for(0)->cmd, at);
@@ -408,14 +435,16 @@ Test(turn, poll_ticks_drive_and_are_delayed_never_burst)
     int64_t late = at + 10 * C.poll_ms;
     lash_turn_tick(t, late);
     step(t, late);
-    cr_assert_eq(count(LASH_ACT_CLAIM), 2, "one drive per queue, not one per missed tick");
-    give_none(t, claim_for(0)->cmd, late);
-    give_none(t, claim_for(1)->cmd, late);
+    cr_assert_eq(count(LASH_ACT_PEEK), 2, "one look per queue, not one per missed tick");
+    peek_answer(t, 0, false, late);
+    peek_answer(t, 1, false, late);
     step(t, late);
+    cr_assert_eq(count(LASH_ACT_CLAIM), 0, "nothing eligible: no claim");
     for (int i = 0; i < 5; i++) {
         lash_turn_tick(t, late);
         step(t, late);
-        cr_assert_eq(count(LASH_ACT_CLAIM), 0, "missed ticks are not replayed");
+        cr_assert_eq(count(LASH_ACT_CLAIM) + count(LASH_ACT_PEEK), 0,
+                     "missed ticks are not replayed");
     }
     cr_assert_geq(timer_at, late + 360, "the next poll counts from the late tick");
     cr_assert_leq(timer_at, late + 440);
@@ -440,14 +469,153 @@ Test(turn, poll_jitter_keeps_intervals_within_ten_percent)
         sum += d;
         lash_turn_tick(t, at);
         step(t, at);
-        cr_assert_eq(count(LASH_ACT_CLAIM), 1);
-        give_none(t, claim_for(0)->cmd, at);
+        /* A look, or every LASH_TURN_BEAT_MS the heartbeat's claim. */
+        cr_assert_eq(count(LASH_ACT_CLAIM) + count(LASH_ACT_PEEK), 1);
+        if (claim_for(0))
+            give_none(t, claim_for(0)->cmd, at);
+        else
+            peek_answer(t, 0, false, at);
         step(t, at);
         prev = at;
     }
     cr_assert_gt(hi - lo, C.poll_ms / 10, "the intervals are spread, not in lockstep");
     cr_assert_geq(sum / ticks, 380);
     cr_assert_leq(sum / ticks, 420);
+    lash_turn_free(t);
+}
+
+Test(turn, a_poll_does_not_look_without_a_free_slot)
+{
+    cfg();
+    C.concurrency = 2;
+    C.lease_ms = 600000; /* no renew in the way */
+    row r[] = {{.id = "a", .fence = 1}, {.id = "b", .fence = 2}};
+    lash_turn *t = running(r, 2, T0);
+    for (int64_t now = T0 + C.poll_ms; now < T0 + LASH_TURN_BEAT_MS; now += C.poll_ms) {
+        lash_turn_tick(t, now);
+        step(t, now);
+        cr_assert_eq(count(LASH_ACT_PEEK) + count(LASH_ACT_CLAIM), 0,
+                     "full: nothing to look for at %lld", (long long)(now - T0));
+    }
+    /* A slot frees: the full startup claim's follow-up takes it, and then
+     * finds nothing; from then on the poll looks again. */
+    int64_t now = T0 + LASH_TURN_BEAT_MS - 1;
+    lash_turn_exited(t, 0, LASH_OUT_OK, "1", 1, now);
+    step(t, now);
+    answer(t, nth(LASH_ACT_COMPLETE, 0)->cmd, 1, LASH_DONE_RECORDED, now);
+    give_none(t, claim_for(0)->cmd, now);
+    for (int i = 0; i < 3 && !peek_for(0); i++) {
+        now = timer_at;
+        lash_turn_tick(t, now);
+        step(t, now);
+        if (claim_for(0)) give_none(t, claim_for(0)->cmd, now); /* the heartbeat */
+    }
+    cr_assert_not_null(peek_for(0), "a slot is free: the poll looks");
+    lash_turn_free(t);
+}
+
+Test(turn, an_idle_worker_claims_only_for_its_heartbeat)
+{
+    cfg();
+    lash_turn *t = boot(T0);
+    const lash_action *c = claim_for(0);
+    cr_assert_gt(c->upkeep, 0, "the startup drive does the upkeep");
+    give_none(t, c->cmd, T0);
+    step(t, T0);
+    int claims = 0, peeks = 0;
+    int64_t now = T0, end = T0 + 60000;
+    while ((now = timer_at) < end) {
+        lash_turn_tick(t, now);
+        step(t, now);
+        if ((c = claim_for(0))) {
+            cr_assert_gt(c->upkeep, 0, "a heartbeat claim carries the upkeep");
+            claims++;
+            give_none(t, c->cmd, now);
+        } else {
+            peek_answer(t, 0, false, now);
+            peeks++;
+        }
+        step(t, now);
+    }
+    /* A beat goes with the first poll LASH_TURN_BEAT_MS after the last. */
+    cr_assert_leq(claims, 60000 / LASH_TURN_BEAT_MS, "a heartbeat per %d ms (%d)",
+                  LASH_TURN_BEAT_MS, claims);
+    cr_assert_geq(claims, 60000 / (LASH_TURN_BEAT_MS + C.poll_ms * 11 / 10),
+                  "a heartbeat per %d ms (%d)", LASH_TURN_BEAT_MS, claims);
+    cr_assert_geq(peeks, 60000 / C.poll_ms * 9 / 10 - claims, "the polls between look (%d)", peeks);
+    lash_turn_free(t);
+}
+
+Test(turn, a_failed_look_claims_nothing_and_is_logged)
+{
+    cfg();
+    lash_turn *t = boot(T0);
+    give_none(t, claim_for(0)->cmd, T0);
+    step(t, T0);
+    int64_t now = timer_at;
+    lash_turn_tick(t, now);
+    step(t, now);
+    const lash_action *p = peek_for(0);
+    cr_assert_not_null(p);
+    lash_turn_peeked(t, p->cmd, LASH_EREDIS, true, "peek: Redis said: WRONGTYPE", now);
+    step(t, now);
+    cr_assert(logged("peek failed"), "the failure is logged");
+    cr_assert_eq(count(LASH_ACT_CLAIM), 0, "an error is not a row");
+    now = timer_at;
+    lash_turn_tick(t, now);
+    step(t, now);
+    peek_answer(t, 0, true, now);
+    step(t, now);
+    cr_assert_not_null(claim_for(0), "the next look that sees a row claims it");
+    lash_turn_free(t);
+}
+
+/* A busy worker's claims go back to back; its upkeep goes about once a second
+ * and trims 100 more rows than it recorded since: trimming keeps pace. */
+Test(turn, a_busy_worker_does_its_upkeep_about_once_a_second)
+{
+    cfg();
+    C.concurrency = 8;
+    C.claim_max = 8;
+    C.lease_ms = 600000;
+    lash_turn *t = boot(T0);
+    int64_t now = T0, last_upkeep = -1;
+    int recorded = 0, upkeeps = 0, n = 0;
+    char ids[8][16];
+    lash_action c = *claim_for(0); /* the claim in flight */
+    for (; now < T0 + 10000; now += 10) {
+        if (c.upkeep > 0) {
+            if (last_upkeep >= 0) {
+                cr_assert_geq(now - last_upkeep, 1000, "upkeep %lld ms after the last",
+                              (long long)(now - last_upkeep));
+                /* The claim went out with the last batch's completions. */
+                cr_assert_leq(c.upkeep, 100 + recorded);
+                cr_assert_geq(c.upkeep, 100 + recorded - C.claim_max);
+            }
+            last_upkeep = now;
+            recorded = 100 + recorded - c.upkeep; /* those go with the next */
+            upkeeps++;
+        }
+        row r[8];
+        for (int k = 0; k < c.n; k++) {
+            snprintf(ids[k], sizeof ids[k], "r%d", n++);
+            r[k] = (row){.id = ids[k], .fence = n};
+        }
+        give(t, c.cmd, (size_t)c.n, r, c.n, now); /* full: the next claim goes at once */
+        for (int s = 0; s < C.concurrency; s++)
+            if (lash_turn_slot(t, s)->used) lash_turn_exited(t, s, LASH_OUT_OK, "1", 1, now);
+        step(t, now);
+        const lash_action *d = nth(LASH_ACT_COMPLETE, 0);
+        cr_assert_not_null(d);
+        answer(t, d->cmd, d->n, LASH_DONE_RECORDED, now);
+        recorded += d->n;
+        if (!claim_for(0)) step(t, now);
+        cr_assert_not_null(claim_for(0), "a busy worker claims back to back");
+        c = *claim_for(0);
+    }
+    cr_assert_gt(n, 5000, "the walk ran rows back to back (%d)", n);
+    cr_assert_geq(upkeeps, 9, "about once a second (%d in 10 s)", upkeeps);
+    cr_assert_leq(upkeeps, 11, "about once a second (%d in 10 s)", upkeeps);
     lash_turn_free(t);
 }
 
@@ -1099,15 +1267,17 @@ Test(turn, shutdown_releases_what_a_claim_in_flight_brings)
     /* ...but a heartbeat claim (no rows asked) is not waited for. */
     cfg();
     C.concurrency = 1;
+    C.lease_ms = 600000; /* no renew in the way */
     row s[] = {{.id = "a", .fence = 4}};
     t = running(s, 1, T0);
-    lash_turn_tick(t, timer_at);
-    step(t, timer_at);
+    int64_t beat = T0 + LASH_TURN_BEAT_MS;
+    lash_turn_tick(t, beat);
+    step(t, beat);
     cr_assert_eq(claim_for(0)->n, 0);
-    lash_turn_exited(t, 0, LASH_OUT_OK, "", 0, timer_at);
-    step(t, timer_at);
-    answer(t, nth(LASH_ACT_COMPLETE, 0)->cmd, 1, 1, timer_at);
-    lash_turn_shutdown(t, timer_at);
+    lash_turn_exited(t, 0, LASH_OUT_OK, "", 0, beat);
+    step(t, beat);
+    answer(t, nth(LASH_ACT_COMPLETE, 0)->cmd, 1, 1, beat);
+    lash_turn_shutdown(t, beat);
     drain(t);
     cr_assert_eq(count(LASH_ACT_EXIT), 1);
     lash_turn_free(t);
@@ -1317,9 +1487,12 @@ Test(turn, a_claim_refused_by_redis_needs_no_recovery)
     lash_turn *t = boot(T0);
     lash_claim_batch none = {0};
     lash_turn_claimed(t, claim_for(0)->cmd, LASH_EREDIS, &none, "claim: OOM", T0 + 1);
-    lash_turn_tick(t, T0 + C.poll_ms * 2);
-    step(t, T0 + C.poll_ms * 2);
+    int64_t now = T0 + C.poll_ms * 2;
+    lash_turn_tick(t, now);
+    step(t, now);
     cr_assert_eq(count(LASH_ACT_RECOVER), 0);
+    peek_answer(t, 0, true, now);
+    step(t, now);
     cr_assert_eq(count(LASH_ACT_CLAIM), 1);
     lash_turn_free(t);
 }
@@ -1335,12 +1508,16 @@ Test(turn, a_persistent_fault_is_logged_once_then_summed_up)
     int64_t now = T0;
     const char *why = "claim: Redis said: WRONGTYPE Operation against a key";
     for (int i = 0; i < 600; i++) { /* a minute of failing polls */
-        const lash_action *c = claim_for(0);
-        lash_claim_batch none = {0};
-        if (c) lash_turn_claimed(t, c->cmd, LASH_EREDIS, &none, why, now);
-        drain(t);
-        lines += logged("claim failed");
-        summaries += logged("claim still failing");
+        /* Every look finds rows (they are there); every claim fails. */
+        while (claim_for(0) || peek_for(0)) {
+            const lash_action *c = claim_for(0);
+            lash_claim_batch none = {0};
+            if (c) lash_turn_claimed(t, c->cmd, LASH_EREDIS, &none, why, now);
+            if (peek_for(0)) peek_answer(t, 0, true, now);
+            step(t, now);
+            lines += logged("claim failed");
+            summaries += logged("claim still failing");
+        }
         now += C.poll_ms;
         lash_turn_tick(t, now);
         step(t, now);
@@ -1352,6 +1529,7 @@ Test(turn, a_persistent_fault_is_logged_once_then_summed_up)
         now += C.poll_ms;
         lash_turn_tick(t, now);
         step(t, now);
+        if (peek_for(0)) peek_answer(t, 0, true, now), step(t, now);
     }
     lash_claim_batch none = {0};
     lash_turn_claimed(t, claim_for(0)->cmd, LASH_OK, &none, NULL, now);

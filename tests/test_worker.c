@@ -339,7 +339,12 @@ Test(worker, lease_loss)
     cmd_do("DEL %s", lash_key_lease(k1, "q", "l1"));
     cmd_do("ZADD %s 99999999999999 l1", due);
     cmd_do("EXEC");
-    cmd_do("SET %s intruder:7 PX 60000", lash_key_lease(k2, "q", "l2"));
+    /* l2 taken over, as a claim would: the row names another holder. */
+    long long f2 = atoll(hf("q", "l2", "fence")) + 100;
+    cmd_do("MULTI");
+    cmd_do("HSET lash:{q}:p:l2 owner intruder fence %lld", f2);
+    cmd_do("SET %s intruder:%lld PX 60000", lash_key_lease(k2, "q", "l2"), f2);
+    cmd_do("EXEC");
     WAIT_UNTIL(group_gone(p1) && group_gone(p2), 5000);
     cr_assert(group_gone(p1), "l1's program survived the loss of its lease");
     cr_assert(group_gone(p2), "l2's program survived the loss of its lease");
@@ -347,8 +352,13 @@ Test(worker, lease_loss)
     for (int i = 0; i < 2; i++) {
         const char *id = i ? "l2" : "l1";
         cr_assert(row_is("q", id, "running"), "%s: %s", id, hf("q", id, "state"));
-        cr_assert(owner_is(hf("q", id, "owner"), "wL"));
-        cr_assert_eq(atoll(hf("q", id, "fence")), fence_of_run(id, 1));
+        if (i) { /* still the intruder's */
+            cr_assert_str_eq(hf("q", id, "owner"), "intruder");
+            cr_assert_eq(atoll(hf("q", id, "fence")), f2);
+        } else {
+            cr_assert(owner_is(hf("q", id, "owner"), "wL"));
+            cr_assert_eq(atoll(hf("q", id, "fence")), fence_of_run(id, 1));
+        }
         cr_assert_str_eq(hf("q", id, "result"), "(none)", "%s: the stale owner recorded", id);
         cr_assert_str_eq(hf("q", id, "error"), "(none)", "%s: the stale owner recorded", id);
         cr_assert_eq(runs_of(id, 2, NULL), 1, "%s ran again", id);

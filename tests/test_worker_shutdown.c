@@ -67,12 +67,16 @@ Test(shutdown, a_stopped_row_that_must_not_run_twice_is_abandoned)
 {
     up(NULL);
     lash_fx_events_all(C, "q");
-    char prog[512], handler[600];
-    script(prog, sizeof prog, "slow.sh", "exec sleep 30\n");
+    char prog[512], handler[600], log[256], body[512];
+    path_in(log, sizeof log, "started.log");
+    snprintf(body, sizeof body, "echo started >> %s\nexec sleep 30\n", log);
+    script(prog, sizeof prog, "slow.sh", body);
     snprintf(handler, sizeof handler, "slow=%s", prog);
     submit_abandon_once("q", "a", "slow");
     pid_t w = WORKER("w1", "--queue", "q", "--handler", handler, "--grace-ms", "300");
-    WAIT_UNTIL(row_is("q", "a", "running"), 10000);
+    /* The program runs (a row is 'running' from its claim, before its start:
+     * a row stopped before it started is handed back, not abandoned). */
+    WAIT_UNTIL(file_has(log, "started"), 10000);
     kill(w, SIGTERM);
     cr_assert_eq(wait_exit(w, 10000), 0);
     cr_expect(row_is("q", "a", "abandoned"), "a: %s", hf("q", "a", "state"));

@@ -29,7 +29,7 @@ typedef struct {
     size_t n, cap;
 } recs;
 
-typedef enum { CMD_CLAIM, CMD_RENEW, CMD_COMPLETE, CMD_RELEASE, CMD_RECOVER } cmd_kind;
+typedef enum { CMD_CLAIM, CMD_RENEW, CMD_COMPLETE, CMD_RELEASE, CMD_RECOVER, CMD_PEEK } cmd_kind;
 
 /* Repeated failures of one kind of command are logged once, then summed up at
  * a slowing rate (1 s, 2 s, 4 s, ... 60 s) while they last: a persistent fault
@@ -72,6 +72,11 @@ struct lash_turn {
     uint32_t *claim;      /* per queue: claim in flight (cmd id) or 0 */
     uint32_t *lost;       /* per queue: a claim whose reply was lost (its seq), to recover */
     uint32_t *recovering; /* per queue: recover in flight (cmd id) or 0 */
+    bool *look;           /* per queue: a poll tick wants a peek */
+    uint32_t *peeking;    /* per queue: peek in flight (cmd id) or 0 */
+    int64_t *upkeep_at;   /* per queue: when the next claim does the upkeep */
+    int *recorded;        /* per queue: rows recorded since the last upkeep */
+    int64_t beat_at;      /* when the next heartbeat claim goes out */
     recs *done;           /* per queue: completions to send */
     recs *rel;            /* per queue: releases to send */
     int rr;               /* round-robin start over queues */
@@ -89,7 +94,7 @@ struct lash_turn {
     lash_action *acts;
     size_t nacts, head, capacts;
     char *last_msg;
-    fault faults[CMD_RECOVER + 1];
+    fault faults[CMD_PEEK + 1];
 
     lash_counters k;
 };
@@ -257,6 +262,10 @@ lash_turn *lash_turn_new(const lash_turn_config *c, const char *owner)
     t->claim = xcalloc((size_t)nq, sizeof *t->claim);
     t->lost = xcalloc((size_t)nq, sizeof *t->lost);
     t->recovering = xcalloc((size_t)nq, sizeof *t->recovering);
+    t->look = xcalloc((size_t)nq, sizeof *t->look);
+    t->peeking = xcalloc((size_t)nq, sizeof *t->peeking);
+    t->upkeep_at = xcalloc((size_t)nq, sizeof *t->upkeep_at);
+    t->recorded = xcalloc((size_t)nq, sizeof *t->recorded);
     t->done = xcalloc((size_t)nq, sizeof *t->done);
     t->rel = xcalloc((size_t)nq, sizeof *t->rel);
     t->next_id = 1;
@@ -306,6 +315,10 @@ void lash_turn_free(lash_turn *t)
     free(t->claim);
     free(t->lost);
     free(t->recovering);
+    free(t->look);
+    free(t->peeking);
+    free(t->upkeep_at);
+    free(t->recorded);
     free(t->done);
     free(t->rel);
     free(t);
@@ -386,6 +399,9 @@ static void cmd_abandon(lash_turn *t, cmd *m, int64_t now)
         break;
     case CMD_RECOVER:
         t->recovering[m->q] = 0; /* lost[q] stays: asked again on the next connection */
+        break;
+    case CMD_PEEK:
+        t->peeking[m->q] = 0;
         break;
     case CMD_RENEW:
         for (int i = 0; i < m->n; i++) {
@@ -642,6 +658,7 @@ void lash_turn_connected(lash_turn *t, int64_t now)
      * leases expired are due, and pokes sent while away were lost. */
     for (int q = 0; q < t->c.nqueues; q++)
         t->want[q] = t->beat[q] = true;
+    t->beat_at = now + LASH_TURN_BEAT_MS;
     for (int i = 0; i < t->c.concurrency; i++)
         if (t->slots[i].used) t->slots[i].renew_at = now;
     logf_(t, LASH_LOG_INFO, -1, "connected");
@@ -713,8 +730,16 @@ void lash_turn_tick(lash_turn *t, int64_t now)
             }
         }
         if (t->connected && now >= t->next_poll) {
+            /* The poll looks (peek) before it claims: an idle worker costs
+             * Redis a glance at the due set, not a claim. The heartbeat (a
+             * claim with its upkeep) goes every LASH_TURN_BEAT_MS. */
             for (int q = 0; q < t->c.nqueues; q++)
-                t->want[q] = t->beat[q] = true;
+                t->look[q] = true;
+            if (now >= t->beat_at) {
+                for (int q = 0; q < t->c.nqueues; q++)
+                    t->beat[q] = true;
+                t->beat_at = now + LASH_TURN_BEAT_MS;
+            }
             t->next_poll = poll_after(t, now); /* from now: late ticks never burst */
         }
     } else if (t->connecting) {
@@ -747,7 +772,7 @@ void lash_turn_tick(lash_turn *t, int64_t now)
     rearm(t);
 }
 
-static const char *const cmd_names[] = {"claim", "renew", "complete", "release", "recover"};
+static const char *const cmd_names[] = {"claim", "renew", "complete", "release", "recover", "peek"};
 
 /* A command of kind k failed with why, or (why NULL) went through: see fault. */
 static void fault_seen(lash_turn *t, cmd_kind k, const char *why, int64_t now)
@@ -836,6 +861,23 @@ void lash_turn_claimed(lash_turn *t, uint32_t id, lash_status st, lash_claim_bat
     rearm(t);
 }
 
+void lash_turn_peeked(lash_turn *t, uint32_t id, lash_status st, bool due, const char *why,
+                      int64_t now)
+{
+    cmd *m = cmd_find(t, id);
+    if (!m || m->kind != CMD_PEEK) return;
+    int q = m->q;
+    t->peeking[q] = 0;
+    cmd_free(m);
+    if (st != LASH_OK) {
+        if (st != LASH_EIO) fault_seen(t, CMD_PEEK, why ? why : lash_status_name(st), now);
+    } else {
+        fault_seen(t, CMD_PEEK, NULL, now);
+        if (due) t->want[q] = true;
+    }
+    rearm(t);
+}
+
 void lash_turn_recovered(lash_turn *t, uint32_t id, lash_status st, const lash_recovered *r,
                          const char *why, int64_t now)
 {
@@ -907,7 +949,7 @@ void lash_turn_replied(lash_turn *t, uint32_t id, lash_status st, const int *sta
                        const char *why, int64_t now)
 {
     cmd *m = cmd_find(t, id);
-    if (!m || m->kind == CMD_CLAIM || m->kind == CMD_RECOVER) return;
+    if (!m || m->kind == CMD_CLAIM || m->kind == CMD_RECOVER || m->kind == CMD_PEEK) return;
     cmd_kind k = m->kind;
     if (st != LASH_OK) {
         cmd_abandon(t, m, now);
@@ -932,6 +974,7 @@ void lash_turn_replied(lash_turn *t, uint32_t id, lash_status st, const int *sta
                       (long long)m->rows.v[i].fence);
             } else if (m->kind == CMD_COMPLETE) {
                 t->k.rows_recorded++;
+                t->recorded[m->q]++;
             }
         }
     }
@@ -1074,6 +1117,35 @@ static void send_recover(lash_turn *t, int q, int64_t now)
     a->seq = t->lost[q];
 }
 
+/* A poll's look at queue q: only when a claim could follow (free slots, none
+ * in flight or wanted already). */
+static void send_peek(lash_turn *t, int q, int64_t now)
+{
+    if (!t->look[q]) return;
+    t->look[q] = false;
+    if (t->draining || t->claim[q] || t->lost[q] || t->peeking[q] || t->want[q] ||
+        free_slots(t) <= 0)
+        return;
+    cmd *m = cmd_new(t, CMD_PEEK, q, now);
+    t->peeking[q] = m->id;
+    lash_action *a = push(t, LASH_ACT_PEEK);
+    a->q = q;
+    a->cmd = m->id;
+}
+
+/* The rows a claim of queue q trims this time, with the heartbeat: 0 when its
+ * upkeep is not due. It is due about once a second and after every thousand
+ * rows recorded, and trims 100 more rows than were recorded since the last: a
+ * busy worker's trimming keeps pace, an idle one's costs nothing. */
+static int upkeep_of(lash_turn *t, int q, int64_t now)
+{
+    if (!t->beat[q] && now < t->upkeep_at[q] && t->recorded[q] < 1000) return 0;
+    int n = 100 + t->recorded[q];
+    t->recorded[q] = 0;
+    t->upkeep_at[q] = now + 1000;
+    return n > LASH_TURN_TRIM_MAX ? LASH_TURN_TRIM_MAX : n;
+}
+
 static void send_claim(lash_turn *t, int q, int64_t now)
 {
     if (t->draining || t->claim[q] || t->lost[q]) return;
@@ -1082,7 +1154,6 @@ static void send_claim(lash_turn *t, int q, int64_t now)
     if (n < 0) n = 0;
     if (!(t->want[q] && n > 0) && !t->beat[q]) return;
     if (n > 0) t->want[q] = false;
-    t->beat[q] = false;
     cmd *m = cmd_new(t, CMD_CLAIM, q, now);
     m->n = n;
     t->reserved += n;
@@ -1090,6 +1161,8 @@ static void send_claim(lash_turn *t, int q, int64_t now)
     lash_action *a = push(t, LASH_ACT_CLAIM);
     a->q = q;
     a->n = n;
+    a->upkeep = upkeep_of(t, q, now);
+    t->beat[q] = false;
     a->cmd = m->id;
     t->k.claims_sent++;
 }
@@ -1110,8 +1183,10 @@ void lash_turn_flush(lash_turn *t, int64_t now)
     }
     /* Claims last, and in turn across queues, so one busy queue cannot starve others. */
     for (int k = 0; k < t->c.nqueues; k++) {
-        send_recover(t, (t->rr + k) % t->c.nqueues, now);
-        send_claim(t, (t->rr + k) % t->c.nqueues, now);
+        int q = (t->rr + k) % t->c.nqueues;
+        send_recover(t, q, now);
+        send_claim(t, q, now);
+        send_peek(t, q, now);
     }
     if (!held) t->rr = (t->rr + 1) % t->c.nqueues;
     rearm(t);

@@ -13,7 +13,10 @@
  * What it owns:
  *   - drives: the startup drive on every (re)connect; pokes and poll ticks
  *     coalesce, so a poke during a drive schedules exactly one more drive, and
- *     a full claim (as many rows as asked) schedules the next one;
+ *     a full claim (as many rows as asked) schedules the next one; a poll tick
+ *     first peeks (is a row eligible?) and claims only when one is; the
+ *     heartbeat and retention (a claim's upkeep) go every LASH_TURN_BEAT_MS
+ *     when idle, about once a second when busy;
  *   - slots: a claim never asks for more rows than free slots;
  *   - leases: renewed every lease/3 in one batch per queue; a renew answered
  *     "lost" (or a lease whose local estimate runs out while Redis is away)
@@ -45,6 +48,11 @@
 #include "proto/ops.h"
 
 #define LASH_TURN_CONCURRENCY_MAX 4096
+/* An idle worker's heartbeat (a claim with upkeep) goes this often; its poll in
+ * between only peeks. lash:{q}:workers counts a worker alive for 60 s. */
+#define LASH_TURN_BEAT_MS 5000
+/* The most terminal rows one claim's upkeep trims. */
+#define LASH_TURN_TRIM_MAX 10000
 #define LASH_TURN_QUEUES_MAX 64
 
 typedef struct {
@@ -77,11 +85,13 @@ typedef enum {
     LASH_ACT_DISCONNECT,  /* drop them (reply timeout); answer with disconnected */
     LASH_ACT_START,       /* start the process in slot */
     LASH_ACT_KILL,        /* signal the process in slot (sig = SIGTERM or SIGKILL) */
-    LASH_ACT_CLAIM,       /* queue q, n rows (n may be 0: heartbeat and trim only) */
+    LASH_ACT_CLAIM,       /* queue q, n rows (n may be 0: heartbeat and trim only); upkeep:
+                             the rows it may trim with the heartbeat, 0: no upkeep */
     LASH_ACT_RENEW,       /* queue q, leases[n] */
     LASH_ACT_COMPLETE,    /* queue q, completions[n] */
     LASH_ACT_RELEASE,     /* queue q, leases[n], ran[n] */
     LASH_ACT_RECOVER,     /* queue q: the rows of claim `seq` whose reply was lost */
+    LASH_ACT_PEEK,        /* queue q: is a row eligible now? (a poll's look) */
     LASH_ACT_TIMER,       /* call lash_turn_tick at `at` (replaces the previous timer) */
     LASH_ACT_LOG,         /* level, slot (-1 if none), msg */
     LASH_ACT_EXIT,        /* exit with code */
@@ -97,6 +107,7 @@ typedef struct {
     int slot;
     int sig;
     int n;
+    int upkeep;   /* CLAIM: see LASH_ACT_CLAIM */
     uint32_t cmd; /* the command's id: a CLAIM sends it as its seq */
     uint32_t seq; /* RECOVER: the lost claim's cmd */
     int64_t at;
@@ -147,6 +158,9 @@ void lash_turn_claimed(lash_turn *t, uint32_t cmd, lash_status st, lash_claim_ba
 /* Replies to RENEW, COMPLETE and RELEASE: per-row statuses (n of them on LASH_OK). */
 void lash_turn_replied(lash_turn *t, uint32_t cmd, lash_status st, const int *status, size_t n,
                        const char *why, int64_t now);
+/* The reply to PEEK cmd: due when a row of its queue is eligible now. */
+void lash_turn_peeked(lash_turn *t, uint32_t cmd, lash_status st, bool due, const char *why,
+                      int64_t now);
 /* The reply to RECOVER cmd: the leases the lost claim left us (r only on LASH_OK). */
 void lash_turn_recovered(lash_turn *t, uint32_t cmd, lash_status st, const lash_recovered *r,
                          const char *why, int64_t now);

@@ -310,6 +310,8 @@ static void report_finished(lash_worker *w, int64_t now)
 
 /* ---- Redis ------------------------------------------------------------------------ */
 
+/* A sign of life for --check: a poll answered (a peek or a claim; at least
+ * every LASH_TURN_BEAT_MS, when the heartbeat claim goes). */
 static void health(lash_worker *w, int64_t now)
 {
     if (!w->c.health_file || now - w->last_health < 1000) return;
@@ -350,6 +352,8 @@ static void report_deferred(lash_worker *w, int64_t now)
             lash_turn_claimed(w->turn, c->cmd, c->st, &b, c->why, now);
         } else if (c->kind == LASH_ACT_RECOVER) {
             lash_turn_recovered(w->turn, c->cmd, c->st, NULL, c->why, now);
+        } else if (c->kind == LASH_ACT_PEEK) {
+            lash_turn_peeked(w->turn, c->cmd, c->st, false, c->why, now);
         } else {
             lash_turn_replied(w->turn, c->cmd, c->st, NULL, 0, c->why, now);
         }
@@ -399,6 +403,19 @@ static void on_recover(lash_status st, const lash_recovered *r, const lash_err *
         return;
     }
     if (w->turn) lash_turn_recovered(w->turn, c->cmd, st, r, st ? e->msg : NULL, now_ms());
+    free(c);
+}
+
+static void on_peek(lash_status st, bool due, const lash_err *e, void *ud)
+{
+    call *c = ud;
+    lash_worker *w = c->w;
+    if (st && w->acting) {
+        defer(w, c, st, e->msg);
+        return;
+    }
+    if (!st) health(w, now_ms());
+    if (w->turn) lash_turn_peeked(w->turn, c->cmd, st, due, st ? e->msg : NULL, now_ms());
     free(c);
 }
 
@@ -543,7 +560,10 @@ static void send_cmd(lash_worker *w, const lash_action *a)
         switch (a->kind) {
         case LASH_ACT_CLAIM:
             st = lash_aclaim(w->cmd, q, w->owner, a->n, w->c.turn.lease_ms, w->c.keep, a->cmd,
-                             on_claim, c);
+                             a->upkeep, on_claim, c);
+            break;
+        case LASH_ACT_PEEK:
+            st = lash_apeek(w->cmd, q, on_peek, c);
             break;
         case LASH_ACT_RECOVER:
             st = lash_arecover(w->cmd, q, w->owner, a->seq, on_recover, c);
@@ -629,6 +649,7 @@ static void act(lash_worker *w, const lash_action *a, int64_t now)
     case LASH_ACT_COMPLETE:
     case LASH_ACT_RELEASE:
     case LASH_ACT_RECOVER:
+    case LASH_ACT_PEEK:
         send_cmd(w, a);
         break;
     case LASH_ACT_TIMER:

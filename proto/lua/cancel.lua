@@ -15,13 +15,14 @@ local function lash_cancel(KEYS, ARGV)
     if state == 'pending' then
         local counts = {}
         local now = lash_now()
-        lash_guard(base, 'due', 'done', 'stats', 'events')
+        lash_stats_open(base)
+        lash_guard(base, 'due', 'done')
         lash_finish(base, id, 'cancelled', now, counts, state, 'error', string.sub(reason, 1, LASH_ERROR_MAX))
         lash_flush_counts(base, counts)
         return 'cancelled'
     end
     if state == 'running' then
-        lash_guard(base, 'stats', 'events')
+        lash_stats_open(base)
         redis.call('HSET', rk, 'cancel', '1')
         redis.call('PUBLISH', base .. ':cancel', id)
         lash_event(base, 'cancel-requested', id)

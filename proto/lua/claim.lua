@@ -1,6 +1,6 @@
 -- claim.lua: one drive. Takes up to N due rows for one owner.
 --
--- ARGV: owner n ttl_ms keep_n keep_ms [seq]
+-- ARGV: owner n ttl_ms keep_n keep_ms [seq [trim_max]]
 -- For each due id (score <= now), at most n:
 --   pending            -> lease (SET PX), a new fence, attempt+1, running,
 --                         rescored to the lease expiry so no other drive sees it
@@ -19,8 +19,9 @@
 -- seq: when given and rows were leased, the call leaves lash:{q}:claim:<owner> =
 -- "<seq> <id> <fence>..." for ttl_ms, so an owner that lost the reply finds the
 -- rows it was given (recover.lua) and hands them back unrun.
--- The call is also the worker's heartbeat (lash:{q}:workers) and trims terminal
--- rows past retention (keep_n newest, none older than keep_ms; 0 = no bound).
+-- When trim_max > 0 (or absent), the call also does the queue's upkeep: the
+-- worker's heartbeat (lash:{q}:workers) and retention of terminal rows (keep_n
+-- newest, none older than keep_ms; 0 = no bound), at most trim_max rows.
 -- Returns {seen, notes, row...}: seen = due ids looked at (seen == n: maybe
 -- more); notes = a text for each thing the call failed, dropped or repaired for bad
 -- data ("<id>: what was wrong"); each row {id, kind, payload, attempt, fence,
@@ -32,17 +33,32 @@ local function lash_note(c, id, what)
     c.notes[#c.notes + 1] = id .. ': ' .. what
 end
 
--- The lease key of a row, read without failing the call. A key of another type
--- is not a lease lash wrote: it is deleted (repaired) and noted. Returns the
--- token, or false when there is none (any more).
-local function lash_claim_lease(base, c, id, lk)
-    local v, t = lash_lease_read(lk)
-    if v ~= nil then return v end
+-- Takes the row's lease for token: one SET NX PX GET, which answers what the
+-- key held when it did not take it. A key of another type is not a lease lash
+-- wrote: it is deleted (repaired, noted) and the lease taken. Returns true when
+-- taken, false when someone holds it (the row then waits: lash_claim_wait).
+local function lash_claim_take(base, c, id, lk, token)
+    local ok, old = pcall(redis.call, 'SET', lk, token, 'NX', 'PX', c.ttls, 'GET')
+    if ok then return not old end
+    local t = redis.call('TYPE', lk)['ok']
     redis.call('DEL', lk)
     local what = lk .. ' held a ' .. t .. ', not a lease: deleted'
     lash_event(base, 'repaired', id, 'error', what)
     lash_note(c, id, what)
-    return false
+    redis.call('SET', lk, token, 'PX', c.ttls)
+    return true
+end
+
+-- The text of fence c.last + 1 (c.lasts is c.last's): the next fence is most
+-- often its predecessor plus one, and bumping the last digit costs a fraction
+-- of a string.format.
+local function lash_next_fence(c, fence)
+    if fence == c.last + 1 and c.lasts then
+        local n = #c.lasts
+        local d = string.byte(c.lasts, n)
+        if d < 57 then return string.sub(c.lasts, 1, n - 1) .. string.char(d + 1) end
+    end
+    return string.format('%d', fence)
 end
 
 -- A held lease: keeps the row out of sight until it runs out. One without an
@@ -84,7 +100,7 @@ end
 -- fence moved on so the lost owner's late complete hears "stale", not "already
 -- recorded".
 local function lash_claim_end(base, c, id, from, fence, state, why)
-    c.last = math.max(c.last, fence or 0) + 1
+    c.last, c.lasts = math.max(c.last, fence or 0) + 1, nil
     lash_finish(base, id, state, c.now, c.counts, from, 'error', why, 'fence', lash_str(c.last))
 end
 
@@ -125,7 +141,12 @@ local function lash_claim_row(base, c, id)
     local max = lash_int(f[5] or LASH_DEFAULT_MAX_ATTEMPTS, 1, LASH_ATTEMPTS_MAX)
     local timeout = lash_int(f[7] or '0', 0, LASH_TIMEOUT_MAX)
     local bad = lash_claim_bad(id, f, attempt, max, fence, timeout)
-    if lash_claim_lease(base, c, id, lk) then
+    -- The lease is taken first, for the fence this claim would give: a row
+    -- that then ends here instead (lost for good, or bad) loses it again in
+    -- lash_finish, with its fence moved to that same number.
+    local next = math.max(c.last, fence or 0) + 1
+    local fs = lash_next_fence(c, next)
+    if not lash_claim_take(base, c, id, lk, c.owner .. ':' .. fs) then
         lash_claim_wait(base, c, id, lk)
         return nil
     end
@@ -147,14 +168,11 @@ local function lash_claim_row(base, c, id)
     elseif bad then
         return lash_claim_fail(base, c, id, state, fence, bad)
     end
-    fence = math.max(c.last, fence) + 1
-    c.last = fence
+    fence, c.last, c.lasts = next, next, fs
     attempt = attempt + 1
-    -- Numbers as text through lash_str: formatted once per call, not per row.
-    local fs, as = lash_str(fence), lash_str(attempt)
-    redis.call('SET', lk, c.owner .. ':' .. fs, 'PX', c.ttls)
+    local as = lash_str(attempt)
     redis.call('HSET', rk, 'state', 'running', 'attempt', as, 'fence', fs,
-        'owner', c.owner, 'updated_ms', lash_str(c.now))
+        'owner', c.owner, 'updated_ms', c.now_s)
     lash_index('ZADD', due, c.until_s, id)
     lash_event(base, 'claimed', id, 'attempt', as, 'owner', c.owner)
     if state == 'pending' then -- a rerun was counted 'running' already
@@ -162,6 +180,37 @@ local function lash_claim_row(base, c, id)
         lash_count(c.counts, 'running', 1)
     end
     return { id, f[2], f[3], attempt, fence, timeout, f[8] or '', max }
+end
+
+-- Owners whose text was found good: a worker claims many times (a pure cache).
+local lash_okowners, lash_nokowners = {}, 0
+
+local function lash_claim_owner_check(owner)
+    if lash_okowners[owner] then return end
+    if type(owner) ~= 'string' or #owner == 0 or #owner > LASH_WORKER_ID_MAX or
+        string.find(owner, '[%c%s\127-\255]') then
+        lash_refuse('claim owner must be a printable worker id without spaces')
+    end
+    if lash_nokowners >= 256 then lash_okowners, lash_nokowners = {}, 0 end
+    lash_okowners[owner] = true
+    lash_nokowners = lash_nokowners + 1
+end
+
+-- The call's upkeep, when asked (trim_max > 0): the worker's heartbeat in
+-- lash:{q}:workers, the sweep of workers silent for a minute, and retention
+-- (keep_n newest terminal rows, none older than keep_ms), at most trim_max rows.
+-- A worker asks about once a second and after every thousand rows it
+-- recorded, so an idle worker's poll and a busy worker's claims stay cheap
+-- while trimming keeps pace. The workers set is a log: written at best.
+local function lash_claim_upkeep(base, c, keep_n, keep_ms, trim_max)
+    local workers = base .. ':workers'
+    if pcall(redis.call, 'ZADD', workers, c.now, c.owner) then
+        redis.call('ZREMRANGEBYSCORE', workers, '-inf', c.now - LASH_WORKER_STALE_MS)
+    else
+        lash_note(c, c.owner, workers .. ' is not a sorted set: no heartbeat written')
+    end
+    lash_flush_index() -- the trim reads the done set
+    lash_trim_done(base, c.now, keep_n, keep_ms, trim_max, c.counts)
 end
 
 local function lash_claim(KEYS, ARGV)
@@ -172,31 +221,32 @@ local function lash_claim(KEYS, ARGV)
     local keep_n = lash_int(ARGV[4] or '-1', -1, 1000000000)
     local keep_ms = lash_int(ARGV[5] or '0', 0, 9007199254740991)
     local seq = ARGV[6]
-    if type(owner) ~= 'string' or #owner == 0 or #owner > LASH_WORKER_ID_MAX or
-        string.find(owner, '[%c%s\127-\255]') then
-        lash_refuse('claim owner must be a printable worker id without spaces')
+    local trim_max = ARGV[7] and lash_int(ARGV[7], 0, 100000)
+    lash_claim_owner_check(owner)
+    if not n or not ttl or not keep_n or not keep_ms or (seq and not string.find(seq, '^%d+$')) or
+        (ARGV[7] and not trim_max) then
+        lash_refuse('claim wants owner n(0..' .. LASH_BATCH_MAX ..
+            ') ttl_ms(>=100) keep_n keep_ms [seq(0: none) [upkeep: trim_max, 0 for none]]')
     end
-    if not n or not ttl or not keep_n or not keep_ms or (seq and not string.find(seq, '^%d+$')) then
-        lash_refuse('claim wants owner n(0..' .. LASH_BATCH_MAX .. ') ttl_ms(>=100) keep_n keep_ms [seq]')
-    end
+    if seq == '0' then seq = nil end
+    if not ARGV[7] then trim_max = 100 + n end -- redis-cli: upkeep on every call
     local now = lash_now()
-    lash_guard(base, 'due', 'done', 'stats', 'events', 'workers')
     local out, ids = { 0, {} }, {}
-    local c = { now = now, owner = owner, ttl = ttl, ttls = lash_str(ttl), until_s = lash_str(now + ttl),
-        counts = {}, notes = out[2], last = 0 }
+    local c = { now = now, now_s = lash_str(now), owner = owner, ttl = ttl, ttls = lash_str(ttl),
+        until_s = lash_str(now + ttl), counts = {}, notes = out[2], last = 0 }
+    -- Every read that checks a key the call writes comes before its first
+    -- write: due (read here), stats (opened), done (when rows may end here or
+    -- be trimmed).
     if n > 0 then
         ids = redis.call('ZRANGEBYSCORE', base .. ':due', '-inf', now, 'LIMIT', 0, n)
         out[1] = #ids
     end
-    if #ids > 0 then
-        c.last = lash_int(redis.call('HGET', base .. ':stats', 'last_fence'), 0, LASH_FENCE_MAX) or 0
-        if c.last >= LASH_FENCE_MAX then
-            lash_refuse(base .. ':stats last_fence is ' .. LASH_FENCE_MAX .. ': no fence is left to hand out')
-        end
+    c.last = lash_stats_open(base)
+    if #ids > 0 or trim_max > 0 then lash_guard(base, 'done') end
+    if #ids > 0 and c.last >= LASH_FENCE_MAX then
+        lash_refuse(base .. ':stats last_fence is ' .. LASH_FENCE_MAX .. ': no fence is left to hand out')
     end
     local first = c.last
-    redis.call('ZADD', base .. ':workers', now, owner)
-    redis.call('ZREMRANGEBYSCORE', base .. ':workers', '-inf', now - LASH_WORKER_STALE_MS)
     local record = seq and { seq } or nil
     for _, id in ipairs(ids) do
         local row = lash_claim_row(base, c, id)
@@ -211,11 +261,8 @@ local function lash_claim(KEYS, ARGV)
     if record and #record > 1 then
         redis.call('SET', base .. ':claim:' .. owner, table.concat(record, ' '), 'PX', c.ttls)
     end
-    -- Up to 100 more rows than this drive may later finish: with a fixed 100,
-    -- workers of more than 100 slots finish rows faster than claims trim them
-    -- and the done set runs far past keep_n (tests/test_reliability_memory.c).
-    lash_flush_index() -- the trim reads the done set
-    lash_trim_done(base, now, keep_n, keep_ms, 100 + n, c.counts)
+    if trim_max > 0 then lash_claim_upkeep(base, c, keep_n, keep_ms, trim_max) end
+    if lash_events_broken then lash_note(c, base .. ':events', lash_events_broken) end
     lash_flush_counts(base, c.counts, c.last ~= first and { last_fence = c.last } or nil)
     return out
 end

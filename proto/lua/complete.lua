@@ -8,8 +8,8 @@
 --           'cancel' -> cancelled, text says why
 --           'abort'  -> failed now, whatever attempts remain (bad input that no
 --                       retry can fix: malformed payload, unknown kind)
--- Only the lease holder (same token, so same fence) may record: anyone else is
--- stale and changes nothing. Returns one status per row: 1 recorded; 2 already
+-- Only the holder the row names (owner:fence, its token) may record: anyone
+-- else is stale and changes nothing. Returns one status per row: 1 recorded; 2 already
 -- recorded by this very token (a re-sent complete after a lost reply); 0 stale
 -- (also when the lease or row key holds something lash did not write: that row
 -- only, never the rest of the batch).
@@ -18,13 +18,16 @@ local function lash_complete_one(base, now, id, token, outcome, text, retry_ms, 
     local lease = base .. ':lease:' .. id
     local f = lash_row_read(rk, 'state', 'attempt', 'max_attempts', 'cancel', 'owner', 'fence')
     if not f then return 0 end
+    -- The row names its holder (owner:fence, written by the claim with the
+    -- lease). A lease that ran out while nobody claimed the row again still
+    -- names the caller: its outcome is as good as any. A lease key left beside
+    -- a row that does not name its token (deleted, resubmitted or ended by
+    -- hand) records nothing.
     local mine = f[5] and f[6] and f[5] .. ':' .. f[6] == token
-    if lash_lease_read(lease) ~= token or f[1] ~= 'running' or not mine then
-        -- Already recorded by this very token: the row's owner and fence make it
-        -- up, and the row is no longer running (a drive that ends a lost lease
-        -- moves the fence on, so the lost owner hears stale). A lease key left
-        -- beside a row that is not its own (deleted, resubmitted or ended by
-        -- hand) records nothing.
+    if f[1] ~= 'running' or not mine then
+        -- Already recorded by this very token: the row still names it, and it is
+        -- pending (a retry) or terminal (a drive that ends a lost lease moves the
+        -- fence on, so the lost owner hears stale).
         if mine and (f[1] == 'pending' or LASH_TERMINAL[f[1]]) then return 2 end
         return 0
     end
@@ -67,7 +70,8 @@ local function lash_complete(KEYS, ARGV)
         end
     end
     local now = lash_now()
-    lash_guard(base, 'due', 'done', 'stats', 'events')
+    lash_stats_open(base)
+    lash_guard(base, 'due', 'done')
     local counts, out = {}, {}
     for i = 1, #ARGV, 5 do
         local outcome, text = ARGV[i + 2], ARGV[i + 3]

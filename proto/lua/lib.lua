@@ -29,7 +29,9 @@ local lash_strs, lash_nstrs, lash_trimmed = {}, 0, false
 local lash_ix, lash_ixkeys = {}, {}
 -- ... the queue's event level, once read (see lash_event), and the ids that
 -- became terminal, announced once at the end (lash_flush_counts).
-local lash_level, lash_ended = nil, {}
+local lash_level, lash_ended = 'failures', {}
+-- ... and why its events stream could not be written, if it could not.
+local lash_events_broken = nil
 
 -- n (an integer) as decimal text, once per call. Never tostring(): Lua 5.1
 -- formats numbers with "%.14g", so 10^14 would become "1e+14" and a lease token
@@ -50,7 +52,7 @@ local function lash_now()
     if lash_nstrs > 0 then lash_strs, lash_nstrs = {}, 0 end
     if #lash_ixkeys > 0 then lash_ix, lash_ixkeys = {}, {} end -- left by a call that failed
     if #lash_ended > 0 then lash_ended = {} end
-    lash_trimmed, lash_level = false, nil
+    lash_trimmed, lash_level, lash_events_broken = false, 'failures', nil
     local t = redis.call('TIME')
     return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 end
@@ -70,9 +72,10 @@ local function lash_base(KEYS)
     return base
 end
 
--- The type of each queue-wide key (proto/keys.h), as TYPE names it.
-local LASH_KEY_TYPES = { due = 'zset', done = 'zset', stats = 'hash', events = 'stream',
-    workers = 'zset' }
+-- The type of the queue-wide index keys (proto/keys.h), as TYPE names it. The
+-- stats hash is checked as it is read (lash_stats_open); the events stream and
+-- the workers set are logs, written at best (lash_event, the heartbeat).
+local LASH_KEY_TYPES = { due = 'zset', done = 'zset' }
 
 -- Checks, before the first write, that the queue-wide keys the call will
 -- write are absent or of their type: a key of another type (written by hand)
@@ -182,19 +185,37 @@ end
 -- docs/benchmarks.md); 'off' logs nothing.
 local LASH_ROUTINE = { submitted = true, claimed = true, completed = true, released = true }
 
-local function lash_event(base, ev, id, a, b, c, d)
-    if not lash_level then
-        local v = redis.call('HGET', base .. ':stats', 'events')
-        lash_level = (v == 'all' or v == 'off') and v or 'failures'
+-- Opens the queue's stats hash for the call, before its first write: reads
+-- the event level and the last fence handed out, and so checks its type (a
+-- key of another type fails the call by name; a write to it at the end would
+-- fail after the call's other writes). Returns last_fence (0 when none).
+local function lash_stats_open(base)
+    local key = base .. ':stats'
+    local ok, v = pcall(redis.call, 'HMGET', key, 'events', 'last_fence')
+    if not ok then
+        lash_refuse(key .. ' holds a ' .. redis.call('TYPE', key)['ok'] ..
+            ', not a hash: lash did not write it; delete or rename it to go on')
     end
+    lash_level = (v[1] == 'all' or v[1] == 'off') and v[1] or 'failures'
+    return lash_int(v[2], 0, 9007199254740991) or 0
+end
+
+-- The events stream is a log, not state: an XADD refused because a hand left
+-- another type at its key loses that entry and nothing else (the call goes on,
+-- all of it). lash_events_broken says so to a claim, which notes it.
+local function lash_event(base, ev, id, a, b, c, d)
     if lash_level == 'off' or (lash_level == 'failures' and LASH_ROUTINE[ev]) then return end
     local key = base .. ':events'
     -- Capped with '~' so Redis trims whole macro nodes, once per script call
     -- rather than in every XADD: a batch may run past the cap by its own events.
     if not lash_trimmed then
-        redis.call('XTRIM', key, 'MAXLEN', '~', LASH_EVENTS_MAX)
         lash_trimmed = true
+        if not pcall(redis.call, 'XTRIM', key, 'MAXLEN', '~', LASH_EVENTS_MAX) then
+            lash_events_broken = key .. ' holds a ' .. redis.call('TYPE', key)['ok'] ..
+                ', not a stream: transitions are not logged'
+        end
     end
+    if lash_events_broken then return end
     if a == nil then
         redis.call('XADD', key, '*', 'event', ev, 'id', id)
     elseif c == nil then

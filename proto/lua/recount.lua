@@ -9,7 +9,8 @@
 local function lash_recount(KEYS, ARGV)
     local base = lash_base(KEYS)
     lash_now()
-    lash_guard(base, 'due', 'done', 'stats')
+    lash_stats_open(base)
+    lash_guard(base, 'due', 'done')
     local c = { pending = 0, running = 0, completed = 0, failed = 0, cancelled = 0, abandoned = 0 }
     for set, states in pairs({ due = LASH_LIVE, done = LASH_TERMINAL }) do
         for _, id in ipairs(redis.call('ZRANGE', base .. ':' .. set, 0, -1)) do

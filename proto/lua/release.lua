@@ -37,12 +37,12 @@ local function lash_release(KEYS, ARGV)
         if ARGV[i] ~= '0' and ARGV[i] ~= '1' then lash_refuse('release: ran must be 0 or 1') end
     end
     local now = lash_now()
-    lash_guard(base, 'due', 'done', 'stats', 'events')
+    lash_stats_open(base)
+    lash_guard(base, 'due', 'done')
     local counts, out = {}, {}
     for i = 1, #ARGV, 3 do
         local id, token = ARGV[i], ARGV[i + 1]
-        local f = lash_lease_read(base .. ':lease:' .. id) == token and
-            lash_row_read(base .. ':p:' .. id, 'attempt', 'cancel', 'on_lost', 'state', 'owner', 'fence')
+        local f = lash_row_read(base .. ':p:' .. id, 'attempt', 'cancel', 'on_lost', 'state', 'owner', 'fence')
         if f and f[4] == 'running' and f[5] and f[6] and f[5] .. ':' .. f[6] == token then
             lash_release_one(base, now, id, ARGV[i + 2] == '1', f, counts)
             out[#out + 1] = 1

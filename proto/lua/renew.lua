@@ -4,8 +4,9 @@
 -- Returns one status per pair: 1 renewed; 2 renewed, and cancellation has been
 -- asked (the owner stops the process and records 'cancelled'); 0 the lease is
 -- not the caller's any more: it must kill the process and record nothing.
--- A lease or row key of another type (written by hand) answers 0 for its pair
--- only; it never fails the other pairs of the call.
+-- The holder is the one the row names (owner:fence) while its lease key lives.
+-- A row key of another type (written by hand) answers 0 for its pair only; it
+-- never fails the other pairs of the call.
 local function lash_renew(KEYS, ARGV)
     local base = lash_base(KEYS)
     local ttl = lash_int(ARGV[1], 100, LASH_TIMEOUT_MAX)
@@ -16,12 +17,11 @@ local function lash_renew(KEYS, ARGV)
     for i = 2, #ARGV, 2 do
         local id, token = ARGV[i], ARGV[i + 1]
         local lease = base .. ':lease:' .. id
-        -- The lease must be the caller's, and so must the row: a lease left
-        -- beside a row deleted, resubmitted or ended by hand holds nothing.
-        local f = lash_lease_read(lease) == token and
-            lash_row_read(base .. ':p:' .. id, 'cancel', 'state', 'owner', 'fence')
-        if f and f[2] == 'running' and f[3] and f[4] and f[3] .. ':' .. f[4] == token then
-            redis.call('PEXPIRE', lease, ttl)
+        -- The row names its holder (owner and fence, written by the claim with
+        -- the lease); the lease key only keeps time: gone, it ran out.
+        local f = lash_row_read(base .. ':p:' .. id, 'cancel', 'state', 'owner', 'fence')
+        if f and f[2] == 'running' and f[3] and f[4] and f[3] .. ':' .. f[4] == token and
+            redis.call('PEXPIRE', lease, ttl) == 1 then
             redis.call('ZADD', base .. ':due', 'XX', now + ttl, id)
             out[#out + 1] = f[1] == '1' and 2 or 1
         else

@@ -15,7 +15,8 @@ local function lash_retry(KEYS, ARGV)
         return 'refused: ' .. state
     end
     local now = lash_now()
-    lash_guard(base, 'due', 'done', 'stats', 'events')
+    lash_stats_open(base)
+    lash_guard(base, 'due', 'done')
     redis.call('HSET', rk, 'state', 'pending', 'attempt', 0, 'updated_ms', now)
     redis.call('HDEL', rk, 'cancel', 'finished_ms', 'owner')
     redis.call('ZREM', base .. ':done', id)

@@ -100,7 +100,8 @@ local function lash_submit_check(base, ARGV)
         rows = rows + 1
         if rows > LASH_BATCH_MAX then lash_refuse('at most ' .. LASH_BATCH_MAX .. ' rows per submit') end
     end
-    lash_guard(base, 'due', 'done', 'stats', 'events')
+    lash_stats_open(base)
+    lash_guard(base, 'due', 'done')
     if seq then
         local v = redis.pcall('GET', base .. ':seq')
         if type(v) == 'table' or (v and not lash_int(v, 0, 9007199254740990)) then

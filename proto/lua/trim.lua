@@ -13,7 +13,8 @@ local function lash_trim(KEYS, ARGV)
         lash_refuse('trim wants keep_n(-1..) keep_ms(0..) [max_rows 1..10000]')
     end
     local now = lash_now()
-    lash_guard(base, 'done', 'stats')
+    lash_stats_open(base)
+    lash_guard(base, 'done')
     local counts = {}
     local n = lash_trim_done(base, now, keep_n, keep_ms, max, counts)
     lash_flush_counts(base, counts)

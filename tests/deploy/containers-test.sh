@@ -317,6 +317,10 @@ else
     bad "Redis config: '$conf', whoami $(rcli ACL WHOAMI)"
 fi
 
+# Every transition in the events stream (the default level logs failures only):
+# the checks below count released and completed events.
+rcli HSET "lash:{$QUEUE}:stats" events all >/dev/null
+
 # --- submit N processes ------------------------------------------------------------------
 # Most sleep 1 s; every 100th sleeps 45 s: longer than the 10 s SIGTERM grace
 # plus the time docker-compose takes to get to the SIGTERM.

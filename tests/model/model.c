@@ -120,23 +120,22 @@ static bool row_token(const lm_row *r, char *t, size_t cap)
     return true;
 }
 
-/* The lease holder: the lease key holds its token, and the running row names it
- * (owner and fence): a lease left beside a row that is not its own holds
- * nothing. */
+/* The holder: the running row names its token (owner and fence, written with
+ * the lease by the claim). The lease key only keeps time, so a complete or
+ * release that comes after it ran out, while nobody claimed the row again, is
+ * still the holder's; a lease key left beside a row that does not name its
+ * token holds nothing. */
 static bool holder(const lm_row *r, const char *token)
 {
     char t[LM_TOKEN_MAX];
-    return r->form == LM_HASH && r->state == LM_RUNNING && r->lease == LM_TOKEN &&
-           strcmp(r->token, token) == 0 && row_token(r, t, sizeof t) && strcmp(t, token) == 0;
+    return r->form == LM_HASH && r->state == LM_RUNNING && row_token(r, t, sizeof t) &&
+           strcmp(t, token) == 0;
 }
 
-/* A row whose state a hand broke, with the token in its lease key: whether its
- * holder may still record is not the spec's concern (either is accepted). */
-static bool broken_held(const lm_row *r, const char *token)
+/* A renew also needs the lease key to live: gone, the lease ran out. */
+static bool renew_holder(const lm_row *r, const char *token)
 {
-    (void)r;
-    (void)token;
-    return false; /* only a running row is held: scripts check the state */
+    return holder(r, token) && r->lease != LM_NOLEASE;
 }
 
 /* Recorded before by this very token: the row names it and is not running. */
@@ -244,12 +243,20 @@ static void script_error(lm *m, const char *err)
     lm_viol(m, what, "the script failed: %s", err ? err : "?");
 }
 
-/* A script call failed. Only a queue-wide key of the wrong type may do that
- * (and then nothing may have changed: run.c compares the keys). */
+/* A log key (events, workers) is written at best: one of the wrong type
+ * loses entries, never the call. */
+static bool qfault_is_log(const lm *m)
+{
+    return m->qfault && (!strcmp(m->qfault, "events") || !strcmp(m->qfault, "workers"));
+}
+
+/* A script call failed. Only a queue-wide state key (due, done, stats) of the
+ * wrong type may do that (and then nothing may have changed: run.c compares
+ * the keys). */
 static bool call_failed(lm *m, bool failed, const char *err)
 {
     if (!failed) return false;
-    if (!m->qfault) script_error(m, err);
+    if (!m->qfault || qfault_is_log(m)) script_error(m, err);
     return true;
 }
 
@@ -437,7 +444,9 @@ void lm_claim(lm *m, int owner, const int *looked, size_t nlooked, const lash_cl
     }
     for (; gi < got->n; gi++)
         lm_viol(m, "claimed", "%s was handed out out of order or not looked at", got->rows[gi].id);
-    if (got->bad != bad) lm_viol(m, "reply", "claim noted %zu ids, want %zu", got->bad, bad);
+    /* ... and a log key of the wrong type may add its own note. */
+    if (got->bad != bad && !(qfault_is_log(m) && got->bad == bad + 1))
+        lm_viol(m, "reply", "claim noted %zu ids, want %zu", got->bad, bad);
 }
 
 /* ---- the owner's other calls ---------------------------------------------------- */
@@ -476,7 +485,7 @@ void lm_renew(lm *m, int owner, const lm_tok *t, size_t n, const int *st, bool f
     if (call_failed(m, failed, err)) return;
     for (size_t i = 0; i < n; i++) {
         lm_row *r = &m->row[t[i].id];
-        bool h = holder(r, t[i].token) || (st[i] != 0 && broken_held(r, t[i].token));
+        bool h = renew_holder(r, t[i].token);
         stale_or_refused(m, "renew", t[i].id, t[i].token, h ? (r->cancel ? 2 : 1) : 0, st[i]);
         if (h) {
             r->lease_ttl = true;
@@ -497,7 +506,6 @@ void lm_complete(lm *m, int owner, const lm_fin *f, size_t n, const int *st, boo
         lm_row *r = &m->row[id];
         const char *token = f[i].t.token;
         bool h = holder(r, token);
-        if (!h && st[i] == LASH_DONE_RECORDED && broken_held(r, token)) h = true;
         int want = h ? LASH_DONE_RECORDED : already(r, token) ? LASH_DONE_ALREADY : LASH_DONE_STALE;
         if (st[i] != want && !h && lm_terminal(r))
             lm_viol(m, "terminal-rewritten", "complete of %s (%s) by %s answered %d, want %d",
@@ -533,7 +541,7 @@ void lm_release(lm *m, int owner, const lm_tok *t, const bool *ran, size_t n, co
     if (call_failed(m, failed, err)) return;
     for (size_t i = 0; i < n; i++) {
         lm_row *r = &m->row[t[i].id];
-        bool h = holder(r, t[i].token) || (st[i] == 1 && broken_held(r, t[i].token));
+        bool h = holder(r, t[i].token);
         stale_or_refused(m, "release", t[i].id, t[i].token, h ? 1 : 0, st[i]);
         lm_forget(m, owner, t[i].id, t[i].token);
         if (!h) {

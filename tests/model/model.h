@@ -23,8 +23,9 @@
  *   - a release says whether the process ran: an on_lost=abandon row that ran
  *     ends `abandoned`, never pending again;
  *   - a per-row key of the wrong type (row, lease) makes that row dropped or
- *     refused by name, never a script error; a queue-wide key of the wrong type
- *     (due, done, stats, events, workers) fails the script before any write;
+ *     refused by name, never a script error; a queue-wide state key of the
+ *     wrong type (due, done, stats) fails the script before any write; a log
+ *     key of the wrong type (events, workers) fails nothing (a claim notes it);
  *   - only the lease holder (the lease key holds its token and the row is
  *     running) records, renews or releases; a terminal record is written once;
  *   - counters equal the rows per state and are never negative (after a hand

@@ -68,7 +68,7 @@ lash_status sut_submit(lash_conn *c, const lm_sub *s, size_t n, lash_submitted *
 lash_status sut_claim(lash_conn *c, int owner, int n, int64_t ttl_ms, lash_claim_batch *out,
                       lash_err *e)
 {
-    return lash_claim(c, LM_QUEUE, lm_owner(owner), n, ttl_ms, KEEP_ALL, 0, out, e);
+    return lash_claim(c, LM_QUEUE, lm_owner(owner), n, ttl_ms, KEEP_ALL, 0, -1, out, e);
 }
 
 lash_status sut_renew(lash_conn *c, int64_t ttl_ms, const lm_tok *t, size_t n, int *st, lash_err *e)

@@ -82,6 +82,7 @@ typedef struct {
     cmd_fault fault;
     bool open, arrived;
     uint32_t seq; /* RECOVER: the lost claim */
+    bool due;     /* PEEK: the answer */
     lash_claim_batch batch;
     lash_recovered rec;
     int *status;
@@ -148,7 +149,7 @@ typedef struct {
     uint64_t pokes, pokes_dropped, errors, lost_requests, lost_replies, conn_fails, conn_hangs;
     uint64_t disconnects, reply_timeouts, crashes, shutdowns, second_shutdowns, graceful_exits,
         hard_exits, outages, op_cancels, cancel_msgs, starts, kills, claims, renews, completes,
-        releases, freezes, postponed, steals, cancel_reruns, recovers;
+        releases, freezes, postponed, steals, cancel_reruns, recovers, peeks;
     uint64_t accepted, stale, already, released, renew_lost, leases_expired, timed_out;
     uint64_t ended[M_ABANDONED + 1];
 } scount;
@@ -605,6 +606,10 @@ static void execute(scmd *c)
     case LASH_ACT_RECOVER:
         m_recover(c->q, M->owner, c->seq, &c->rec);
         break;
+    case LASH_ACT_PEEK: /* peek.lua: is a row of the queue due? */
+        for (int i = 0; i < S.nrows && !c->due; i++)
+            c->due = S.rows[i].q == c->q && S.rows[i].in_due && S.rows[i].due <= S.now;
+        break;
     case LASH_ACT_RENEW:
         c->status = calloc((size_t)c->n, sizeof *c->status);
         m_renew(c->leases, c->n, M->c.lease_ms, c->status);
@@ -637,6 +642,8 @@ static void drop_conn(int mi)
                 lash_turn_claimed(M->t, c->id, LASH_EIO, &none, NULL, S.now);
             } else if (c->kind == LASH_ACT_RECOVER) {
                 lash_turn_recovered(M->t, c->id, LASH_EIO, NULL, NULL, S.now);
+            } else if (c->kind == LASH_ACT_PEEK) {
+                lash_turn_peeked(M->t, c->id, LASH_EIO, false, NULL, S.now);
             } else {
                 lash_turn_replied(M->t, c->id, LASH_EIO, NULL, 0, NULL, S.now);
             }
@@ -734,6 +741,9 @@ static void audit_send(int mi, const lash_action *a)
             if (c->outcome == LASH_OUT_FAIL && c->text_len >= 9 && !memcmp(c->text, "timed out", 9))
                 cr_assert_gt(r->timeout_ms, 0, "%s: timed out without a timeout", r->id);
         }
+        break;
+    case LASH_ACT_PEEK:
+        S.k.peeks++;
         break;
     case LASH_ACT_RECOVER:
         S.k.recovers++;
@@ -835,6 +845,7 @@ static void act(int mi, const lash_action *a)
     case LASH_ACT_COMPLETE:
     case LASH_ACT_RELEASE:
     case LASH_ACT_RECOVER:
+    case LASH_ACT_PEEK:
         audit_send(mi, a);
         send_cmd(mi, a);
         break;
@@ -926,6 +937,11 @@ static void on_reply(scmd *c)
             lash_turn_claimed(M->t, c->id, LASH_OK, &c->batch, NULL, S.now);
             cr_assert_eq(c->batch.n, 0, "the machine takes the rows");
         }
+    } else if (c->kind == LASH_ACT_PEEK) {
+        if (c->fault == F_ERROR)
+            lash_turn_peeked(M->t, c->id, LASH_EREDIS, false, "ERR injected", S.now);
+        else
+            lash_turn_peeked(M->t, c->id, LASH_OK, c->due, NULL, S.now);
     } else if (c->kind == LASH_ACT_RECOVER) {
         if (c->fault == F_ERROR)
             lash_turn_recovered(M->t, c->id, LASH_EREDIS, NULL, "ERR injected", S.now);

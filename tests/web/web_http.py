@@ -86,7 +86,10 @@ def metrics():
             # prometheus_client reports a counter's samples under the _total name.
             v = metric(s, f"lash_{name}_total", queue=q)
             check(v == int(stats.get(field, 0)), f"{q} lash_{name}_total {v} vs {stats.get(field)}")
-        now = int(redis("TIME").split("\n")[0]) * 1000
+        # Milliseconds, like the scores: whole seconds would leave out rows
+        # submitted earlier in the current second.
+        sec, usec = redis("TIME").split("\n")[:2]
+        now = int(sec) * 1000 + int(usec) // 1000
         due = int(redis("ZCARD", f"lash:{{{q}}}:due"))
         check(metric(s, "lash_due_processes", queue=q) == due, f"{q} due")
         check(metric(s, "lash_retained_processes", queue=q) == int(redis("ZCARD", f"lash:{{{q}}}:done")),
@@ -97,7 +100,7 @@ def metrics():
         check(metric(s, "lash_workers_alive", queue=q) == len(workers), f"{q} workers alive")
         for w in workers:
             age = metric(s, "lash_worker_heartbeat_age_seconds", queue=q, worker=w)
-            check(age is not None and 0 <= age < 5, f"{q} {w} heartbeat age {age}")
+            check(age is not None and 0 <= age < 15, f"{q} {w} heartbeat age {age}")  # a beat every 5 s
     # web has 30 rows an hour out and nothing eligible: the oldest wait is 0.
     check(metric(s, "lash_oldest_eligible_age_seconds", queue="web") == 0, "no eligible row waits")
     check(metric(s, "lash_due_processes", queue="web") == 30, "30 rows later")
