@@ -115,8 +115,11 @@ void sc_submit(const bench_opts *o);
 void sc_latency(const bench_opts *o);
 void sc_exec(const bench_opts *o);
 void sc_idle(const bench_opts *o);
+void sc_idlefleet(const bench_opts *o);
 void sc_memory(const bench_opts *o);
 
 int bench_report(int argc, char **argv);
+/* `lash-bench beanstalkd --addr HOST:PORT --pid PID`: the beanstalkd peer (beanstalk.c). */
+int bench_beanstalkd(int argc, char **argv);
 
 #endif

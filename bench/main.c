@@ -23,6 +23,7 @@ static const char usage[] =
     "  latency   poke-to-start and poll-only start latency of an idle worker\n"
     "  exec      fork+exec of /bin/true at c=32\n"
     "  idle      idle worker CPU and Redis commands/s; RSS at c=64\n"
+    "  idlefleet Redis CPU of 20 and 100 idle lash-workers, each (less Redis alone)\n"
     "  memory    Redis bytes per pending and per terminal row\n"
     "  all       every one of them, in that order\n"
     "\n"
@@ -60,6 +61,8 @@ static void run(const bench_opts *o, const char *name)
         sc_exec(o);
     else if (strcmp(name, "idle") == 0)
         sc_idle(o);
+    else if (strcmp(name, "idlefleet") == 0)
+        sc_idlefleet(o);
     else if (strcmp(name, "memory") == 0)
         sc_memory(o);
     else
@@ -69,6 +72,7 @@ static void run(const bench_opts *o, const char *name)
 int main(int argc, char **argv)
 {
     if (argc > 1 && strcmp(argv[1], "report") == 0) return bench_report(argc - 1, argv + 1);
+    if (argc > 1 && strcmp(argv[1], "beanstalkd") == 0) return bench_beanstalkd(argc - 1, argv + 1);
     signal(SIGPIPE, SIG_IGN);
     bench_opts o = {.url = getenv("LASH_REDIS_URL"), .n = 100000};
     self_dir(o.bin_dir, sizeof o.bin_dir);
@@ -99,8 +103,8 @@ int main(int argc, char **argv)
     }
     for (int i = first; i < argc; i++) {
         if (strcmp(argv[i], "all") == 0) {
-            static const char *const all[] = {"registry", "drain", "fleet", "submit",
-                                              "latency",  "exec",  "idle",  "memory"};
+            static const char *const all[] = {"registry", "drain", "fleet",     "submit", "latency",
+                                              "exec",     "idle",  "idlefleet", "memory"};
             for (size_t k = 0; k < sizeof all / sizeof *all; k++)
                 run(&o, all[k]);
         } else {

@@ -113,15 +113,16 @@ static double best_rate(const char *prefix, char *which, size_t cap)
 
 static cJSON *jratios, *jtargets;
 
-static void ratio(const char *what, double lash, double peer, const char *how)
+static void ratio(const char *peer, const char *what, double lash, double other, const char *how)
 {
-    if (lash <= 0 || peer <= 0) return;
-    double r = lash / peer;
-    printf("  %-52s %10.3g / %-10.3g = %6.2fx  %s\n", what, lash, peer, r, how);
+    if (lash <= 0 || other <= 0) return;
+    double r = lash / other;
+    printf("  %-52s %10.3g / %-10.3g = %6.2fx  %s\n", what, lash, other, r, how);
     cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "peer", peer);
     cJSON_AddStringToObject(o, "what", what);
     cJSON_AddNumberToObject(o, "lash", lash);
-    cJSON_AddNumberToObject(o, "bullmq", peer);
+    cJSON_AddNumberToObject(o, "other", other);
     cJSON_AddNumberToObject(o, "ratio", r);
     cJSON_AddStringToObject(o, "meaning", how);
     cJSON_AddItemToArray(jratios, o);
@@ -137,7 +138,7 @@ static void target(const char *what, double value, const char *op, double bound,
                                          : value >= bound;
         verdict = ok ? "met" : "NOT met";
     }
-    printf("  %-56s %12.4g %s %-10.4g %-6s %s\n", what, value, op, bound, unit, verdict);
+    printf("  %-60s %12.4g %s %-10.4g %-6s %s\n", what, value, op, bound, unit, verdict);
     cJSON *o = cJSON_CreateObject();
     cJSON_AddStringToObject(o, "target", what);
     if (value >= 0) cJSON_AddNumberToObject(o, "value", value);
@@ -148,72 +149,111 @@ static void target(const char *what, double value, const char *op, double bound,
     cJSON_AddItemToArray(jtargets, o);
 }
 
-/* beanstalkd's best drain on this machine kind, from issue 6 (not re-measured). */
-#define BEANSTALKD_BEST 35320.0
+static const int conc[] = {1, 10, 50, 256};
+#define NCONC (sizeof conc / sizeof *conc)
+
+static void vs_bullmq(const char *which, double best, const char *pwhich, double pbest)
+{
+    char a[64], b[64], w[128];
+    printf("\nlash / BullMQ, same Redis, same session (medians):\n");
+    for (size_t i = 0; i < NCONC; i++) {
+        snprintf(a, sizeof a, "drain.c%d.rate", conc[i]);
+        snprintf(b, sizeof b, "bullmq.drain.c%d.rate", conc[i]);
+        snprintf(w, sizeof w, "drain jobs/s, one worker, c=%d", conc[i]);
+        ratio("bullmq", w, med(a), med(b), "higher is better for lash");
+    }
+    snprintf(w, sizeof w, "best drain jobs/s (lash %s, BullMQ %s)", which, pwhich);
+    ratio("bullmq", w, best, pbest, "target >= 3x");
+    ratio("bullmq", "bulk enqueue rows/s (C API vs addBulk)", med("submit.capi.rate"),
+          med("bullmq.enqueue.rate"), "higher is better for lash");
+    for (size_t i = 0; i < NCONC; i++) {
+        snprintf(a, sizeof a, "drain.c%d.life_us", conc[i]);
+        snprintf(b, sizeof b, "bullmq.drain.c%d.life_us", conc[i]);
+        snprintf(w, sizeof w, "Redis CPU per job, enqueue+drain, c=%d", conc[i]);
+        ratio("bullmq", w, med(a), med(b), "lower is better for lash");
+    }
+    ratio("bullmq", "worker CPU per job, c=50", med("drain.c50.worker_us"),
+          med("bullmq.drain.c50.worker_us"), "lower is better for lash");
+    ratio("bullmq", "start latency p50 (idle worker)", med("latency.poke.p50"),
+          med("bullmq.latency.p50"), "lower is better for lash");
+    ratio("bullmq", "start latency p99 (idle worker)", med("latency.poke.p99"),
+          med("bullmq.latency.p99"), "lower is better for lash");
+}
+
+static void vs_beanstalkd(const char *which, double best, const char *bwhich, double bbest)
+{
+    char a[64], b[64], w[128];
+    printf("\nlash / beanstalkd, same session (medians):\n");
+    for (size_t i = 0; i < NCONC; i++) {
+        snprintf(a, sizeof a, "drain.c%d.rate", conc[i]);
+        snprintf(b, sizeof b, "beanstalkd.drain.c%d.rate", conc[i]);
+        snprintf(w, sizeof w, "drain jobs/s, one worker / client, c=%d", conc[i]);
+        ratio("beanstalkd", w, med(a), med(b), "higher is better for lash");
+    }
+    snprintf(w, sizeof w, "best drain jobs/s (lash %s, beanstalkd %s)", which, bwhich);
+    ratio("beanstalkd", w, best, bbest, "higher is better for lash");
+    for (size_t i = 0; i < NCONC; i++) {
+        snprintf(a, sizeof a, "drain.c%d.life_us", conc[i]);
+        snprintf(b, sizeof b, "beanstalkd.drain.c%d.server_us", conc[i]);
+        snprintf(w, sizeof w, "server CPU per job, put+take+finish, c=%d", conc[i]);
+        ratio("beanstalkd", w, med(a), med(b), "lower is better for lash");
+    }
+    ratio("beanstalkd", "start latency p50 (idle worker)", med("latency.poke.p50"),
+          med("beanstalkd.latency.p50"), "lower is better for lash");
+    ratio("beanstalkd", "start latency p99 (idle worker)", med("latency.poke.p99"),
+          med("beanstalkd.latency.p99"), "lower is better for lash");
+}
+
+/* a / b, or -1 when either was not measured. */
+static double over(double a, double b)
+{
+    return a > 0 && b > 0 ? a / b : -1;
+}
 
 static void ratios_and_targets(void)
 {
-    char which[32], pwhich[32];
+    char which[32], pwhich[32], bwhich[32];
     jratios = cJSON_CreateArray();
     jtargets = cJSON_CreateArray();
     double best = best_rate("drain.", which, sizeof which);
     double pbest = best_rate("bullmq.drain.", pwhich, sizeof pwhich);
-    if (pbest > 0) {
-        printf("\nlash / BullMQ, same Redis, same session (medians):\n");
-        static const int cs[] = {1, 10, 50};
-        for (size_t i = 0; i < sizeof cs / sizeof *cs; i++) {
-            char a[64], b[64], w[96];
-            snprintf(a, sizeof a, "drain.c%d.rate", cs[i]);
-            snprintf(b, sizeof b, "bullmq.drain.c%d.rate", cs[i]);
-            snprintf(w, sizeof w, "drain jobs/s, one worker, c=%d", cs[i]);
-            ratio(w, med(a), med(b), "higher is better for lash");
-        }
-        char w[128];
-        snprintf(w, sizeof w, "best drain jobs/s (lash %s, BullMQ %s)", which, pwhich);
-        ratio(w, best, pbest, "target >= 3x");
-        ratio("bulk enqueue rows/s (C API vs addBulk)", med("submit.capi.rate"),
-              med("bullmq.enqueue.rate"), "higher is better for lash");
-        for (size_t i = 0; i < sizeof cs / sizeof *cs; i++) {
-            char a[64], b[64];
-            snprintf(a, sizeof a, "drain.c%d.life_us", cs[i]);
-            snprintf(b, sizeof b, "bullmq.drain.c%d.life_us", cs[i]);
-            snprintf(w, sizeof w, "Redis CPU per job, enqueue+drain, c=%d", cs[i]);
-            ratio(w, med(a), med(b), "lower is better for lash");
-        }
-        snprintf(w, sizeof w, "worker CPU per job, c=50");
-        ratio(w, med("drain.c50.worker_us"), med("bullmq.drain.c50.worker_us"),
-              "lower is better for lash");
-        ratio("start latency p50 (idle worker)", med("latency.poke.p50"), med("bullmq.latency.p50"),
-              "lower is better for lash");
-        ratio("start latency p99 (idle worker)", med("latency.poke.p99"), med("bullmq.latency.p99"),
-              "lower is better for lash");
-    } else {
-        printf("\n(no BullMQ results in this session: run with --peers for the ratios)\n");
-    }
+    double bbest = best_rate("beanstalkd.drain.", bwhich, sizeof bwhich);
+    if (pbest > 0) vs_bullmq(which, best, pwhich, pbest);
+    if (bbest > 0) vs_beanstalkd(which, best, bwhich, bbest);
+    if (pbest <= 0 && bbest <= 0)
+        printf("\n(no peer results in this session: run with --peers for the ratios)\n");
 
-    printf("\nTargets (issue 6):\n");
-    target("Redis CPU per process, submit+claim+complete (registry)", med("registry.life.redis_us"),
+    printf("\nTargets (issue 14):\n");
+    double life = med("registry.life.redis_us");
+    target("Redis CPU per process, submit+claim+complete (registry)", life, "<=", 12, "us");
+    target("Redis CPU per process, claim+complete, 4 worker processes", med("fleet.w4.redis_us"),
            "<=", 12, "us");
-    target("Redis CPU per process, submit+drain, 1 worker c=50", med("drain.c50.life_us"), "<=", 12,
-           "us");
+    target("drain c=50 / BullMQ best", over(med("drain.c50.rate"), pbest), ">=", 3, "x");
+    target("drain c=256 / BullMQ best", over(med("drain.c256.rate"), pbest), ">=", 3, "x");
+    target("drain c=1 / beanstalkd c=1",
+           over(med("drain.c1.rate"), med("beanstalkd.drain.c1.rate")), ">=", 1, "x");
+    target("start latency p50 / beanstalkd p50",
+           over(med("latency.poke.p50"), med("beanstalkd.latency.p50")), "<=", 1, "x");
+    target("start latency p99 (idle worker)", med("latency.poke.p99"), "<=", 1.5, "ms");
+    target("idle worker, 20 idle: Redis CPU each", med("idlefleet.w20.pct_each"), "<=", 0.005,
+           "% core");
+    target("idle worker, 100 idle: Redis CPU each", med("idlefleet.w100.pct_each"), "<=", 0.005,
+           "% core");
+    target("8 workers / (0.8 / Redis CPU per process)",
+           over(med("fleet.w8.rate"), life > 0 ? 0.8e6 / life : -1), ">=", 1, "x");
+    target("Redis memory per pending row", med("memory.pending"), "<=", 250, "bytes");
+    target("Redis memory per retained terminal row", med("memory.terminal"), "<=", 300, "bytes");
+
+    printf("\nStanding targets (issue 6):\n");
     target("worker CPU per no-op process, c=50", med("drain.c50.worker_us"), "<=", 8, "us");
-    target("drain best / BullMQ best", pbest > 0 ? best / pbest : -1, ">=", 3, "x");
-    target("drain best vs beanstalkd best (35,320/s, issue 6)", best, ">=", BEANSTALKD_BEST,
-           "jobs/s");
     double w1 = med("fleet.w1.rate"), w2 = med("fleet.w2.rate");
-    target("2 workers / 1 worker throughput (no worse: >= 0.85)", w1 > 0 && w2 > 0 ? w2 / w1 : -1,
-           ">=", 0.85, "x");
+    target("2 workers / 1 worker throughput (no worse: >= 0.85)", over(w2, w1), ">=", 0.85, "x");
     double cap = med("submit.capi.rate"), ctl = med("submit.lashctl.rate");
     target("bulk submit (best of C API, lashctl)", cap > ctl ? cap : ctl, ">=", 100000, "rows/s");
-    target("poke-to-start p50", med("latency.poke.p50"), "<=", 0.5, "ms");
-    target("poke-to-start p99", med("latency.poke.p99"), "<=", 2, "ms");
     target("poll-only p99 (poll 100 ms)", med("latency.poll.p99"), "<=", 105, "ms");
     target("exec /bin/true at c=32", med("exec.c32.rate"), ">=", 2000, "procs/s");
     target("idle worker CPU", med("idle.cpu_pct"), "<", 1, "% core");
-    target("idle worker Redis commands/s", med("idle.redis_cmds"), "<=", 3, "cmd/s");
     target("worker RSS at c=64 after a drain", med("idle.rss_kib"), "<", 8192, "KiB");
-    target("Redis memory per pending row", med("memory.pending"), "<=", 300, "bytes");
-    target("Redis memory per retained terminal row", med("memory.terminal"), "<=", 300, "bytes");
 }
 
 int bench_report(int argc, char **argv)

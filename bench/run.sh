@@ -8,11 +8,13 @@
 #   --runs R   runs of every scenario; the table shows median, min, max (default 3)
 #   --quick    N=2000, 1 run, short windows: what CI runs to prove it works
 #   --peers    also run BullMQ (pinned in bench/peers/package.json, installed with
-#              npm into bench/peers/node_modules) against the same Redis in the
-#              same runs, and print lash/BullMQ ratios; skipped with a message
-#              when node or npm is missing
+#              npm into bench/peers/node_modules) against the same Redis, and
+#              beanstalkd (Debian's package; lash-bench's own small client) on a
+#              free port of its own, in the same runs, and print lash/BullMQ and
+#              lash/beanstalkd ratios; each is skipped with a message when node
+#              and npm, or beanstalkd, are missing
 #   --only S   run only scenario S (repeatable): registry drain fleet submit
-#              latency exec idle memory
+#              latency exec idle idlefleet memory
 #
 # It builds lash-bench when missing ($LASH_BUILD_DIR, default build/), starts
 # redis-server on a free loopback port in a temp dir (--save '' --appendonly no),
@@ -67,19 +69,37 @@ trap 'exit 130' INT TERM
 redis_start "$tmp" --tcp --loglevel warning
 url=$redis_url
 
-if [ "$peers" = 1 ]; then
+bull=$peers
+if [ "$bull" = 1 ]; then
     if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
         echo "run.sh: node or npm is not installed: skipping the BullMQ comparison" >&2
-        peers=0
+        bull=0
     elif [ ! -d "$here/peers/node_modules/bullmq" ] || [ ! -d "$here/peers/node_modules/ioredis" ]; then
         echo "run.sh: installing the pinned peers with npm into bench/peers/node_modules" >&2
         if ! (cd "$here/peers" && npm install --no-audit --no-fund --no-package-lock \
             --loglevel=error >&2); then
             echo "run.sh: npm install failed: skipping the BullMQ comparison" >&2
-            peers=0
+            bull=0
         fi
     fi
 fi
+
+bs_pid=""
+if [ "$peers" = 1 ]; then
+    if command -v beanstalkd >/dev/null; then
+        bs_port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+        beanstalkd -l 127.0.0.1 -p "$bs_port" &
+        bs_pid=$!
+        for _ in $(seq 50); do
+            (exec 3<>"/dev/tcp/127.0.0.1/$bs_port") 2>/dev/null && break
+            sleep 0.1
+        done
+    else
+        echo "run.sh: beanstalkd is not installed (apt-get install beanstalkd): skipping it" >&2
+    fi
+fi
+cleanup_bs() { [ -n "$bs_pid" ] && kill "$bs_pid" 2>/dev/null && wait "$bs_pid" 2>/dev/null; return 0; }
+trap 'cleanup_bs; cleanup' EXIT
 
 results=$tmp/results.jsonl
 : >"$results"
@@ -89,8 +109,14 @@ for r in $(seq 1 "$runs"); do
     echo "== run $r of $runs (N=$n)" >&2
     "$bench" --redis "$url" --n "$n" --flush "${qflag[@]}" "${only[@]}" >>"$results"
     if [ "$peers" = 1 ]; then
-        node "$here/peers/bullmq-bench.js" --redis "$url" --n "$n" --flush "${qflag[@]}" \
-            >>"$results"
+        if [ "$bull" = 1 ]; then
+            node "$here/peers/bullmq-bench.js" --redis "$url" --n "$n" --flush "${qflag[@]}" \
+                >>"$results"
+        fi
+        if [ -n "$bs_pid" ]; then
+            "$bench" beanstalkd --addr "127.0.0.1:$bs_port" --pid "$bs_pid" --n "$n" "${qflag[@]}" \
+                >>"$results"
+        fi
     fi
 done
 
@@ -102,9 +128,12 @@ meta=(--meta "date=$(date -u '+%Y-%m-%d %H:%M:%S UTC')"
     --meta "redis=$(redis-server --version | sed 's/ sha=.*//')"
     --meta "gcc=$(gcc -dumpfullversion 2>/dev/null || echo unknown)"
     --meta "n=$n" --meta "runs=$runs")
-if [ "$peers" = 1 ]; then
+if [ "$bull" = 1 ]; then
     meta+=(--meta "node=$(node --version)"
         --meta "bullmq=$(node -p "require('$here/peers/node_modules/bullmq/package.json').version")")
+fi
+if [ -n "$bs_pid" ]; then
+    meta+=(--meta "beanstalkd=$(beanstalkd -v 2>&1 | head -n 1)")
 fi
 echo
 "$bench" report "${meta[@]}" --json "$out" "$results"

@@ -76,3 +76,77 @@ void sc_idle(const bench_opts *o)
     bench_emit("idle.hwm_kib", "worker peak RSS, c=64 (VmHWM)", "KiB", (double)hwm, false);
     lash_close(c);
 }
+
+/* idlefleet: what K idle workers cost Redis. K real lash-worker processes
+ * (default poll, 400 ms) on an empty queue: Redis CPU (INFO cpu) over the
+ * window, less Redis's own idle CPU measured first in the same run, per worker
+ * as a share of one core; and the script calls each worker sends per second. */
+static void idle_fleet(const bench_opts *o, lash_conn *c, int k, double window, double base)
+{
+    const char *q = "bench-idlefleet";
+    int *pids = calloc((size_t)k, sizeof *pids);
+    if (!pids) bench_die("out of memory");
+    for (int i = 0; i < k; i++) {
+        char id[32];
+        snprintf(id, sizeof id, "idle-%d", i);
+        const char *args[] = {"--redis", o->url, "--queue",     q,      "--builtin", "noop",
+                              "--id",    id,     "--log-level", "warn", NULL};
+        pids[i] = bench_spawn(o, "lash-worker", args);
+    }
+    lash_stats st = {0};
+    lash_err e;
+    double t0 = bench_now();
+    do {
+        bench_sleep(0.2);
+        if (lash_get_stats(c, q, &st, &e)) bench_die("idlefleet: %s", e.msg);
+        if (bench_now() - t0 > 60)
+            bench_die("idlefleet: %lld of %d workers up", (long long)st.workers, k);
+    } while (st.workers < k);
+    bench_sleep(2); /* past every startup drive */
+    bench_redis_snap s0, s1;
+    bench_snap(c, &s0);
+    double w0 = bench_now();
+    bench_sleep(window);
+    double secs = bench_now() - w0;
+    bench_snap(c, &s1);
+    for (int i = 0; i < k; i++)
+        kill(pids[i], SIGTERM);
+    for (int i = 0; i < k; i++) {
+        int status;
+        if (waitpid(pids[i], &status, 0) != pids[i] || !WIFEXITED(status) || WEXITSTATUS(status))
+            bench_die("idlefleet: a worker did not exit 0");
+    }
+    free(pids);
+    double us = (s1.cpu - s0.cpu) * 1e6 / secs - base;
+    long long calls = bench_calls(&s0, &s1, "fcall") + bench_calls(&s0, &s1, "evalsha") +
+                      bench_calls(&s0, &s1, "eval");
+    char key[64], label[96];
+    snprintf(key, sizeof key, "idlefleet.w%d.pct_each", k);
+    snprintf(label, sizeof label, "%d idle workers: Redis CPU each, %% of a core", k);
+    bench_emit(key, label, "%", us / 1e6 * 100 / k, false);
+    snprintf(key, sizeof key, "idlefleet.w%d.calls_each", k);
+    snprintf(label, sizeof label, "%d idle workers: script calls/s each", k);
+    bench_emit(key, label, "calls/s", (double)calls / secs / k, false);
+    snprintf(key, sizeof key, "idlefleet.w%d.us_per_call", k);
+    snprintf(label, sizeof label, "%d idle workers: Redis CPU per call", k);
+    bench_emit(key, label, "us", calls ? us * secs / (double)calls : 0, true);
+}
+
+void sc_idlefleet(const bench_opts *o)
+{
+    lash_conn *c = bench_connect(o);
+    bench_flush(o, c);
+    double window = o->quick ? 3 : 15;
+    bench_note("idlefleet: Redis alone, then 20 and 100 idle lash-workers, %.0f s each", window);
+    bench_redis_snap s0, s1;
+    bench_snap(c, &s0);
+    double w0 = bench_now();
+    bench_sleep(window);
+    double secs = bench_now() - w0;
+    bench_snap(c, &s1);
+    double base = (s1.cpu - s0.cpu) * 1e6 / secs;
+    bench_emit("idlefleet.base_us", "Redis alone: CPU us per second", "us/s", base, true);
+    idle_fleet(o, c, 20, window, base);
+    if (!o->quick) idle_fleet(o, c, 100, window, base);
+    lash_close(c);
+}

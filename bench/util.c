@@ -138,6 +138,9 @@ lash_conn *bench_connect(const bench_opts *o)
     lash_conn *c;
     lash_err e;
     if (lash_connect(o->url, 60000, &c, &e)) bench_die("%s", e.msg);
+    /* As lashctl does: the library of this version, so lash's calls go by
+     * FCALL (registry/argv.h), as they do where an operator runs lashctl. */
+    if (lash_functions_ensure(c, &e)) bench_die("functions: %s", e.msg);
     return c;
 }
 

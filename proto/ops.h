@@ -38,6 +38,8 @@ typedef struct {
 typedef struct {
     size_t seen;  /* due ids the script looked at: seen == asked means maybe more */
     size_t bad;   /* ids the script failed, dropped or repaired for bad data */
+    int workers;  /* workers polling the queue (beat within 10 s), counted by an
+                     upkeep; 0: not counted (no upkeep this time) */
     char **notes; /* bad of them: "<id>: what was wrong and what was done" */
     size_t n;
     lash_claimed *rows;

@@ -30,6 +30,7 @@ static struct {
     char *library;
     size_t library_len;
     char version[17];
+    char fname[LASH_OP_COUNT][40]; /* lash_<version>_<op> */
 } S;
 static pthread_once_t once = PTHREAD_ONCE_INIT;
 
@@ -75,6 +76,7 @@ static void build(void)
 {
     const lash_lua_source *lib = source("lib");
     buf all = {0};
+    put(&all, lib->text, lib->len); /* the version covers everything the library runs */
     for (int op = 0; op < LASH_OP_COUNT; op++) {
         const lash_lua_source *src = source(op_names[op]);
         buf b = {0};
@@ -99,9 +101,15 @@ static void build(void)
     put(&l, all.p, all.len);
     char line[256];
     for (int op = 0; op < LASH_OP_COUNT; op++) {
+        /* Twice: lash_<op> for redis-cli, lash_<version>_<op> for lash's own
+         * calls, which then run this very text or fail "Function not found"
+         * (another version is loaded) and go by EVALSHA instead. */
+        snprintf(S.fname[op], sizeof S.fname[op], "lash_%s_%s", S.version, op_names[op]);
+        const char *flags = op_readonly[op] ? ", flags={'no-writes'}" : "";
         snprintf(line, sizeof line,
-                 "redis.register_function{function_name='lash_%s', callback=lash_%s%s}\n",
-                 op_names[op], op_names[op], op_readonly[op] ? ", flags={'no-writes'}" : "");
+                 "redis.register_function{function_name='lash_%s', callback=lash_%s%s}\n"
+                 "redis.register_function{function_name='%s', callback=lash_%s%s}\n",
+                 op_names[op], op_names[op], flags, S.fname[op], op_names[op], flags);
         puts_(&l, line);
     }
     snprintf(line, sizeof line,
@@ -132,6 +140,12 @@ const char *lash_function_library(size_t *len)
     pthread_once(&once, build);
     if (len) *len = S.library_len;
     return S.library;
+}
+
+const char *lash_function_name(lash_op op)
+{
+    pthread_once(&once, build);
+    return S.fname[op];
 }
 
 const char *lash_function_version(void)

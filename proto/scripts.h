@@ -4,7 +4,9 @@
  * lib.lua holds what they share. Two texts are assembled from them:
  *   - per operation, for EVAL/EVALSHA: lib + op + "return lash_<op>(KEYS, ARGV)";
  *   - one Redis Functions library "lash" (FUNCTION LOAD) registering every op as
- *     lash_<op>, so redis-cli users can `FCALL lash_submit 1 lash:{q} ...`.
+ *     lash_<op>, so redis-cli users can `FCALL lash_submit 1 lash:{q} ...`, and
+ *     again as lash_<version>_<op>: lash's own clients call that name, so an
+ *     FCALL runs exactly their version's code or fails "Function not found".
  * Calling convention for both: KEYS[1] = "lash:{<queue>}" (the base; every key
  * the script touches is derived from it, all in one hash slot).
  */
@@ -47,7 +49,9 @@ const char *lash_script_text(lash_op op, size_t *len);
 const char *lash_script_sha(lash_op op);
 /* The whole Functions library text; its version is lash_function_version(). */
 const char *lash_function_library(size_t *len);
-/* A short hash of the library text, returned by FCALL lash_version. */
+/* lash_<version>_<op>: the name lash's own clients FCALL. */
+const char *lash_function_name(lash_op op);
+/* A short hash of the Lua sources, returned by FCALL lash_version. */
 const char *lash_function_version(void);
 
 #endif

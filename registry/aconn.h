@@ -87,8 +87,9 @@ typedef struct lash_apending {
     struct lash_aconn *c;
     lash_argv argv;
     int slot;
-    size_t n; /* rows, for status replies */
-    int retried, redirects, pause_ms;
+    size_t n;      /* rows, for status replies */
+    lash_send how; /* FCALL, then EVALSHA, then EVAL (argv.h) */
+    int redirects, pause_ms;
     int64_t deadline, not_before; /* parked: give up at / not before */
     lash_aclaim_cb *claim_cb;
     lash_astatus_cb *status_cb;
@@ -110,6 +111,7 @@ struct lash_aconn {
     bool up_due, down_due, want_refresh;
     lash_err down_why;
     lash_anode *nodes;
+    lash_sendpref send; /* FCALL or EVALSHA first (argv.h) */
     lash_anode *anchor; /* the node whose coming up makes the connection up */
     lash_anode *asking; /* Sentinel: the query in flight */
     int cand;           /* opening: next candidate address */

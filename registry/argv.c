@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "proto/keys.h"
 
@@ -70,7 +71,34 @@ void lash_argv_script(lash_argv *a, lash_op op, const char *queue)
     lash_argv_adds(a, lash_key(base, queue, LASH_KEY_BASE));
 }
 
-const char **lash_argv_finish(lash_argv *a, bool eval)
+static int64_t mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+lash_send lash_sendpref_first(const lash_sendpref *p)
+{
+    return mono_ms() >= p->fcall_after ? LASH_SEND_FCALL : LASH_SEND_EVALSHA;
+}
+
+bool lash_send_fallback(lash_sendpref *p, lash_send *how, const redisReply *r)
+{
+    if (!r || r->type != REDIS_REPLY_ERROR) return false;
+    if (*how == LASH_SEND_FCALL && strncmp(r->str, "ERR Function not found", 22) == 0) {
+        p->fcall_after = mono_ms() + 60000;
+        *how = LASH_SEND_EVALSHA;
+        return true;
+    }
+    if (*how == LASH_SEND_EVALSHA && strncmp(r->str, "NOSCRIPT", 8) == 0) {
+        *how = LASH_SEND_EVAL;
+        return true;
+    }
+    return false;
+}
+
+const char **lash_argv_finish(lash_argv *a, lash_send how)
 {
     if (a->oom) return NULL;
     free(a->ptrs);
@@ -78,12 +106,17 @@ const char **lash_argv_finish(lash_argv *a, bool eval)
     if (!a->ptrs) return NULL;
     for (int i = 0; i < a->argc; i++)
         a->ptrs[i] = a->arena + a->off[i];
-    if (eval) {
+    if (how == LASH_SEND_EVAL) {
         size_t tlen;
         a->ptrs[0] = "EVAL";
         a->len[0] = 4;
         a->ptrs[1] = lash_script_text(a->op, &tlen);
         a->len[1] = tlen;
+    } else if (how == LASH_SEND_FCALL) {
+        a->ptrs[0] = "FCALL";
+        a->len[0] = 5;
+        a->ptrs[1] = lash_function_name(a->op);
+        a->len[1] = strlen(a->ptrs[1]);
     } else {
         a->len[0] = 7;
         a->len[1] = 40;

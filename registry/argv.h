@@ -1,8 +1,12 @@
 /* argv.h (internal): building script calls as argument vectors.
  *
  * One builder serves the blocking and the async API: a call is
- *   EVALSHA <sha> 1 lash:{q} args...
- * and its first two slots are swapped for EVAL <text> when Redis answers NOSCRIPT.
+ *   FCALL lash_<version>_<op> 1 lash:{q} args...
+ * while the library of this very version is loaded (lashctl loads it; workers
+ * never do), else EVALSHA <sha> (its first two slots swapped), and EVAL <text>
+ * when Redis answers NOSCRIPT. A function call costs Redis less: an EVALSHA
+ * runs the whole script text, lib.lua's definitions included, on every call
+ * (docs/benchmarks.md).
  * Argument bytes live in one growing arena, so a 1,000-row batch costs a handful
  * of allocations, not ten thousand.
  */
@@ -12,6 +16,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+
+#include <hiredis/hiredis.h>
 
 #include "proto/scripts.h"
 #include "registry/registry.h"
@@ -34,8 +40,23 @@ void lash_argv_adds(lash_argv *a, const char *s);
 void lash_argv_addi(lash_argv *a, int64_t v);
 /* Token "<owner>:<fence>". */
 void lash_argv_token(lash_argv *a, const char *owner, int64_t fence);
-/* Builds ptrs; eval puts EVAL <text> in the first slots instead of EVALSHA. NULL on OOM. */
-const char **lash_argv_finish(lash_argv *a, bool eval);
+/* How a script call goes, best first: each falls back to the next. */
+typedef enum { LASH_SEND_FCALL, LASH_SEND_EVALSHA, LASH_SEND_EVAL } lash_send;
+
+/* A connection's first choice: FCALL, unless Redis said "Function not found"
+ * within the last minute (the library is absent or of another version), so a
+ * library loaded later is taken up within a minute. */
+typedef struct {
+    int64_t fcall_after; /* monotonic ms */
+} lash_sendpref;
+
+lash_send lash_sendpref_first(const lash_sendpref *p);
+/* After r answered a call sent as *how: true when r says Redis does not know
+ * the function (FCALL) or script (EVALSHA) and *how moved on: send it again. */
+bool lash_send_fallback(lash_sendpref *p, lash_send *how, const redisReply *r);
+
+/* Builds ptrs with the first two slots for how. NULL on OOM. */
+const char **lash_argv_finish(lash_argv *a, lash_send how);
 void lash_argv_free(lash_argv *a);
 
 /* Encoders for each operation (shared by sync and async). */

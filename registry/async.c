@@ -143,7 +143,7 @@ void lash_aconn_dispatch(lash_aconn *c, lash_apending *p)
         lash_apending_finish(p, NULL, LASH_EIO, "not connected");
         return;
     }
-    const char **argv = nd ? lash_argv_finish(&p->argv, p->retried) : NULL;
+    const char **argv = nd ? lash_argv_finish(&p->argv, p->how) : NULL;
     if (nd && !argv) {
         lash_apending_finish(p, NULL, LASH_ENOMEM, "out of memory");
         return;
@@ -174,10 +174,10 @@ static void on_reply(redisAsyncContext *ac, void *r_, void *priv)
         lash_apending_finish(p, NULL, LASH_EIO, c->last.msg[0] ? c->last.msg : "connection lost");
         return;
     }
-    if (lash_reply_noscript(r) && !p->retried) {
-        /* Script cache flushed (restart, fail-over, SCRIPT FLUSH): send the text. */
-        const char **argv = lash_argv_finish(&p->argv, true);
-        p->retried = true;
+    if (lash_send_fallback(&c->send, &p->how, r)) {
+        /* Another library version, or the script cache flushed (restart,
+         * fail-over, SCRIPT FLUSH): by SHA, then with the text. */
+        const char **argv = lash_argv_finish(&p->argv, p->how);
         if (argv &&
             redisAsyncCommandArgv(ac, on_reply, p, p->argv.argc, argv, p->argv.len) == REDIS_OK)
             return;
@@ -307,7 +307,8 @@ lash_status lash_asubscribe(lash_aconn *c, const char *const *channels, size_t n
 static lash_status send_pending(lash_aconn *c, lash_apending *p)
 {
     lash_status st = LASH_OK;
-    if (p->argv.oom || !lash_argv_finish(&p->argv, false))
+    if (c) p->how = lash_sendpref_first(&c->send);
+    if (p->argv.oom || !lash_argv_finish(&p->argv, p->how))
         st = LASH_ENOMEM;
     else if (!lash_aconn_is_up(c))
         st = c && c->t->mode == LASH_TOPO_CLUSTER && c->state == LASH_ACONN_UP ? LASH_OK : LASH_EIO;

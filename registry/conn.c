@@ -529,7 +529,8 @@ redisReply *lash_conn_command(lash_conn *c, const char *queue, const char *what,
 
 redisReply *lash_conn_script(lash_conn *c, lash_argv *a, lash_err *e)
 {
-    const char **p = lash_argv_finish(a, false);
+    lash_send how = lash_sendpref_first(&c->send);
+    const char **p = lash_argv_finish(a, how);
     if (!p) {
         lash_fail(e, LASH_ENOMEM, "out of memory");
         return NULL;
@@ -538,9 +539,9 @@ redisReply *lash_conn_script(lash_conn *c, lash_argv *a, lash_err *e)
     int slot = lash_key_slot(p[3], a->len[3]);
     const char *what = lash_op_name(a->op);
     redisReply *r = routed(c, slot, true, what, a->argc, p, a->len, e);
-    if (lash_reply_noscript(r)) {
+    while (lash_send_fallback(&c->send, &how, r)) {
         freeReplyObject(r);
-        p = lash_argv_finish(a, true);
+        p = lash_argv_finish(a, how);
         if (!p) {
             lash_fail(e, LASH_ENOMEM, "out of memory");
             return NULL;

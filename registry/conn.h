@@ -37,6 +37,7 @@ struct lash_conn {
     size_t nnode;
     uint64_t dials;     /* connections opened so far: a change means a node was replaced */
     bool slots_refused; /* Cluster: CLUSTER SLOTS is not allowed; MOVED teaches the map */
+    lash_sendpref send; /* script calls: FCALL or EVALSHA first (argv.h) */
 };
 
 /* Marks a connection's socket close-on-exec: hiredis opens it without, and a

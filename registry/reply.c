@@ -3,6 +3,7 @@
 
 #include <stddef.h>
 #include <stdio.h>
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -18,11 +19,6 @@ lash_status lash_reply_check(const redisReply *r, const char *what, lash_err *e)
     if (strncmp(r->str, "WRONGPASS", 9) == 0)
         return lash_fail(e, LASH_EREDIS, "WRONGPASS: Redis refused the user or password");
     return lash_fail(e, LASH_EREDIS, "%s: Redis said: %.180s", what, r->str);
-}
-
-bool lash_reply_noscript(const redisReply *r)
-{
-    return r && r->type == REDIS_REPLY_ERROR && strncmp(r->str, "NOSCRIPT", 8) == 0;
 }
 
 static bool is_str(const redisReply *r)
@@ -95,23 +91,24 @@ static lash_status claim_row(const redisReply *r, lash_claimed *c, lash_err *e)
 lash_status lash_reply_claim(const redisReply *r, lash_claim_batch *out, lash_err *e)
 {
     lash_status st;
-    int64_t seen;
+    int64_t seen, workers;
     memset(out, 0, sizeof *out);
     if ((st = lash_reply_check(r, "claim", e))) return st;
-    if (r->type != REDIS_REPLY_ARRAY || r->elements < 2 || !get_int(r->element[0], &seen) ||
-        seen < 0)
-        return lash_fail(e, LASH_EPROTO, "claim: reply is not {seen, notes, rows...}");
+    if (r->type != REDIS_REPLY_ARRAY || r->elements < 3 || !get_int(r->element[0], &seen) ||
+        seen < 0 || !get_int(r->element[2], &workers) || workers < 0 || workers > INT_MAX)
+        return lash_fail(e, LASH_EPROTO, "claim: reply is not {seen, notes, workers, rows...}");
     out->seen = (size_t)seen;
+    out->workers = (int)workers;
     if ((st = claim_notes(r->element[1], out, e))) {
         lash_claim_batch_free(out);
         return st;
     }
-    size_t n = r->elements - 2;
+    size_t n = r->elements - 3;
     if (n == 0) return LASH_OK;
     out->rows = calloc(n, sizeof *out->rows);
     if (!out->rows) return lash_fail(e, LASH_ENOMEM, "out of memory");
     for (size_t i = 0; i < n; i++) {
-        if ((st = claim_row(r->element[i + 2], &out->rows[i], e))) {
+        if ((st = claim_row(r->element[i + 3], &out->rows[i], e))) {
             lash_claim_batch_free(out);
             return st;
         }

@@ -13,8 +13,6 @@
 
 /* An error reply, a NULL reply (connection gone) or OK. */
 lash_status lash_reply_check(const redisReply *r, const char *what, lash_err *e);
-/* True when r is a NOSCRIPT error (EVALSHA of a script Redis does not know). */
-bool lash_reply_noscript(const redisReply *r);
 
 lash_status lash_reply_claim(const redisReply *r, lash_claim_batch *out, lash_err *e);
 /* The leases name owner (borrowed: it must outlive out). */

@@ -55,7 +55,7 @@ typedef struct {
     lash_argv argv;
     size_t *map; /* out index of each row sent in this call */
     size_t nrows;
-    bool eval; /* sent as EVAL: a NOSCRIPT cannot come back */
+    lash_send how; /* how it was sent: FCALL, EVALSHA or EVAL (argv.h) */
 } chunk;
 
 static void chunk_free(chunk *k)
@@ -120,21 +120,20 @@ static lash_status build_chunk(const char *queue, const lash_submission *subs, s
  * a blocking retry here would read the next chunk's reply as this one's. A
  * reply that routing deals with (MOVED, READONLY, ...) leaves the chunk's rows
  * unsent and is handed over in *setback (the first one only). */
-static lash_status read_chunk(redisContext *ctx, chunk *k, lash_submitted *out, bool *requeued,
-                              redisReply **setback, lash_err *e)
+static lash_status read_chunk(lash_conn *c, redisContext *ctx, chunk *k, lash_submitted *out,
+                              bool *requeued, redisReply **setback, lash_err *e)
 {
     void *rv = NULL;
     *requeued = false;
     if (redisGetReply(ctx, &rv) != REDIS_OK)
         return lash_fail(e, LASH_EIO, "submit: %s", ctx->errstr);
     redisReply *r = rv;
-    if (lash_reply_noscript(r) && !k->eval) {
+    if (lash_send_fallback(&c->send, &k->how, r)) {
         freeReplyObject(r);
-        const char **p = lash_argv_finish(&k->argv, true);
+        const char **p = lash_argv_finish(&k->argv, k->how);
         if (!p) return lash_fail(e, LASH_ENOMEM, "out of memory");
         if (redisAppendCommandArgv(ctx, k->argv.argc, p, k->argv.len) != REDIS_OK)
             return lash_fail(e, LASH_EIO, "submit: cannot queue command");
-        k->eval = true;
         *requeued = true;
         return LASH_OK;
     }
@@ -167,19 +166,21 @@ static void mark_unknown(const chunk *k, lash_submitted *out, const lash_err *wh
  * whose reply was not read stay unsent); another error when Redis refused a
  * call or out of memory; LASH_OK otherwise, *setback holding a reply to route
  * around when one came (its rows stay unsent). */
-static lash_status submit_pass(redisContext *ctx, const char *queue, const lash_submission *subs,
-                               size_t n, lash_submitted *out, redisReply **setback, lash_err *e)
+static lash_status submit_pass(lash_conn *c, redisContext *ctx, const char *queue,
+                               const lash_submission *subs, size_t n, lash_submitted *out,
+                               redisReply **setback, lash_err *e)
 {
     chunk win[SUBMIT_WINDOW];
     size_t next = 0, head = 0, tail = 0; /* chunks [head, tail) are in flight */
     bool first = true;
     lash_status st = LASH_OK;
     while (head < tail || (!st && next < n)) {
-        /* The first call goes alone, so NOSCRIPT is met once, not per chunk: its
-         * re-sent EVAL loads the script ahead of the calls queued behind it. It
-         * is an EVALSHA all the same: an EVAL makes Redis hash and parse the whole
-         * script text (~12 KB) again, which cost more than the row itself for a
-         * one-row submit (docs/benchmarks.md). */
+        /* The first call goes alone, so "Function not found" or NOSCRIPT is
+         * met once, not per chunk: the calls behind it go the way it found
+         * (argv.h), and its re-sent EVAL loads the script ahead of them. It is
+         * an FCALL or EVALSHA all the same: an EVAL makes Redis hash and parse
+         * the whole script text (~12 KB) again, which cost more than the row
+         * itself for a one-row submit (docs/benchmarks.md). */
         while (!st && next < n && tail - head < (first ? 1u : SUBMIT_WINDOW)) {
             chunk *k = &win[tail % SUBMIT_WINDOW];
             if ((st = build_chunk(queue, subs, n, &next, out, k, e))) {
@@ -190,13 +191,13 @@ static lash_status submit_pass(redisContext *ctx, const char *queue, const lash_
                 chunk_free(k);
                 continue;
             }
-            const char **p = lash_argv_finish(&k->argv, false);
+            k->how = lash_sendpref_first(&c->send);
+            const char **p = lash_argv_finish(&k->argv, k->how);
             if (!p || redisAppendCommandArgv(ctx, k->argv.argc, p, k->argv.len) != REDIS_OK) {
                 st = lash_fail(e, p ? LASH_EIO : LASH_ENOMEM, "submit: cannot queue command");
                 chunk_free(k);
                 break;
             }
-            k->eval = false;
             tail++;
         }
         first = false;
@@ -207,7 +208,7 @@ static lash_status submit_pass(redisContext *ctx, const char *queue, const lash_
         /* After an error the replies still in flight are read all the same: the
          * connection stays in step, and the rows they created are reported. */
         lash_status cs = ctx->err ? lash_fail(&ce, LASH_EIO, "submit: %s", ctx->errstr)
-                                  : read_chunk(ctx, k, out, &requeued, setback, &ce);
+                                  : read_chunk(c, ctx, k, out, &requeued, setback, &ce);
         if (requeued) { /* its slot is free now, and so is the one at tail */
             chunk moved = *k;
             win[tail++ % SUBMIT_WINDOW] = moved;
@@ -292,7 +293,7 @@ lash_status lash_submit_wait(lash_conn *c, const char *queue, const lash_submiss
                 snprintf(out[i].msg, sizeof out[i].msg, NOT_SUBMITTED);
             }
         redisReply *sb = NULL;
-        st = submit_pass(ctx, queue, subs, n, out, &sb, &err);
+        st = submit_pass(c, ctx, queue, subs, n, out, &sb, &err);
         if (st == LASH_EIO || sb) {
             bool again = lash_conn_retry(c, ctx, st == LASH_EIO ? NULL : sb, slot, &t);
             if (!again && st != LASH_EIO)

@@ -37,6 +37,10 @@ static void setup(void)
 {
     lash_fx_redis_start(&R, NULL);
     C = lash_fx_connect(&R);
+    /* As in production (lashctl loads it): the calls go by FCALL, where the
+     * library's state outlives each call (registry/argv.h). */
+    lash_err e = {0};
+    cr_assert_eq(lash_functions_ensure(C, &e), LASH_OK, "%s", e.msg);
 }
 
 static void teardown(void)

@@ -99,6 +99,68 @@ Test(scripts, functions_library)
     freeReplyObject(r);
 }
 
+/* Calls of a command since the last CONFIG RESETSTAT (INFO commandstats). */
+static long long calls_of(const char *command)
+{
+    redisReply *r = cmd("INFO commandstats");
+    char key[64];
+    snprintf(key, sizeof key, "cmdstat_%s:calls=", command);
+    const char *at = strstr(r->str, key);
+    long long n = at ? atoll(at + strlen(key)) : 0;
+    freeReplyObject(r);
+    return n;
+}
+
+/* Submit, claim and complete one row on a fresh connection. */
+static void one_life(const char *q, const char *id)
+{
+    lash_conn *c = lash_fx_connect(&R);
+    lash_err e = {0};
+    lash_submission s = job(id, "k", "{}");
+    lash_submitted out;
+    cr_assert_eq(lash_submit(c, q, &s, 1, &out, &e), LASH_OK, "%s", e.msg);
+    cr_assert_eq(out.status, LASH_SUB_CREATED, "%s", out.msg);
+    lash_claim_batch b;
+    cr_assert_eq(lash_claim(c, q, "W", 1, TTL_LONG, KEEP_ALL, 0, -1, &b, &e), LASH_OK, "%s", e.msg);
+    cr_assert_eq(b.n, 1);
+    lash_completion done = {{id, "W", b.rows[0].fence}, LASH_OUT_OK, "r", 1, 0};
+    int st = -1;
+    cr_assert_eq(lash_complete(c, q, &done, 1, &st, &e), LASH_OK, "%s", e.msg);
+    cr_expect_eq(st, LASH_DONE_RECORDED);
+    lash_claim_batch_free(&b);
+    lash_close(c);
+}
+
+Test(scripts, calls_go_by_fcall_when_this_version_is_loaded)
+{
+    lash_err e = {0};
+    cr_assert_eq(lash_functions_ensure(C, &e), LASH_OK, "%s", e.msg);
+    cmd_ok("CONFIG RESETSTAT");
+    one_life("q", "a");
+    cr_expect_eq(calls_of("fcall"), 3, "submit, claim, complete: %lld FCALLs", calls_of("fcall"));
+    cr_expect_eq(calls_of("evalsha") + calls_of("eval"), 0);
+}
+
+/* Another version's library (a rolling upgrade, an older lashctl) is never
+ * run by this one: its versioned names are not there, and the calls go by
+ * EVALSHA, each script's own text. */
+Test(scripts, calls_go_by_evalsha_when_another_version_is_loaded)
+{
+    cmd_ok("FUNCTION LOAD REPLACE %s",
+           "#!lua name=lash\n"
+           "redis.register_function('lash_submit', function() return 'an older lash' end)");
+    cmd_ok("CONFIG RESETSTAT");
+    one_life("q", "a");
+    cr_expect_eq(calls_of("fcall"), 1, "one FCALL found no function, then none was tried");
+    cr_expect_geq(calls_of("evalsha"), 3);
+    expect_state("q", "a", "completed");
+    cmd_ok("FUNCTION FLUSH");
+    cmd_ok("CONFIG RESETSTAT");
+    one_life("q", "b");
+    cr_expect_eq(calls_of("fcall"), 1, "absent: the same");
+    expect_state("q", "b", "completed");
+}
+
 Test(scripts, noscript_fallback_after_script_flush)
 {
     submit_ok("q", job("a", "k", "{}"));

@@ -185,9 +185,10 @@ Test(submit, idempotent_resubmit_and_conflicts)
  * "unknown", not "not submitted", and a retry with the same id finds it. */
 Test(submit, a_submit_without_an_answer_is_unknown)
 {
-    submit_ok("q", job("warm", "k", "{}")); /* the script is loaded: one call will do */
     lash_conn *c;
     lash_err e = {0};
+    /* The library is loaded: one call (an FCALL) will do. */
+    cr_assert_eq(lash_functions_ensure(C, &e), LASH_OK, "%s", e.msg);
     cr_assert_eq(lash_connect(R.url, 300, &c, &e), LASH_OK, "%s", e.msg);
     kill(R.pid, SIGSTOP);
     lash_submission s = job("u1", "k", "{}");

@@ -570,6 +570,43 @@ Test(turn, a_failed_look_claims_nothing_and_is_logged)
     lash_turn_free(t);
 }
 
+/* Peeks an idle worker sends in `ms` after a startup claim that counted
+ * `workers` polling the queue (every look finds nothing). */
+static int idle_peeks(int workers, int64_t ms)
+{
+    cfg();
+    lash_turn *t = boot(T0);
+    lash_claim_batch b = {.workers = workers};
+    lash_turn_claimed(t, claim_for(0)->cmd, LASH_OK, &b, NULL, T0);
+    step(t, T0);
+    int peeks = 0;
+    int64_t now;
+    while ((now = timer_at) < T0 + ms) {
+        lash_turn_tick(t, now);
+        step(t, now);
+        if (claim_for(0)) {
+            lash_claim_batch beat = {.workers = workers};
+            lash_turn_claimed(t, claim_for(0)->cmd, LASH_OK, &beat, NULL, now);
+        } else if (peek_for(0)) {
+            peek_answer(t, 0, false, now);
+            peeks++;
+        }
+        step(t, now);
+    }
+    lash_turn_free(t);
+    return peeks;
+}
+
+Test(turn, the_workers_of_a_queue_share_its_poll)
+{
+    int alone = idle_peeks(1, 60000), four = idle_peeks(4, 60000), many = idle_peeks(40, 60000);
+    cr_assert_gt(alone, 100, "alone, a worker looks every poll (%d looks)", alone);
+    cr_assert_lt(four, alone * 4 / 10, "one of 4 looks about a quarter as often (%d vs %d)", four,
+                 alone);
+    cr_assert_gt(four, alone / 8, "but it still looks (%d vs %d)", four, alone);
+    cr_assert_eq(many, 0, "one of 40: its heartbeat every %d ms is its look", LASH_TURN_BEAT_MS);
+}
+
 /* A busy worker's claims go back to back; its upkeep goes about once a second
  * and trims 100 more rows than it recorded since: trimming keeps pace. */
 Test(turn, a_busy_worker_does_its_upkeep_about_once_a_second)

@@ -74,6 +74,8 @@ struct lash_turn {
     uint32_t *recovering; /* per queue: recover in flight (cmd id) or 0 */
     bool *look;           /* per queue: a poll tick wants a peek */
     uint32_t *peeking;    /* per queue: peek in flight (cmd id) or 0 */
+    int64_t *look_at;     /* per queue: no peek before (the fleet shares the poll) */
+    int *sharing;         /* per queue: workers polling it, as the last upkeep counted */
     int64_t *upkeep_at;   /* per queue: when the next claim does the upkeep */
     int *recorded;        /* per queue: rows recorded since the last upkeep */
     int64_t beat_at;      /* when the next heartbeat claim goes out */
@@ -264,6 +266,8 @@ lash_turn *lash_turn_new(const lash_turn_config *c, const char *owner)
     t->recovering = xcalloc((size_t)nq, sizeof *t->recovering);
     t->look = xcalloc((size_t)nq, sizeof *t->look);
     t->peeking = xcalloc((size_t)nq, sizeof *t->peeking);
+    t->look_at = xcalloc((size_t)nq, sizeof *t->look_at);
+    t->sharing = xcalloc((size_t)nq, sizeof *t->sharing);
     t->upkeep_at = xcalloc((size_t)nq, sizeof *t->upkeep_at);
     t->recorded = xcalloc((size_t)nq, sizeof *t->recorded);
     t->done = xcalloc((size_t)nq, sizeof *t->done);
@@ -317,6 +321,8 @@ void lash_turn_free(lash_turn *t)
     free(t->recovering);
     free(t->look);
     free(t->peeking);
+    free(t->look_at);
+    free(t->sharing);
     free(t->upkeep_at);
     free(t->recorded);
     free(t->done);
@@ -772,6 +778,17 @@ void lash_turn_tick(lash_turn *t, int64_t now)
     rearm(t);
 }
 
+/* When this worker looks at queue q next. The K workers polling a queue (as
+ * its last upkeep counted them) share its poll: each looks every K poll
+ * intervals, at jittered ticks, so the fleet looks about once a poll interval
+ * in all and an idle fleet's cost to Redis does not grow with its size. A
+ * claim is a look too; the heartbeat's every LASH_TURN_BEAT_MS is one. */
+static void looked(lash_turn *t, int q, int64_t now)
+{
+    int k = t->sharing[q] > 1 ? t->sharing[q] : 1;
+    t->look_at[q] = now + (int64_t)t->c.poll_ms * k - t->c.poll_ms / 2;
+}
+
 static const char *const cmd_names[] = {"claim", "renew", "complete", "release", "recover", "peek"};
 
 /* A command of kind k failed with why, or (why NULL) went through: see fault. */
@@ -839,6 +856,10 @@ void lash_turn_claimed(lash_turn *t, uint32_t id, lash_status st, lash_claim_bat
         return;
     }
     fault_seen(t, CMD_CLAIM, NULL, now);
+    if (b->workers > 0) {
+        t->sharing[q] = b->workers;
+        looked(t, q, sent); /* the claim's look, now with the count it brought */
+    }
     t->k.rows_claimed += b->n;
     for (size_t i = 0; i < b->bad; i++)
         logf_(t, LASH_LOG_WARN, -1, "queue #%d: claim: %s", q, b->notes[i]);
@@ -1118,14 +1139,16 @@ static void send_recover(lash_turn *t, int q, int64_t now)
 }
 
 /* A poll's look at queue q: only when a claim could follow (free slots, none
- * in flight or wanted already). */
+ * in flight or wanted already), and when this worker's share of the poll has
+ * come round. */
 static void send_peek(lash_turn *t, int q, int64_t now)
 {
     if (!t->look[q]) return;
     t->look[q] = false;
     if (t->draining || t->claim[q] || t->lost[q] || t->peeking[q] || t->want[q] ||
-        free_slots(t) <= 0)
+        free_slots(t) <= 0 || now < t->look_at[q])
         return;
+    looked(t, q, now);
     cmd *m = cmd_new(t, CMD_PEEK, q, now);
     t->peeking[q] = m->id;
     lash_action *a = push(t, LASH_ACT_PEEK);
@@ -1154,6 +1177,7 @@ static void send_claim(lash_turn *t, int q, int64_t now)
     if (n < 0) n = 0;
     if (!(t->want[q] && n > 0) && !t->beat[q]) return;
     if (n > 0) t->want[q] = false;
+    looked(t, q, now);
     cmd *m = cmd_new(t, CMD_CLAIM, q, now);
     m->n = n;
     t->reserved += n;

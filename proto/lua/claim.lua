@@ -22,9 +22,11 @@
 -- When trim_max > 0 (or absent), the call also does the queue's upkeep: the
 -- worker's heartbeat (lash:{q}:workers) and retention of terminal rows (keep_n
 -- newest, none older than keep_ms; 0 = no bound), at most trim_max rows.
--- Returns {seen, notes, row...}: seen = due ids looked at (seen == n: maybe
--- more); notes = a text for each thing the call failed, dropped or repaired for bad
--- data ("<id>: what was wrong"); each row {id, kind, payload, attempt, fence,
+-- Returns {seen, notes, workers, row...}: seen = due ids looked at (seen == n:
+-- maybe more); notes = a text for each thing the call failed, dropped or
+-- repaired for bad data ("<id>: what was wrong"); workers = the workers that beat
+-- within LASH_WORKER_FRESH_MS, counted by the upkeep (0 without it: the workers
+-- share the queue's poll by it); each row {id, kind, payload, attempt, fence,
 -- timeout_ms, backoff, max_attempts}.
 local LASH_FENCE_MAX = 9007199254740991 -- 2^53 - 1: the last integer a double holds exactly
 
@@ -206,6 +208,7 @@ local function lash_claim_upkeep(base, c, keep_n, keep_ms, trim_max)
     local workers = base .. ':workers'
     if pcall(redis.call, 'ZADD', workers, c.now, c.owner) then
         redis.call('ZREMRANGEBYSCORE', workers, '-inf', c.now - LASH_WORKER_STALE_MS)
+        c.out[3] = redis.call('ZCOUNT', workers, c.now - LASH_WORKER_FRESH_MS, '+inf')
     else
         lash_note(c, c.owner, workers .. ' is not a sorted set: no heartbeat written')
     end
@@ -231,9 +234,9 @@ local function lash_claim(KEYS, ARGV)
     if seq == '0' then seq = nil end
     if not ARGV[7] then trim_max = 100 + n end -- redis-cli: upkeep on every call
     local now = lash_now()
-    local out, ids = { 0, {} }, {}
+    local out, ids = { 0, {}, 0 }, {}
     local c = { now = now, now_s = lash_str(now), owner = owner, ttl = ttl, ttls = lash_str(ttl),
-        until_s = lash_str(now + ttl), counts = {}, notes = out[2], last = 0 }
+        until_s = lash_str(now + ttl), counts = {}, notes = out[2], last = 0, out = out }
     -- Every read that checks a key the call writes comes before its first
     -- write: due (read here), stats (opened), done (when rows may end here or
     -- be trimmed).

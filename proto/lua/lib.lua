@@ -17,6 +17,9 @@ local LASH_DEFAULT_MAX_ATTEMPTS = 3
 local LASH_DEFAULT_BACKOFF = 'exp:1000:60000'
 local LASH_EVENTS_MAX = 10000
 local LASH_WORKER_STALE_MS = 60000
+-- A worker that beat within this window is polling: workers share the poll
+-- of a queue by this count (worker/turn.c beats every 5 s).
+local LASH_WORKER_FRESH_MS = 10000
 
 -- What one script call remembers: integers it already turned into text, and
 -- whether it trimmed the events stream. Lua 5.1 formats each number handed to
