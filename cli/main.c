@@ -219,8 +219,8 @@ static const struct {
      "redis-cli can FCALL lash_submit, lash_cancel, lash_stats ... In a Redis Cluster it\n"
      "does so on every primary (replicas get it from their primary). Every lashctl command\n"
      "does this when it finds the library missing or outdated; this command reports it.\n"
-     "Workers never do: their least-privilege Redis user has no FUNCTION LOAD (they run\n"
-     "the same Lua with EVALSHA).\n"},
+     "Workers never do: their least-privilege Redis user has no FUNCTION LOAD (they call\n"
+     "the library by FCALL where this version is loaded, else the same Lua by EVALSHA).\n"},
 };
 
 #define NCOMMANDS (sizeof commands / sizeof commands[0])

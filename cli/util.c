@@ -15,7 +15,7 @@ int cli_connect(const cli_ctx *ctx, lash_conn **out)
     if (st) return cli_fail(st, &e);
     /* The Functions library is what lets redis-cli users FCALL lash_submit; a
      * server that refuses it (ACL, Redis < 7) still works for lashctl, which
-     * runs the same scripts with EVALSHA, so only a broken connection stops us. */
+     * then runs the same scripts with EVALSHA, so only a broken connection stops us. */
     st = lash_functions_ensure(*out, &e);
     if (st == LASH_EIO) {
         lash_close(*out);

@@ -270,7 +270,8 @@ void lash_aconn_close(lash_aconn *c)
     if (!c->busy) lash_aconn_free(c); /* inside tick: freed when it returns */
 }
 
-int lash_aconn_is_up(const lash_aconn *c)
+/* Up: connected, not marked down, and its node not gone from the map. */
+static bool aconn_up(const lash_aconn *c)
 {
     return c && c->state == LASH_ACONN_UP && !c->down_due && c->anchor &&
            c->anchor->state != LASH_NODE_GONE;
@@ -291,8 +292,7 @@ static void on_message(redisAsyncContext *ac, void *r_, void *priv)
 
 lash_status lash_asubscribe(lash_aconn *c, const char *const *channels, size_t n, lash_err *e)
 {
-    if (!lash_aconn_is_up(c) || !c->anchor->ac)
-        return lash_fail(e, LASH_EIO, "subscribe: not connected");
+    if (!aconn_up(c) || !c->anchor->ac) return lash_fail(e, LASH_EIO, "subscribe: not connected");
     const char **argv = malloc((n + 1) * sizeof *argv);
     if (!argv) return lash_fail(e, LASH_ENOMEM, "out of memory");
     argv[0] = "SUBSCRIBE";
@@ -310,7 +310,7 @@ static lash_status send_pending(lash_aconn *c, lash_apending *p)
     if (c) p->how = lash_sendpref_first(&c->send);
     if (p->argv.oom || !lash_argv_finish(&p->argv, p->how))
         st = LASH_ENOMEM;
-    else if (!lash_aconn_is_up(c))
+    else if (!aconn_up(c))
         st = c && c->t->mode == LASH_TOPO_CLUSTER && c->state == LASH_ACONN_UP ? LASH_OK : LASH_EIO;
     if (st) {
         lash_argv_free(&p->argv);

@@ -52,6 +52,9 @@ export WORKER_METRICS_URL=http://127.0.0.1:$mport/metrics
 # What the tests look at: 120 completed, 4 failed for good, 3 flaky (failed
 # until allowed), 30 pending an hour out, and a queue of its own.
 lashctl() { "$bin/lashctl" "$@"; }
+# The detail panel shows a process's history: log every transition, not only
+# the failures (the default level, README "Inspect with redis-cli").
+R HSET 'lash:{web}:stats' events all >/dev/null
 for i in $(seq 120); do echo '{}'; done | lashctl --queue web submit-bulk noop >/dev/null
 for i in 1 2 3 4; do lashctl --queue web submit fail --id "broken-$i" --max-attempts 1 \
     --payload "{\"error\":\"disk $i is full\"}" >/dev/null; done
