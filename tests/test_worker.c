@@ -10,10 +10,14 @@
 #include <sys/wait.h>
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <sys/socket.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include "proto/keys.h"
+#include "proto/scripts.h"
+#include "proto/version.h"
 #include "wfx.h"
 
 TestSuite(worker, .fini = wfx_teardown, .timeout = 90);
@@ -913,4 +917,89 @@ Test(worker, embed_example)
     lash_record_free(&r);
     kill(pid, SIGTERM);
     cr_assert_eq(wait_exit(pid, 5000), 0);
+}
+
+/* ---- what a service manager and an operator see ---------------------------- */
+
+/* A datagram socket at <test dir>/name standing in for systemd's NOTIFY_SOCKET. */
+static int notify_socket(const char *name, char *path, size_t cap)
+{
+    path_in(path, cap, name);
+    int fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    cr_assert(fd >= 0);
+    struct sockaddr_un a = {.sun_family = AF_UNIX};
+    cr_assert(strlen(path) < sizeof a.sun_path, "test dir too deep for a socket path");
+    strcpy(a.sun_path, path);
+    cr_assert_eq(bind(fd, (struct sockaddr *)&a, sizeof a), 0, "bind %s: %s", path,
+                 strerror(errno));
+    return fd;
+}
+
+/* The next datagram within ms, or "" when none came. */
+static void notify_recv(int fd, int ms, char *buf, size_t cap)
+{
+    buf[0] = 0;
+    struct pollfd p = {.fd = fd, .events = POLLIN};
+    if (poll(&p, 1, ms) != 1) return;
+    ssize_t n = recv(fd, buf, cap - 1, 0);
+    buf[n > 0 ? n : 0] = 0;
+}
+
+Test(worker, tells_systemd_and_its_health_file_it_is_ready_only_after_its_first_drive)
+{
+    up(NULL);
+    char sock[256], health[256], env[300], got[64];
+    int fd = notify_socket("notify", sock, sizeof sock);
+    path_in(health, sizeof health, "health");
+    snprintf(env, sizeof env, "NOTIFY_SOCKET=%s", sock);
+
+    lash_fx_redis_kill9(&R);
+    worker_env("wN", ARGS(env), ARGS("--builtin", "noop", "--health-file", health));
+    notify_recv(fd, 2000, got, sizeof got);
+    cr_assert_str_empty(got, "said '%s' while Redis was down", got);
+    cr_assert_neq(access(health, F_OK), 0, "health file written before any drive");
+
+    lash_fx_redis_restart(&R, NULL);
+    reconnect();
+    notify_recv(fd, 20000, got, sizeof got);
+    cr_assert_str_eq(got, "READY=1", "no readiness once Redis answered");
+    WAIT_UNTIL(access(health, F_OK) == 0, 5000);
+    cr_assert_eq(access(health, F_OK), 0, "no health file once ready");
+    close(fd);
+}
+
+Test(worker, two_processes_with_the_same_id_have_different_owners)
+{
+    up(NULL);
+    pid_t a = WORKER("same", "--builtin", "noop");
+    submit("default", "n1", "noop", NULL);
+    WAIT_UNTIL(row_is("default", "n1", "completed"), 10000);
+    kill(a, SIGTERM);
+    cr_assert_eq(wait_exit(a, 10000), 0);
+    WORKER("same", "--builtin", "noop");
+    submit("default", "n2", "noop", NULL);
+    WAIT_UNTIL(row_is("default", "n2", "completed"), 10000);
+
+    lash_record r1 = get("default", "n1"), r2 = get("default", "n2");
+    cr_assert(owned_by(&r1, "same") && owned_by(&r2, "same"), "owners %s, %s", r1.owner, r2.owner);
+    /* Fences never repeat in a queue; the owner is what keeps two processes'
+     * tokens apart should Redis lose the write that moved the fence. */
+    cr_assert_str_neq(r1.owner, r2.owner, "a restarted worker reused its owner");
+    lash_record_free(&r1);
+    lash_record_free(&r2);
+}
+
+Test(worker, every_program_prints_its_version_and_the_lua_library_it_carries)
+{
+    static const char *const progs[] = {"lash-worker", "lashctl", "lash-web"};
+    for (size_t i = 0; i < sizeof progs / sizeof *progs; i++) {
+        char bin[512], want[128], out[256];
+        snprintf(bin, sizeof bin, "%s", lash_fx_bin(progs[i]));
+        cr_assert_eq(run(progs[i], ARGS(bin, "--version")), 0, "%s --version", progs[i]);
+        snprintf(want, sizeof want, "%s %s (lua library %s)\n", progs[i], lash_version(),
+                 lash_function_version());
+        path_in(out, sizeof out, progs[i]);
+        strcat(out, ".err");
+        cr_assert(file_has(out, want), "%s --version did not print '%s'", progs[i], want);
+    }
 }
