@@ -27,19 +27,21 @@ ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 BIN=${LASH_BIN_DIR:-$ROOT/build/bin}
 TMP=$(mktemp -d /tmp/lash-acl.XXXXXX)
 SOCK=$TMP/redis.sock
-REDIS_PID=""
 WORKER_PID=""
 N=${LASH_ACL_TEST_N:-200}
 
 cleanup() {
-    for p in $WORKER_PID $REDIS_PID; do
+    for p in $WORKER_PID; do
         kill "$p" 2>/dev/null
         wait "$p" 2>/dev/null
     done
+    redis_stop
     rm -rf "$TMP"
 }
 trap cleanup EXIT
 
+# shellcheck source=tests/lib/redis.sh
+. "$ROOT/tests/lib/redis.sh"
 # shellcheck source=tests/deploy/tap.sh
 . "$(dirname "${BASH_SOURCE[0]}")/tap.sh"
 
@@ -56,14 +58,8 @@ if ! LASH_WORKER_PASSWORD=$WORKER_PW LASH_OPERATOR_PASSWORD=$OPERATOR_PW \
 fi
 echo "user lash-test-admin on #$(printf '%s' "$ADMIN_PW" | sha256sum | cut -d' ' -f1) ~* &* +@all" \
     >>"$TMP/users.acl"
-redis-server "$ROOT/deploy/redis.conf" --dir "$TMP" --port 0 --unixsocket "$SOCK" \
-    --unixsocketperm 700 --aclfile "$TMP/users.acl" --save '' --appendonly no \
-    --daemonize no >"$TMP/redis.log" 2>&1 &
-REDIS_PID=$!
-for _ in $(seq 1 50); do
-    [ -S "$SOCK" ] && break
-    sleep 0.1
-done
+redis_start "$TMP" --conf "$ROOT/deploy/redis.conf" --aclfile "$TMP/users.acl" ||
+    bad "redis_start failed with deploy/redis.conf and the rendered ACL"
 
 # as USER PASSWORD CMD...: one command as that user; the password goes through
 # the environment (REDISCLI_AUTH), as everything here does.

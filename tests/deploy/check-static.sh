@@ -25,17 +25,15 @@ shopt -s lastpipe
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 cd "$ROOT" || exit 2
 TMP=$(mktemp -d /tmp/lash-static.XXXXXX)
-REDIS_PID=""
 
 cleanup() {
-    if [ -n "$REDIS_PID" ]; then
-        kill "$REDIS_PID" 2>/dev/null
-        wait "$REDIS_PID" 2>/dev/null
-    fi
+    [ -n "${redis_dir:-}" ] && redis_stop
     rm -rf "$TMP"
 }
 trap cleanup EXIT
 
+# shellcheck source=tests/lib/redis.sh
+. "$ROOT/tests/lib/redis.sh"
 # shellcheck source=tests/deploy/tap.sh
 . "$ROOT/tests/deploy/tap.sh"
 skip() { echo "skipped - $*"; }
@@ -83,12 +81,12 @@ else
         bad "docker-compose config: $(cat "$TMP/compose.err")"
     fi
 fi
-conf=deploy/redis.conf
+redis_conf=deploy/redis.conf
 for want in "appendonly yes" "appendfsync everysec" "maxmemory-policy noeviction" \
     "aclfile /usr/local/etc/redis/users.acl"; do
-    if grep -qx "$want" "$conf"; then ok "redis.conf: $want"; else bad "redis.conf lacks '$want'"; fi
+    if grep -qx "$want" "$redis_conf"; then ok "redis.conf: $want"; else bad "redis.conf lacks '$want'"; fi
 done
-if grep -qE '^[[:space:]]*requirepass' "$conf"; then
+if grep -qE '^[[:space:]]*requirepass' "$redis_conf"; then
     bad "redis.conf sets requirepass next to aclfile"
 else
     ok "redis.conf leaves passwords to the ACL file"
@@ -154,15 +152,8 @@ admin_pw=$(head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n')
     cat deploy/users.acl
     echo "user lash-static-admin on #$(printf '%s' "$admin_pw" | sha256sum | cut -d' ' -f1) ~* &* +@all"
 } >"$TMP/users.acl"
-sock="$TMP/redis.sock"
-redis-server deploy/redis.conf --dir "$TMP" --port 0 --unixsocket "$sock" --unixsocketperm 700 \
-    --aclfile "$TMP/users.acl" --save '' --appendonly no --daemonize no >"$TMP/redis.log" 2>&1 &
-REDIS_PID=$!
-for _ in $(seq 1 50); do
-    [ -S "$sock" ] && break
-    kill -0 "$REDIS_PID" 2>/dev/null || break
-    sleep 0.1
-done
+redis_start "$TMP" --conf deploy/redis.conf --aclfile "$TMP/users.acl"
+sock=$TMP/redis.sock
 admin() { REDISCLI_AUTH=$admin_pw redis-cli -s "$sock" --user lash-static-admin "$@" 2>&1; }
 if [ -S "$sock" ] && [ "$(admin PING)" = PONG ]; then
     ok "redis-server starts with deploy/redis.conf and the ACL file"
@@ -218,45 +209,31 @@ if [ -S "$sock" ] && [ "$(admin PING)" = PONG ]; then
 else
     bad "redis-server did not start with the ACL file: $(tail -n 5 "$TMP/redis.log")"
 fi
-kill "$REDIS_PID" 2>/dev/null
-wait "$REDIS_PID" 2>/dev/null
-REDIS_PID=""
+redis_stop
 
 # A script's writes survive a restart under this ACL: one redis-server with
 # AOF writes them, a second one replays the AOF (as the default user).
 echo "# AOF replay under deploy/users.acl"
 aof_redis() {
-    redis-server deploy/redis.conf --dir "$TMP/aof" --port 0 --unixsocket "$sock" --unixsocketperm 700 \
-        --aclfile "$TMP/users.acl" --save '' --appendonly yes --daemonize no >>"$TMP/aof.log" 2>&1 &
-    REDIS_PID=$!
-    for _ in $(seq 1 50); do
-        [ "$(admin PING)" = PONG ] && return 0
-        sleep 0.1
-    done
-    return 1
+    redis_start "$TMP/aof" --conf deploy/redis.conf --aclfile "$TMP/users.acl" --appendonly yes &&
+        sock=$redis_sock
 }
-mkdir -p "$TMP/aof"
-rm -f "$sock"
 if aof_redis; then
     REDISCLI_AUTH=$DEV_WORKER_PASSWORD redis-cli -s "$sock" --user lash-worker EVAL \
         "redis.call('HSET', KEYS[1], 'state', 'pending'); redis.call('ZADD', KEYS[2], 1, 'x')
          redis.call('SET', KEYS[3], 'w:1', 'PX', 600000); redis.call('PEXPIRE', KEYS[1], 600000)
          return 1" 3 'lash:{aof}:p:x' 'lash:{aof}:due' 'lash:{aof}:lease:x' >/dev/null 2>&1
-    admin SHUTDOWN >/dev/null
-    wait "$REDIS_PID" 2>/dev/null
-    rm -f "$sock"
+    redis_stop # TERM to a server with an AOF: it writes the AOF and exits
     if aof_redis && [ "$(admin HGET 'lash:{aof}:p:x' state)" = pending ] &&
         [ "$(admin ZSCORE 'lash:{aof}:due' x)" = 1 ] && [ "$(admin GET 'lash:{aof}:lease:x')" = w:1 ] &&
         [ "$(admin PTTL 'lash:{aof}:p:x')" -gt 0 ]; then
         ok "a script's writes (HSET, ZADD, SET PX, PEXPIRE: MULTI/EXEC in the AOF) are replayed after a restart"
     else
-        bad "a script's writes were lost across a restart: $(grep -m 1 CRITICAL "$TMP/aof.log")"
+        bad "a script's writes were lost across a restart: $(grep -m 1 CRITICAL "$TMP/aof/redis.log")"
     fi
-    kill "$REDIS_PID" 2>/dev/null
-    wait "$REDIS_PID" 2>/dev/null
-    REDIS_PID=""
+    redis_stop
 else
-    bad "redis-server with appendonly yes did not start: $(tail -n 3 "$TMP/aof.log")"
+    bad "redis-server with appendonly yes did not start: $(tail -n 3 "$TMP/aof/redis.log")"
 fi
 
 # --- systemd units -----------------------------------------------------------
@@ -322,7 +299,7 @@ fi
 
 # --- shell scripts -----------------------------------------------------------
 echo "# shell scripts"
-scripts=(deploy/*.sh tests/deploy/*.sh)
+scripts=(deploy/*.sh tests/deploy/*.sh tests/lib/redis.sh)
 for s in "${scripts[@]}"; do
     if bash -n "$s" 2>"$TMP/bashn"; then ok "bash -n $s"; else bad "bash -n $s: $(cat "$TMP/bashn")"; fi
 done

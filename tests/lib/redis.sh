@@ -1,3 +1,6 @@
+# shellcheck shell=bash
+# The redis_* variables are set for the scripts that source this file.
+# shellcheck disable=SC2034
 # tests/lib/redis.sh: a private redis-server for the shell scripts (the web
 # suite, install checks, bench/run.sh, demo/run.sh), started and stopped one
 # way everywhere. Source it (bash), then:
@@ -78,8 +81,8 @@ redis_start() {
             "${common[@]}" "$@" &&
             _redis_wait 100 && return 0
     else
-        local try
-        for try in $(seq 20); do
+        local _try
+        for _try in $(seq 20); do
             redis_port=$((20000 + RANDOM % 40000))
             # Someone listens there already: another port.
             (exec 3<>"/dev/tcp/127.0.0.1/$redis_port") 2>/dev/null && continue
