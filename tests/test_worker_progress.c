@@ -2,12 +2,14 @@
  * lines to fd 3 ($LASH_PROGRESS_FD), a real lash-worker checks them, holds
  * them to a few writes a second and records the good ones on the row, where
  * redis-cli (HGET) and lashctl get see them while the handler still runs. */
+#include <ev.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "proto/keys.h"
 #include "wfx.h"
+#include "worker/worker.h"
 
 TestSuite(worker_progress, .fini = wfx_teardown, .timeout = 90);
 
@@ -125,4 +127,93 @@ Test(worker_progress, bad_lines_are_logged_once_and_ignored)
     cr_assert_eq(count_in(log, "does not start with a number"), 1, "with the first one's reason");
     cr_assert_eq(count_in(log, "5 bad progress line(s) ignored in all"), 1);
     cr_assert(alive(W[0].pid));
+}
+
+/* ---- in-process handlers: lash_job_progress ---- */
+
+static struct {
+    lash_worker *w;
+    lash_job *job;
+    lash_status bad, good;
+    char bad_msg[256];
+    bool seen_60, done, gave_up;
+    ev_timer check, limit;
+} E;
+
+/* Reports a bad value, then 30..60 in a burst (only the latest need go). */
+static void embedded(lash_job *j, void *ud)
+{
+    (void)ud;
+    lash_err e = {0};
+    E.job = j;
+    E.bad = lash_job_progress(j, 101, "too far", &e);
+    snprintf(E.bad_msg, sizeof E.bad_msg, "%s", e.msg);
+    E.good = LASH_OK;
+    for (int p = 30; p <= 60 && !E.good; p++)
+        E.good = lash_job_progress(j, p, p == 60 ? "embedded sixty" : "burst", &e);
+}
+
+/* Watches the row from the loop's thread (blocking reads, short): once the
+ * report shows on the row the job ends; once the row is completed, the worker. */
+static void on_check(struct ev_loop *loop, ev_timer *t, int revents)
+{
+    (void)loop;
+    (void)t;
+    (void)revents;
+    if (E.job && !E.seen_60 && strcmp(hf("q", "e", "progress"), "60") == 0) {
+        E.seen_60 = strcmp(hf("q", "e", "progress_text"), "embedded sixty") == 0 &&
+                    row_is("q", "e", "running");
+        lash_job_done(E.job, LASH_OUT_OK, "ok", 2);
+        E.job = NULL;
+    }
+    if (!E.done && row_is("q", "e", "completed")) {
+        E.done = true;
+        lash_worker_shutdown(E.w);
+    }
+}
+
+static void on_limit(struct ev_loop *loop, ev_timer *t, int revents)
+{
+    (void)loop;
+    (void)t;
+    (void)revents;
+    E.gave_up = true;
+    if (E.job) lash_job_done(E.job, LASH_OUT_FAIL, "test gave up", 12);
+    E.job = NULL;
+    lash_worker_shutdown(E.w);
+}
+
+Test(worker_progress, an_in_process_handler_reports_with_a_call_on_the_job)
+{
+    up(NULL);
+    memset(&E, 0, sizeof E);
+    struct ev_loop *loop = ev_loop_new(0);
+    lash_worker_config c;
+    lash_worker_config_default(&c);
+    const char *qs[] = {"q"};
+    c.redis_url = R.url;
+    c.queues = qs;
+    c.nqueues = 1;
+    c.log.level = LASH_LOG_WARN;
+    lash_err e = {0};
+    cr_assert_eq(lash_worker_new(loop, &c, &E.w, &e), LASH_OK, "%s", e.msg);
+    cr_assert_eq(lash_worker_handle(E.w, "emb", embedded, NULL, NULL, &e), LASH_OK, "%s", e.msg);
+    submit("q", "e", "emb", "{}");
+    ev_timer_init(&E.check, on_check, 0.05, 0.05);
+    ev_timer_init(&E.limit, on_limit, 20, 0);
+    ev_timer_start(loop, &E.check);
+    ev_timer_start(loop, &E.limit);
+    lash_worker_start(E.w);
+    ev_run(loop, 0);
+    ev_timer_stop(loop, &E.check);
+    ev_timer_stop(loop, &E.limit);
+    lash_worker_free(E.w);
+    ev_loop_destroy(loop);
+    cr_assert_eq(E.bad, LASH_EINVAL);
+    cr_assert(strstr(E.bad_msg, "0..100"), "%s", E.bad_msg);
+    cr_assert_eq(E.good, LASH_OK);
+    cr_assert_not(E.gave_up, "progress 60 never reached the row (it holds %s)",
+                  hf("q", "e", "progress"));
+    cr_assert(E.seen_60, "the latest report, on a running row");
+    cr_assert(row_is("q", "e", "completed"));
 }
