@@ -43,6 +43,14 @@ static void print_record(const lash_record *r)
     field("backoff", r->backoff ? r->backoff : LASH_DEFAULT_BACKOFF);
     field("on_lost", r->on_lost == LASH_ON_LOST_ABANDON ? "abandon" : "rerun");
     if (r->cancel_requested) field("cancel", "requested");
+    if (r->progress >= 0) {
+        char t[40];
+        snprintf(b, sizeof b, "%d%%", r->progress);
+        printf("%-13s %s%s%s%s%s\n", "progress", b,
+               r->progress_text && *r->progress_text ? " " : "",
+               r->progress_text ? r->progress_text : "", r->progress_ms ? "  at " : "",
+               r->progress_ms ? cli_fmt_time(r->progress_ms, t, sizeof t) : "");
+    }
     field("payload", r->payload);
     field("result", r->result);
     field("error", r->error);

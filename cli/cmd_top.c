@@ -19,6 +19,8 @@
 
 #define FRAME_MS 1000
 #define SHOW_WORKERS 20
+/* Running rows shown with their progress: the first found in the due set. */
+#define SHOW_RUNNING 10
 
 static volatile sig_atomic_t stop_asked;
 
@@ -34,6 +36,9 @@ typedef struct {
     char oldest_id[LASH_ID_MAX + 1];
     lash_worker_seen *w;
     size_t nw;
+    size_t nrun;
+    lash_list_row run[SHOW_RUNNING];
+    lash_progress_seen prog[SHOW_RUNNING];
 } frame;
 
 enum { R_SUBMITTED, R_COMPLETED, R_FAILED, R_RETRIED, R_LOST, R_CANCELLED, R_COUNT };
@@ -50,6 +55,21 @@ static void totals(const lash_stats *s, int64_t t[R_COUNT])
     t[R_CANCELLED] = s->total_cancelled;
 }
 
+/* A few running rows and their last progress report: one page of the list
+ * and one HMGET per row. */
+static lash_status read_running(lash_conn *c, const char *queue, frame *f, lash_err *e)
+{
+    lash_list_page p = {0};
+    lash_status st = lash_list(c, queue, "running", "0", SHOW_RUNNING, &p, e);
+    for (size_t i = 0; !st && i < p.n && f->nrun < SHOW_RUNNING; i++) {
+        f->run[f->nrun] = p.rows[i];
+        st = lash_read_progress(c, queue, p.rows[i].id, &f->prog[f->nrun], e);
+        f->nrun++;
+    }
+    lash_list_page_free(&p);
+    return st;
+}
+
 static lash_status read_frame(lash_conn *c, const char *queue, frame *f, lash_err *e)
 {
     int64_t now;
@@ -58,6 +78,7 @@ static lash_status read_frame(lash_conn *c, const char *queue, frame *f, lash_er
     if (!st) st = lash_read_workers(c, queue, 0, &f->w, &f->nw, &now, e);
     if (!st)
         st = lash_oldest_due(c, queue, f->s.now_ms, f->oldest_id, sizeof f->oldest_id, NULL, e);
+    if (!st && f->s.count[LASH_RUNNING] > 0) st = read_running(c, queue, f, e);
     f->at_ms = cli_mono_ms();
     return st;
 }
@@ -76,6 +97,17 @@ static void print_json(const char *queue, const frame *f, const double *rates)
         cJSON_AddStringToObject(w, "id", f->w[i].id);
         cJSON_AddNumberToObject(w, "seconds_ago", (double)(f->s.now_ms - f->w[i].seen_ms) / 1000);
         cJSON_AddItemToArray(a, w);
+    }
+    cJSON *run = cJSON_AddArrayToObject(j, "running_list");
+    for (size_t i = 0; i < f->nrun; i++) {
+        cJSON *r = cJSON_CreateObject();
+        cJSON_AddStringToObject(r, "id", f->run[i].id);
+        cJSON_AddStringToObject(r, "kind", f->run[i].kind);
+        if (f->prog[i].percent >= 0) {
+            cJSON_AddNumberToObject(r, "progress", f->prog[i].percent);
+            cJSON_AddStringToObject(r, "progress_text", f->prog[i].text);
+        }
+        cJSON_AddItemToArray(run, r);
     }
     char *text = cJSON_PrintUnformatted(j);
     cJSON_Delete(j);
@@ -106,6 +138,14 @@ static void print_text(FILE *out, const char *queue, const frame *f, const doubl
         fprintf(out, "  %-40s %.1fs ago\n", f->w[i].id,
                 (double)(f->s.now_ms - f->w[i].seen_ms) / 1000);
     if (tty && f->nw > SHOW_WORKERS) fprintf(out, "  ... and %zu more\n", f->nw - SHOW_WORKERS);
+    if (f->nrun) fprintf(out, "running    %zu shown\n", f->nrun);
+    for (size_t i = 0; i < f->nrun; i++) {
+        fprintf(out, "  %-40s %-16s", f->run[i].id, f->run[i].kind);
+        if (f->prog[i].percent >= 0)
+            fprintf(out, " %3d%% %s\n", f->prog[i].percent, f->prog[i].text);
+        else
+            fprintf(out, "    -\n");
+    }
 }
 
 /* Sleeps a frame; on a terminal, a 'q' key ends it early. Returns true to stop. */

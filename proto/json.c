@@ -67,6 +67,11 @@ char *lash_record_to_json(const lash_record *r)
     if (r->cancel_requested) cJSON_AddTrueToObject(o, "cancel_requested");
     add_text_or_json(o, "result", r->result);
     if (r->error) cJSON_AddStringToObject(o, "error", r->error);
+    if (r->progress >= 0) {
+        cJSON_AddNumberToObject(o, "progress", r->progress);
+        cJSON_AddStringToObject(o, "progress_text", r->progress_text ? r->progress_text : "");
+        if (r->progress_ms) cJSON_AddNumberToObject(o, "progress_ms", (double)r->progress_ms);
+    }
     char *s = cJSON_PrintUnformatted(o);
     cJSON_Delete(o);
     return s;

@@ -14,6 +14,7 @@ static const char *const suffix[] = {
     [LASH_CHAN_POKE] = ":poke",
     [LASH_CHAN_CANCEL] = ":cancel",
     [LASH_CHAN_FINISHED] = ":finished",
+    [LASH_CHAN_PROGRESS] = ":progress",
 };
 
 char *lash_key(char *buf, const char *queue, lash_key_kind k)

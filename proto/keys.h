@@ -15,6 +15,7 @@
  *   lash:{q}:poke            channel  any message wakes every worker of q
  *   lash:{q}:cancel          channel  a process id whose cancellation was asked
  *   lash:{q}:finished        channel  a process id that just became terminal
+ *   lash:{q}:progress        channel  "<id> <percent> <text>": a running process's progress
  */
 #ifndef LASH_PROTO_KEYS_H
 #define LASH_PROTO_KEYS_H
@@ -38,6 +39,7 @@ typedef enum {
     LASH_CHAN_POKE,
     LASH_CHAN_CANCEL,
     LASH_CHAN_FINISHED,
+    LASH_CHAN_PROGRESS,
 } lash_key_kind;
 
 /* Writes the queue-wide name into buf (LASH_KEY_MAX bytes); returns buf. */

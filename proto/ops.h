@@ -102,6 +102,23 @@ typedef enum {
     LASH_RELEASED = 1,      /* given back */
 } lash_release_status;
 
+/* ---- progress ----------------------------------------------------------------- */
+
+/* A running process's progress, reported under its lease (progress.lua). The
+ * text is borrowed, checked by lash_progress_check (proto/progress.h). */
+typedef struct {
+    lash_lease lease;
+    int percent; /* 0..100 */
+    const char *text;
+    size_t text_len;
+} lash_progress_report;
+
+/* Progress's answer per row (progress.lua). */
+typedef enum {
+    LASH_PROGRESS_STALE = 0,    /* the caller does not hold the row: nothing changed */
+    LASH_PROGRESS_RECORDED = 1, /* recorded, announced and logged */
+} lash_progress_status;
+
 /* ---- recovery ----------------------------------------------------------------- */
 
 /* The leases a claim whose reply was lost left its owner (recover.lua). Owns its

@@ -108,6 +108,7 @@ void lash_record_init(lash_record *rec)
     memset(rec, 0, sizeof *rec);
     rec->state = (lash_state)-1;
     rec->max_attempts = LASH_DEFAULT_MAX_ATTEMPTS;
+    rec->progress = -1;
 }
 
 void lash_record_free(lash_record *rec)
@@ -117,7 +118,9 @@ void lash_record_free(lash_record *rec)
     free(rec->error);
     free(rec->owner);
     free(rec->backoff);
+    free(rec->progress_text);
     rec->payload = rec->result = rec->error = rec->owner = rec->backoff = NULL;
+    rec->progress_text = NULL;
 }
 
 static lash_status dup_text(char **dst, const char *val, size_t len, size_t max, const char *field,
@@ -211,6 +214,13 @@ lash_status lash_record_set(lash_record *r, const char *f, const char *v, size_t
         return dup_text(&r->result, v, n, LASH_RESULT_MAX, f, e);
     } else if (strcmp(f, "error") == 0) {
         return dup_text(&r->error, v, n, LASH_ERROR_MAX, f, e);
+    } else if (strcmp(f, "progress") == 0) {
+        if ((st = set_int(&x, v, n, 0, 100, f, e))) return st;
+        r->progress = (int)x;
+    } else if (strcmp(f, "progress_text") == 0) {
+        return dup_text(&r->progress_text, v, n, LASH_PROGRESS_TEXT_MAX, f, e);
+    } else if (strcmp(f, "progress_ms") == 0) {
+        return set_int(&r->progress_ms, v, n, 0, INT64_MAX, f, e);
     }
     return LASH_OK;
 }

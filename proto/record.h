@@ -6,6 +6,7 @@
  *
  *   kind payload state attempt max_attempts fence owner created_ms updated_ms
  *   finished_ms run_at timeout_ms backoff on_lost cancel result error
+ *   progress progress_text progress_ms   (the last progress report of a run)
  *
  * The registration of a process is (kind, payload, max_attempts, timeout_ms,
  * backoff, on_lost): the submit script compares it field by field with the stored
@@ -65,6 +66,11 @@ typedef struct {
     int64_t created_ms, updated_ms, finished_ms, run_at_ms, timeout_ms;
     lash_on_lost on_lost;
     bool cancel_requested;
+    /* The last progress report (progress.lua): percent -1 when none was made.
+     * Kept after the run ends; a later attempt's first report replaces it. */
+    int progress;
+    char *progress_text;
+    int64_t progress_ms;
 } lash_record;
 
 /* Checks a submission the way the submit script will (so errors come early and

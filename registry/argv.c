@@ -176,6 +176,17 @@ void lash_argv_complete(lash_argv *a, const char *queue, const lash_completion *
     }
 }
 
+void lash_argv_progress(lash_argv *a, const char *queue, const lash_progress_report *r, size_t n)
+{
+    lash_argv_script(a, LASH_OP_PROGRESS, queue);
+    for (size_t i = 0; i < n; i++) {
+        lash_argv_adds(a, r[i].lease.id);
+        lash_argv_token(a, r[i].lease.owner, r[i].lease.fence);
+        lash_argv_addi(a, r[i].percent);
+        lash_argv_add(a, r[i].text ? r[i].text : "", r[i].text ? r[i].text_len : 0);
+    }
+}
+
 void lash_argv_release(lash_argv *a, const char *queue, const lash_lease *l, const bool *ran,
                        size_t n)
 {

@@ -66,6 +66,7 @@ void lash_argv_recover(lash_argv *a, const char *queue, const char *owner, uint3
 void lash_argv_renew(lash_argv *a, const char *queue, int64_t ttl_ms, const lash_lease *l,
                      size_t n);
 void lash_argv_complete(lash_argv *a, const char *queue, const lash_completion *r, size_t n);
+void lash_argv_progress(lash_argv *a, const char *queue, const lash_progress_report *r, size_t n);
 void lash_argv_release(lash_argv *a, const char *queue, const lash_lease *l, const bool *ran,
                        size_t n);
 /* One submit row (options that equal their defaults are not sent). */

@@ -379,3 +379,12 @@ lash_status lash_arelease(lash_aconn *c, const char *queue, const lash_lease *l,
     lash_argv_release(&p->argv, queue, l, ran, n);
     return send_pending(c, p);
 }
+
+lash_status lash_aprogress(lash_aconn *c, const char *queue, const lash_progress_report *r,
+                           size_t n, lash_astatus_cb *cb, void *ud)
+{
+    lash_apending *p = new_pending(n, NULL, cb, ud);
+    if (!p) return LASH_ENOMEM;
+    lash_argv_progress(&p->argv, queue, r, n);
+    return send_pending(c, p);
+}

@@ -72,7 +72,7 @@ lash_status lash_asubscribe(lash_aconn *c, const char *const *channels, size_t n
 
 /* A claim reply: on LASH_OK the callee owns b's rows (lash_claim_batch_free). */
 typedef void lash_aclaim_cb(lash_status st, lash_claim_batch *b, const lash_err *e, void *ud);
-/* Per-row statuses (renew, complete, release): n entries on LASH_OK. */
+/* Per-row statuses (renew, complete, release, progress): n entries on LASH_OK. */
 typedef void lash_astatus_cb(lash_status st, const int *status, size_t n, const lash_err *e,
                              void *ud);
 
@@ -95,5 +95,8 @@ lash_status lash_acomplete(lash_aconn *c, const char *queue, const lash_completi
                            lash_astatus_cb *cb, void *ud);
 lash_status lash_arelease(lash_aconn *c, const char *queue, const lash_lease *l, const bool *ran,
                           size_t n, lash_astatus_cb *cb, void *ud);
+/* Progress reports of running processes: status[i] is a lash_progress_status. */
+lash_status lash_aprogress(lash_aconn *c, const char *queue, const lash_progress_report *r,
+                           size_t n, lash_astatus_cb *cb, void *ud);
 
 #endif

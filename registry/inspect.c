@@ -10,6 +10,7 @@
 
 #include "proto/keys.h"
 #include "proto/record.h"
+#include "proto/text.h"
 #include "registry/conn.h"
 #include "registry/reply.h"
 
@@ -296,6 +297,33 @@ lash_status lash_oldest_due(lash_conn *c, const char *queue, int64_t now_ms, cha
         sc <= now_ms) {
         snprintf(id, cap, "%s", r->element[0]->str);
         if (score_ms) *score_ms = sc;
+    }
+    freeReplyObject(r);
+    return st;
+}
+
+lash_status lash_read_progress(lash_conn *c, const char *queue, const char *id,
+                               lash_progress_seen *out, lash_err *e)
+{
+    char key[LASH_KEY_MAX];
+    lash_status st;
+    memset(out, 0, sizeof *out);
+    out->percent = -1;
+    if ((st = lash_queue_check(queue, e)) || (st = lash_id_check(id, strlen(id), e))) return st;
+    const char *argv[] = {"HMGET", lash_key_row(key, queue, id), "progress", "progress_text",
+                          "progress_ms"};
+    redisReply *r = command(c, queue, "progress", 5, argv, e, &st);
+    if (!st && (r->type != REDIS_REPLY_ARRAY || r->elements != 3))
+        st = lash_fail(e, LASH_EPROTO, "progress: HMGET did not return 3 values");
+    int64_t v;
+    if (!st && is_str(r->element[0]) &&
+        lash_parse_i64(r->element[0]->str, r->element[0]->len, 0, 100, &v)) {
+        out->percent = (int)v;
+        if (is_str(r->element[1]) && r->element[1]->len <= LASH_PROGRESS_TEXT_MAX)
+            lash_text_tail(r->element[1]->str, r->element[1]->len, out->text, sizeof out->text);
+        if (is_str(r->element[2]) &&
+            lash_parse_i64(r->element[2]->str, r->element[2]->len, 0, INT64_MAX, &v))
+            out->ms = v;
     }
     freeReplyObject(r);
     return st;

@@ -96,6 +96,21 @@ lash_status lash_events_of(lash_conn *c, const char *queue, const char *id, int 
 lash_status lash_oldest_due(lash_conn *c, const char *queue, int64_t now_ms, char *id, size_t cap,
                             int64_t *score_ms, lash_err *e);
 
+/* ---- progress ---------------------------------------------------------------- */
+
+/* A row's last progress report (progress.lua): percent -1 when it has none. */
+typedef struct {
+    int percent;
+    char text[LASH_PROGRESS_TEXT_MAX + 1];
+    int64_t ms; /* server clock */
+} lash_progress_seen;
+
+/* One HMGET of the row's progress fields, not the whole row (its payload may
+ * be a megabyte): for screens that show many rows (lashctl top). A field
+ * written by hand out of bounds reads as no report. */
+lash_status lash_read_progress(lash_conn *c, const char *queue, const char *id,
+                               lash_progress_seen *out, lash_err *e);
+
 /* The sizes of the due set (non-terminal rows) and of the done set (terminal
  * rows still retained): one ZCARD each, O(1), cheap enough to poll (the
  * benchmarks wait on them). lash_get_stats has both too, with everything else. */

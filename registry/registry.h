@@ -153,6 +153,12 @@ lash_status lash_complete(lash_conn *c, const char *queue, const lash_completion
 lash_status lash_release(lash_conn *c, const char *queue, const lash_lease *l, const bool *ran,
                          size_t n, int *status, lash_err *e);
 
+/* Records progress reports of running processes (the owner's token, as a
+ * completion): status[i] is a lash_progress_status. Reports are checked first
+ * (lash_progress_check): a bad one fails the call, naming it. */
+lash_status lash_report_progress(lash_conn *c, const char *queue, const lash_progress_report *r,
+                                 size_t n, int *status, lash_err *e);
+
 /* Whether a row of queue is eligible now (a worker's poll, read-only). */
 lash_status lash_peek(lash_conn *c, const char *queue, bool *due, lash_err *e);
 

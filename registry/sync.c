@@ -7,6 +7,7 @@
 
 #include "proto/id.h"
 #include "proto/keys.h"
+#include "proto/progress.h"
 #include "proto/slot.h"
 #include "registry/conn.h"
 #include "registry/reply.h"
@@ -387,6 +388,17 @@ lash_status lash_complete(lash_conn *c, const char *queue, const lash_completion
 {
     lash_argv a;
     lash_argv_complete(&a, queue, r, n);
+    return statuses(c, &a, n, status, e);
+}
+
+lash_status lash_report_progress(lash_conn *c, const char *queue, const lash_progress_report *r,
+                                 size_t n, int *status, lash_err *e)
+{
+    lash_status st;
+    for (size_t i = 0; i < n; i++)
+        if ((st = lash_progress_check(r[i].percent, r[i].text, r[i].text_len, e))) return st;
+    lash_argv a;
+    lash_argv_progress(&a, queue, r, n);
     return statuses(c, &a, n, status, e);
 }
 

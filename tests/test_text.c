@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "proto/limits.h"
+#include "proto/progress.h"
 #include "proto/text.h"
 
 /* Literals with sizeof - 1, so embedded NULs count. */
@@ -216,4 +217,84 @@ Test(tail, output_is_never_longer_than_the_window)
         all[i] = (unsigned char)i;
     for (size_t cap = 1; cap <= 256; cap++)
         tail((const char *)all, sizeof all, cap);
+}
+
+/* ---- progress lines (proto/progress.h) ---- */
+
+static lash_status parse(const char *line, int *p, char *text, lash_err *e)
+{
+    const char *t = NULL;
+    size_t n = 0;
+    lash_status st = lash_progress_parse(line, strlen(line), p, &t, &n, e);
+    if (!st) {
+        memcpy(text, t, n);
+        text[n] = 0;
+    }
+    return st;
+}
+
+Test(progress_line, a_number_then_an_optional_text)
+{
+    int p = -1;
+    char text[LASH_PROGRESS_TEXT_MAX + 1];
+    cr_assert_eq(parse("40 resized 4 of 10", &p, text, NULL), LASH_OK);
+    cr_assert_eq(p, 40);
+    cr_assert_str_eq(text, "resized 4 of 10");
+    cr_assert_eq(parse("0", &p, text, NULL), LASH_OK);
+    cr_assert_eq(p, 0);
+    cr_assert_str_eq(text, "");
+    cr_assert_eq(parse("100 done\r", &p, text, NULL), LASH_OK, "a CRLF line");
+    cr_assert_eq(p, 100);
+    cr_assert_str_eq(text, "done");
+    cr_assert_eq(parse("7 héllo  two spaces", &p, text, NULL), LASH_OK);
+    cr_assert_str_eq(text, "héllo  two spaces");
+}
+
+Test(progress_line, each_bad_line_is_named)
+{
+    static const struct {
+        const char *line, *why;
+    } bad[] = {
+        {"", "does not start with a number"},
+        {"x 10", "does not start with a number"},
+        {"-5 neg", "does not start with a number"},
+        {"101 over", "0..100"},
+        {"1000", "0..100"},
+        {"50% half", "space after the number"},
+        {"5.5 frac", "space after the number"},
+        {"5\tx", "space after the number"},
+        {"5 a\tb", "control byte 0x09"},
+        {"5 bell\a", "control byte 0x07"},
+        {"5 \xff", "UTF-8"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        int p = -1;
+        char text[LASH_PROGRESS_TEXT_MAX + 1];
+        lash_err e = {0};
+        cr_assert_eq(parse(bad[i].line, &p, text, &e), LASH_EINVAL, "'%s' accepted", bad[i].line);
+        cr_expect(strstr(e.msg, bad[i].why), "'%s': %s", bad[i].line, e.msg);
+        cr_assert_eq(p, -1, "'%s' set the percent", bad[i].line);
+    }
+}
+
+Test(progress_line, the_text_is_bounded)
+{
+    char line[LASH_PROGRESS_LINE_MAX + 8];
+    int p;
+    char text[LASH_PROGRESS_TEXT_MAX + 1];
+    lash_err e = {0};
+    memset(line, 'x', sizeof line);
+    memcpy(line, "100 ", 4);
+    line[4 + LASH_PROGRESS_TEXT_MAX] = 0; /* the longest good line */
+    cr_assert_eq(parse(line, &p, text, &e), LASH_OK, "%s", e.msg);
+    cr_assert_eq(strlen(text), LASH_PROGRESS_TEXT_MAX);
+    memcpy(line, "10 ", 3); /* a byte shorter prefix: the text is one over */
+    cr_assert_eq(parse(line, &p, text, &e), LASH_EINVAL);
+    cr_expect(strstr(e.msg, "over"), "%s", e.msg);
+    line[4 + LASH_PROGRESS_TEXT_MAX] = 'x';
+    line[6 + LASH_PROGRESS_TEXT_MAX] = 0;
+    cr_assert_eq(parse(line, &p, text, &e), LASH_EINVAL);
+    cr_expect(strstr(e.msg, "progress line is"), "%s", e.msg);
+    cr_assert_eq(lash_progress_check(50, NULL, 0, &e), LASH_OK);
+    cr_assert_eq(lash_progress_check(50, NULL, 3, &e), LASH_EINVAL);
 }

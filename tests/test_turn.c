@@ -1574,3 +1574,182 @@ Test(turn, a_persistent_fault_is_logged_once_then_summed_up)
     cr_assert(logged("claim works again after"), "the fault's end is logged");
     lash_turn_free(t);
 }
+
+/* ---- progress ---- */
+
+/* The first report of a process goes with the next flush; those that follow
+ * within LASH_TURN_PROGRESS_MS wait, and only the latest of them goes, when
+ * the interval is over (the timer is armed for it). */
+Test(turn, progress_goes_at_once_then_the_latest_once_an_interval)
+{
+    cfg();
+    row r[] = {{.id = "a", .fence = 7}};
+    lash_turn *t = running(r, 1, T0);
+    int s = slot_of(t, "a");
+    lash_turn_progress(t, s, 10, "ten", 3, T0 + 1);
+    step(t, T0 + 1);
+    cr_assert_eq(count(LASH_ACT_PROGRESS), 1);
+    const lash_action *a = nth(LASH_ACT_PROGRESS, 0);
+    cr_assert_eq(a->n, 1);
+    cr_assert_str_eq(a->progress[0].lease.id, "a");
+    cr_assert_str_eq(a->progress[0].lease.owner, "w1");
+    cr_assert_eq(a->progress[0].lease.fence, 7);
+    cr_assert_eq(a->progress[0].percent, 10);
+    cr_assert_eq(a->progress[0].text_len, 3);
+    cr_assert_eq(memcmp(a->progress[0].text, "ten", 3), 0);
+    answer(t, a->cmd, 1, LASH_PROGRESS_RECORDED, T0 + 2);
+    for (int p = 20; p <= 40; p += 10) {
+        lash_turn_progress(t, s, p, "later", 5, T0 + 2 + p);
+        step(t, T0 + 2 + p);
+        cr_assert_eq(count(LASH_ACT_PROGRESS), 0, "within the interval: held");
+    }
+    cr_assert_leq(timer_at, T0 + 1 + LASH_TURN_PROGRESS_MS, "the timer wakes for the held one");
+    lash_turn_tick(t, T0 + 1 + LASH_TURN_PROGRESS_MS);
+    step(t, T0 + 1 + LASH_TURN_PROGRESS_MS);
+    cr_assert_eq(count(LASH_ACT_PROGRESS), 1);
+    a = nth(LASH_ACT_PROGRESS, 0);
+    cr_assert_eq(a->n, 1);
+    cr_assert_eq(a->progress[0].percent, 40, "the latest wins");
+    cr_assert_eq(lash_turn_counters(t)->progress_sent, 2);
+    lash_turn_free(t);
+}
+
+/* A handler reporting every 10 ms for 10 s costs Redis one write per interval. */
+Test(turn, a_flood_of_reports_is_held_to_one_write_an_interval)
+{
+    cfg();
+    row r[] = {{.id = "a", .fence = 1}};
+    lash_turn *t = running(r, 1, T0);
+    int s = slot_of(t, "a"), writes = 0, last = -1;
+    int64_t prev = -1;
+    const lash_action *a;
+    for (int64_t now = T0 + 1; now <= T0 + 10000; now += 10) {
+        lash_turn_progress(t, s, (int)((now - T0) / 100), "x", 1, now);
+        if (timer_at >= 0 && now >= timer_at) lash_turn_tick(t, now);
+        step(t, now);
+        for (int i = 0; (a = nth(LASH_ACT_PROGRESS, i)); i++) {
+            writes++;
+            cr_assert(prev < 0 || now - prev >= LASH_TURN_PROGRESS_MS, "writes %lld ms apart",
+                      (long long)(now - prev));
+            prev = now;
+            last = a->progress[0].percent;
+            answer(t, a->cmd, 1, LASH_PROGRESS_RECORDED, now);
+        }
+        for (int i = 0; (a = nth(LASH_ACT_RENEW, i)); i++)
+            answer(t, a->cmd, a->n, LASH_RENEW_OK, now);
+    }
+    cr_assert_leq(writes, 10000 / LASH_TURN_PROGRESS_MS + 1, "%d writes", writes);
+    cr_assert_geq(writes, 10000 / LASH_TURN_PROGRESS_MS - 1, "%d writes", writes);
+    cr_assert_geq(last, 95, "the latest values go, not the first ones");
+    lash_turn_free(t);
+}
+
+/* The reports of one queue's processes whose turn has come share one call. */
+Test(turn, progress_is_batched_per_queue)
+{
+    cfg();
+    row r[] = {{.id = "a", .fence = 1}, {.id = "b", .fence = 2}, {.id = "c", .fence = 3}};
+    lash_turn *t = running(r, 3, T0);
+    lash_turn_progress(t, slot_of(t, "a"), 1, "", 0, T0 + 1);
+    lash_turn_progress(t, slot_of(t, "c"), 3, "c", 1, T0 + 1);
+    step(t, T0 + 1);
+    cr_assert_eq(count(LASH_ACT_PROGRESS), 1);
+    const lash_action *a = nth(LASH_ACT_PROGRESS, 0);
+    cr_assert_eq(a->n, 2);
+    cr_assert_eq(a->progress[0].percent + a->progress[1].percent, 4);
+    lash_turn_free(t);
+}
+
+/* Handlers that report nothing cost nothing: no progress command, ever. */
+Test(turn, no_report_no_progress_command)
+{
+    cfg();
+    row r[] = {{.id = "a", .fence = 1}, {.id = "b", .fence = 2}};
+    lash_turn *t = running(r, 2, T0);
+    const lash_action *a;
+    for (int64_t now = T0 + 100; now <= T0 + 60000; now += 100) {
+        if (timer_at >= 0 && now >= timer_at) lash_turn_tick(t, now);
+        step(t, now);
+        cr_assert_eq(count(LASH_ACT_PROGRESS), 0);
+        for (int i = 0; (a = nth(LASH_ACT_RENEW, i)); i++)
+            answer(t, a->cmd, a->n, LASH_RENEW_OK, now);
+        for (int i = 0; (a = nth(LASH_ACT_CLAIM, i)); i++)
+            give_none(t, a->cmd, now);
+        for (int i = 0; (a = nth(LASH_ACT_PEEK, i)); i++)
+            lash_turn_peeked(t, a->cmd, LASH_OK, false, NULL, now);
+    }
+    cr_assert_eq(lash_turn_counters(t)->progress_sent, 0);
+    lash_turn_free(t);
+}
+
+/* A report still held when its process ends is dropped: the outcome says more. */
+Test(turn, a_held_report_is_dropped_when_the_process_ends)
+{
+    cfg();
+    row r[] = {{.id = "a", .fence = 1}};
+    lash_turn *t = running(r, 1, T0);
+    int s = slot_of(t, "a");
+    lash_turn_progress(t, s, 10, "", 0, T0 + 1);
+    step(t, T0 + 1);
+    cr_assert_eq(count(LASH_ACT_PROGRESS), 1);
+    lash_turn_progress(t, s, 90, "", 0, T0 + 2);
+    lash_turn_exited(t, s, LASH_OUT_OK, "", 0, T0 + 3);
+    step(t, T0 + 3);
+    cr_assert_eq(count(LASH_ACT_COMPLETE), 1);
+    lash_turn_tick(t, T0 + 1000);
+    step(t, T0 + 1000);
+    cr_assert_eq(count(LASH_ACT_PROGRESS), 0);
+    lash_turn_free(t);
+}
+
+/* Reports out of bounds, for a free slot or from a process whose lease is lost
+ * never reach Redis. */
+Test(turn, bad_reports_and_lost_leases_send_nothing)
+{
+    cfg();
+    row r[] = {{.id = "a", .fence = 1}, {.id = "b", .fence = 2}};
+    lash_turn *t = running(r, 2, T0);
+    int a = slot_of(t, "a"), b = slot_of(t, "b");
+    lash_turn_progress(t, a, 101, "", 0, T0 + 1);
+    lash_turn_progress(t, a, -1, "", 0, T0 + 1);
+    lash_turn_progress(t, a, 5, "bell\a", 5, T0 + 1);
+    lash_turn_progress(t, a, 5, "\xff", 1, T0 + 1);
+    char big[LASH_PROGRESS_TEXT_MAX + 2];
+    memset(big, 'x', sizeof big);
+    lash_turn_progress(t, a, 5, big, sizeof big, T0 + 1);
+    lash_turn_progress(t, 3, 5, "", 0, T0 + 1);  /* a free slot */
+    lash_turn_progress(t, 99, 5, "", 0, T0 + 1); /* no such slot */
+    step(t, T0 + 1);
+    cr_assert_eq(count(LASH_ACT_PROGRESS), 0);
+    /* b's lease is lost: its reports go nowhere. */
+    lash_turn_tick(t, T0 + C.lease_ms / 3);
+    step(t, T0 + C.lease_ms / 3);
+    const lash_action *rn = nth(LASH_ACT_RENEW, 0);
+    cr_assert_not_null(rn);
+    int st[2];
+    for (int i = 0; i < rn->n; i++)
+        st[i] = strcmp(rn->leases[i].id, "b") == 0 ? LASH_RENEW_LOST : LASH_RENEW_OK;
+    lash_turn_replied(t, rn->cmd, LASH_OK, st, (size_t)rn->n, NULL, T0 + C.lease_ms / 3 + 1);
+    drain(t);
+    lash_turn_progress(t, b, 50, "", 0, T0 + C.lease_ms / 3 + 2);
+    step(t, T0 + C.lease_ms / 3 + 2);
+    cr_assert_eq(count(LASH_ACT_PROGRESS), 0);
+    lash_turn_free(t);
+}
+
+/* A stale answer is counted, and changes nothing else: the renew finds a lost
+ * lease, not the progress. */
+Test(turn, a_stale_progress_answer_is_counted_only)
+{
+    cfg();
+    row r[] = {{.id = "a", .fence = 1}};
+    lash_turn *t = running(r, 1, T0);
+    lash_turn_progress(t, slot_of(t, "a"), 10, "", 0, T0 + 1);
+    step(t, T0 + 1);
+    answer(t, nth(LASH_ACT_PROGRESS, 0)->cmd, 1, LASH_PROGRESS_STALE, T0 + 2);
+    drain(t);
+    cr_assert_eq(count(LASH_ACT_KILL), 0);
+    cr_assert_eq(lash_turn_counters(t)->progress_stale, 1);
+    cr_assert_eq(lash_turn_running(t), 1);
+    lash_turn_free(t);
+}

@@ -25,7 +25,7 @@ struct lash_exec {
     struct ev_loop *loop;
     pid_t pid;
     ev_child child;
-    ev_io in, out, err;
+    ev_io in, out, err, prog;
     ev_timer drain;
     int status;
     bool exited;
@@ -37,7 +37,12 @@ struct lash_exec {
     char *tail; /* ring of the last tail_max stderr bytes */
     size_t tail_max, tail_total;
     lash_exec_done_fn *done;
+    lash_exec_progress_fn *progress;
     void *ud;
+    /* the progress line being read; over the cap, only its length is counted */
+    char line[LASH_PROGRESS_LINE_MAX + 2];
+    size_t line_len;
+    bool line_long;
 };
 
 static void close_io(lash_exec *x, ev_io *w)
@@ -79,6 +84,7 @@ static void report(lash_exec *x)
     close_io(x, &x->in);
     close_io(x, &x->out);
     close_io(x, &x->err);
+    close_io(x, &x->prog);
     stderr_tail(x, tail, sizeof tail);
     const char *sep = tail[0] ? ": " : "";
     int st = x->status;
@@ -205,14 +211,55 @@ static void on_output(struct ev_loop *loop, ev_io *w, int revents)
     }
 }
 
+/* One line of fd 3 is complete (or the pipe ended after part of one). */
+static void progress_line(lash_exec *x)
+{
+    if (x->progress) {
+        if (x->line_long)
+            x->progress(x->ud, NULL, x->line_len);
+        else
+            x->progress(x->ud, x->line, x->line_len);
+    }
+    x->line_len = 0;
+    x->line_long = false;
+}
+
+static void on_progress(struct ev_loop *loop, ev_io *w, int revents)
+{
+    (void)loop;
+    (void)revents;
+    lash_exec *x = w->data;
+    char buf[4096];
+    for (;;) {
+        ssize_t n = read(w->fd, buf, sizeof buf);
+        if (n < 0 && errno == EINTR) continue;
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return;
+        if (n <= 0) {
+            if (x->line_len) progress_line(x); /* a last line without its newline */
+            close_io(x, w);
+            return;
+        }
+        for (ssize_t i = 0; i < n; i++) {
+            if (buf[i] == '\n') {
+                progress_line(x);
+            } else if (x->line_long || x->line_len == sizeof x->line) {
+                x->line_long = true; /* too long to keep: count it, parse nothing */
+                x->line_len++;
+            } else {
+                x->line[x->line_len++] = buf[i];
+            }
+        }
+    }
+}
+
 /* Builds the child's environment: the worker's, less any LASH_* of its own,
  * plus this process's LASH_* values. */
-static char **child_env(const lash_exec_spec *s, char own[5][200])
+static char **child_env(const lash_exec_spec *s, char own[6][200])
 {
     size_t n = 0;
     while (environ[n])
         n++;
-    char **env = calloc(n + 6, sizeof *env);
+    char **env = calloc(n + 7, sizeof *env);
     if (!env) return NULL;
     size_t k = 0;
     for (size_t i = 0; i < n; i++)
@@ -222,7 +269,8 @@ static char **child_env(const lash_exec_spec *s, char own[5][200])
     snprintf(own[2], 200, "LASH_KIND=%s", s->kind);
     snprintf(own[3], 200, "LASH_ATTEMPT=%d", s->attempt);
     snprintf(own[4], 200, "LASH_FENCE=%lld", (long long)s->fence);
-    for (int i = 0; i < 5; i++)
+    snprintf(own[5], 200, "LASH_PROGRESS_FD=%d", LASH_EXEC_PROGRESS_FD);
+    for (int i = 0; i < 6; i++)
         env[k++] = own[i];
     env[k] = NULL;
     return env;
@@ -240,7 +288,7 @@ static int set_nonblock(int fd)
  * writes errno to err_fd (close-on-exec, so a successful exec closes it and the
  * parent reads nothing) and exits. Needs fds 0, 1 and 2 open in the worker
  * (lash-worker makes sure), so that no pipe end sits where dup2 writes. */
-static void child(const char *program, char **env, int p[3][2], int err_fd, pid_t parent)
+static void child(const char *program, char **env, int p[4][2], int err_fd, pid_t parent)
 {
     /* Die with the worker: a handler must not outlive the one who would record
      * its outcome, while its lease runs out and another worker reruns it. The
@@ -260,11 +308,20 @@ static void child(const char *program, char **env, int p[3][2], int err_fd, pid_
     sigset_t none;
     sigemptyset(&none);
     sigprocmask(SIG_SETMASK, &none, NULL);
+    /* fd 3 is the progress pipe's: the error pipe moves out of its way. */
+    if (err_fd <= LASH_EXEC_PROGRESS_FD &&
+        (err_fd = fcntl(err_fd, F_DUPFD_CLOEXEC, LASH_EXEC_PROGRESS_FD + 1)) < 0)
+        _exit(127);
     if (dup2(p[0][0], 0) < 0 || dup2(p[1][1], 1) < 0 || dup2(p[2][1], 2) < 0) goto fail;
+    /* dup2 onto itself would keep close-on-exec: clear it instead. */
+    if (p[3][1] == LASH_EXEC_PROGRESS_FD ? fcntl(p[3][1], F_SETFD, 0) < 0
+                                         : dup2(p[3][1], LASH_EXEC_PROGRESS_FD) < 0)
+        goto fail;
     /* Every descriptor of the worker's (Redis sockets, the log, other jobs'
-     * pipes) is close-on-exec already; this makes sure a handler sees 0, 1 and
-     * 2 only, whatever an embedding program left open. */
-    if (err_fd > 3) close_range(3, (unsigned)err_fd - 1, 0);
+     * pipes) is close-on-exec already; this makes sure a handler sees 0 to 3
+     * only, whatever an embedding program left open. */
+    if (err_fd > LASH_EXEC_PROGRESS_FD + 1)
+        close_range(LASH_EXEC_PROGRESS_FD + 1, (unsigned)err_fd - 1, 0);
     close_range((unsigned)err_fd + 1, ~0U, 0);
     char *argv[] = {(char *)program, NULL};
     execvpe(program, argv, env);
@@ -275,9 +332,9 @@ fail:;
     _exit(127);
 }
 
-static lash_status spawn(lash_exec *x, const lash_exec_spec *s, int p[3][2], lash_err *e)
+static lash_status spawn(lash_exec *x, const lash_exec_spec *s, int p[4][2], lash_err *e)
 {
-    char own[5][200];
+    char own[6][200];
     char **env = child_env(s, own);
     int ep[2];
     if (!env) return lash_fail(e, LASH_ENOMEM, "out of memory");
@@ -316,24 +373,27 @@ static lash_status spawn(lash_exec *x, const lash_exec_spec *s, int p[3][2], las
 lash_status lash_exec_start(struct ev_loop *loop, const lash_exec_spec *s, lash_exec_done_fn *done,
                             void *ud, lash_exec **out, lash_err *e)
 {
-    int p[3][2] = {{-1, -1}, {-1, -1}, {-1, -1}};
+    /* stdin, stdout, stderr, progress (fd 3) */
+    int p[4][2] = {{-1, -1}, {-1, -1}, {-1, -1}, {-1, -1}};
     lash_exec *x = calloc(1, sizeof *x);
     lash_status st = LASH_OK;
     if (!x) return lash_fail(e, LASH_ENOMEM, "out of memory");
     x->tail_max = s->tail_max;
     if (x->tail_max && !(x->tail = malloc(x->tail_max)))
         st = lash_fail(e, LASH_ENOMEM, "out of memory");
-    for (int i = 0; i < 3 && !st; i++)
+    for (int i = 0; i < 4 && !st; i++)
         if (pipe2(p[i], O_CLOEXEC) != 0) st = lash_fail(e, LASH_EIO, "pipe: %s", strerror(errno));
     if (!st) st = spawn(x, s, p, e);
     /* The child's ends are the child's now. */
     if (p[0][0] >= 0) close(p[0][0]);
     if (p[1][1] >= 0) close(p[1][1]);
     if (p[2][1] >= 0) close(p[2][1]);
-    if (!st && (set_nonblock(p[0][1]) || set_nonblock(p[1][0]) || set_nonblock(p[2][0])))
+    if (p[3][1] >= 0) close(p[3][1]);
+    if (!st && (set_nonblock(p[0][1]) || set_nonblock(p[1][0]) || set_nonblock(p[2][0]) ||
+                set_nonblock(p[3][0])))
         st = lash_fail(e, LASH_EIO, "fcntl: %s", strerror(errno));
     if (st) {
-        for (int i = 0; i < 3; i++) {
+        for (int i = 0; i < 4; i++) {
             if (i == 0 && p[0][1] >= 0) close(p[0][1]);
             if (i > 0 && p[i][0] >= 0) close(p[i][0]);
         }
@@ -350,17 +410,20 @@ lash_status lash_exec_start(struct ev_loop *loop, const lash_exec_spec *s, lash_
     x->payload_len = s->payload_len;
     x->result_max = s->result_max;
     x->done = done;
+    x->progress = s->progress;
     x->ud = ud;
     ev_child_init(&x->child, on_child, x->pid, 0);
     ev_io_init(&x->in, on_stdin, p[0][1], EV_WRITE);
     ev_io_init(&x->out, on_output, p[1][0], EV_READ);
     ev_io_init(&x->err, on_output, p[2][0], EV_READ);
+    ev_io_init(&x->prog, on_progress, p[3][0], EV_READ);
     ev_timer_init(&x->drain, on_drain, DRAIN_AFTER_EXIT, 0);
-    x->child.data = x->in.data = x->out.data = x->err.data = x->drain.data = x;
+    x->child.data = x->in.data = x->out.data = x->err.data = x->prog.data = x->drain.data = x;
     ev_child_start(loop, &x->child);
     ev_io_start(loop, &x->in);
     ev_io_start(loop, &x->out);
     ev_io_start(loop, &x->err);
+    ev_io_start(loop, &x->prog);
     *out = x;
     return LASH_OK;
 }

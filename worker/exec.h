@@ -13,7 +13,14 @@
  * is read and dropped, so a chatty program can never block or bloat the worker.
  * When the outcome is known, the whole process group is killed: nothing the
  * program started outlives it. The program also dies with the worker (a
- * parent-death signal), and sees only fds 0, 1 and 2.
+ * parent-death signal), and sees only fds 0, 1, 2 and 3.
+ *
+ * Progress: fd 3 (also named by $LASH_PROGRESS_FD) is the write end of a pipe
+ * the worker reads while the program runs. Each line written there is handed
+ * to the progress callback as it comes (format: proto/progress.h); a line
+ * longer than LASH_PROGRESS_LINE_MAX is not kept, only its length is told. A
+ * program that never writes there changes nothing; the pipe is closed, unread,
+ * once the outcome is known.
  * Needs libev's default loop (child watchers live only there).
  */
 #ifndef LASH_WORKER_EXEC_H
@@ -23,10 +30,19 @@
 #include <stdint.h>
 
 #include "proto/err.h"
+#include "proto/progress.h"
 #include "registry/registry.h"
 
 struct ev_loop;
 typedef struct lash_exec lash_exec;
+
+/* The descriptor a program writes its progress to ($LASH_PROGRESS_FD). */
+#define LASH_EXEC_PROGRESS_FD 3
+
+/* Called for each line the program writes to fd 3, without its '\n': line
+ * (valid only during the call) and its length, or line NULL and len the
+ * length of a line too long to keep. Not called after done. */
+typedef void lash_exec_progress_fn(void *ud, const char *line, size_t len);
 
 typedef struct {
     const char *program;
@@ -35,8 +51,9 @@ typedef struct {
     int64_t fence;
     const char *payload;
     size_t payload_len;
-    size_t result_max; /* stdout cap (<= LASH_RESULT_MAX) */
-    size_t tail_max;   /* stderr tail kept for the error (<= LASH_ERROR_MAX / 2) */
+    size_t result_max;               /* stdout cap (<= LASH_RESULT_MAX) */
+    size_t tail_max;                 /* stderr tail kept for the error (<= LASH_ERROR_MAX / 2) */
+    lash_exec_progress_fn *progress; /* NULL: fd 3's lines are read and dropped */
 } lash_exec_spec;
 
 /* Called once when the program has exited and its output is read. text is

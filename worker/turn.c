@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "proto/json.h"
+#include "proto/progress.h"
 #include "proto/record.h"
 #include "proto/text.h"
 
@@ -21,7 +22,8 @@ typedef struct {
     char *text;
     size_t len;
     int64_t retry_ms;
-    bool ran; /* a release: the process started (release.lua's `ran`) */
+    bool ran;    /* a release: the process started (release.lua's `ran`) */
+    int percent; /* a progress report */
 } rec;
 
 typedef struct {
@@ -29,7 +31,16 @@ typedef struct {
     size_t n, cap;
 } recs;
 
-typedef enum { CMD_CLAIM, CMD_RENEW, CMD_COMPLETE, CMD_RELEASE, CMD_RECOVER, CMD_PEEK } cmd_kind;
+typedef enum {
+    CMD_CLAIM,
+    CMD_RENEW,
+    CMD_COMPLETE,
+    CMD_RELEASE,
+    CMD_RECOVER,
+    CMD_PEEK,
+    CMD_PROGRESS,
+} cmd_kind;
+#define CMD_KINDS (CMD_PROGRESS + 1)
 
 /* Repeated failures of one kind of command are logged once, then summed up at
  * a slowing rate (1 s, 2 s, 4 s, ... 60 s) while they last: a persistent fault
@@ -50,12 +61,13 @@ typedef struct {
     int q;
     int n;
     int64_t sent;
-    recs rows;              /* COMPLETE/RELEASE: owned records */
-    lash_completion *comps; /* COMPLETE: views of rows */
-    lash_lease *leases;     /* RENEW/RELEASE */
-    bool *ran;              /* RELEASE: whether each process started */
-    int *slots;             /* RENEW: slot per lease */
-    int64_t *fences;        /* RENEW: fence per lease, to spot a reused slot */
+    recs rows;                     /* COMPLETE/RELEASE/PROGRESS: owned records */
+    lash_completion *comps;        /* COMPLETE: views of rows */
+    lash_lease *leases;            /* RENEW/RELEASE */
+    bool *ran;                     /* RELEASE: whether each process started */
+    int *slots;                    /* RENEW: slot per lease */
+    int64_t *fences;               /* RENEW: fence per lease, to spot a reused slot */
+    lash_progress_report *reports; /* PROGRESS: views of rows */
 } cmd;
 
 struct lash_turn {
@@ -64,8 +76,9 @@ struct lash_turn {
     uint64_t rng;
 
     lash_slot *slots;
-    int used;     /* slots in use */
-    int reserved; /* rows asked for by claims in flight */
+    int used;         /* slots in use */
+    int reserved;     /* rows asked for by claims in flight */
+    int progress_due; /* slots holding a progress report not sent yet */
 
     bool *want;           /* per queue: a drive is wanted */
     bool *beat;           /* per queue: a heartbeat claim is due */
@@ -96,7 +109,7 @@ struct lash_turn {
     lash_action *acts;
     size_t nacts, head, capacts;
     char *last_msg;
-    fault faults[CMD_PEEK + 1];
+    fault faults[CMD_KINDS];
 
     lash_counters k;
 };
@@ -285,6 +298,7 @@ static void cmd_free(cmd *m)
     free(m->ran);
     free(m->slots);
     free(m->fences);
+    free(m->reports);
     memset(m, 0, sizeof *m);
 }
 
@@ -292,6 +306,7 @@ static void slot_clear(lash_turn *t, int i)
 {
     lash_slot *s = &t->slots[i];
     if (!s->used) return;
+    if (s->progress_due) t->progress_due--; /* the outcome supersedes it */
     free(s->payload);
     memset(s, 0, sizeof *s);
     t->used--;
@@ -409,6 +424,8 @@ static void cmd_abandon(lash_turn *t, cmd *m, int64_t now)
     case CMD_PEEK:
         t->peeking[m->q] = 0;
         break;
+    case CMD_PROGRESS:
+        break; /* at best: the process's next report replaces it */
     case CMD_RENEW:
         for (int i = 0; i < m->n; i++) {
             lash_slot *s = &t->slots[m->slots[i]];
@@ -459,6 +476,7 @@ static void rearm(lash_turn *t)
          * time; the lease's own end is always armed, connected or not. */
         int64_t renew = s->renew_at > t->hold_until ? s->renew_at : t->hold_until;
         if (!s->lost && t->connected) consider(&at, renew);
+        if (s->progress_due && t->connected) consider(&at, s->progress_at);
         if (!s->lost) consider(&at, s->lease_until);
         if (s->deadline && !s->kill_sig) consider(&at, s->deadline);
         if (s->kill_sig == SIGTERM) consider(&at, s->kill_at);
@@ -789,7 +807,8 @@ static void looked(lash_turn *t, int q, int64_t now)
     t->look_at[q] = now + (int64_t)t->c.poll_ms * k - t->c.poll_ms / 2;
 }
 
-static const char *const cmd_names[] = {"claim", "renew", "complete", "release", "recover", "peek"};
+static const char *const cmd_names[] = {"claim",   "renew", "complete", "release",
+                                        "recover", "peek",  "progress"};
 
 /* A command of kind k failed with why, or (why NULL) went through: see fault. */
 static void fault_seen(lash_turn *t, cmd_kind k, const char *why, int64_t now)
@@ -985,6 +1004,10 @@ void lash_turn_replied(lash_turn *t, uint32_t id, lash_status st, const int *sta
     fault_seen(t, k, NULL, now);
     if (m->kind == CMD_RENEW) {
         renew_reply(t, m, status, n, now);
+    } else if (m->kind == CMD_PROGRESS) {
+        /* A stale report is no news: the lease's loss is the renew's to find. */
+        for (size_t i = 0; i < n && i < m->rows.n; i++)
+            if (status[i] == LASH_PROGRESS_STALE) t->k.progress_stale++;
     } else {
         int stale = m->kind == CMD_COMPLETE ? LASH_DONE_STALE : LASH_RELEASE_STALE;
         for (size_t i = 0; i < n && i < m->rows.n; i++) {
@@ -1001,6 +1024,23 @@ void lash_turn_replied(lash_turn *t, uint32_t id, lash_status st, const int *sta
     }
     cmd_free(m);
     maybe_exit(t, now);
+    rearm(t);
+}
+
+void lash_turn_progress(lash_turn *t, int i, int percent, const char *text, size_t len, int64_t now)
+{
+    (void)now;
+    if (i < 0 || i >= t->c.concurrency || !t->slots[i].used) return;
+    lash_slot *s = &t->slots[i];
+    if (s->lost || lash_progress_check(percent, text, len, NULL)) return;
+    s->progress = percent;
+    if (len) memcpy(s->progress_text, text, len);
+    s->progress_text[len] = 0;
+    s->progress_len = len;
+    if (!s->progress_due) {
+        s->progress_due = true;
+        t->progress_due++;
+    }
     rearm(t);
 }
 
@@ -1125,6 +1165,48 @@ static void send_renews(lash_turn *t, int q, int64_t now)
     t->k.renews_sent++;
 }
 
+/* The latest progress reports of queue q's processes whose turn has come: one
+ * call for all of them. Costs nothing while no handler reports. */
+static void send_progress(lash_turn *t, int q, int64_t now)
+{
+    if (!t->progress_due) return;
+    int n = 0;
+    for (int i = 0; i < t->c.concurrency; i++) {
+        const lash_slot *s = &t->slots[i];
+        if (s->used && s->q == q && s->progress_due && now >= s->progress_at) n++;
+    }
+    if (!n) return;
+    cmd *m = cmd_new(t, CMD_PROGRESS, q, now);
+    m->rows.v = xcalloc((size_t)n, sizeof *m->rows.v);
+    m->rows.cap = (size_t)n;
+    m->reports = xcalloc((size_t)n, sizeof *m->reports);
+    for (int i = 0; i < t->c.concurrency; i++) {
+        lash_slot *s = &t->slots[i];
+        if (!(s->used && s->q == q && s->progress_due && now >= s->progress_at)) continue;
+        rec *r = &m->rows.v[m->rows.n++];
+        memcpy(r->id, s->id, sizeof r->id);
+        r->fence = s->fence;
+        r->percent = s->progress;
+        r->text = xstrndup(s->progress_text, s->progress_len);
+        r->len = s->progress_len;
+        m->reports[m->n++] = (lash_progress_report){
+            .lease = {r->id, t->owner, r->fence},
+            .percent = r->percent,
+            .text = r->text,
+            .text_len = r->len,
+        };
+        s->progress_due = false;
+        t->progress_due--;
+        s->progress_at = now + LASH_TURN_PROGRESS_MS;
+    }
+    lash_action *a = push(t, LASH_ACT_PROGRESS);
+    a->q = q;
+    a->n = m->n;
+    a->cmd = m->id;
+    a->progress = m->reports;
+    t->k.progress_sent++;
+}
+
 /* Asks for the rows of a claim whose reply was lost, before any new claim of
  * the queue replaces its record (claim.lua). */
 static void send_recover(lash_turn *t, int q, int64_t now)
@@ -1203,6 +1285,7 @@ void lash_turn_flush(lash_turn *t, int64_t now)
             send_recs(t, q, &t->done[q], CMD_COMPLETE, now);
             send_recs(t, q, &t->rel[q], CMD_RELEASE, now);
             send_renews(t, q, now);
+            send_progress(t, q, now);
         }
     }
     /* Claims last, and in turn across queues, so one busy queue cannot starve others. */

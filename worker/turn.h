@@ -28,6 +28,10 @@
  *     command without a reply within reply_timeout_ms counts as a lost connection;
  *     the rows of a claim whose reply was lost are asked for (RECOVER) and
  *     handed back unrun, and so are those of a claim answered too late to run;
+ *   - progress: a handler's reports are kept per process, the latest winning,
+ *     and sent at most once every LASH_TURN_PROGRESS_MS per process, batched
+ *     per queue (at best: a report refused, lost with the connection or still
+ *     waiting when its process ends is dropped; the next one replaces it);
  *   - errors: a failing command is logged once, then summed up at a slowing
  *     rate; after an error reply commands wait min(poll, lease/6);
  *   - shutdown: stop claiming, let processes finish within grace_ms, kill the
@@ -54,6 +58,10 @@
 /* The most terminal rows one claim's upkeep trims. */
 #define LASH_TURN_TRIM_MAX 10000
 #define LASH_TURN_QUEUES_MAX 64
+/* A process's progress goes to Redis at most this often (the latest report
+ * wins): a handler that reports on every item of a million costs Redis a few
+ * writes a second, not a million. */
+#define LASH_TURN_PROGRESS_MS 500
 
 typedef struct {
     int concurrency;          /* slots: processes running at once, 1..4096 */
@@ -92,6 +100,7 @@ typedef enum {
     LASH_ACT_RELEASE,     /* queue q, leases[n], ran[n] */
     LASH_ACT_RECOVER,     /* queue q: the rows of claim `seq` whose reply was lost */
     LASH_ACT_PEEK,        /* queue q: is a row eligible now? (a poll's look) */
+    LASH_ACT_PROGRESS,    /* queue q, progress[n]: the processes' latest reports */
     LASH_ACT_TIMER,       /* call lash_turn_tick at `at` (replaces the previous timer) */
     LASH_ACT_LOG,         /* level, slot (-1 if none), msg */
     LASH_ACT_EXIT,        /* exit with code */
@@ -116,6 +125,7 @@ typedef struct {
     const lash_lease *leases;
     const bool *ran; /* RELEASE: per lease, whether its process started */
     const lash_completion *completions;
+    const lash_progress_report *progress;
     const char *msg;
 } lash_action;
 
@@ -137,6 +147,13 @@ typedef struct {
     bool lost;      /* lease lost: record nothing */
     bool timed_out; /* exceeded timeout_ms: record a failure */
     bool releasing; /* killed at the end of the shutdown grace: release */
+    /* its latest progress report not sent yet (progress_due), and when the
+     * next may go (LASH_TURN_PROGRESS_MS after the last) */
+    bool progress_due;
+    int progress;
+    char progress_text[LASH_PROGRESS_TEXT_MAX + 1];
+    size_t progress_len;
+    int64_t progress_at;
 } lash_slot;
 
 typedef struct lash_turn lash_turn;
@@ -155,7 +172,7 @@ void lash_turn_tick(lash_turn *t, int64_t now);
  * run of the same failure). */
 void lash_turn_claimed(lash_turn *t, uint32_t cmd, lash_status st, lash_claim_batch *b,
                        const char *why, int64_t now);
-/* Replies to RENEW, COMPLETE and RELEASE: per-row statuses (n of them on LASH_OK). */
+/* Replies to RENEW, COMPLETE, RELEASE and PROGRESS: per-row statuses (n of them on LASH_OK). */
 void lash_turn_replied(lash_turn *t, uint32_t cmd, lash_status st, const int *status, size_t n,
                        const char *why, int64_t now);
 /* The reply to PEEK cmd: due when a row of its queue is eligible now. */
@@ -168,6 +185,12 @@ void lash_turn_recovered(lash_turn *t, uint32_t cmd, lash_status st, const lash_
  * copied); the machine overrides it for cancel, timeout, lost and shutdown. */
 void lash_turn_exited(lash_turn *t, int slot, lash_outcome outcome, const char *text, size_t len,
                       int64_t now);
+/* A progress report of the process in slot: percent 0..100 and a text of
+ * len bytes (copied), as lash_progress_check accepts them; anything else is
+ * ignored. It replaces a report of the slot not sent yet, and goes with the
+ * next flush once LASH_TURN_PROGRESS_MS have passed since the slot's last. */
+void lash_turn_progress(lash_turn *t, int slot, int percent, const char *text, size_t len,
+                        int64_t now);
 /* A cancel message for id on queue q. */
 void lash_turn_cancel(lash_turn *t, int q, const char *id, int64_t now);
 /* SIGTERM/SIGINT: graceful. A second call kills at once. */
@@ -186,7 +209,8 @@ bool lash_turn_connected_now(const lash_turn *t);
  * lash_worker_counters read them. */
 typedef struct {
     uint64_t claims_sent, rows_claimed, completes_sent, rows_recorded, rows_stale, renews_sent,
-        leases_lost, releases_sent, reconnects, pokes, ticks, rows_recovered;
+        leases_lost, releases_sent, reconnects, pokes, ticks, rows_recovered, progress_sent,
+        progress_stale;
 } lash_counters;
 const lash_counters *lash_turn_counters(const lash_turn *t);
 

@@ -27,6 +27,7 @@
 #include <unistd.h>
 
 #include "proto/keys.h"
+#include "proto/progress.h"
 #include "proto/text.h"
 #include "registry/async.h"
 #include "worker/exec.h"
@@ -57,6 +58,13 @@ struct lash_job {
     char *text;
     size_t len;
     lash_job *next_done; /* on the finished list */
+    /* its latest progress report, to be told to the machine (the shell keeps
+     * one; the machine decides when it goes), and bad lines seen on fd 3 */
+    bool progress_new;
+    int progress;
+    char progress_text[LASH_PROGRESS_TEXT_MAX + 1];
+    size_t progress_len;
+    uint64_t bad_lines;
 };
 
 /* A command on its way: the callback's context (worker, cmd id), and, when it
@@ -87,6 +95,7 @@ struct lash_worker {
     lash_job **jobs;    /* per slot */
     bool *start_failed; /* per slot: no memory for its job, to be told */
     int nstart_failed;  /* how many are */
+    int nprogress;      /* jobs with a progress report to tell */
     lash_job *finished;
     call *deferred, *deferred_tail; /* failed commands, oldest first, to be told */
     bool down_deferred;             /* the connection is down, to be told */
@@ -178,6 +187,65 @@ void lash_job_done(lash_job *j, lash_outcome o, const char *text, size_t len)
     j->w->finished = j;
 }
 
+lash_status lash_job_progress(lash_job *j, int percent, const char *text, lash_err *e)
+{
+    size_t len = text ? strlen(text) : 0;
+    lash_status st = lash_progress_check(percent, text, len, e);
+    if (st || j->finished) return st;
+    /* Told to the machine from the prepare watcher (report_progress), like an
+     * outcome: the handler may be running inside an action. The latest wins. */
+    j->progress = percent;
+    if (len) memcpy(j->progress_text, text, len);
+    j->progress_text[len] = 0;
+    j->progress_len = len;
+    if (!j->progress_new) {
+        j->progress_new = true;
+        j->w->nprogress++;
+    }
+    return LASH_OK;
+}
+
+/* A line the exec handler wrote on fd 3. A bad one is ignored; the first of a
+ * job is logged with what was wrong, the rest counted (report_finished). */
+static void exec_progress(void *ud, const char *line, size_t len)
+{
+    lash_job *j = ud;
+    lash_err e;
+    int percent = 0;
+    const char *text = NULL;
+    size_t tlen = 0;
+    lash_status st = line ? lash_progress_parse(line, len, &percent, &text, &tlen, &e)
+                          : lash_fail(&e, LASH_EINVAL, "progress line is %zu bytes, over %d", len,
+                                      LASH_PROGRESS_LINE_MAX);
+    if (!st) {
+        char buf[LASH_PROGRESS_TEXT_MAX + 1];
+        memcpy(buf, text, tlen);
+        buf[tlen] = 0;
+        lash_job_progress(j, percent, buf, NULL);
+        return;
+    }
+    if (j->bad_lines++ == 0) {
+        const lash_slot *s = lash_turn_slot(j->w->turn, j->slot);
+        char tail[80];
+        lash_text_tail(line ? line : "", line ? (len > 64 ? 64 : len) : 0, tail, sizeof tail);
+        lash_log(&j->w->c.log, LASH_LOG_WARN, j->w->queues[s->q], s->id, s->attempt, s->fence,
+                 "bad progress line ignored (later ones are counted): %s%s%s%s", e.msg,
+                 tail[0] ? ": '" : "", tail, tail[0] ? "'" : "");
+    }
+}
+
+/* Hands the machine the jobs' latest progress reports. */
+static void report_progress(lash_worker *w, int64_t now)
+{
+    for (int i = 0; w->nprogress && i < w->c.turn.concurrency; i++) {
+        lash_job *j = w->jobs[i];
+        if (!j || !j->progress_new) continue;
+        j->progress_new = false;
+        w->nprogress--;
+        lash_turn_progress(w->turn, i, j->progress, j->progress_text, j->progress_len, now);
+    }
+}
+
 static void exec_done(void *ud, lash_outcome o, const char *text, size_t len)
 {
     lash_job *j = ud;
@@ -262,6 +330,7 @@ static void start_job(lash_worker *w, int slot)
         .payload_len = s->payload_len,
         .result_max = w->c.result_max,
         .tail_max = w->c.stderr_tail,
+        .progress = exec_progress,
     };
     lash_err e;
     if (lash_exec_start(w->loop, &spec, exec_done, j, &j->exec, &e))
@@ -300,6 +369,10 @@ static void report_finished(lash_worker *w, int64_t now)
                  j->outcome == LASH_OUT_OK ? "" : ": ",
                  j->outcome == LASH_OUT_OK ? 0 : (int)(j->len > 300 ? 300 : j->len),
                  j->text ? j->text : "");
+        if (j->bad_lines > 1)
+            lash_log(&w->c.log, LASH_LOG_WARN, w->queues[s->q], s->id, s->attempt, s->fence,
+                     "%llu bad progress line(s) ignored in all", (unsigned long long)j->bad_lines);
+        if (j->progress_new) w->nprogress--; /* the outcome supersedes it */
         w->jobs[j->slot] = NULL;
         if (w->c.on_job_end) w->c.on_job_end(w->c.hooks_ud, s->kind, j->outcome, now - s->started);
         lash_turn_exited(w->turn, j->slot, j->outcome, j->text, j->len, now);
@@ -574,6 +647,9 @@ static void send_cmd(lash_worker *w, const lash_action *a)
         case LASH_ACT_COMPLETE:
             st = lash_acomplete(w->cmd, q, a->completions, (size_t)a->n, on_status, c);
             break;
+        case LASH_ACT_PROGRESS:
+            st = lash_aprogress(w->cmd, q, a->progress, (size_t)a->n, on_status, c);
+            break;
         default:
             st = lash_arelease(w->cmd, q, a->leases, a->ran, (size_t)a->n, on_status, c);
             break;
@@ -650,6 +726,7 @@ static void act(lash_worker *w, const lash_action *a, int64_t now)
     case LASH_ACT_RELEASE:
     case LASH_ACT_RECOVER:
     case LASH_ACT_PEEK:
+    case LASH_ACT_PROGRESS:
         send_cmd(w, a);
         break;
     case LASH_ACT_TIMER:
@@ -674,7 +751,7 @@ static void act(lash_worker *w, const lash_action *a, int64_t now)
 /* Whether something waits to be told to the machine. */
 static bool to_tell(const lash_worker *w)
 {
-    return w->finished || w->deferred || w->down_deferred || w->nstart_failed;
+    return w->finished || w->deferred || w->down_deferred || w->nstart_failed || w->nprogress;
 }
 
 /* Once per loop iteration: what happened in, one flush, every action out. A
@@ -687,6 +764,7 @@ static void on_prepare(struct ev_loop *loop, ev_prepare *p, int revents)
     reap_dead(w);
     for (int round = 0; round < 4 && !w->exited; round++) {
         int64_t now = now_ms();
+        report_progress(w, now);
         report_finished(w, now);
         report_deferred(w, now);
         lash_turn_flush(w->turn, now);

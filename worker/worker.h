@@ -103,6 +103,13 @@ int64_t lash_job_fence(const lash_job *j);
 struct ev_loop *lash_job_loop(const lash_job *j);
 void *lash_job_data(const lash_job *j); /* a handler's own pointer */
 void lash_job_set_data(lash_job *j, void *p);
+/* Reports how far the job has got: percent 0..100 and a short text (NULL, or
+ * at most LASH_PROGRESS_TEXT_MAX bytes of UTF-8 without control characters;
+ * proto/progress.h), copied. LASH_EINVAL naming what was wrong for anything
+ * else. Call it as often as you like: the worker keeps the latest report and
+ * writes at most one per job every LASH_TURN_PROGRESS_MS (worker/turn.h), at
+ * best. After lash_job_done it does nothing. */
+lash_status lash_job_progress(lash_job *j, int percent, const char *text, lash_err *e);
 /* Ends the job: LASH_OUT_OK with a result text, LASH_OUT_FAIL with an error
  * (retried while attempts remain), LASH_OUT_ABORT (failed for good). */
 void lash_job_done(lash_job *j, lash_outcome o, const char *text, size_t len);

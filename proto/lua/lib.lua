@@ -13,6 +13,7 @@ local LASH_ATTEMPTS_MAX = 1000
 local LASH_TIMEOUT_MAX = 604800000
 local LASH_DELAY_MAX = 31536000000
 local LASH_BATCH_MAX = 1000
+local LASH_PROGRESS_TEXT_MAX = 200
 local LASH_DEFAULT_MAX_ATTEMPTS = 3
 local LASH_DEFAULT_BACKOFF = 'exp:1000:60000'
 local LASH_EVENTS_MAX = 10000
@@ -183,10 +184,12 @@ end
 -- The events stream logs transitions at the queue's level, field `events` of
 -- lash:{q}:stats: 'failures' (the default) logs what needs an operator's eye
 -- (failed, retried, cancelled, abandoned, lease-lost, dropped, repaired,
--- reopened, cancel-requested); 'all' adds the routine ones below, an XADD per
--- row at every step (about a quarter of the Redis CPU of a process's life,
+-- reopened, cancel-requested); 'all' adds the routine ones below (progress
+-- too: a few a second per running process would push the failures out of the
+-- capped stream), an XADD per row at every step (about a quarter of the Redis CPU of a process's life,
 -- docs/benchmarks.md); 'off' logs nothing.
-local LASH_ROUTINE = { submitted = true, claimed = true, completed = true, released = true }
+local LASH_ROUTINE = { submitted = true, claimed = true, completed = true, released = true,
+    progress = true }
 
 -- Opens the queue's stats hash for the call, before its first write: reads
 -- the event level and the last fence handed out, and so checks its type (a

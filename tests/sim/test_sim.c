@@ -849,6 +849,9 @@ static void act(int mi, const lash_action *a)
         audit_send(mi, a);
         send_cmd(mi, a);
         break;
+    case LASH_ACT_PROGRESS: /* the simulated processes report none */
+        cr_assert_fail("%s: a progress report nobody made", M->owner);
+        break;
     case LASH_ACT_TIMER:
         M->timer_at = a->at;
         at(a->at, EV_TIMER, mi, M->gen, 0, ++M->timer_seq, NULL);
