@@ -195,6 +195,20 @@ static lash_turn *running(const row *r, int n, int64_t now)
 
 /* ---- connection and drives ---- */
 
+Test(turn, a_config_past_its_bounds_builds_no_machine)
+{
+    cfg();
+    C.concurrency = 0;
+    cr_assert_null(lash_turn_new(&C, "w1"));
+    cfg();
+    C.reply_timeout_ms = C.lease_ms; /* over a third of the lease */
+    cr_assert_null(lash_turn_new(&C, "w1"));
+    cfg();
+    lash_turn *t = lash_turn_new(&C, "w1");
+    cr_assert_not_null(t);
+    lash_turn_free(t);
+}
+
 Test(turn, start_connects_once)
 {
     cfg();

@@ -83,7 +83,7 @@ void lash_turn_config_default(lash_turn_config *c);
 /* The bounds above, in one place: every entry point (lash-worker's flags and
  * environment, the embedding API) calls this before building a machine;
  * LASH_EINVAL and a sentence naming the setting when one is out of bounds.
- * lash_turn_new asserts it. */
+ * lash_turn_new refuses a config past them (NULL). */
 lash_status lash_turn_config_check(const lash_turn_config *c, lash_err *e);
 /* The reply timeout c stands for (resolving 0). */
 int64_t lash_turn_reply_timeout(const lash_turn_config *c);
@@ -158,6 +158,8 @@ typedef struct {
 
 typedef struct lash_turn lash_turn;
 
+/* A machine for c (copied) and owner; NULL when c is past the bounds of
+ * lash_turn_config_check. Out of memory aborts (see xcalloc in turn.c). */
 lash_turn *lash_turn_new(const lash_turn_config *c, const char *owner);
 void lash_turn_free(lash_turn *t);
 

@@ -916,7 +916,10 @@ lash_status lash_worker_new(struct ev_loop *loop, const lash_worker_config *c, l
         tc.seed = seed | 1;
     }
     w->c.log.worker = w->owner;
-    w->turn = lash_turn_new(&tc, w->owner);
+    if (!(w->turn = lash_turn_new(&tc, w->owner))) {
+        st = lash_turn_config_check(&tc, e);
+        goto fail;
+    }
     w->jobs = calloc((size_t)tc.concurrency, sizeof *w->jobs);
     w->start_failed = calloc((size_t)tc.concurrency, sizeof *w->start_failed);
     if (!w->jobs || !w->start_failed) {
