@@ -154,6 +154,7 @@ int cli_cmd_get(cli_ctx *ctx, int argc, char **argv);
 int cli_cmd_list(cli_ctx *ctx, int argc, char **argv);
 int cli_cmd_stats(cli_ctx *ctx, int argc, char **argv);
 int cli_cmd_workers(cli_ctx *ctx, int argc, char **argv);
+int cli_cmd_queues(cli_ctx *ctx, int argc, char **argv);
 int cli_cmd_events(cli_ctx *ctx, int argc, char **argv);
 int cli_cmd_top(cli_ctx *ctx, int argc, char **argv);
 int cli_cmd_wait(cli_ctx *ctx, int argc, char **argv);

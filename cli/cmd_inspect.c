@@ -208,6 +208,52 @@ int cli_cmd_stats(cli_ctx *ctx, int argc, char **argv)
     return CLI_OK;
 }
 
+/* ---- queues ---------------------------------------------------------------- */
+
+/* Every queue Redis holds (on a Cluster, every primary's), with its counts:
+ * the one view that does not need --queue. */
+int cli_cmd_queues(cli_ctx *ctx, int argc, char **argv)
+{
+    cli_opt o[] = {{NULL, false, NULL}};
+    const char *pos[1];
+    int npos, rc;
+    if (!cli_begin(ctx, "queues", argc, argv, o, pos, 0, 0, &npos, &rc)) return rc;
+    lash_conn *c = NULL;
+    if ((rc = cli_connect(ctx, &c))) return rc;
+    lash_queue_list l = {0};
+    lash_err e = {0};
+    lash_status st = lash_discover_queues(c, 0, &l, &e);
+    cJSON *arr = ctx->json ? cJSON_CreateArray() : NULL;
+    if (!st && !ctx->json) {
+        printf("%-24s", "queue");
+        for (int k = 0; k < LASH_STATE_COUNT; k++)
+            printf(" %10s", lash_state_name((lash_state)k));
+        printf(" %8s\n", "workers");
+    }
+    for (size_t i = 0; !st && i < l.n; i++) {
+        lash_stats s;
+        if ((st = lash_get_stats(c, l.names[i], &s, &e))) break;
+        if (arr) {
+            cJSON_AddItemToArray(arr, cli_stats_json(&s, l.names[i]));
+            continue;
+        }
+        printf("%-24s", l.names[i]);
+        for (int k = 0; k < LASH_STATE_COUNT; k++)
+            printf(" %10" PRId64, s.count[k]);
+        printf(" %8" PRId64 "\n", s.workers);
+    }
+    lash_close(c);
+    lash_queue_list_free(&l);
+    if (st) {
+        cJSON_Delete(arr);
+        return cli_fail(st, &e);
+    }
+    if (!arr) return CLI_OK;
+    char *text = cJSON_PrintUnformatted(arr);
+    cJSON_Delete(arr);
+    return cli_print_json(text);
+}
+
 /* ---- workers --------------------------------------------------------------- */
 
 int cli_cmd_workers(cli_ctx *ctx, int argc, char **argv)

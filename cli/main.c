@@ -161,6 +161,12 @@ static const struct {
      "  --recount   first set the per-state counts from the rows themselves (they drift\n"
      "              when rows are written or deleted by hand); it reads every row in one\n"
      "              call, holding Redis for a time that grows with the queue\n"},
+    {"queues", cli_cmd_queues,
+     "usage: lashctl queues\n"
+     "\n"
+     "Every queue Redis holds (each one that ever had a submit: its lash:{q}:stats hash,\n"
+     "found with SCAN; on a Cluster, on every primary), with its rows per state and its\n"
+     "workers alive. --queue is not needed. SCAN walks the whole keyspace.\n"},
     {"workers", cli_cmd_workers,
      "usage: lashctl workers\n"
      "\n"

@@ -1063,3 +1063,47 @@ Test(cli, with_a_real_worker)
     kill(worker, SIGTERM);
     cr_assert_eq(wait_exit(worker), 0, "lash-worker did not exit 0 on SIGTERM");
 }
+
+Test(cli, queues_lists_every_queue_with_its_counts_without_a_queue_flag)
+{
+    run_result r;
+    static const char *const qs[] = {"qa", "qb", "qc"};
+    for (int i = 0; i < 3; i++)
+        for (int k = 0; k <= i; k++) {
+            r = LASHCTL(&rd, NULL, "--queue", qs[i], "submit", "echo");
+            cr_assert_eq(r.code, 0, "%s", r.err);
+            run_free(&r);
+        }
+    r = LASHCTL(&rd, NULL, "queues");
+    cr_assert_eq(r.code, 0, "%s", r.err);
+    cr_assert(strstr(r.out, "pending") && strstr(r.out, "workers"), "%s", r.out);
+    for (int i = 0; i < 3; i++) {
+        char line[64];
+        snprintf(line, sizeof line, "\n%-24s %10d ", qs[i], i + 1);
+        cr_assert(strstr(r.out, line), "no line '%s' in:\n%s", line + 1, r.out);
+    }
+    run_free(&r);
+
+    r = LASHCTL(&rd, NULL, "--json", "queues");
+    cr_assert_eq(r.code, 0, "%s", r.err);
+    cJSON *j = cJSON_Parse(r.out);
+    cr_assert(cJSON_IsArray(j), "%s", r.out);
+    int seen = 0;
+    cJSON *x;
+    cJSON_ArrayForEach(x, j)
+    {
+        const char *name = cJSON_GetStringValue(cJSON_GetObjectItem(x, "queue"));
+        for (int i = 0; name && i < 3; i++)
+            if (!strcmp(name, qs[i])) {
+                cr_assert_eq(cJSON_GetNumberValue(cJSON_GetObjectItem(x, "pending")), i + 1);
+                seen++;
+            }
+    }
+    cr_assert_eq(seen, 3, "%s", r.out);
+    cJSON_Delete(j);
+    run_free(&r);
+
+    r = LASHCTL(&rd, NULL, "queues", "extra");
+    cr_assert_eq(r.code, 2);
+    run_free(&r);
+}

@@ -511,6 +511,18 @@ Test(cluster, ask_is_followed_by_reads_and_waited_out_by_scripts, .fini = fini, 
     lash_close(rc);
 }
 
+/* Whether the file at path holds needle (a log the commands appended to). */
+static bool log_has(const char *path, const char *needle)
+{
+    FILE *f = fopen(path, "r");
+    if (!f) return false;
+    static char buf[1 << 16];
+    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    fclose(f);
+    buf[n] = 0;
+    return strstr(buf, needle) != NULL;
+}
+
 Test(cluster, functions_scan_and_pubsub_reach_every_node, .fini = fini, .timeout = 120)
 {
     need_binaries();
@@ -547,6 +559,13 @@ Test(cluster, functions_scan_and_pubsub_reach_every_node, .fini = fini, .timeout
     for (int i = 0; i < 3; i++)
         rel_submit_range(rc, q[i], "s", 0, 10, "noop", NULL, 3);
     cr_expect_eq(ha_count_keys(rc, "lash:{p*}:p:*"), 30, "SCAN over every primary");
+    const char *qv[] = {"--redis", url, "queues", NULL};
+    cr_assert_eq(ha_lashctl(qv, NULL, out), 0);
+    for (int i = 0; i < 3; i++) {
+        char line[64];
+        snprintf(line, sizeof line, "%-24s %10d ", q[i], 10);
+        cr_expect(log_has(out, line), "lashctl queues lacks '%s' (%s)", line, out);
+    }
 
     /* A worker that polls once a minute: only pokes can wake it. */
     char handler[200], body[300], hspec[260], wlog[200];
