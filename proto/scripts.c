@@ -11,7 +11,7 @@
 
 static const char *const op_names[LASH_OP_COUNT] = {
     "submit", "claim", "renew", "complete", "release", "cancel", "retry",
-    "list",   "stats", "trim",  "recover",  "recount", "peek",
+    "list",   "stats", "trim",  "recover",  "recount", "peek",   "limit",
 };
 
 /* Read-only operations may run on replicas: flagged no-writes in the library. */
