@@ -170,12 +170,20 @@ local function lash_claim_row(base, c, id)
     elseif bad then
         return lash_claim_fail(base, c, id, state, fence, bad)
     end
-    if c.lim and lash_limit_hold(base, c, id, f[2], lk, rk, state, next, fs) then return nil end
+    -- A limit of the kind (lib.lua): true holds the row back; a kind is the
+    -- slot it takes (written on the row below); false, no limit.
+    local slot = c.lim and lash_limit_hold(base, c, id, f[2], lk, rk, state, next, fs)
+    if slot == true then return nil end
     fence, c.last, c.lasts = next, next, fs
     attempt = attempt + 1
     local as = lash_str(attempt)
-    redis.call('HSET', rk, 'state', 'running', 'attempt', as, 'fence', fs,
-        'owner', c.owner, 'updated_ms', c.now_s)
+    if slot then
+        redis.call('HSET', rk, 'state', 'running', 'attempt', as, 'fence', fs,
+            'owner', c.owner, 'updated_ms', c.now_s, 'slot', slot)
+    else
+        redis.call('HSET', rk, 'state', 'running', 'attempt', as, 'fence', fs,
+            'owner', c.owner, 'updated_ms', c.now_s)
+    end
     lash_index('ZADD', due, c.until_s, id)
     lash_event(base, 'claimed', id, 'attempt', as, 'owner', c.owner)
     if state == 'pending' then -- a rerun was counted 'running' already

@@ -31,7 +31,7 @@ local function lash_complete_one(base, now, id, token, outcome, text, retry_ms, 
         if mine and (f[1] == 'pending' or LASH_TERMINAL[f[1]]) then return 2 end
         return 0
     end
-    if f[7] then lash_limit_free(base, rk, id, f[7]) end -- it held a slot of its kind's limit
+    if f[7] then lash_limit_free(base, rk, id, f[7], counts) end -- it held a slot of its kind's limit
     if outcome == 'ok' then
         lash_finish(base, id, 'completed', now, counts, f[1], 'result', text)
         return 1

@@ -474,12 +474,14 @@ end
 
 -- Called by the claim for a row it is about to lease (its lease key lk already
 -- taken for fence fs; state pending, or running with its lease lost). Returns
--- true when kind's limit holds it back: the lease is given back, the row is
+-- kind when the row takes a concurrency slot (the claim writes it on the row
+-- as 'slot'), false when it starts without one, and true when kind's limit
+-- holds it back: the lease is given back, the row is
 -- (or becomes) pending and is rescored in due to when it may go — the k-th
 -- held row of the call to the k-th earliest time a slot frees (a running
 -- lease expires: the lost-lease bound; a complete wakes it sooner) or the rate
 -- window reopens — so it is looked at again then, not on every poll. Else the
--- start is counted (slot, window) and false returned.
+-- start is counted (slot, window).
 local function lash_limit_hold(base, c, id, kind, lk, rk, state, fence, fs)
     local L = c.lim[kind]
     if L == nil then L = lash_limit_load(base, c, kind) end
@@ -506,31 +508,49 @@ local function lash_limit_hold(base, c, id, kind, lk, rk, state, fence, fs)
         lash_index('ZADD', base .. ':due', lash_str(math.max(when, c.now + 1)), id)
         return true
     end
-    if L.conc then
-        L.used = L.used + 1
-        lash_index('ZADD', L.rkey, c.until_s, id)
-        lash_index('ZREM', L.hkey, id)
-        redis.call('HSET', rk, 'slot', kind)
-    end
     if L.rate then
         L.started = L.started + 1
         lash_index('ZADD', L.skey, c.now_s, id .. ':' .. fs)
     end
+    if L.conc then
+        L.used = L.used + 1
+        lash_index('ZADD', L.rkey, c.until_s, id)
+        lash_index('ZREM', L.hkey, id)
+        return kind -- the claim writes it on the row as 'slot'
+    end
     return false
 end
 
+-- What one complete or release call learnt about each kind's keys (keyed by
+-- the call's counts table, new in every call): whether its running set is a
+-- sorted set (the ZREMs are then deferred, one per call) and whether its held
+-- set ran empty (no more pops this call).
+local lash_limit_call, lash_limit_kinds = nil, {}
+
 -- A row leaves its slot (complete, release): slot is its field 'slot' (the
--- kind, or false). Removes it from the running set and wakes the oldest held
--- row of the kind (rescored in due to when it was held: it keeps its place).
--- Only for rows that hold a slot: a queue without limits never gets here.
-local function lash_limit_free(base, rk, id, slot)
+-- kind). Removes it from the running set and wakes the oldest held row of the
+-- kind (rescored in due to when it was held: it keeps its place). Only for
+-- rows that hold a slot: a queue without limits never gets here.
+local function lash_limit_free(base, rk, id, slot, counts)
     if lash_bad_name(slot, LASH_KIND_MAX, false) then return end
-    pcall(redis.call, 'ZREM', base .. ':running:' .. slot, id)
+    if lash_limit_call ~= counts then lash_limit_call, lash_limit_kinds = counts, {} end
+    local k = lash_limit_kinds[slot]
+    if not k then
+        local rkey = base .. ':running:' .. slot
+        local t = redis.call('TYPE', rkey)['ok']
+        k = { rkey = rkey, zset = (t == 'zset' or t == 'none'), held = true }
+        lash_limit_kinds[slot] = k
+    end
+    if k.zset then lash_index('ZREM', k.rkey, id) end -- a key of another type: not lash's
     redis.call('HDEL', rk, 'slot')
     local hk, due = base .. ':held:' .. slot, base .. ':due'
     for _ = 1, LASH_LIMIT_WAKE_TRIES do
+        if not k.held then return end
         local ok, w = pcall(redis.call, 'ZPOPMIN', hk)
-        if not ok or not w[1] then return end
+        if not ok or not w[1] then
+            k.held = false
+            return
+        end
         -- XX: an id that left due (cancelled, finished) is not brought back.
         if redis.call('ZADD', due, 'XX', 'CH', w[2], w[1]) == 1 then
             lash_limit_woke = true

@@ -12,7 +12,7 @@
 -- the caller's, or its row key is not a row).
 local function lash_release_one(base, now, id, ran, f, counts)
     redis.call('DEL', base .. ':lease:' .. id)
-    if f[7] then lash_limit_free(base, base .. ':p:' .. id, id, f[7]) end -- it held a limit's slot
+    if f[7] then lash_limit_free(base, base .. ':p:' .. id, id, f[7], counts) end -- it held a limit's slot
     if f[2] == '1' then
         lash_finish(base, id, 'cancelled', now, counts, 'running', 'error',
             'cancelled by request (released at shutdown)')
