@@ -272,6 +272,38 @@ Test(limits, a_malformed_limit_written_by_hand_is_noted_and_not_enforced)
     lash_claim_batch_free(&got);
 }
 
+Test(limits, limit_keys_of_another_type_are_noted_and_never_fail_a_call)
+{
+    up(NULL);
+    /* The limits hash itself: the claim notes it and runs the rows; set refuses. */
+    cmd_do("SET lash:{q}:limits junk");
+    submit("q", "a", "k", "{}");
+    lash_claim_batch got = claim_n("q", "w", 1, 30000);
+    cr_expect_eq(got.n, 1);
+    cr_expect_geq(got.bad, 1);
+    lash_claim_batch_free(&got);
+    lash_err e = {0};
+    cr_expect_eq(lash_limit_set(C, "q", "k", 1, LASH_LIMIT_KEEP, 0, &e), LASH_EREDIS);
+    cr_expect(strstr(e.msg, "lash:{q}:limits"), "names the key: %s", e.msg);
+    cmd_do("DEL lash:{q}:limits");
+    /* The running set: the limit is not enforced (noted), a complete still records. */
+    set_limit("q", "k", 1, LASH_LIMIT_KEEP, 0);
+    submit("q", "b", "k", "{}");
+    lash_claim_batch b = claim_n("q", "w", 1, 30000);
+    cr_assert_eq(b.n, 1);
+    cmd_do("DEL lash:{q}:running:k");
+    cmd_do("SET lash:{q}:running:k junk");
+    cmd_do("SET lash:{q}:held:k junk");
+    cr_expect_eq(complete_ok("q", &b.rows[0], "w"), 1, "a junk running set fails no complete");
+    cr_expect(row_is("q", "b", "completed"));
+    submit_many("q", "r", 2, "k", "{}");
+    lash_claim_batch c = claim_n("q", "w", 2, 30000);
+    cr_expect_eq(c.n, 2, "not enforceable: the rows run, none is stranded");
+    cr_expect_geq(c.bad, 1);
+    lash_claim_batch_free(&c);
+    lash_claim_batch_free(&b);
+}
+
 /* ---- the fleet -------------------------------------------------------------------- */
 
 typedef struct {
