@@ -62,6 +62,7 @@ local function lash_limit(KEYS, ARGV)
     if why then lash_refuse('limit: kind ' .. why) end
     lash_limit_check_key(lkey)
     lash_now()
+    lash_guard(base, 'due') -- waking held rows writes it
     if op == 'rm' then
         local n = redis.call('HDEL', lkey, kind .. ':concurrency', kind .. ':rate')
         lash_limit_wake_all(base, kind)
