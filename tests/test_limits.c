@@ -248,6 +248,12 @@ Test(limits, bad_limits_are_refused_and_change_nothing)
     cr_expect_eq(run("l4", ARGS(lash_fx_bin("lashctl"), "--redis", url, "--queue", "q", "limit",
                                 "set", "k", "--rate", "50/1s", "--concurrency", "3")),
                  0);
+    cr_expect_eq(
+        run("l5", ARGS(lash_fx_bin("lashctl"), "--redis", url, "--queue", "q", "limit", "list")),
+        0);
+    char out[256];
+    path_in(out, sizeof out, "l5.err");
+    cr_expect(file_has(out, "50/1s"), "lashctl limit list shows the rate as given");
     lash_limit *l = NULL;
     size_t n = 0;
     cr_assert_eq(lash_limit_list(C, "q", &l, &n, &e), LASH_OK, "%s", e.msg);
