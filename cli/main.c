@@ -84,6 +84,7 @@ static const char *const overview =
     "  retry ID         re-open a failed, cancelled or abandoned process\n"
     "  poke             wake every worker of the queue\n"
     "  trim             delete finished rows beyond retention\n"
+    "  limit            fleet-wide concurrency and rate limits per kind (set, list, rm)\n"
     "  functions        load (or update) the Redis Functions library 'lash'\n"
     "\n"
     "`lashctl COMMAND --help` describes each command.\n"
@@ -218,6 +219,19 @@ static const struct {
      "  --older-than DURATION   delete finished rows older than this: 30s, 15m, 2h, 7d, 1w\n"
      "With neither flag the workers' defaults apply: keep 10000, none older than 7d.\n"
      "With one flag only, the other bound is off.\n"},
+    {"limit", cli_cmd_limit,
+     "usage: lashctl limit set KIND [--concurrency N|none] [--rate R/PERIOD|none]\n"
+     "       lashctl limit list\n"
+     "       lashctl limit rm KIND\n"
+     "\n"
+     "Fleet-wide limits per kind, enforced by the claim script however many workers run:\n"
+     "  --concurrency N   at most N processes of KIND running at once (1..1000000)\n"
+     "  --rate R/PERIOD   at most R starts of KIND in any PERIOD (sliding window):\n"
+     "                    100/1s, 5/1m, 20/500ms (R 1..100000, PERIOD up to 1d)\n"
+     "`none` removes that one limit; set changes only what it is given. A process held\n"
+     "back stays pending and is looked at again when a slot frees or the window reopens.\n"
+     "list shows each limited kind, its processes holding a slot (RUNNING) and those\n"
+     "waiting for one (HELD). rm removes both limits (exit 1 when KIND had none).\n"},
     {"functions", cli_cmd_functions,
      "usage: lashctl functions\n"
      "\n"

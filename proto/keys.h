@@ -12,6 +12,11 @@
  *   lash:{q}:events          stream capped transition log
  *   lash:{q}:stats           hash   rows per state and running totals
  *   lash:{q}:workers         zset   worker id by last heartbeat ms
+ *   lash:{q}:limits          hash   '<kind>:concurrency' = N, '<kind>:rate' = 'R/PERIOD_MS'
+ *   lash:{q}:running:<kind>  zset   ids holding a slot of kind's limit, by lease expiry ms
+ *   lash:{q}:held:<kind>     zset   ids waiting for a slot, by ms first held
+ *   lash:{q}:starts:<kind>   zset   '<id>:<fence>' by start ms: kind's rate window
+ *                                   (the limit keys: registry/limit.h, proto/lua/lib.lua)
  *   lash:{q}:poke            channel  any message wakes every worker of q
  *   lash:{q}:cancel          channel  a process id whose cancellation was asked
  *   lash:{q}:finished        channel  a process id that just became terminal

@@ -19,6 +19,11 @@
 #define LASH_BATCH_MAX 1000                       /* rows per submit/claim/complete call */
 #define LASH_PROGRESS_TEXT_MAX 200 /* a progress report's text, bytes (proto/progress.h) */
 
+/* Fleet-wide limits per kind (lashctl limit, registry/limit.h). */
+#define LASH_LIMIT_CONCURRENCY_MAX 1000000 /* rows of a kind running at once */
+#define LASH_LIMIT_RATE_MAX 100000         /* starts per period (a zset entry each) */
+#define LASH_LIMIT_PERIOD_MAX 86400000LL   /* a day, in ms */
+
 #define LASH_DEFAULT_MAX_ATTEMPTS 3
 #define LASH_DEFAULT_BACKOFF "exp:1000:60000"
 

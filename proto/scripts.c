@@ -10,8 +10,8 @@
 #include "proto/sha1.h"
 
 static const char *const op_names[LASH_OP_COUNT] = {
-    "submit", "claim", "renew", "complete", "release", "cancel", "retry",
-    "list",   "stats", "trim",  "recover",  "recount", "peek",   "progress",
+    "submit", "claim", "renew",   "complete", "release", "cancel",   "retry", "list",
+    "stats",  "trim",  "recover", "recount",  "peek",    "progress", "limit",
 };
 
 /* Read-only operations may run on replicas: flagged no-writes in the library. */

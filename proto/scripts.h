@@ -39,6 +39,7 @@ typedef enum {
     LASH_OP_RECOUNT,
     LASH_OP_PEEK,
     LASH_OP_PROGRESS,
+    LASH_OP_LIMIT,
     LASH_OP_COUNT
 } lash_op;
 

@@ -1033,6 +1033,9 @@ Test(limits, lua_equals_limits_h)
         {"LASH_BATCH_MAX", LASH_BATCH_MAX},
         {"LASH_DEFAULT_MAX_ATTEMPTS", LASH_DEFAULT_MAX_ATTEMPTS},
         {"LASH_PROGRESS_TEXT_MAX", LASH_PROGRESS_TEXT_MAX},
+        {"LASH_LIMIT_CONCURRENCY_MAX", LASH_LIMIT_CONCURRENCY_MAX},
+        {"LASH_LIMIT_RATE_MAX", LASH_LIMIT_RATE_MAX},
+        {"LASH_LIMIT_PERIOD_MAX", LASH_LIMIT_PERIOD_MAX},
     };
     char val[128];
     for (size_t i = 0; i < sizeof nums / sizeof nums[0]; i++) {

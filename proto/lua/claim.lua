@@ -170,11 +170,20 @@ local function lash_claim_row(base, c, id)
     elseif bad then
         return lash_claim_fail(base, c, id, state, fence, bad)
     end
+    -- A limit of the kind (lib.lua): true holds the row back; a kind is the
+    -- slot it takes (written on the row below); false, no limit.
+    local slot = c.lim and lash_limit_hold(base, c, id, f[2], lk, rk, state, next, fs)
+    if slot == true then return nil end
     fence, c.last, c.lasts = next, next, fs
     attempt = attempt + 1
     local as = lash_str(attempt)
-    redis.call('HSET', rk, 'state', 'running', 'attempt', as, 'fence', fs,
-        'owner', c.owner, 'updated_ms', c.now_s)
+    if slot then
+        redis.call('HSET', rk, 'state', 'running', 'attempt', as, 'fence', fs,
+            'owner', c.owner, 'updated_ms', c.now_s, 'slot', slot)
+    else
+        redis.call('HSET', rk, 'state', 'running', 'attempt', as, 'fence', fs,
+            'owner', c.owner, 'updated_ms', c.now_s)
+    end
     lash_index('ZADD', due, c.until_s, id)
     lash_event(base, 'claimed', id, 'attempt', as, 'owner', c.owner)
     if state == 'pending' then -- a rerun was counted 'running' already
@@ -236,13 +245,14 @@ local function lash_claim(KEYS, ARGV)
     local now = lash_now()
     local out, ids = { 0, {}, 0 }, {}
     local c = { now = now, now_s = lash_str(now), owner = owner, ttl = ttl, ttls = lash_str(ttl),
-        until_s = lash_str(now + ttl), counts = {}, notes = out[2], last = 0, out = out }
+        until_s = lash_str(now + ttl), counts = {}, notes = out[2], last = 0, out = out, n = n }
     -- Every read that checks a key the call writes comes before its first
     -- write: due (read here), stats (opened), done (when rows may end here or
     -- be trimmed).
     if n > 0 then
         ids = redis.call('ZRANGEBYSCORE', base .. ':due', '-inf', now, 'LIMIT', 0, n)
         out[1] = #ids
+        if #ids > 0 then c.lim = lash_limit_open(base) end -- lib.lua: nil when the queue has none
     end
     c.last = lash_stats_open(base)
     if #ids > 0 or trim_max > 0 then lash_guard(base, 'done') end

@@ -16,7 +16,7 @@
 local function lash_complete_one(base, now, id, token, outcome, text, retry_ms, counts)
     local rk = base .. ':p:' .. id
     local lease = base .. ':lease:' .. id
-    local f = lash_row_read(rk, 'state', 'attempt', 'max_attempts', 'cancel', 'owner', 'fence')
+    local f = lash_row_read(rk, 'state', 'attempt', 'max_attempts', 'cancel', 'owner', 'fence', 'slot')
     if not f then return 0 end
     -- The row names its holder (owner:fence, written by the claim with the
     -- lease). A lease that ran out while nobody claimed the row again still
@@ -31,6 +31,7 @@ local function lash_complete_one(base, now, id, token, outcome, text, retry_ms, 
         if mine and (f[1] == 'pending' or LASH_TERMINAL[f[1]]) then return 2 end
         return 0
     end
+    if f[7] then lash_limit_free(base, rk, id, f[7], counts) end -- it held a slot of its kind's limit
     if outcome == 'ok' then
         lash_finish(base, id, 'completed', now, counts, f[1], 'result', text)
         return 1
@@ -88,5 +89,6 @@ local function lash_complete(KEYS, ARGV)
         out[#out + 1] = lash_complete_one(base, now, ARGV[i], ARGV[i + 1], outcome, text, retry_ms, counts)
     end
     lash_flush_counts(base, counts)
+    lash_limit_poke(base)
     return out
 end

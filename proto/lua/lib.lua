@@ -370,3 +370,208 @@ local function lash_trim_done(base, now, keep_n, keep_ms, max, counts)
     end
     return #victims
 end
+
+-- ---- Fleet-wide limits per kind -------------------------------------------
+-- lash:{q}:limits (hash) holds them, two fields per kind: '<kind>:concurrency'
+-- = N (at most N rows of the kind running across the queue's workers) and
+-- '<kind>:rate' = 'R/PERIOD_MS' (at most R starts in any PERIOD_MS). ':' is
+-- not a byte of a kind, so the fields never collide. Enforced by the claim
+-- (lash_limit_hold), with three keys per kind:
+--   lash:{q}:running:<kind>  zset  id -> its lease's expiry ms: the rows
+--       holding a concurrency slot. A renew moves the score; complete and
+--       release remove the id; an id whose lease ran out is pruned by score,
+--       so a lost lease frees its slot when it expires.
+--   lash:{q}:starts:<kind>   zset  '<id>:<fence>' -> start ms: the rate's
+--       sliding window, pruned by score.
+--   lash:{q}:held:<kind>     zset  id -> ms it was first held back for a slot:
+--       a freed slot wakes the oldest (lash_limit_free).
+-- A row holding a slot names its kind in its field 'slot', so complete,
+-- release and renew find the running set in the HMGET they do anyway: a queue
+-- without limits pays nothing there, and a claim pays one EXISTS per call.
+-- The bounds mirror proto/limits.h.
+local LASH_LIMIT_CONCURRENCY_MAX = 1000000
+local LASH_LIMIT_RATE_MAX = 100000
+local LASH_LIMIT_PERIOD_MAX = 86400000
+-- A freed slot pops at most this many held ids looking for one still waiting
+-- (ids cancelled or claimed another way since they were held are skipped).
+local LASH_LIMIT_WAKE_TRIES = 8
+-- Set when a call woke a held row: the call pokes the queue's workers once.
+local lash_limit_woke = false
+
+-- The limit values of a kind, or why they are bad: conc (nil: none), rate and
+-- period (nil: none), why (nil: good). Hand-written values are untrusted.
+local function lash_limit_parse(cs, rs)
+    local conc, rate, period
+    if cs then
+        conc = lash_int(cs, 1, LASH_LIMIT_CONCURRENCY_MAX)
+        if not conc then return nil, nil, nil, 'concurrency is not an integer 1..' .. LASH_LIMIT_CONCURRENCY_MAX end
+    end
+    if rs then
+        local r, p = string.match(rs, '^(%d+)/(%d+)$')
+        rate = r and lash_int(r, 1, LASH_LIMIT_RATE_MAX)
+        period = p and lash_int(p, 1, LASH_LIMIT_PERIOD_MAX)
+        if not rate or not period then
+            return nil, nil, nil, 'rate is not R/PERIOD_MS with R 1..' .. LASH_LIMIT_RATE_MAX ..
+                ' and PERIOD_MS 1..' .. LASH_LIMIT_PERIOD_MAX
+        end
+    end
+    return conc, rate, period, nil
+end
+
+-- A claim's start: {} when the queue has limits (kinds are looked up as rows
+-- of them come), nil when it has none. One EXISTS per claim call.
+local function lash_limit_open(base)
+    if redis.call('EXISTS', base .. ':limits') == 0 then return nil end
+    return {}
+end
+
+-- Reads kind's limits and its current use, once per claim call: false when
+-- the kind has none (or they are unusable: the call's notes say why, and the
+-- kind runs unlimited rather than stranding its rows).
+local function lash_limit_load(base, c, kind)
+    local lkey = base .. ':limits'
+    local ok, v = pcall(redis.call, 'HMGET', lkey, kind .. ':concurrency', kind .. ':rate')
+    if not ok then
+        c.notes[#c.notes + 1] = lkey .. ' is not a hash: limits not enforced'
+        c.lim = nil
+        return false
+    end
+    local conc, rate, period, why = lash_limit_parse(v[1], v[2])
+    if why then
+        c.notes[#c.notes + 1] = lkey .. ' ' .. kind .. ': ' .. why .. '; not enforced'
+        c.lim[kind] = false
+        return false
+    end
+    local L = {}
+    if conc then
+        local rk, hk = base .. ':running:' .. kind, base .. ':held:' .. kind
+        local okr = pcall(redis.call, 'ZREMRANGEBYSCORE', rk, '-inf', '(' .. c.now_s)
+        local okh = okr and pcall(redis.call, 'ZCARD', hk)
+        if okh then
+            L.conc, L.rkey, L.hkey, L.used, L.nheld = conc, rk, hk, redis.call('ZCARD', rk), 0
+        else
+            c.notes[#c.notes + 1] = rk .. ' or ' .. hk .. ' is not a sorted set: concurrency not enforced'
+        end
+    end
+    if rate then
+        local sk = base .. ':starts:' .. kind
+        if pcall(redis.call, 'ZREMRANGEBYSCORE', sk, '-inf', c.now - period) then
+            L.rate, L.period, L.skey, L.started, L.nrheld = rate, period, sk, redis.call('ZCARD', sk), 0
+        else
+            c.notes[#c.notes + 1] = sk .. ' is not a sorted set: rate not enforced'
+        end
+    end
+    if not L.conc and not L.rate then L = false end
+    c.lim[kind] = L
+    return L
+end
+
+-- When the k-th row held back in this call may go: the k-th smallest score of
+-- zset key (fetched once, as many as the call can hold), plus add; past the
+-- end, `after`.
+local function lash_limit_when(L, field, key, k, add, after, n)
+    if not L[field] then L[field] = redis.call('ZRANGE', key, 0, n - 1, 'WITHSCORES') end
+    local s = L[field][2 * k]
+    return s and (tonumber(s) + add) or after
+end
+
+-- Called by the claim for a row it is about to lease (its lease key lk already
+-- taken for fence fs; state pending, or running with its lease lost). Returns
+-- kind when the row takes a concurrency slot (the claim writes it on the row
+-- as 'slot'), false when it starts without one, and true when kind's limit
+-- holds it back: the lease is given back, the row is
+-- (or becomes) pending and is rescored in due to when it may go — the k-th
+-- held row of the call to the k-th earliest time a slot frees (a running
+-- lease expires: the lost-lease bound; a complete wakes it sooner) or the rate
+-- window reopens — so it is looked at again then, not on every poll. Else the
+-- start is counted (slot, window).
+local function lash_limit_hold(base, c, id, kind, lk, rk, state, fence, fs)
+    local L = c.lim[kind]
+    if L == nil then L = lash_limit_load(base, c, kind) end
+    if not L then return false end
+    local when
+    if L.conc and L.used >= L.conc then
+        L.nheld = L.nheld + 1
+        when = lash_limit_when(L, 'exp', L.rkey, L.nheld, 1, c.now + c.ttl, c.n)
+        redis.call('ZADD', L.hkey, 'NX', c.now_s, id)
+    elseif L.rate and L.started >= L.rate then
+        L.nrheld = L.nrheld + 1
+        when = lash_limit_when(L, 'win', L.skey, L.nrheld, L.period, c.now + L.period, c.n)
+    end
+    if when then
+        redis.call('DEL', lk)
+        if state == 'running' then
+            -- A lost lease whose rerun must wait: pending again, its fence
+            -- moved on so the lost owner's late complete hears "stale".
+            c.last, c.lasts = fence, fs
+            redis.call('HSET', rk, 'state', 'pending', 'fence', fs, 'updated_ms', c.now_s)
+            lash_count(c.counts, 'running', -1)
+            lash_count(c.counts, 'pending', 1)
+        end
+        lash_index('ZADD', base .. ':due', lash_str(math.max(when, c.now + 1)), id)
+        return true
+    end
+    if L.rate then
+        L.started = L.started + 1
+        lash_index('ZADD', L.skey, c.now_s, id .. ':' .. fs)
+    end
+    if L.conc then
+        L.used = L.used + 1
+        lash_index('ZADD', L.rkey, c.until_s, id)
+        lash_index('ZREM', L.hkey, id)
+        return kind -- the claim writes it on the row as 'slot'
+    end
+    return false
+end
+
+-- What one complete or release call learnt about each kind's keys (keyed by
+-- the call's counts table, new in every call): whether its running set is a
+-- sorted set (the ZREMs are then deferred, one per call) and whether its held
+-- set ran empty (no more pops this call).
+local lash_limit_call, lash_limit_kinds = nil, {}
+
+-- A row leaves its slot (complete, release): slot is its field 'slot' (the
+-- kind). Removes it from the running set and wakes the oldest held row of the
+-- kind (rescored in due to when it was held: it keeps its place). Only for
+-- rows that hold a slot: a queue without limits never gets here.
+local function lash_limit_free(base, rk, id, slot, counts)
+    if lash_bad_name(slot, LASH_KIND_MAX, false) then return end
+    if lash_limit_call ~= counts then lash_limit_call, lash_limit_kinds = counts, {} end
+    local k = lash_limit_kinds[slot]
+    if not k then
+        local rkey = base .. ':running:' .. slot
+        local t = redis.call('TYPE', rkey)['ok']
+        k = { rkey = rkey, zset = (t == 'zset' or t == 'none'), held = true }
+        lash_limit_kinds[slot] = k
+    end
+    if k.zset then lash_index('ZREM', k.rkey, id) end -- a key of another type: not lash's
+    redis.call('HDEL', rk, 'slot')
+    local hk, due = base .. ':held:' .. slot, base .. ':due'
+    for _ = 1, LASH_LIMIT_WAKE_TRIES do
+        if not k.held then return end
+        local ok, w = pcall(redis.call, 'ZPOPMIN', hk)
+        if not ok or not w[1] then
+            k.held = false
+            return
+        end
+        -- XX: an id that left due (cancelled, finished) is not brought back.
+        if redis.call('ZADD', due, 'XX', 'CH', w[2], w[1]) == 1 then
+            lash_limit_woke = true
+            return
+        end
+    end
+end
+
+-- A renewed row keeps its slot until its new expiry.
+local function lash_limit_renew(base, id, slot, until_ms)
+    if lash_bad_name(slot, LASH_KIND_MAX, false) then return end
+    pcall(redis.call, 'ZADD', base .. ':running:' .. slot, 'XX', until_ms, id)
+end
+
+-- Ends a call that freed slots: one poke, so a worker with free slots claims
+-- the woken rows now rather than at its next poll.
+local function lash_limit_poke(base)
+    if not lash_limit_woke then return end
+    lash_limit_woke = false
+    redis.call('PUBLISH', base .. ':poke', 'limit')
+end

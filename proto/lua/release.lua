@@ -12,6 +12,7 @@
 -- the caller's, or its row key is not a row).
 local function lash_release_one(base, now, id, ran, f, counts)
     redis.call('DEL', base .. ':lease:' .. id)
+    if f[7] then lash_limit_free(base, base .. ':p:' .. id, id, f[7], counts) end -- it held a limit's slot
     if f[2] == '1' then
         lash_finish(base, id, 'cancelled', now, counts, 'running', 'error',
             'cancelled by request (released at shutdown)')
@@ -42,7 +43,7 @@ local function lash_release(KEYS, ARGV)
     local counts, out = {}, {}
     for i = 1, #ARGV, 3 do
         local id, token = ARGV[i], ARGV[i + 1]
-        local f = lash_row_read(base .. ':p:' .. id, 'attempt', 'cancel', 'on_lost', 'state', 'owner', 'fence')
+        local f = lash_row_read(base .. ':p:' .. id, 'attempt', 'cancel', 'on_lost', 'state', 'owner', 'fence', 'slot')
         if f and f[4] == 'running' and f[5] and f[6] and f[5] .. ':' .. f[6] == token then
             lash_release_one(base, now, id, ARGV[i + 2] == '1', f, counts)
             out[#out + 1] = 1
@@ -51,6 +52,7 @@ local function lash_release(KEYS, ARGV)
         end
     end
     lash_flush_counts(base, counts)
+    lash_limit_poke(base)
     if (counts.pending or 0) > 0 then redis.call('PUBLISH', base .. ':poke', 'release') end
     return out
 end
