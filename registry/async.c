@@ -65,11 +65,9 @@ void lash_apending_finish(lash_apending *p, redisReply *r, lash_status code, con
         p->claim_cb(st, &b, &e, p->ud);
         if (st) lash_claim_batch_free(&b);
     } else if (p->peek_cb) {
-        bool due = false;
-        if (!st && r->type != REDIS_REPLY_INTEGER)
-            st = lash_fail(&e, LASH_EPROTO, "peek: expected an integer");
-        if (!st) due = r->integer > 0;
-        p->peek_cb(st, due, &e, p->ud);
+        int64_t wait = -1;
+        if (!st) st = lash_reply_peek(r, &wait, &e);
+        p->peek_cb(st, wait, &e, p->ud);
     } else if (p->recover_cb) {
         lash_recovered rec = {0};
         if (!st) st = lash_reply_recover(r, p->owner, &rec, &e);

@@ -86,8 +86,8 @@ lash_status lash_aclaim(lash_aconn *c, const char *queue, const char *owner, int
                         void *ud);
 lash_status lash_arecover(lash_aconn *c, const char *queue, const char *owner, uint32_t seq,
                           lash_arecover_cb *cb, void *ud);
-/* A peek reply: due says whether a row of the queue is eligible now. */
-typedef void lash_apeek_cb(lash_status st, bool due, const lash_err *e, void *ud);
+/* A peek reply: wait_ms until a row of the queue is eligible (lash_peek). */
+typedef void lash_apeek_cb(lash_status st, int64_t wait_ms, const lash_err *e, void *ud);
 lash_status lash_apeek(lash_aconn *c, const char *queue, lash_apeek_cb *cb, void *ud);
 lash_status lash_arenew(lash_aconn *c, const char *queue, int64_t ttl_ms, const lash_lease *l,
                         size_t n, lash_astatus_cb *cb, void *ud);

@@ -159,8 +159,10 @@ lash_status lash_release(lash_conn *c, const char *queue, const lash_lease *l, c
 lash_status lash_report_progress(lash_conn *c, const char *queue, const lash_progress_report *r,
                                  size_t n, int *status, lash_err *e);
 
-/* Whether a row of queue is eligible now (a worker's poll, read-only). */
-lash_status lash_peek(lash_conn *c, const char *queue, bool *due, lash_err *e);
+/* When a row of queue is eligible (a worker's poll, read-only): wait_ms 0 now,
+ * > 0 in that many ms (the first row of the due set: a delayed row, one held
+ * back by a limit, a lease that runs out then), -1 none is waiting. */
+lash_status lash_peek(lash_conn *c, const char *queue, int64_t *wait_ms, lash_err *e);
 
 /* The rows claim seq of owner leased that owner still holds: out (free it
  * with lash_recovered_free) lists their leases and owns their ids.

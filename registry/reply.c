@@ -88,6 +88,15 @@ static lash_status claim_row(const redisReply *r, lash_claimed *c, lash_err *e)
     return LASH_OK;
 }
 
+lash_status lash_reply_peek(const redisReply *r, int64_t *wait_ms, lash_err *e)
+{
+    /* A day: further than any poll looks ahead; more is not a wait lash wrote. */
+    if (r->type != REDIS_REPLY_INTEGER || r->integer < -1 || r->integer > 86400000)
+        return lash_fail(e, LASH_EPROTO, "peek: expected -1..86400000 ms");
+    *wait_ms = r->integer;
+    return LASH_OK;
+}
+
 lash_status lash_reply_claim(const redisReply *r, lash_claim_batch *out, lash_err *e)
 {
     lash_status st;

@@ -15,6 +15,8 @@
 lash_status lash_reply_check(const redisReply *r, const char *what, lash_err *e);
 
 lash_status lash_reply_claim(const redisReply *r, lash_claim_batch *out, lash_err *e);
+/* A peek: the ms until a row is due, 0 now, -1 none (anything else is refused). */
+lash_status lash_reply_peek(const redisReply *r, int64_t *wait_ms, lash_err *e);
 /* The leases name owner (borrowed: it must outlive out). */
 lash_status lash_reply_recover(const redisReply *r, const char *owner, lash_recovered *out,
                                lash_err *e);

@@ -337,17 +337,15 @@ lash_status lash_claim(lash_conn *c, const char *queue, const char *owner, int n
     return st;
 }
 
-lash_status lash_peek(lash_conn *c, const char *queue, bool *due, lash_err *e)
+lash_status lash_peek(lash_conn *c, const char *queue, int64_t *wait_ms, lash_err *e)
 {
     lash_argv a;
     lash_status st;
-    *due = false;
+    *wait_ms = -1;
     if ((st = lash_queue_check(queue, e))) return st;
     lash_argv_script(&a, LASH_OP_PEEK, queue);
     redisReply *r = call(c, &a, e, &st);
-    if (!st && r->type != REDIS_REPLY_INTEGER)
-        st = lash_fail(e, LASH_EPROTO, "peek: expected an integer");
-    if (!st) *due = r->integer > 0;
+    if (!st) st = lash_reply_peek(r, wait_ms, e);
     freeReplyObject(r);
     return st;
 }

@@ -190,6 +190,39 @@ static int cmp_id(const void *a, const void *b)
     return strcmp((const char *)a, (const char *)b);
 }
 
+/* peek.lua through lash_peek: the ms until the first row of the due set. */
+static int64_t peek_wait(const char *q)
+{
+    int64_t wait = -2;
+    lash_err e = {0};
+    cr_assert_eq(lash_peek(C, q, &wait, &e), LASH_OK, "%s", e.msg);
+    return wait;
+}
+
+Test(claim, a_peek_says_how_long_until_the_first_row_is_due)
+{
+    cr_expect_eq(peek_wait("q"), -1, "nothing waiting");
+    long long t0 = server_ms();
+    lash_submission far = job("far", "k", "{}");
+    far.run_at_ms = t0 + 300LL * 86400000; /* within the year a run_at may be */
+    submit_ok("q", far);
+    cr_expect_eq(peek_wait("q"), 86400000, "capped at a day");
+    lash_submission soon = job("soon", "k", "{}");
+    soon.run_at_ms = t0 + 5000;
+    submit_ok("q", soon);
+    int64_t w = peek_wait("q");
+    cr_expect(w > 0 && w <= 5000, "the first row's wait: %lld", (long long)w);
+    submit_ok("q", job("now", "k", "{}"));
+    cr_expect_eq(peek_wait("q"), 0, "a row is due");
+    /* Claimed, it is rescored to its lease's end: the next wait is the
+     * delayed row's again, not the lease's. */
+    lash_claim_batch b = claim("q", "w", 10, TTL_LONG);
+    cr_assert_eq(b.n, 1);
+    lash_claim_batch_free(&b);
+    w = peek_wait("q");
+    cr_expect(w > 0 && w <= 5000, "after the claim: %lld", (long long)w);
+}
+
 Test(claim, claim_race_every_row_exactly_once)
 {
     enum { N = 20000, T = 8 };

@@ -101,7 +101,7 @@ static void peek_answer(lash_turn *t, int q, bool due, int64_t now)
 {
     const lash_action *p = peek_for(q);
     cr_assert_not_null(p, "queue %d peeked", q);
-    lash_turn_peeked(t, p->cmd, LASH_OK, due, NULL, now);
+    lash_turn_peeked(t, p->cmd, LASH_OK, due ? 0 : -1, NULL, now);
 }
 
 static bool logged(const char *needle)
@@ -386,7 +386,7 @@ Test(turn, claims_never_exceed_free_slots)
                 break;
             case 2:
                 if (peeking[q]) {
-                    lash_turn_peeked(t, peeking[q], LASH_OK, rng & 1, NULL, now);
+                    lash_turn_peeked(t, peeking[q], LASH_OK, (rng & 1) ? 0 : -1, NULL, now);
                     peeking[q] = 0;
                 }
                 if (inflight[q]) {
@@ -571,7 +571,7 @@ Test(turn, a_failed_look_claims_nothing_and_is_logged)
     step(t, now);
     const lash_action *p = peek_for(0);
     cr_assert_not_null(p);
-    lash_turn_peeked(t, p->cmd, LASH_EREDIS, true, "peek: Redis said: WRONGTYPE", now);
+    lash_turn_peeked(t, p->cmd, LASH_EREDIS, 0, "peek: Redis said: WRONGTYPE", now);
     step(t, now);
     cr_assert(logged("peek failed"), "the failure is logged");
     cr_assert_eq(count(LASH_ACT_CLAIM), 0, "an error is not a row");
@@ -581,6 +581,71 @@ Test(turn, a_failed_look_claims_nothing_and_is_logged)
     peek_answer(t, 0, true, now);
     step(t, now);
     cr_assert_not_null(claim_for(0), "the next look that sees a row claims it");
+    lash_turn_free(t);
+}
+
+/* An idle machine whose poll has just peeked at queue 0: the peek's time. */
+static int64_t first_look(lash_turn *t)
+{
+    give_none(t, claim_for(0)->cmd, T0);
+    step(t, T0);
+    int64_t now = timer_at;
+    lash_turn_tick(t, now);
+    step(t, now);
+    cr_assert_not_null(peek_for(0), "the poll peeks");
+    return now;
+}
+
+Test(turn, a_row_due_before_the_next_look_is_claimed_at_its_time)
+{
+    cfg();
+    lash_turn *t = boot(T0);
+    int64_t now = first_look(t);
+    lash_turn_peeked(t, peek_for(0)->cmd, LASH_OK, 37, NULL, now);
+    step(t, now);
+    cr_assert_eq(count(LASH_ACT_CLAIM), 0, "nothing is due yet");
+    cr_assert_eq(timer_at, now + 37, "the timer is armed for the row's time");
+    lash_turn_tick(t, now + 36);
+    step(t, now + 36);
+    cr_assert_eq(count(LASH_ACT_CLAIM) + count(LASH_ACT_PEEK), 0, "a ms early: nothing");
+    lash_turn_tick(t, now + 37);
+    step(t, now + 37);
+    cr_assert_not_null(claim_for(0), "claimed when the row falls due, not at the next poll");
+    cr_assert_eq(count(LASH_ACT_PEEK), 0, "a claim, not another look");
+    lash_turn_free(t);
+}
+
+Test(turn, a_row_due_after_the_next_look_is_left_to_the_poll)
+{
+    cfg();
+    lash_turn *t = boot(T0);
+    int64_t now = first_look(t);
+    lash_turn_peeked(t, peek_for(0)->cmd, LASH_OK, (int64_t)C.poll_ms * 5, NULL, now);
+    step(t, now);
+    int64_t until = now + (int64_t)C.poll_ms * 5;
+    int claims = 0;
+    while ((now = timer_at) <= until) {
+        lash_turn_tick(t, now);
+        step(t, now);
+        const lash_action *c = claim_for(0);
+        if (c && !c->upkeep) claims++; /* not the heartbeat */
+        if (c) give_none(t, c->cmd, now);
+        if (peek_for(0)) peek_answer(t, 0, false, now);
+        step(t, now);
+    }
+    cr_assert_eq(claims, 0, "a far row wakes nobody; the polls on the way look for it");
+    lash_turn_free(t);
+}
+
+Test(turn, a_look_that_finds_nothing_waiting_sets_no_wake)
+{
+    cfg();
+    lash_turn *t = boot(T0);
+    int64_t now = first_look(t);
+    int64_t next_poll = timer_at;
+    lash_turn_peeked(t, peek_for(0)->cmd, LASH_OK, -1, NULL, now);
+    step(t, now);
+    cr_assert_eq(timer_at, next_poll, "only the poll is armed");
     lash_turn_free(t);
 }
 
@@ -1690,7 +1755,7 @@ Test(turn, no_report_no_progress_command)
         for (int i = 0; (a = nth(LASH_ACT_CLAIM, i)); i++)
             give_none(t, a->cmd, now);
         for (int i = 0; (a = nth(LASH_ACT_PEEK, i)); i++)
-            lash_turn_peeked(t, a->cmd, LASH_OK, false, NULL, now);
+            lash_turn_peeked(t, a->cmd, LASH_OK, -1, NULL, now);
     }
     cr_assert_eq(lash_turn_counters(t)->progress_sent, 0);
     lash_turn_free(t);

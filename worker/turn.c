@@ -87,6 +87,7 @@ struct lash_turn {
     bool *look;           /* per queue: a poll tick wants a peek */
     uint32_t *peeking;    /* per queue: peek in flight (cmd id) or 0 */
     int64_t *look_at;     /* per queue: no peek before (the fleet shares the poll) */
+    int64_t *wake_at;     /* per queue: a row falls due then, as a peek said; 0 none */
     int *sharing;         /* per queue: workers polling it, as the last upkeep counted */
     int64_t *upkeep_at;   /* per queue: when the next claim does the upkeep */
     int *recorded;        /* per queue: rows recorded since the last upkeep */
@@ -279,6 +280,7 @@ lash_turn *lash_turn_new(const lash_turn_config *c, const char *owner)
     t->look = xcalloc((size_t)nq, sizeof *t->look);
     t->peeking = xcalloc((size_t)nq, sizeof *t->peeking);
     t->look_at = xcalloc((size_t)nq, sizeof *t->look_at);
+    t->wake_at = xcalloc((size_t)nq, sizeof *t->wake_at);
     t->sharing = xcalloc((size_t)nq, sizeof *t->sharing);
     t->upkeep_at = xcalloc((size_t)nq, sizeof *t->upkeep_at);
     t->recorded = xcalloc((size_t)nq, sizeof *t->recorded);
@@ -336,6 +338,7 @@ void lash_turn_free(lash_turn *t)
     free(t->look);
     free(t->peeking);
     free(t->look_at);
+    free(t->wake_at);
     free(t->sharing);
     free(t->upkeep_at);
     free(t->recorded);
@@ -461,6 +464,8 @@ static void rearm(lash_turn *t)
     if (t->connected) {
         consider(&at, t->next_poll);
         consider(&at, t->hold_until);
+        for (int q = 0; q < t->c.nqueues; q++)
+            if (t->wake_at[q]) consider(&at, t->wake_at[q]);
         for (int i = 0; i < t->ncmds; i++)
             if (t->cmds[i].used) consider(&at, t->cmds[i].sent + t->c.reply_timeout_ms);
     } else if (t->connecting) {
@@ -752,6 +757,12 @@ void lash_turn_tick(lash_turn *t, int64_t now)
                 break;
             }
         }
+        for (int q = 0; t->connected && q < t->c.nqueues; q++) {
+            if (t->wake_at[q] && now >= t->wake_at[q]) {
+                t->wake_at[q] = 0;
+                t->want[q] = true; /* a row fell due, as the last look said: claim it */
+            }
+        }
         if (t->connected && now >= t->next_poll) {
             /* The poll looks (peek) before it claims: an idle worker costs
              * Redis a glance at the due set, not a claim. The heartbeat (a
@@ -900,7 +911,7 @@ void lash_turn_claimed(lash_turn *t, uint32_t id, lash_status st, lash_claim_bat
     rearm(t);
 }
 
-void lash_turn_peeked(lash_turn *t, uint32_t id, lash_status st, bool due, const char *why,
+void lash_turn_peeked(lash_turn *t, uint32_t id, lash_status st, int64_t wait_ms, const char *why,
                       int64_t now)
 {
     cmd *m = cmd_find(t, id);
@@ -912,7 +923,14 @@ void lash_turn_peeked(lash_turn *t, uint32_t id, lash_status st, bool due, const
         if (st != LASH_EIO) fault_seen(t, CMD_PEEK, why ? why : lash_status_name(st), now);
     } else {
         fault_seen(t, CMD_PEEK, NULL, now);
-        if (due) t->want[q] = true;
+        /* A row that falls due before this worker's share of the poll comes
+         * round again is claimed at its time: delayed rows start on time and
+         * a limit's held rows go when their window reopens. */
+        int k = t->sharing[q] > 1 ? t->sharing[q] : 1;
+        if (wait_ms == 0)
+            t->want[q] = true;
+        else if (wait_ms > 0 && wait_ms <= (int64_t)t->c.poll_ms * k)
+            t->wake_at[q] = now + wait_ms;
     }
     rearm(t);
 }

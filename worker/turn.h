@@ -177,8 +177,9 @@ void lash_turn_claimed(lash_turn *t, uint32_t cmd, lash_status st, lash_claim_ba
 /* Replies to RENEW, COMPLETE, RELEASE and PROGRESS: per-row statuses (n of them on LASH_OK). */
 void lash_turn_replied(lash_turn *t, uint32_t cmd, lash_status st, const int *status, size_t n,
                        const char *why, int64_t now);
-/* The reply to PEEK cmd: due when a row of its queue is eligible now. */
-void lash_turn_peeked(lash_turn *t, uint32_t cmd, lash_status st, bool due, const char *why,
+/* The reply to PEEK cmd: wait_ms until a row of its queue is eligible (0 now,
+ * -1 none waiting). A row due before this worker's next look wakes it then. */
+void lash_turn_peeked(lash_turn *t, uint32_t cmd, lash_status st, int64_t wait_ms, const char *why,
                       int64_t now);
 /* The reply to RECOVER cmd: the leases the lost claim left us (r only on LASH_OK). */
 void lash_turn_recovered(lash_turn *t, uint32_t cmd, lash_status st, const lash_recovered *r,

@@ -426,7 +426,7 @@ static void report_deferred(lash_worker *w, int64_t now)
         } else if (c->kind == LASH_ACT_RECOVER) {
             lash_turn_recovered(w->turn, c->cmd, c->st, NULL, c->why, now);
         } else if (c->kind == LASH_ACT_PEEK) {
-            lash_turn_peeked(w->turn, c->cmd, c->st, false, c->why, now);
+            lash_turn_peeked(w->turn, c->cmd, c->st, -1, c->why, now);
         } else {
             lash_turn_replied(w->turn, c->cmd, c->st, NULL, 0, c->why, now);
         }
@@ -479,7 +479,7 @@ static void on_recover(lash_status st, const lash_recovered *r, const lash_err *
     free(c);
 }
 
-static void on_peek(lash_status st, bool due, const lash_err *e, void *ud)
+static void on_peek(lash_status st, int64_t wait_ms, const lash_err *e, void *ud)
 {
     call *c = ud;
     lash_worker *w = c->w;
@@ -488,7 +488,7 @@ static void on_peek(lash_status st, bool due, const lash_err *e, void *ud)
         return;
     }
     if (!st) health(w, now_ms());
-    if (w->turn) lash_turn_peeked(w->turn, c->cmd, st, due, st ? e->msg : NULL, now_ms());
+    if (w->turn) lash_turn_peeked(w->turn, c->cmd, st, wait_ms, st ? e->msg : NULL, now_ms());
     free(c);
 }
 

@@ -82,7 +82,7 @@ typedef struct {
     cmd_fault fault;
     bool open, arrived;
     uint32_t seq; /* RECOVER: the lost claim */
-    bool due;     /* PEEK: the answer */
+    int64_t wait; /* PEEK: the answer (ms until the first row is due, -1 none) */
     lash_claim_batch batch;
     lash_recovered rec;
     int *status;
@@ -606,9 +606,13 @@ static void execute(scmd *c)
     case LASH_ACT_RECOVER:
         m_recover(c->q, M->owner, c->seq, &c->rec);
         break;
-    case LASH_ACT_PEEK: /* peek.lua: is a row of the queue due? */
-        for (int i = 0; i < S.nrows && !c->due; i++)
-            c->due = S.rows[i].q == c->q && S.rows[i].in_due && S.rows[i].due <= S.now;
+    case LASH_ACT_PEEK: /* peek.lua: when is the first row of the queue due? */
+        c->wait = -1;
+        for (int i = 0; i < S.nrows; i++) {
+            if (S.rows[i].q != c->q || !S.rows[i].in_due) continue;
+            int64_t w = S.rows[i].due > S.now ? S.rows[i].due - S.now : 0;
+            if (c->wait < 0 || w < c->wait) c->wait = w;
+        }
         break;
     case LASH_ACT_RENEW:
         c->status = calloc((size_t)c->n, sizeof *c->status);
@@ -643,7 +647,7 @@ static void drop_conn(int mi)
             } else if (c->kind == LASH_ACT_RECOVER) {
                 lash_turn_recovered(M->t, c->id, LASH_EIO, NULL, NULL, S.now);
             } else if (c->kind == LASH_ACT_PEEK) {
-                lash_turn_peeked(M->t, c->id, LASH_EIO, false, NULL, S.now);
+                lash_turn_peeked(M->t, c->id, LASH_EIO, -1, NULL, S.now);
             } else {
                 lash_turn_replied(M->t, c->id, LASH_EIO, NULL, 0, NULL, S.now);
             }
@@ -942,9 +946,9 @@ static void on_reply(scmd *c)
         }
     } else if (c->kind == LASH_ACT_PEEK) {
         if (c->fault == F_ERROR)
-            lash_turn_peeked(M->t, c->id, LASH_EREDIS, false, "ERR injected", S.now);
+            lash_turn_peeked(M->t, c->id, LASH_EREDIS, -1, "ERR injected", S.now);
         else
-            lash_turn_peeked(M->t, c->id, LASH_OK, c->due, NULL, S.now);
+            lash_turn_peeked(M->t, c->id, LASH_OK, c->wait, NULL, S.now);
     } else if (c->kind == LASH_ACT_RECOVER) {
         if (c->fault == F_ERROR)
             lash_turn_recovered(M->t, c->id, LASH_EREDIS, NULL, "ERR injected", S.now);
