@@ -38,6 +38,8 @@ typedef enum {
     LASH_OP_RECOVER,
     LASH_OP_RECOUNT,
     LASH_OP_PEEK,
+    LASH_OP_SCHED,     /* recurring schedules: add, rm, pause, resume, list, fire */
+    LASH_OP_SCHEDPEEK, /* which schedules are due (the workers' schedule poll) */
     LASH_OP_COUNT
 } lash_op;
 

@@ -120,6 +120,7 @@ Test(cron, bad_specs_are_refused_naming_the_field)
         {"* * * 13 *", "month"},
         {"* * * * 8", "day of week"},
         {"5-1 * * * *", "backwards"},
+        {"61 * * * *", "61 is outside 0-59"},
         {"*/0 * * * *", "step"},
         {"x * * * *", "minute"},
         {"* * * foo *", "month"},
