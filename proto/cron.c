@@ -115,9 +115,11 @@ static lash_status parse_field(const char *s, size_t len, const field_def *f, ui
                                  f->hi);
             if (single) b = f->hi; /* N/STEP: from N to the end */
         }
-        if (a < f->lo || b > f->hi || a > b)
-            return lash_fail(e, LASH_EINVAL, "cron %s: %d-%d is outside %d-%d or backwards",
-                             f->what, a, b, f->lo, f->hi);
+        if (a < f->lo || b > f->hi)
+            return lash_fail(e, LASH_EINVAL, "cron %s: %d is outside %d-%d", f->what,
+                             a < f->lo ? a : b, f->lo, f->hi);
+        if (a > b)
+            return lash_fail(e, LASH_EINVAL, "cron %s: range %d-%d is backwards", f->what, a, b);
         for (int v = a; v <= b; v += step)
             *bits |= 1ULL << (f->nnames == 7 && v == 7 ? 0 : v);
         if (*p == ',') {
