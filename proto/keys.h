@@ -15,6 +15,8 @@
  *   lash:{q}:poke            channel  any message wakes every worker of q
  *   lash:{q}:cancel          channel  a process id whose cancellation was asked
  *   lash:{q}:finished        channel  a process id that just became terminal
+ *   lash:{q}:schedules       zset   recurring schedule names by next firing check
+ *   lash:{q}:sched:<name>    hash   one recurring schedule (registry/sched.h)
  */
 #ifndef LASH_PROTO_KEYS_H
 #define LASH_PROTO_KEYS_H
