@@ -6,9 +6,9 @@
  * since the check that fell due, never a burst), and sends them to sched.lua's
  * fire, a compare-and-set: of several workers racing, one fires, the others
  * hear 'moved'. It then sleeps until the queue's earliest next check (at most
- * 5 s: with no schedule the poll costs Redis one schedpeek per 5 s per worker,
- * and a 'sched' message on the poke channel, which lashctl sends after add and
- * resume, wakes it at once).
+ * 30 s: with no schedule the poll costs Redis one schedpeek per 30 s per
+ * worker; a 'sched' message on the poke channel, which sched.lua publishes on
+ * add and resume, and a subscriber that (re)connects wake it at once).
  *
  * Zone files are read from $TZDIR or /usr/share/zoneinfo and kept (16 zones).
  * Lives on the worker's loop; uses the worker's command connection through

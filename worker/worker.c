@@ -484,8 +484,10 @@ static void on_sub_up(lash_aconn *c, void *ud)
         lash_log(&w->c.log, LASH_LOG_WARN, NULL, NULL, -1, -1, "subscribe: %s", e.msg);
     free(chans);
     /* Pokes sent while we were not listening are lost: drive once now. */
-    for (int q = 0; q < w->nqueues; q++)
+    for (int q = 0; q < w->nqueues; q++) {
         lash_turn_poke(w->turn, q, now_ms());
+        lash_wsched_wake(w->sched, q);
+    }
 }
 
 /* Re-arms the 1 s subscriber retry. A one-shot ev_timer that has fired keeps
