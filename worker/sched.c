@@ -226,7 +226,7 @@ static void look(lash_wsched *s, int q)
 {
     if (s->busy[q] || s->stopped) return;
     if (!*s->cmd || lash_asched_peek(*s->cmd, s->queues[q], on_peek, &s->ctx[q])) {
-        s->at[q] = mono_ms() + 1000; /* not connected yet */
+        s->at[q] = mono_ms() + 1000; /* not connected yet: on_cmd_up wakes it */
         return;
     }
     s->busy[q] = true;

@@ -454,6 +454,8 @@ static void on_cmd_up(lash_aconn *c, void *ud)
     (void)c;
     lash_worker *w = ud;
     lash_turn_connected(w->turn, now_ms());
+    for (int q = 0; q < w->nqueues; q++) /* schedules due while it was down */
+        lash_wsched_wake(w->sched, q);
 }
 
 static void on_cmd_down(lash_aconn *c, const lash_err *e, void *ud)
