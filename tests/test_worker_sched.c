@@ -280,3 +280,27 @@ Test(schedule, the_cli_adds_lists_and_removes)
     cr_assert_eq(run("rm", rm), 0);
     cr_assert_eq(run("rm2", rm), 1);
 }
+
+Test(schedule, a_stored_spec_a_worker_cannot_compute_is_recorded_not_retried_in_a_loop)
+{
+    up(NULL);
+    const char *fn[] = {lash_fx_bin("lashctl"), "--redis", R.url, "functions", NULL};
+    cr_assert_eq(run("fn", fn), 0);
+    /* redis-cli skips lashctl's checks: the script takes any one-line spec. */
+    redisReply *r = redisCommand(lash_conn_redis(C),
+                                 "FCALL lash_sched 1 lash:{default} add %s %s broken noop null 0",
+                                 "61 * * * *", "");
+    cr_assert(r && r->type == REDIS_REPLY_STRING, "%s", r && r->str ? r->str : "no reply");
+    freeReplyObject(r);
+    int64_t added = server_ms();
+    WORKER("w1", "--builtin", "noop");
+    WAIT_UNTIL(sched_field("broken", "next_ms") > added, 10000);
+    redisReply *err = cmd("HGET lash:{default}:sched:broken last_error");
+    cr_assert_eq(err->type, REDIS_REPLY_STRING);
+    cr_assert_not_null(strstr(err->str, "cron minute: 61 is outside 0-59"), "%s", err->str);
+    freeReplyObject(err);
+    /* Looked at again a minute later, not in a loop. */
+    cr_assert_geq(sched_field("broken", "next_ms"), added + 50000);
+    int64_t t[4];
+    cr_assert_eq(firings("broken", t, 4), 0);
+}
