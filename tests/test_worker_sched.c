@@ -304,3 +304,37 @@ Test(schedule, a_stored_spec_a_worker_cannot_compute_is_recorded_not_retried_in_
     int64_t t[4];
     cr_assert_eq(firings("broken", t, 4), 0);
 }
+
+Test(schedule, fire_answers_a_row_whose_times_do_not_hold_and_fires_the_rows_beside_it)
+{
+    up(NULL);
+    add("good", "@every 1s", NULL);
+    add("odd", "@every 1s", NULL);
+    lash_sched_due d;
+    lash_err e = {0};
+    WAIT_UNTIL((lash_sched_peek(C, "default", &d, &e) == LASH_OK && d.n == 2 &&
+                d.now_ms >= d.rows[0].next_ms + 1000 && d.now_ms >= d.rows[1].next_ms + 1000),
+               5000);
+    cr_assert_eq(d.n, 2);
+    int64_t fire = d.now_ms / 1000 * 1000;
+    lash_sched_firing f[2];
+    for (int i = 0; i < 2; i++) {
+        bool odd = strcmp(d.rows[i].name, "odd") == 0;
+        f[i] = (lash_sched_firing){.name = d.rows[i].name,
+                                   .expect_ms = d.rows[i].next_ms,
+                                   .fire_ms = fire,
+                                   .next_ms = odd ? fire : fire + 1000};
+    }
+    char **s = NULL;
+    cr_assert_eq(lash_sched_fire(C, "default", f, 2, &s, &e), LASH_OK, "%s", e.msg);
+    for (int i = 0; i < 2; i++) {
+        if (strcmp(f[i].name, "odd") == 0)
+            cr_expect(strncmp(s[i], "invalid:", 8) == 0, "odd: %s", s[i]);
+        else
+            cr_expect_str_eq(s[i], "created");
+    }
+    lash_sched_statuses_free(s, 2);
+    int64_t t[4];
+    cr_assert_eq(firings("odd", t, 4), 0);
+    cr_assert_eq(firings("good", t, 4), 1);
+}

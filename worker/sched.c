@@ -175,12 +175,17 @@ static void on_fire(lash_status st, char *const *statuses, size_t n, const lash_
         warn(s, q, "schedule fire: %s", e->msg);
         s->at[q] = mono_ms() + SCHED_RETRY_MS;
     } else {
+        bool odd = false;
         for (size_t i = 0; i < n; i++)
             if (strcmp(statuses[i], "created") && strcmp(statuses[i], "advanced") &&
                 strcmp(statuses[i], "moved") && strcmp(statuses[i], "paused") &&
-                strcmp(statuses[i], "gone"))
+                strcmp(statuses[i], "gone")) {
                 warn(s, q, "schedule fire: %s", statuses[i]);
-        s->at[q] = mono_ms(); /* look again now: the next check moved */
+                odd = true;
+            }
+        /* Look again now (the next check moved); after an odd answer (an id
+         * taken by hand, a row refused) a little later, never in a loop. */
+        s->at[q] = mono_ms() + (odd ? SCHED_RETRY_MS : 0);
     }
     arm(s);
 }

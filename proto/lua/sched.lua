@@ -27,7 +27,8 @@
 --        check only advances), and sets next_ms to NEXT. The caller computed
 --        FIRE (the latest firing in [EXPECT, now]: the catch-up rule) and NEXT
 --        from the spec (proto/cron.c); the script checks EXPECT <= FIRE <= now
---        < ... and FIRE < NEXT. WHY, when not '', is why the caller could not
+--        and FIRE < NEXT ('invalid: ...' for that row otherwise). WHY, when not
+--        '', is why the caller could not
 --        compute them (a bad spec or zone): recorded as last_error, next_ms NEXT.
 --        -> per row: the submit's status ('created', 'exists', 'invalid: ...'),
 --           'advanced', 'error', 'moved', 'paused' or 'gone'.
@@ -134,8 +135,11 @@ local function lash_sched_fire(base, now, ARGV)
         if not r.expect or not r.next or not r.skipped or (ARGV[i + 2] ~= '' and not r.fire) then
             lash_refuse('fire row ' .. r.name .. ': EXPECT, NEXT, SKIPPED must be ms and FIRE a ms not after now')
         end
-        if r.why == '' and (r.next <= r.expect or (r.fire and (r.fire < r.expect or r.fire >= r.next))) then
-            lash_refuse('fire row ' .. r.name .. ': wants EXPECT <= FIRE < NEXT and EXPECT < NEXT')
+        -- A row whose times do not hold is that row's answer, not the call's:
+        -- the rows beside it still fire. NEXT may equal EXPECT only when nothing
+        -- fires (the index said due, the hash a later time: they agree again).
+        if r.why == '' and (r.next < r.expect or (r.fire and (r.fire < r.expect or r.fire >= r.next))) then
+            r.invalid = 'invalid: wants EXPECT <= FIRE < NEXT'
         end
         r.h, r.bad = lash_sched_read(r.key)
         rows[#rows + 1] = r
@@ -143,7 +147,9 @@ local function lash_sched_fire(base, now, ARGV)
     local counts, out, poke = {}, {}, false
     for _, r in ipairs(rows) do
         local h, st = r.h, nil
-        if r.bad or not h or not h.kind then
+        if r.invalid then
+            st = r.invalid
+        elseif r.bad or not h or not h.kind then
             -- Gone (rm), or a key lash did not write: out of the index.
             redis.call('ZREM', base .. ':schedules', r.name)
             st = r.bad and ('dropped: ' .. r.bad) or 'gone'
