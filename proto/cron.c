@@ -215,6 +215,139 @@ static int64_t be64(const unsigned char *p)
     return (int64_t)((uint64_t)be32(p) << 32 | be32(p + 4));
 }
 
+/* ---- POSIX TZ strings (a TZif footer) --------------------------------------- */
+
+static bool tzs_name(const char **p)
+{
+    const char *s = *p;
+    if (*s == '<') {
+        const char *q = strchr(s, '>');
+        if (!q || q - s < 4) return false;
+        *p = q + 1;
+        return true;
+    }
+    while (isalpha((unsigned char)*s))
+        s++;
+    if (s - *p < 3) return false;
+    *p = s;
+    return true;
+}
+
+static bool tzs_num(const char **p, int max, int *out)
+{
+    if (!isdigit((unsigned char)**p)) return false;
+    int v = 0;
+    while (isdigit((unsigned char)**p)) {
+        v = v * 10 + (*(*p)++ - '0');
+        if (v > max) return false;
+    }
+    *out = v;
+    return true;
+}
+
+/* [+-]hh[:mm[:ss]] into seconds. */
+static bool tzs_hms(const char **p, int max_h, int32_t *out)
+{
+    int sign = 1, h, m = 0, sec = 0;
+    if (**p == '+' || **p == '-') sign = *(*p)++ == '-' ? -1 : 1;
+    if (!tzs_num(p, max_h, &h)) return false;
+    if (**p == ':') {
+        (*p)++;
+        if (!tzs_num(p, 59, &m)) return false;
+        if (**p == ':') {
+            (*p)++;
+            if (!tzs_num(p, 59, &sec)) return false;
+        }
+    }
+    *out = sign * (h * 3600 + m * 60 + sec);
+    return true;
+}
+
+static bool tzs_day(const char **p, lash_tz_day *d)
+{
+    memset(d, 0, sizeof *d);
+    d->time = 7200;
+    if (**p == 'M') {
+        (*p)++;
+        d->kind = 'M';
+        if (!tzs_num(p, 12, &d->m) || d->m < 1 || *(*p)++ != '.' || !tzs_num(p, 5, &d->w) ||
+            d->w < 1 || *(*p)++ != '.' || !tzs_num(p, 6, &d->d))
+            return false;
+    } else if (**p == 'J') {
+        (*p)++;
+        d->kind = 'J';
+        if (!tzs_num(p, 365, &d->n) || d->n < 1) return false;
+    } else {
+        d->kind = 'D';
+        if (!tzs_num(p, 365, &d->n)) return false;
+    }
+    if (**p == '/') {
+        (*p)++;
+        if (!tzs_hms(p, 167, &d->time)) return false;
+    }
+    return true;
+}
+
+/* std offset [dst [offset] ,start[/time],end[/time]]; POSIX offsets are west
+ * of UTC, so "CET-1" is an hour east. */
+static bool tzs_parse(const char *s, lash_tz *tz)
+{
+    int32_t v;
+    if (!tzs_name(&s) || !tzs_hms(&s, 24, &v)) return false;
+    tz->std_off = -v;
+    tz->rule_dst = false;
+    if (!*s) return true;
+    if (!tzs_name(&s)) return false;
+    tz->dst_off = tz->std_off + 3600;
+    if (*s && *s != ',') {
+        if (!tzs_hms(&s, 24, &v)) return false;
+        tz->dst_off = -v;
+    }
+    /* Without a rule POSIX leaves the dates to the implementation: refuse. */
+    if (*s++ != ',' || !tzs_day(&s, &tz->start) || *s++ != ',' || !tzs_day(&s, &tz->end) || *s)
+        return false;
+    tz->rule_dst = true;
+    return true;
+}
+
+/* The UTC second a rule's day and time falls on in year y; off: the offset
+ * in force before it. */
+static int64_t rule_at(const lash_tz_day *d, int64_t y, int32_t off)
+{
+    int64_t jan1 = days_from_civil(y, 1, 1), day;
+    if (d->kind == 'J') {
+        bool leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
+        day = jan1 + d->n - 1 + (leap && d->n >= 60);
+    } else if (d->kind == 'D') {
+        day = jan1 + d->n;
+    } else {
+        int64_t first = days_from_civil(y, d->m, 1);
+        int64_t dim = days_from_civil(d->m == 12 ? y + 1 : y, d->m == 12 ? 1 : d->m + 1, 1) - first;
+        int wd1 = (int)(first + 4 - floor_div(first + 4, 7) * 7);
+        day = first + (d->d - wd1 + 7) % 7 + (int64_t)(d->w - 1) * 7;
+        while (day - first >= dim)
+            day -= 7;
+    }
+    return day * 86400 + d->time - off;
+}
+
+static int64_t rule_year(const lash_tz *tz, int64_t t)
+{
+    int64_t y;
+    int m, d;
+    civil_from_days(floor_div(t + tz->std_off, 86400), &y, &m, &d);
+    return y;
+}
+
+static int32_t rule_offset(const lash_tz *tz, int64_t t)
+{
+    if (!tz->rule_dst) return tz->std_off;
+    int64_t y = rule_year(tz, t);
+    int64_t s = rule_at(&tz->start, y, tz->std_off), en = rule_at(&tz->end, y, tz->dst_off);
+    bool dst = s < en ? t >= s && t < en : t >= s || t < en; /* south: DST spans New Year */
+    return dst ? tz->dst_off : tz->std_off;
+}
+
 void lash_tz_free(lash_tz *tz)
 {
     if (!tz) return;
@@ -279,6 +412,19 @@ lash_status lash_tz_parse(const void *bytes, size_t len, lash_tz *tz, lash_err *
             lash_tz_free(tz);
             return lash_fail(e, LASH_EINVAL, "zone file has an offset beyond 26 h");
         }
+        /* Version 2+: "\n<POSIX TZ>\n" after the 64-bit block. A footer lash
+         * cannot read leaves the last offset in force (rule false). */
+        size_t end = pos + 44 + body;
+        if (tsize == 8 && end < len && b[end] == '\n') {
+            const unsigned char *nl = memchr(b + end + 1, '\n', len - end - 1);
+            char footer[128];
+            size_t flen = nl ? (size_t)(nl - (b + end + 1)) : 0;
+            if (nl && flen > 0 && flen < sizeof footer) {
+                memcpy(footer, b + end + 1, flen);
+                footer[flen] = 0;
+                tz->rule = tzs_parse(footer, tz);
+            }
+        }
         return LASH_OK;
     }
     return LASH_OK;
@@ -301,8 +447,24 @@ static ptrdiff_t tz_find(const lash_tz *tz, int64_t t)
 int32_t lash_tz_offset(const lash_tz *tz, int64_t t)
 {
     if (!tz) return 0;
+    if (tz->rule && (tz->n == 0 || t >= tz->at[tz->n - 1])) return rule_offset(tz, t);
     ptrdiff_t i = tz_find(tz, t);
     return i < 0 ? tz->off0 : tz->off[i];
+}
+
+/* The first transition after t (the table's, then the rule's), or INT64_MAX. */
+static int64_t tz_next_transition(const lash_tz *tz, int64_t t)
+{
+    ptrdiff_t i = tz_find(tz, t);
+    if ((size_t)(i + 1) < tz->n) return tz->at[i + 1];
+    if (!tz->rule || !tz->rule_dst) return INT64_MAX;
+    int64_t best = INT64_MAX, y = rule_year(tz, t);
+    for (int64_t yy = y - 1; yy <= y + 1; yy++) {
+        int64_t s = rule_at(&tz->start, yy, tz->std_off), en = rule_at(&tz->end, yy, tz->dst_off);
+        if (s > t && s < best) best = s;
+        if (en > t && en < best) best = en;
+    }
+    return best;
 }
 
 lash_status lash_tz_name_check(const char *name, lash_err *e)
@@ -400,8 +562,8 @@ static int64_t wall_to_utc(const lash_tz *tz, int64_t L)
     if (ob != oa && lash_tz_offset(tz, L - ob) == ob && L - ob < best) best = L - ob;
     if (best != INT64_MAX) return best;
     int64_t from = L - (oa > ob ? oa : ob); /* in the gap: the transition after this */
-    ptrdiff_t i = tz_find(tz, from);
-    return (size_t)(i + 1) < tz->n ? tz->at[i + 1] : L - oa;
+    int64_t at = tz_next_transition(tz, from);
+    return at != INT64_MAX ? at : L - oa;
 }
 
 /* Firings in order: wall times that match, mapped to UTC, each instant once. */

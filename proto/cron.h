@@ -12,8 +12,8 @@
  *
  * A zone is read from TZif bytes (RFC 8536, version 1 to 4; the caller reads
  * the file, e.g. /usr/share/zoneinfo/Europe/Paris); NULL is UTC. Past the
- * file's last transition the last offset holds (Debian's files list
- * transitions to 2037). Cron fields match the zone's wall clock:
+ * file's last transition its footer's POSIX TZ rule holds (the last offset,
+ * when a file has none). Cron fields match the zone's wall clock:
  *   - a wall time that happens twice (autumn) fires once, at its first;
  *   - a wall time that a spring-forward skips fires when the gap ends
  *     (02:30 on the night clocks go 02:00 -> 03:00 fires at 03:00 local);
@@ -48,11 +48,25 @@ typedef struct {
 
 lash_status lash_cron_parse(const char *spec, lash_cron *c, lash_err *e);
 
+/* A day of a POSIX TZ rule: kind 'M' (month m, week w 1..5, 5 = last, weekday
+ * d), 'J' (day n 1..365, February 29 never counted) or 'D' (day n 0..365); at
+ * time seconds of local time (-167 h .. 167 h). */
+typedef struct {
+    char kind;
+    int m, w, d, n;
+    int32_t time;
+} lash_tz_day;
+
 typedef struct {
     size_t n;     /* transitions */
     int64_t *at;  /* n transition times, UTC seconds, ascending */
     int32_t *off; /* n offsets in effect from each */
     int32_t off0; /* before the first (or always, when n == 0) */
+    /* The file's footer (a POSIX TZ string such as CET-1CEST,M3.5.0,M10.5.0/3),
+     * which holds after the last transition; rule false: the last offset holds. */
+    bool rule, rule_dst;
+    int32_t std_off, dst_off;
+    lash_tz_day start, end;
 } lash_tz;
 
 /* Parses TZif bytes. On error *tz is left empty. */

@@ -261,3 +261,43 @@ Test(cron, catch_up_after_a_long_downtime_still_finds_the_latest)
     cr_assert_eq(last, MAR1 + 365 * DAY_MS + MIN_MS);
     cr_assert_geq(skipped, 10000);
 }
+
+/* Past the table (Debian's files end in 2037) the footer's rule holds. */
+Test(cron, after_the_last_transition_the_footer_rule_holds)
+{
+    lash_tz tz = load_zone("Europe/Paris");
+    cr_assert(tz.rule && tz.rule_dst, "Paris' footer was not read");
+    const int64_t spring = 2216250000LL, autumn = 2234998800LL; /* 2040-03-25/10-28 01:00 UTC */
+    cr_assert_eq(lash_tz_offset(&tz, spring - 1), 3600);
+    cr_assert_eq(lash_tz_offset(&tz, spring), 7200);
+    cr_assert_eq(lash_tz_offset(&tz, autumn - 1), 7200);
+    cr_assert_eq(lash_tz_offset(&tz, autumn), 3600);
+    /* And the gap of 2040 ends where the rule says. */
+    cr_assert_eq(next_of("30 2 * * *", &tz, (spring - 7200) * 1000), spring * 1000);
+    lash_tz_free(&tz);
+}
+
+/* A file with no transitions and only a footer (zic -b slim): the rule alone. */
+Test(cron, a_slim_zone_file_is_its_footer_rule)
+{
+    static const char footer[] = "\nCET-1CEST,M3.5.0,M10.5.0/3\n";
+    unsigned char b[2 * (44 + 6 + 4) + sizeof footer];
+    memset(b, 0, sizeof b);
+    for (int half = 0; half < 2; half++) {
+        unsigned char *h = b + half * (44 + 10);
+        memcpy(h, "TZif2", 5);
+        h[20 + 19] = 1;                     /* typecnt */
+        h[20 + 23] = 4;                     /* charcnt */
+        h[44 + 2] = 0x0e, h[44 + 3] = 0x10; /* utoff 3600 */
+        memcpy(h + 44 + 6, "CET", 4);
+    }
+    memcpy(b + 2 * (44 + 10), footer, sizeof footer - 1);
+    lash_tz tz;
+    lash_err e = {0};
+    cr_assert_eq(lash_tz_parse(b, sizeof b - 1, &tz, &e), LASH_OK, "%s", e.msg);
+    cr_assert_eq(tz.n, 0);
+    cr_assert_eq(lash_tz_offset(&tz, PARIS_SPRING / 1000 - 1), 3600);
+    cr_assert_eq(lash_tz_offset(&tz, PARIS_SPRING / 1000), 7200);
+    cr_assert_eq(lash_tz_offset(&tz, PARIS_AUTUMN / 1000), 3600);
+    lash_tz_free(&tz);
+}
