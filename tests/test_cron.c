@@ -301,3 +301,45 @@ Test(cron, a_slim_zone_file_is_its_footer_rule)
     cr_assert_eq(lash_tz_offset(&tz, PARIS_AUTUMN / 1000), 3600);
     lash_tz_free(&tz);
 }
+
+/* Zone bytes and specs come from outside: mangled ones are refused or read,
+ * never a crash (run under ASan by tests/run.sh). */
+Test(cron, mangled_zone_files_and_specs_never_crash)
+{
+    FILE *f = fopen("/usr/share/zoneinfo/Europe/Paris", "rb");
+    cr_assert_not_null(f);
+    static unsigned char orig[1 << 16], buf[1 << 16];
+    size_t n = fread(orig, 1, sizeof orig, f);
+    fclose(f);
+    uint64_t x = 88172645463325252ULL;
+    for (int i = 0; i < 3000; i++) {
+        memcpy(buf, orig, n);
+        size_t len = n;
+        for (int k = 0; k < 1 + i % 8; k++) {
+            x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+            buf[x % n] = (unsigned char)(x >> 32);
+        }
+        if (i % 3 == 0) len = (size_t)(x >> 20) % n; /* truncated */
+        lash_tz tz;
+        lash_err e;
+        if (lash_tz_parse(buf, len, &tz, &e) == LASH_OK) {
+            lash_cron c = parse_ok("30 2 * * *");
+            int64_t out;
+            (void)lash_tz_offset(&tz, (int64_t)(x >> 34));
+            (void)lash_cron_next(&c, &tz, MAR1 + (int64_t)(x % 1000) * DAY_MS, &out, &e);
+            lash_tz_free(&tz);
+        }
+        char spec[24];
+        for (size_t k = 0; k < sizeof spec - 1; k++) {
+            x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+            spec[k] = "0123456789*,-/ @ajnmonsuevry"[x % 28];
+        }
+        spec[x % (sizeof spec)] = 0;
+        spec[sizeof spec - 1] = 0;
+        lash_cron c;
+        if (lash_cron_parse(spec, &c, &e) == LASH_OK) {
+            int64_t out;
+            (void)lash_cron_next(&c, NULL, MAR1, &out, &e);
+        }
+    }
+}
