@@ -164,6 +164,7 @@ int cli_cmd_poke(cli_ctx *ctx, int argc, char **argv);
 int cli_cmd_trim(cli_ctx *ctx, int argc, char **argv);
 int cli_cmd_limit(cli_ctx *ctx, int argc, char **argv);
 int cli_cmd_functions(cli_ctx *ctx, int argc, char **argv);
+int cli_cmd_schedule(cli_ctx *ctx, int argc, char **argv);
 
 /* Each command's help text (main.c), printed by `lashctl CMD --help`. */
 void cli_help(const char *cmd);

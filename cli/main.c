@@ -86,6 +86,7 @@ static const char *const overview =
     "  trim             delete finished rows beyond retention\n"
     "  limit            fleet-wide concurrency and rate limits per kind (set, list, rm)\n"
     "  functions        load (or update) the Redis Functions library 'lash'\n"
+    "  schedule ...     recurring schedules: add, list, rm, pause, resume\n"
     "\n"
     "`lashctl COMMAND --help` describes each command.\n"
     "\n"
@@ -106,7 +107,7 @@ static const struct {
      "Submits one process of KIND and prints its id.\n"
      "  --payload JSON       the payload, a JSON value (default: null)\n"
      "  --payload-file FILE  read the payload from FILE ('-' or a bare '-' word: stdin)\n"
-     "  --id ID              the id (A-Z a-z 0-9 . _ - :, up to 128); default: a new one.\n"
+     "  --id ID              the id (A-Z a-z 0-9 . _ - : @, up to 128); default: a new one.\n"
      "                       Submitting the same id with the same registration again is a\n"
      "                       no-op (prints the id); with a different one it is refused.\n"
      "  --delay MS           run no sooner than MS milliseconds from now (0..31536000000)\n"
@@ -241,6 +242,29 @@ static const struct {
      "does this when it finds the library missing or outdated; this command reports it.\n"
      "Workers never do: their least-privilege Redis user has no FUNCTION LOAD (they call\n"
      "the library by FCALL where this version is loaded, else the same Lua by EVALSHA).\n"},
+    {"schedule", cli_cmd_schedule,
+     "usage: lashctl schedule add NAME --cron SPEC [--tz ZONE] KIND [--payload JSON]\n"
+     "                        [--max-attempts N] [--timeout MS] [--backoff SPEC]\n"
+     "                        [--on-lost rerun|abandon]\n"
+     "       lashctl schedule list | rm NAME | pause NAME | resume NAME\n"
+     "\n"
+     "Recurring schedules, kept in Redis with the queue (lash:{q}:schedules and\n"
+     "lash:{q}:sched:NAME). The workers fire them: each firing is an ordinary process\n"
+     "of KIND with the id NAME@<fire time, ms since epoch>, created once however many\n"
+     "workers run. After a downtime only the latest missed firing runs (never a burst).\n"
+     "  NAME         A-Z a-z 0-9 . _ - , up to 64 bytes\n"
+     "  --cron SPEC  5 fields 'minute hour day-of-month month day-of-week' with lists,\n"
+     "               ranges, steps and names ('*/5 * * * *', '0 9 * * mon-fri'), a\n"
+     "               shortcut (@hourly @daily @weekly @monthly @yearly), or\n"
+     "               '@every N{s,m,h}' (multiples of N since the epoch; ignores --tz)\n"
+     "  --tz ZONE    the wall clock the fields follow, e.g. Europe/Paris (default UTC);\n"
+     "               read from $TZDIR or /usr/share/zoneinfo here and on the workers.\n"
+     "               Across DST a time that happens twice fires once, a skipped one at\n"
+     "               the end of the gap.\n"
+     "Adding the same definition again changes nothing; another definition replaces it.\n"
+     "pause stops the firings; resume starts again from now (the paused time is not\n"
+     "caught up); rm deletes the schedule (processes it created stay). Exit 1 when NAME\n"
+     "does not exist.\n"},
 };
 
 #define NCOMMANDS (sizeof commands / sizeof commands[0])

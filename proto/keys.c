@@ -36,11 +36,12 @@ char *lash_key_lease(char *buf, const char *queue, const char *id)
 }
 
 /* Names go into keys, log lines and shell environments, so they are restricted
- * to a charset that needs no quoting anywhere. */
+ * to a charset that needs no quoting anywhere. Ids may also hold ':' and '@'
+ * (a schedule's firings are NAME@<ms>). */
 static bool name_char(unsigned char c, bool colon)
 {
     return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' ||
-           c == '_' || c == '-' || (colon && c == ':');
+           c == '_' || c == '-' || (colon && (c == ':' || c == '@'));
 }
 
 static lash_status check_name(const char *what, const char *s, size_t len, size_t max, bool colon,
@@ -52,7 +53,7 @@ static lash_status check_name(const char *what, const char *s, size_t len, size_
         if (!name_char((unsigned char)s[i], colon))
             return lash_fail(e, LASH_EINVAL,
                              "%s has byte 0x%02x at %zu: allowed are A-Z a-z 0-9 . _ -%s", what,
-                             (unsigned char)s[i], i, colon ? " :" : "");
+                             (unsigned char)s[i], i, colon ? " : @" : "");
     return LASH_OK;
 }
 

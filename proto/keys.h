@@ -21,6 +21,8 @@
  *   lash:{q}:cancel          channel  a process id whose cancellation was asked
  *   lash:{q}:finished        channel  a process id that just became terminal
  *   lash:{q}:progress        channel  "<id> <percent> <text>": a running process's progress
+ *   lash:{q}:schedules       zset   recurring schedule names by next firing check
+ *   lash:{q}:sched:<name>    hash   one recurring schedule (registry/sched.h)
  */
 #ifndef LASH_PROTO_KEYS_H
 #define LASH_PROTO_KEYS_H

@@ -10,18 +10,25 @@
 #include "proto/sha1.h"
 
 static const char *const op_names[LASH_OP_COUNT] = {
-    "submit", "claim", "renew",   "complete", "release", "cancel",   "retry", "list",
-    "stats",  "trim",  "recover", "recount",  "peek",    "progress", "limit",
+    "submit", "claim",   "renew",   "complete", "release",  "cancel", "retry", "list",      "stats",
+    "trim",   "recover", "recount", "peek",     "progress", "limit",  "sched", "schedpeek",
 };
 
 /* Read-only operations may run on replicas: flagged no-writes in the library. */
-static const int op_readonly[LASH_OP_COUNT] = {
-    [LASH_OP_LIST] = 1, [LASH_OP_STATS] = 1, [LASH_OP_RECOVER] = 1, [LASH_OP_PEEK] = 1};
+static const int op_readonly[LASH_OP_COUNT] = {[LASH_OP_LIST] = 1,
+                                               [LASH_OP_STATS] = 1,
+                                               [LASH_OP_RECOVER] = 1,
+                                               [LASH_OP_PEEK] = 1,
+                                               [LASH_OP_SCHEDPEEK] = 1};
 
 /* Operations whose EVAL text goes without lib.lua: they use none of it, and an
  * EVALSHA runs its script's whole text (the library's function definitions
  * too) on every call. The poll's peek is called most of all. */
-static const int op_bare[LASH_OP_COUNT] = {[LASH_OP_PEEK] = 1};
+static const int op_bare[LASH_OP_COUNT] = {[LASH_OP_PEEK] = 1, [LASH_OP_SCHEDPEEK] = 1};
+
+/* Operations whose EVAL text carries submit.lua too: a schedule's firing is a
+ * submit (in the Functions library every source is there anyway). */
+static const int op_with_submit[LASH_OP_COUNT] = {[LASH_OP_SCHED] = 1};
 
 static struct {
     char *text[LASH_OP_COUNT];
@@ -81,6 +88,10 @@ static void build(void)
         const lash_lua_source *src = source(op_names[op]);
         buf b = {0};
         if (!op_bare[op]) put(&b, lib->text, lib->len);
+        if (op_with_submit[op]) {
+            const lash_lua_source *sub = source("submit");
+            put(&b, sub->text, sub->len);
+        }
         put(&b, src->text, src->len);
         puts_(&b, "\nreturn lash_");
         puts_(&b, op_names[op]);

@@ -40,6 +40,8 @@ typedef enum {
     LASH_OP_PEEK,
     LASH_OP_PROGRESS,
     LASH_OP_LIMIT,
+    LASH_OP_SCHED,     /* recurring schedules: add, rm, pause, resume, list, fire */
+    LASH_OP_SCHEDPEEK, /* which schedules are due (the workers' schedule poll) */
     LASH_OP_COUNT
 } lash_op;
 

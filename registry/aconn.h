@@ -82,6 +82,10 @@ typedef struct lash_anode {
     struct lash_anode *next;
 } lash_anode;
 
+/* A reply handed as is (NULL with st set when there is none): registry files
+ * that parse their own replies (sched.c). */
+typedef void lash_araw_cb(lash_status st, const redisReply *r, const lash_err *e, void *ud);
+
 /* A command: kept until answered, so it can be re-sent (NOSCRIPT, redirects). */
 typedef struct lash_apending {
     struct lash_aconn *c;
@@ -95,7 +99,8 @@ typedef struct lash_apending {
     lash_astatus_cb *status_cb;
     lash_arecover_cb *recover_cb;
     lash_apeek_cb *peek_cb;
-    const char *owner; /* recover: the leases name it (the caller keeps it alive) */
+    lash_araw_cb *raw_cb; /* sched.c: parses the reply itself */
+    const char *owner;    /* recover: the leases name it (the caller keeps it alive) */
     void *ud;
     struct lash_apending *next;
 } lash_apending;
@@ -180,6 +185,9 @@ lash_anode *lash_anode_sentinel(lash_aconn *c, lash_anode_kind kind, int idx);
 
 /* Answers the caller: the reply r, or (r NULL) the error code/why. */
 void lash_apending_finish(lash_apending *p, redisReply *r, lash_status code, const char *why);
+/* Sends a script call built with argv.h (taken over: the caller's is left
+ * empty) whose reply cb parses; an error and no callback when it cannot go. */
+lash_status lash_asend_raw(lash_aconn *c, lash_argv *argv, lash_araw_cb *cb, void *ud);
 /* Keeps p until a route appears, at most park_ms from its first setback. */
 void lash_apending_park(lash_aconn *c, lash_apending *p, int64_t pause_ms);
 int64_t lash_apending_pause(lash_apending *p);

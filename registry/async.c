@@ -68,6 +68,8 @@ void lash_apending_finish(lash_apending *p, redisReply *r, lash_status code, con
         int64_t wait = -1;
         if (!st) st = lash_reply_peek(r, &wait, &e);
         p->peek_cb(st, wait, &e, p->ud);
+    } else if (p->raw_cb) {
+        p->raw_cb(st, st ? NULL : r, &e, p->ud);
     } else if (p->recover_cb) {
         lash_recovered rec = {0};
         if (!st) st = lash_reply_recover(r, p->owner, &rec, &e);
@@ -337,6 +339,19 @@ lash_status lash_apeek(lash_aconn *c, const char *queue, lash_apeek_cb *cb, void
     if (!p) return LASH_ENOMEM;
     p->peek_cb = cb;
     lash_argv_script(&p->argv, LASH_OP_PEEK, queue);
+    return send_pending(c, p);
+}
+
+lash_status lash_asend_raw(lash_aconn *c, lash_argv *argv, lash_araw_cb *cb, void *ud)
+{
+    lash_apending *p = new_pending(0, NULL, NULL, ud);
+    if (!p) {
+        lash_argv_free(argv);
+        return LASH_ENOMEM;
+    }
+    p->raw_cb = cb;
+    p->argv = *argv;
+    memset(argv, 0, sizeof *argv);
     return send_pending(c, p);
 }
 

@@ -391,8 +391,10 @@ Test(names, ids)
     cr_expect(strstr(e.msg, "empty"), "%s", e.msg);
     cr_expect_eq(lash_id_check(NULL, 0, &e), LASH_EINVAL);
     cr_expect_eq(lash_id_check("Az09._:-", 8, &e), LASH_OK);
+    /* '@': a schedule's firings are NAME@<fire ms> (registry/sched.h). */
+    cr_expect_eq(lash_id_check("nightly@1764585600000", 21, &e), LASH_OK);
     static const char *const bad[] = {"a b",  "a/b",  "a{b", "a}b", "a*b", "caf\xc3\xa9",
-                                      "a\tb", "a\"b", "a'b", "a$b", "a@b"};
+                                      "a\tb", "a\"b", "a'b", "a$b", "a#b"};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         cr_expect_eq(lash_id_check(bad[i], strlen(bad[i]), &e), LASH_EINVAL, "'%s'", bad[i]);
         cr_expect(strstr(e.msg, "process id"), "%s", e.msg);

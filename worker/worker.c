@@ -31,6 +31,7 @@
 #include "proto/text.h"
 #include "registry/async.h"
 #include "worker/exec.h"
+#include "worker/sched.h"
 
 /* Retention by age: at most a century. */
 #define LASH_KEEP_MS_MAX (100LL * 365 * 86400000)
@@ -107,7 +108,8 @@ struct lash_worker {
     ev_timer timer, sub_retry;
     int64_t last_health;
     bool exited;
-    bool ready; /* on_ready was called */
+    bool ready;         /* on_ready was called */
+    lash_wsched *sched; /* the schedule poll (sched.h) */
 };
 
 static int64_t now_ms(void)
@@ -506,6 +508,7 @@ static void on_message(lash_aconn *c, const char *chan, const char *msg, size_t 
     int q;
     if ((q = queue_of(w, chan, w->poke_chan)) >= 0) {
         lash_turn_poke(w->turn, q, now_ms()); /* any message wakes: its text is not read */
+        if (len == 5 && memcmp(msg, "sched", 5) == 0) lash_wsched_wake(w->sched, q);
     } else if ((q = queue_of(w, chan, w->cancel_chan)) >= 0) {
         lash_err e;
         if (lash_id_check(msg, len, &e) || strlen(msg) != len) {
@@ -524,6 +527,8 @@ static void on_cmd_up(lash_aconn *c, void *ud)
     (void)c;
     lash_worker *w = ud;
     lash_turn_connected(w->turn, now_ms());
+    for (int q = 0; q < w->nqueues; q++) /* schedules due while it was down */
+        lash_wsched_wake(w->sched, q);
 }
 
 static void on_cmd_down(lash_aconn *c, const lash_err *e, void *ud)
@@ -554,8 +559,10 @@ static void on_sub_up(lash_aconn *c, void *ud)
         lash_log(&w->c.log, LASH_LOG_WARN, NULL, NULL, -1, -1, "subscribe: %s", e.msg);
     free(chans);
     /* Pokes sent while we were not listening are lost: drive once now. */
-    for (int q = 0; q < w->nqueues; q++)
+    for (int q = 0; q < w->nqueues; q++) {
         lash_turn_poke(w->turn, q, now_ms());
+        lash_wsched_wake(w->sched, q);
+    }
 }
 
 /* Re-arms the 1 s subscriber retry. A one-shot ev_timer that has fired keeps
@@ -694,6 +701,7 @@ static void finish(lash_worker *w, int code)
     ev_idle_stop(w->loop, &w->again);
     ev_timer_stop(w->loop, &w->timer);
     ev_timer_stop(w->loop, &w->sub_retry);
+    lash_wsched_stop(w->sched);
     lash_aconn_close(w->cmd);
     lash_aconn_close(w->sub);
     w->cmd = w->sub = NULL;
@@ -931,6 +939,11 @@ lash_status lash_worker_new(struct ev_loop *loop, const lash_worker_config *c, l
     ev_timer_init(&w->timer, on_timer, 0, 0);
     ev_timer_init(&w->sub_retry, on_sub_retry, 1.0, 0);
     w->prep.data = w->again.data = w->timer.data = w->sub_retry.data = w;
+    w->sched = lash_wsched_new(loop, &w->cmd, w->queues, w->nqueues, &w->c.log);
+    if (!w->sched) {
+        st = lash_fail(e, LASH_ENOMEM, "out of memory");
+        goto fail;
+    }
     *out = w;
     return LASH_OK;
 fail:
@@ -948,10 +961,12 @@ void lash_worker_start(lash_worker *w)
              (long long)w->c.turn.poll_ms);
     ev_prepare_start(w->loop, &w->prep);
     lash_turn_start(w->turn, now_ms());
+    lash_wsched_start(w->sched);
 }
 
 void lash_worker_shutdown(lash_worker *w)
 {
+    lash_wsched_stop(w->sched); /* a draining worker fires no more schedules */
     if (!w->exited) lash_turn_shutdown(w->turn, now_ms());
 }
 
@@ -982,6 +997,7 @@ void lash_worker_free(lash_worker *w)
     w->acting = true; /* what the closes fail is only freed below, never told */
     lash_aconn_close(w->cmd);
     lash_aconn_close(w->sub);
+    lash_wsched_free(w->sched); /* after the closes: their failures reach it */
     lash_atopo_free(w->topo);
     while (w->deferred) {
         call *c = w->deferred;

@@ -124,9 +124,9 @@ local function lash_bad_name(s, max, colon)
     if type(s) ~= 'string' or #s == 0 then return 'is empty' end
     if #s > max then return 'is ' .. #s .. ' bytes, over ' .. max end
     if colon or not lash_oknames[s] then
-        local pat = colon and '^[%w%._%-:]+$' or '^[%w%._%-]+$'
+        local pat = colon and '^[%w%._%-:@]+$' or '^[%w%._%-]+$'
         if not string.find(s, pat) then
-            return 'has a byte outside A-Z a-z 0-9 . _ -' .. (colon and ' :' or '')
+            return 'has a byte outside A-Z a-z 0-9 . _ -' .. (colon and ' : @' or '')
         end
         if not colon then
             if lash_noknames >= 1024 then lash_oknames, lash_noknames = {}, 0 end
