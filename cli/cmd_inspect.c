@@ -42,6 +42,8 @@ static void print_record(const lash_record *r)
     field("timeout", r->timeout_ms ? b : "none");
     field("backoff", r->backoff ? r->backoff : LASH_DEFAULT_BACKOFF);
     field("on_lost", r->on_lost == LASH_ON_LOST_ABANDON ? "abandon" : "rerun");
+    snprintf(b, sizeof b, "%d", r->priority);
+    field("priority", b);
     if (r->cancel_requested) field("cancel", "requested");
     field("payload", r->payload);
     field("result", r->result);

@@ -100,6 +100,9 @@ lash_status lash_submission_check(const lash_submission *s, lash_err *e)
     if (s->backoff && (st = lash_backoff_parse(s->backoff, NULL, e))) return st;
     if (s->on_lost != LASH_ON_LOST_RERUN && s->on_lost != LASH_ON_LOST_ABANDON)
         return lash_fail(e, LASH_EINVAL, "on_lost must be rerun or abandon");
+    if (s->priority < -LASH_PRIO_MAX || s->priority > LASH_PRIO_MAX)
+        return lash_fail(e, LASH_EINVAL, "priority %d is outside -%d..%d", s->priority,
+                         LASH_PRIO_MAX, LASH_PRIO_MAX);
     return LASH_OK;
 }
 
@@ -203,6 +206,9 @@ lash_status lash_record_set(lash_record *r, const char *f, const char *v, size_t
         else
             return lash_fail(e, LASH_EINVAL, "field 'on_lost' is not rerun|abandon: '%.*s'",
                              quoted(n), v);
+    } else if (strcmp(f, "priority") == 0) {
+        if ((st = set_int(&x, v, n, -LASH_PRIO_MAX, LASH_PRIO_MAX, f, e))) return st;
+        r->priority = (int)x;
     } else if (strcmp(f, "cancel") == 0) {
         r->cancel_requested = n > 0 && v[0] == '1';
     } else if (strcmp(f, "owner") == 0) {

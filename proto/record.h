@@ -5,10 +5,10 @@
  * few hundred bytes of Redis memory, see README "Memory"):
  *
  *   kind payload state attempt max_attempts fence owner created_ms updated_ms
- *   finished_ms run_at timeout_ms backoff on_lost cancel result error
+ *   finished_ms run_at timeout_ms backoff on_lost priority cancel result error
  *
  * The registration of a process is (kind, payload, max_attempts, timeout_ms,
- * backoff, on_lost): the submit script compares it field by field with the stored
+ * backoff, on_lost, priority): the submit script compares it field by field with the stored
  * row, so re-submitting the same id with the same registration is a no-op and with
  * a different one a conflict. (Comparing the fields, rather than a stored hash of
  * them, is exact, costs no hashing, and saves a field per row.)
@@ -46,6 +46,8 @@ typedef struct {
     int64_t run_at_ms;   /* absolute (server clock), when > 0 */
     const char *backoff; /* NULL: LASH_DEFAULT_BACKOFF */
     lash_on_lost on_lost;
+    int priority; /* -LASH_PRIO_MAX..LASH_PRIO_MAX, higher runs first among eligible
+                   * rows; 0 (the default) keeps the row on the plain path */
 } lash_submission;
 
 /* A row read back from Redis. Strings are owned (lash_record_free). */
@@ -64,6 +66,7 @@ typedef struct {
     int64_t fence;
     int64_t created_ms, updated_ms, finished_ms, run_at_ms, timeout_ms;
     lash_on_lost on_lost;
+    int priority;
     bool cancel_requested;
 } lash_record;
 

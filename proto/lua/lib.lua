@@ -367,3 +367,147 @@ local function lash_trim_done(base, now, keep_n, keep_ms, max, counts)
     end
     return #victims
 end
+
+-- Priorities (lash_prio_*) -------------------------------------------------
+-- A row submitted with a priority p other than 0 (-1000..1000, higher first;
+-- field `priority`) waits in two sets of its own while it is pending, never in
+-- due, so a queue that uses no priority claims exactly as before (one EXISTS
+-- more per claim and per idle peek):
+--   lash:{q}:prio:wait   rows not yet due, scored by their due time (ms);
+--   lash:{q}:prio:ready  rows that are due, scored by rank
+--                          LASH_PRIO_K0 + due_ms - p * step.
+-- A claim ranks a row of due (priority 0, and every running row) at
+-- LASH_PRIO_K0 + its score and takes the lowest ranks. step is 2^42 ms (past
+-- any due time until 2109: strict priority, then due time), unless the queue
+-- asked for aging with field prio_aging_ms of lash:{q}:stats (1..86400000): then
+-- step is that many ms, and a row of priority p ranks as if it had been due
+-- p * step ms earlier, so a low-priority row waiting long enough passes newer
+-- higher ones. Every rank fits a double's 53 bits exactly. A rank is fixed
+-- when the row becomes due (changing prio_aging_ms affects later rows).
+-- Once claimed, a row lives in due (running, scored by its lease) like any.
+local LASH_PRIO_MAX = 1000
+local LASH_PRIO_STRICT = 4398046511104 -- 2^42
+local LASH_PRIO_K0 = 1000 * LASH_PRIO_STRICT
+local LASH_PRIO_AGING_MAX = 86400000
+
+-- The priority in v (text or false), or nil when absent, 0 or not one.
+local function lash_prio_of(v)
+    if not v then return nil end
+    local p = lash_int(v, -LASH_PRIO_MAX, LASH_PRIO_MAX)
+    if p == 0 then return nil end
+    return p
+end
+
+-- The queue's rank step: its aging step in ms, or 2^42 (strict).
+local function lash_prio_step(base)
+    local ok, v = pcall(redis.call, 'HGET', base .. ':stats', 'prio_aging_ms')
+    return (ok and lash_int(v, 1, LASH_PRIO_AGING_MAX)) or LASH_PRIO_STRICT
+end
+
+-- nil when the two sets are absent or sorted sets, else why not (a key written
+-- by hand): a caller then leaves priorities aside rather than fail half way.
+local function lash_prio_broken(base)
+    for _, name in ipairs({ ':prio:wait', ':prio:ready' }) do
+        local t = redis.call('TYPE', base .. name)['ok']
+        if t ~= 'none' and t ~= 'zset' then
+            return base .. name .. ' holds a ' .. t .. ', not a zset: lash did not write it; delete or rename it'
+        end
+    end
+    return nil
+end
+
+-- True when some prioritized row may wait: one EXISTS, the whole cost of the
+-- feature to a queue that does not use it.
+local function lash_prio_any(base)
+    return redis.call('EXISTS', base .. ':prio:wait', base .. ':prio:ready') > 0
+end
+
+-- Puts a pending row of priority p (not 0), due at `at`, in its set (deferred).
+local function lash_prio_put(base, id, p, at, now, step)
+    if at > now then
+        lash_index('ZADD', base .. ':prio:wait', lash_str(at), id)
+    else
+        lash_index('ZADD', base .. ':prio:ready', lash_str(LASH_PRIO_K0 + at - p * step), id)
+    end
+end
+
+-- A row going back to pending (a retry after a failure, a release, an
+-- operator's retry), due at `at`: true when its priority (pv, the row's field)
+-- put it in its sets and out of due; false when the caller puts it in due as
+-- before (no priority, or the sets are broken: it then runs without one).
+local function lash_prio_requeue(base, id, pv, at, now)
+    local p = lash_prio_of(pv)
+    if not p or lash_prio_broken(base) then return false end
+    redis.call('ZREM', base .. ':due', id)
+    lash_prio_put(base, id, p, at, now, lash_prio_step(base))
+    return true
+end
+
+-- The ids a claim looks at when lash_prio_any said yes, n at most, best rank
+-- first: the waiting rows that came due are moved to the ready set (a row no
+-- longer pending leaves them: a terminal one is dropped, any other goes to due,
+-- where the claim knows what to do with it), then the ready set and the eligible
+-- rows of due are merged by rank. Reads only: its writes are deferred
+-- (lash_index), so they land after the claim's checks. Returns ids, or nil and
+-- why when the sets are broken (the claim then takes due alone).
+local function lash_prio_pick(base, n, now)
+    local why = lash_prio_broken(base)
+    if why then return nil, why end
+    local wait, ready, due = base .. ':prio:wait', base .. ':prio:ready', base .. ':due'
+    local step = lash_prio_step(base)
+    local cand = {}
+    local came = redis.call('ZRANGEBYSCORE', wait, '-inf', now, 'WITHSCORES', 'LIMIT', 0, LASH_BATCH_MAX)
+    for i = 1, #came, 2 do
+        local id, at = came[i], tonumber(came[i + 1])
+        lash_index('ZREM', wait, id)
+        local f = lash_row_read(base .. ':p:' .. id, 'state', 'priority')
+        local p = f and f[1] == 'pending' and lash_prio_of(f[2])
+        if p then
+            cand[#cand + 1] = { LASH_PRIO_K0 + at - p * step, id, 'w' }
+        elseif not (f and LASH_TERMINAL[f[1]]) then
+            lash_index('ZADD', due, came[i + 1], id)
+        end
+    end
+    local r = redis.call('ZRANGE', ready, 0, n - 1, 'WITHSCORES')
+    for i = 1, #r, 2 do cand[#cand + 1] = { tonumber(r[i + 1]), r[i], 'r' } end
+    local d = redis.call('ZRANGEBYSCORE', due, '-inf', now, 'WITHSCORES', 'LIMIT', 0, n)
+    for i = 1, #d, 2 do cand[#cand + 1] = { LASH_PRIO_K0 + tonumber(d[i + 1]), d[i], 'd' } end
+    table.sort(cand, function(a, b)
+        if a[1] ~= b[1] then return a[1] < b[1] end
+        return a[2] < b[2]
+    end)
+    local ids, seen = {}, {}
+    for _, x in ipairs(cand) do
+        local id, from = x[2], x[3]
+        if #ids < n and not seen[id] then
+            seen[id] = true
+            ids[#ids + 1] = id
+            if from == 'r' then lash_index('ZREM', ready, id) end
+        elseif from == 'w' then
+            lash_index('ZADD', ready, lash_str(x[1]), id)
+        end
+    end
+    return ids
+end
+
+-- A pending row that ends (cancelled) leaves the sets of its priority (pv, the
+-- row's field), deferred. A claim drops what is left there anyway.
+local function lash_prio_forget(base, id, pv)
+    if not lash_prio_of(pv) or lash_prio_broken(base) then return end
+    lash_index('ZREM', base .. ':prio:wait', id)
+    lash_index('ZREM', base .. ':prio:ready', id)
+end
+
+-- The due time (ms) of a row with rank `rank` in lash:{q}:prio:ready.
+local function lash_prio_due_of(rank, pv, step)
+    return rank - LASH_PRIO_K0 + (lash_prio_of(pv) or 0) * step
+end
+
+-- For stats: pending prioritized rows (both sets), and those of them that are
+-- due. 0, 0 when the sets are broken (a claim's notes say so).
+local function lash_prio_counts(base, now)
+    if lash_prio_broken(base) then return 0, 0 end
+    local r = redis.call('ZCARD', base .. ':prio:ready')
+    local w = redis.call('ZCARD', base .. ':prio:wait')
+    return r + w, r + redis.call('ZCOUNT', base .. ':prio:wait', '-inf', now)
+end
