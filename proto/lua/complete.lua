@@ -16,7 +16,7 @@
 local function lash_complete_one(base, now, id, token, outcome, text, retry_ms, counts)
     local rk = base .. ':p:' .. id
     local lease = base .. ':lease:' .. id
-    local f = lash_row_read(rk, 'state', 'attempt', 'max_attempts', 'cancel', 'owner', 'fence', 'priority')
+    local f = lash_row_read(rk, 'state', 'attempt', 'max_attempts', 'cancel', 'owner', 'fence')
     if not f then return 0 end
     -- The row names its holder (owner:fence, written by the claim with the
     -- lease). A lease that ran out while nobody claimed the row again still
@@ -44,7 +44,8 @@ local function lash_complete_one(base, now, id, token, outcome, text, retry_ms, 
     local max = lash_int(f[3] or LASH_DEFAULT_MAX_ATTEMPTS, 1, LASH_ATTEMPTS_MAX) or 1
     if attempt < max and outcome == 'fail' then
         redis.call('HSET', rk, 'state', 'pending', 'updated_ms', now, 'error', text)
-        if not lash_prio_requeue(base, id, f[7], now + retry_ms, now) then
+        -- Its priority is read here only: a completion pays nothing for priorities.
+        if not lash_prio_requeue(base, id, redis.call('HGET', rk, 'priority'), now + retry_ms, now) then
             redis.call('ZADD', base .. ':due', now + retry_ms, id)
         end
         redis.call('DEL', lease)
