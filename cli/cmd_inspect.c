@@ -44,6 +44,13 @@ static void print_record(const lash_record *r)
     field("on_lost", r->on_lost == LASH_ON_LOST_ABANDON ? "abandon" : "rerun");
     snprintf(b, sizeof b, "%d", r->priority);
     field("priority", b);
+    if (r->after) {
+        field("after", r->after);
+        if (r->state == LASH_PENDING) {
+            snprintf(b, sizeof b, "%d", r->deps_left);
+            field("waiting for", b);
+        }
+    }
     if (r->cancel_requested) field("cancel", "requested");
     field("payload", r->payload);
     field("result", r->result);

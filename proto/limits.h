@@ -17,6 +17,7 @@
 #define LASH_TIMEOUT_MAX (7LL * 24 * 3600 * 1000) /* a week, in ms */
 #define LASH_DELAY_MAX (365LL * 24 * 3600 * 1000) /* a year, in ms */
 #define LASH_BATCH_MAX 1000                       /* rows per submit/claim/complete call */
+#define LASH_AFTER_MAX 1000                       /* ids one process may wait for (--after) */
 #define LASH_PRIO_MAX 1000 /* priority: -LASH_PRIO_MAX..LASH_PRIO_MAX, higher runs first */
 
 #define LASH_DEFAULT_MAX_ATTEMPTS 3

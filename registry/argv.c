@@ -191,7 +191,7 @@ void lash_argv_submit_row(lash_argv *a, const lash_submission *s, const char *id
 {
     int nopts = (s->max_attempts > 0) + (s->timeout_ms > 0) + (s->delay_ms > 0) +
                 (s->run_at_ms > 0) + (s->backoff != NULL) + (s->on_lost == LASH_ON_LOST_ABANDON) +
-                (s->priority != 0);
+                (s->priority != 0) + (s->after != NULL);
     lash_argv_adds(a, id);
     lash_argv_adds(a, s->kind);
     if (s->payload)
@@ -207,4 +207,5 @@ void lash_argv_submit_row(lash_argv *a, const lash_submission *s, const char *id
     if (s->on_lost == LASH_ON_LOST_ABANDON)
         lash_argv_adds(a, "on_lost"), lash_argv_adds(a, "abandon");
     if (s->priority != 0) lash_argv_adds(a, "priority"), lash_argv_addi(a, s->priority);
+    if (s->after) lash_argv_adds(a, "after"), lash_argv_adds(a, s->after);
 }

@@ -35,6 +35,9 @@ local lash_ix, lash_ixkeys = {}, {}
 local lash_level, lash_ended = 'failures', {}
 -- ... and why its events stream could not be written, if it could not.
 local lash_events_broken = nil
+-- Dependencies: settles the rows waiting on the call's terminal rows (the
+-- lash_dep_* block at the end sets it; declared here for lash_flush_counts).
+local lash_dep_settle = nil
 
 -- n (an integer) as decimal text, once per call. Never tostring(): Lua 5.1
 -- formats numbers with "%.14g", so 10^14 would become "1e+14" and a lease token
@@ -277,6 +280,7 @@ end
 -- fail on it half way through the call. `sets` are fields written as they are
 -- (last_fence).
 local function lash_flush_counts(base, c, sets)
+    if #lash_ended > 0 and lash_dep_settle then lash_dep_settle(base, c) end
     lash_flush_index()
     -- One message for the call's terminal rows: their ids, space-separated.
     if #lash_ended > 0 then
@@ -510,4 +514,130 @@ local function lash_prio_counts(base, now)
     local r = redis.call('ZCARD', base .. ':prio:ready')
     local w = redis.call('ZCARD', base .. ':prio:wait')
     return r + w, r + redis.call('ZCOUNT', base .. ':prio:wait', '-inf', now)
+end
+
+-- Dependencies (lash_dep_*) ----------------------------------------------------
+-- A row submitted with `after` (ids of the same queue, comma-separated, at most
+-- LASH_AFTER_MAX) runs only once all of them completed. While some are not, it
+-- is pending and parked in due at LASH_DEP_PARKED (2^53 - 1: never eligible,
+-- and every script that walks due sees it), with field deps_left counting them.
+-- Each dependency D that is not terminal yet names its waiters in the set
+-- lash:{q}:dep:<D>, and is itself in the set lash:{q}:deps (the queue's ids
+-- that have waiters). When a call ends rows, lash_flush_counts calls
+-- lash_dep_settle: one EXISTS on lash:{q}:deps when the feature is unused;
+-- else each ended row with waiters settles them: completed counts deps_left
+-- down and, at 0, makes the waiter due (at its run_at, or now; in its priority
+-- sets if it has one) and pokes the workers; failed, cancelled or abandoned
+-- ends each waiter 'cancelled' with error "dependency <D> ended <state>", which
+-- settles the waiters' own waiters in turn (a chain ends in the same call).
+-- At submit a dependency already completed counts as done, one already ended
+-- otherwise makes the new row 'cancelled' at once, and an id that is not a row
+-- of the queue (never submitted, or trimmed) refuses the row.
+local LASH_AFTER_MAX = 1000
+local LASH_DEP_PARKED = 9007199254740991
+
+-- The ids of an `after` value (deduplicated, in order), or nil and why not.
+local function lash_dep_parse(v, id)
+    if type(v) ~= 'string' or #v == 0 then return nil, 'after is empty' end
+    local ids, seen = {}, {}
+    for d in string.gmatch(v, '[^,]+') do
+        local why = lash_bad_name(d, LASH_ID_MAX, true)
+        if why then return nil, 'after: id ' .. why end
+        if d == id then return nil, 'after: ' .. d .. ' is the row itself' end
+        if not seen[d] then
+            seen[d] = true
+            ids[#ids + 1] = d
+            if #ids > LASH_AFTER_MAX then return nil, 'after names more than ' .. LASH_AFTER_MAX .. ' ids' end
+        end
+    end
+    if #ids == 0 or string.find(v, ',,', 1, true) or string.sub(v, 1, 1) == ',' or string.sub(v, -1) == ',' then
+        return nil, 'after must be ID[,ID...]'
+    end
+    return ids
+end
+
+-- Reads, before a submit writes the row: the ids still to wait for, and the
+-- first dependency that already ended other than completed (id, state), or
+-- nil and why the row is refused. Checks the keys it will write.
+local function lash_dep_prepare(base, ids)
+    local waits, ended, why = {}, nil, nil
+    local deps = base .. ':deps'
+    local t = redis.call('TYPE', deps)['ok']
+    if t ~= 'none' and t ~= 'set' then
+        return nil, nil, deps .. ' holds a ' .. t .. ', not a set: lash did not write it; delete or rename it'
+    end
+    for _, d in ipairs(ids) do
+        local f
+        f, why = lash_row_read(base .. ':p:' .. d, 'state')
+        if not f then return nil, nil, 'after: ' .. why end
+        local st = f[1]
+        if not st then return nil, nil, 'after: ' .. d .. ' is not a process of this queue' end
+        if st ~= 'completed' then
+            if LASH_TERMINAL[st] then
+                ended = ended or { d, st }
+            elseif LASH_LIVE[st] then
+                local wk = base .. ':dep:' .. d
+                t = redis.call('TYPE', wk)['ok']
+                if t ~= 'none' and t ~= 'set' then
+                    return nil, nil, wk .. ' holds a ' .. t .. ', not a set: lash did not write it; delete or rename it'
+                end
+                waits[#waits + 1] = d
+            else
+                return nil, nil, 'after: ' .. d .. " has no state lash knows: '" .. string.sub(st, 1, 32) .. "'"
+            end
+        end
+    end
+    return waits, ended
+end
+
+-- Parks row id until the ids of waits end (the row is written already).
+local function lash_dep_park(base, id, waits)
+    for _, d in ipairs(waits) do
+        redis.call('SADD', base .. ':dep:' .. d, id)
+    end
+    for i = 1, #waits, 1000 do
+        redis.call('SADD', base .. ':deps', unpack(waits, i, math.min(i + 999, #waits)))
+    end
+    lash_index('ZADD', base .. ':due', lash_str(LASH_DEP_PARKED), id)
+end
+
+lash_dep_settle = function(base, counts)
+    local deps = base .. ':deps'
+    if redis.call('EXISTS', deps) == 0 then return end
+    local t = redis.call('TIME')
+    local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+    local i, poke = 1, false
+    while i <= #lash_ended do -- lash_finish below appends: a chain settles here too
+        local id = lash_ended[i]
+        i = i + 1
+        local ok, member = pcall(redis.call, 'SISMEMBER', deps, id)
+        if ok and member == 1 then
+            redis.call('SREM', deps, id)
+            local wk = base .. ':dep:' .. id
+            local okw, waiters = pcall(redis.call, 'SMEMBERS', wk)
+            if okw then redis.call('DEL', wk) else waiters = {} end
+            local f = lash_row_read(base .. ':p:' .. id, 'state')
+            local st = f and f[1] or 'and was deleted'
+            for _, w in ipairs(waiters) do
+                local g = lash_row_read(base .. ':p:' .. w, 'state', 'deps_left', 'run_at', 'priority')
+                if g and g[1] == 'pending' then
+                    if st ~= 'completed' then
+                        lash_finish(base, w, 'cancelled', now, counts, 'pending', 'error',
+                            'dependency ' .. id .. ' ended ' .. st)
+                    else
+                        local left = (lash_int(g[2], 0, LASH_AFTER_MAX) or 1) - 1
+                        redis.call('HSET', base .. ':p:' .. w, 'deps_left', lash_str(math.max(left, 0)))
+                        if left <= 0 then
+                            local at = math.max(now, lash_int(g[3], 0, LASH_DEP_PARKED) or 0)
+                            if not lash_prio_requeue(base, w, g[4], at, now) then
+                                lash_index('ZADD', base .. ':due', lash_str(at), w)
+                            end
+                            poke = true
+                        end
+                    end
+                end
+            end
+        end
+    end
+    if poke then redis.call('PUBLISH', base .. ':poke', 'after') end
 end
