@@ -150,3 +150,18 @@ Test(dep, unused_feature_writes_nothing)
     cr_expect_eq(count_keys("lash:{q}:dep*"), 0);
     cr_expect_eq(cmd_int("HEXISTS lash:{q}:p:a after"), 0);
 }
+
+/* A dependency key written by hand as another type: the submit is refused by
+ * name, nothing is written. */
+Test(dep, broken_dependency_key_is_named)
+{
+    submit_ok("q", job("c", "k", "{}"));
+    cmd_ok("SET lash:{q}:dep:c junk");
+    lash_submitted out = submit_after("q", "p", "c", 0);
+    cr_expect_eq(out.status, LASH_SUB_INVALID);
+    cr_expect(strstr(out.msg, "lash:{q}:dep:c") != NULL, "%s", out.msg);
+    cr_expect_eq(cmd_int("EXISTS lash:{q}:p:p lash:{q}:deps"), 0);
+    cmd_ok("SET lash:{q}:deps junk");
+    out = submit_after("q", "p", "c", 0);
+    cr_expect(strstr(out.msg, "lash:{q}:deps") != NULL, "%s", out.msg);
+}
