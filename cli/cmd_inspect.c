@@ -42,6 +42,15 @@ static void print_record(const lash_record *r)
     field("timeout", r->timeout_ms ? b : "none");
     field("backoff", r->backoff ? r->backoff : LASH_DEFAULT_BACKOFF);
     field("on_lost", r->on_lost == LASH_ON_LOST_ABANDON ? "abandon" : "rerun");
+    snprintf(b, sizeof b, "%d", r->priority);
+    field("priority", b);
+    if (r->after) {
+        field("after", r->after);
+        if (r->state == LASH_PENDING) {
+            snprintf(b, sizeof b, "%d", r->deps_left);
+            field("waiting for", b);
+        }
+    }
     if (r->cancel_requested) field("cancel", "requested");
     if (r->progress >= 0) {
         char t[40];

@@ -120,6 +120,15 @@ static int submission_from_flags(const char *kind, const cli_opt *o, const char 
         if (lash_backoff_parse(v, &b, &e)) return cli_error(CLI_USAGE, "--backoff: %s", e.msg);
         s->backoff = v;
     }
+    if ((v = cli_opt_val(o, "after"))) {
+        lash_err ae = {0};
+        if (lash_after_check(v, s->id, &ae)) return cli_error(CLI_USAGE, "--after: %s", ae.msg);
+        s->after = v;
+    }
+    if ((v = cli_opt_val(o, "priority"))) {
+        if ((rc = cli_parse_int("--priority", v, -LASH_PRIO_MAX, LASH_PRIO_MAX, &n))) return rc;
+        s->priority = (int)n;
+    }
     if ((v = cli_opt_val(o, "on-lost"))) {
         if (strcmp(v, "abandon") == 0)
             s->on_lost = LASH_ON_LOST_ABANDON;
@@ -152,10 +161,11 @@ static int wait_from_flags(const char *cmd, const cli_opt *o, lash_wait *w)
 int cli_cmd_submit(cli_ctx *ctx, int argc, char **argv)
 {
     cli_opt o[] = {
-        {"payload", true, NULL},       {"payload-file", true, NULL}, {"id", true, NULL},
-        {"delay", true, NULL},         {"at", true, NULL},           {"max-attempts", true, NULL},
-        {"timeout", true, NULL},       {"backoff", true, NULL},      {"on-lost", true, NULL},
-        {"wait-replicas", true, NULL}, {"wait-timeout", true, NULL}, {NULL, false, NULL}};
+        {"payload", true, NULL},      {"payload-file", true, NULL}, {"id", true, NULL},
+        {"delay", true, NULL},        {"at", true, NULL},           {"max-attempts", true, NULL},
+        {"timeout", true, NULL},      {"backoff", true, NULL},      {"on-lost", true, NULL},
+        {"priority", true, NULL},     {"after", true, NULL},        {"wait-replicas", true, NULL},
+        {"wait-timeout", true, NULL}, {NULL, false, NULL}};
     const char *pos[2];
     int npos, rc;
     if (!cli_begin(ctx, "submit", argc, argv, o, pos, 1, 2, &npos, &rc)) return rc;

@@ -64,6 +64,11 @@ char *lash_record_to_json(const lash_record *r)
     if (r->timeout_ms) cJSON_AddNumberToObject(o, "timeout_ms", (double)r->timeout_ms);
     cJSON_AddStringToObject(o, "backoff", r->backoff ? r->backoff : LASH_DEFAULT_BACKOFF);
     cJSON_AddStringToObject(o, "on_lost", r->on_lost == LASH_ON_LOST_ABANDON ? "abandon" : "rerun");
+    if (r->priority) cJSON_AddNumberToObject(o, "priority", r->priority);
+    if (r->after) {
+        cJSON_AddStringToObject(o, "after", r->after);
+        cJSON_AddNumberToObject(o, "deps_left", r->deps_left);
+    }
     if (r->cancel_requested) cJSON_AddTrueToObject(o, "cancel_requested");
     add_text_or_json(o, "result", r->result);
     if (r->error) cJSON_AddStringToObject(o, "error", r->error);
@@ -129,7 +134,8 @@ lash_status lash_submission_from_json(const char *line, size_t len, const char *
     }
     int64_t n;
     if ((st = get_str(root, "kind", &out->kind, e)) || (st = get_str(root, "id", &out->id, e)) ||
-        (st = get_str(root, "backoff", &out->backoff, e)))
+        (st = get_str(root, "backoff", &out->backoff, e)) ||
+        (st = get_str(root, "after", &out->after, e)))
         return st;
     const char *on_lost = NULL;
     if ((st = get_str(root, "on_lost", &on_lost, e))) return st;
@@ -140,6 +146,9 @@ lash_status lash_submission_from_json(const char *line, size_t len, const char *
     n = 0;
     if ((st = get_int(root, "max_attempts", 1, LASH_ATTEMPTS_MAX, &n, e))) return st;
     out->max_attempts = (int)n;
+    n = 0;
+    if ((st = get_int(root, "priority", -LASH_PRIO_MAX, LASH_PRIO_MAX, &n, e))) return st;
+    out->priority = (int)n;
     if ((st = get_int(root, "timeout_ms", 0, LASH_TIMEOUT_MAX, &out->timeout_ms, e)) ||
         (st = get_int(root, "delay_ms", 0, LASH_DELAY_MAX, &out->delay_ms, e)) ||
         (st = get_int(root, "run_at", 0, INT64_MAX / 2, &out->run_at_ms, e)))

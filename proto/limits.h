@@ -23,6 +23,8 @@
 #define LASH_LIMIT_CONCURRENCY_MAX 1000000 /* rows of a kind running at once */
 #define LASH_LIMIT_RATE_MAX 100000         /* starts per period (a zset entry each) */
 #define LASH_LIMIT_PERIOD_MAX 86400000LL   /* a day, in ms */
+#define LASH_AFTER_MAX 1000                /* ids one process may wait for (--after) */
+#define LASH_PRIO_MAX 1000 /* priority: -LASH_PRIO_MAX..LASH_PRIO_MAX, higher runs first */
 
 #define LASH_DEFAULT_MAX_ATTEMPTS 3
 #define LASH_DEFAULT_BACKOFF "exp:1000:60000"

@@ -75,6 +75,25 @@ int64_t lash_backoff_delay(const lash_backoff *b, int attempt, double rnd)
     return d / 2 + (int64_t)((double)(d - d / 2) * rnd);
 }
 
+lash_status lash_after_check(const char *after, const char *self, lash_err *e)
+{
+    lash_status st;
+    int n = 0;
+    for (const char *p = after;; n++) {
+        const char *c = strchr(p, ',');
+        size_t len = c ? (size_t)(c - p) : strlen(p);
+        if (len == 0) return lash_fail(e, LASH_EINVAL, "after must be ID[,ID...] (an id is empty)");
+        if ((st = lash_id_check(p, len, e))) return st;
+        if (self && strlen(self) == len && memcmp(self, p, len) == 0)
+            return lash_fail(e, LASH_EINVAL, "after names the process itself (%s)", self);
+        if (n >= LASH_AFTER_MAX)
+            return lash_fail(e, LASH_EINVAL, "after names more than %d ids", LASH_AFTER_MAX);
+        if (!c) break;
+        p = c + 1;
+    }
+    return LASH_OK;
+}
+
 lash_status lash_submission_check(const lash_submission *s, lash_err *e)
 {
     lash_status st;
@@ -100,6 +119,10 @@ lash_status lash_submission_check(const lash_submission *s, lash_err *e)
     if (s->backoff && (st = lash_backoff_parse(s->backoff, NULL, e))) return st;
     if (s->on_lost != LASH_ON_LOST_RERUN && s->on_lost != LASH_ON_LOST_ABANDON)
         return lash_fail(e, LASH_EINVAL, "on_lost must be rerun or abandon");
+    if (s->priority < -LASH_PRIO_MAX || s->priority > LASH_PRIO_MAX)
+        return lash_fail(e, LASH_EINVAL, "priority %d is outside -%d..%d", s->priority,
+                         LASH_PRIO_MAX, LASH_PRIO_MAX);
+    if (s->after && (st = lash_after_check(s->after, s->id, e))) return st;
     return LASH_OK;
 }
 
@@ -119,6 +142,8 @@ void lash_record_free(lash_record *rec)
     free(rec->owner);
     free(rec->backoff);
     free(rec->progress_text);
+    free(rec->after);
+    rec->after = NULL;
     rec->payload = rec->result = rec->error = rec->owner = rec->backoff = NULL;
     rec->progress_text = NULL;
 }
@@ -206,6 +231,14 @@ lash_status lash_record_set(lash_record *r, const char *f, const char *v, size_t
         else
             return lash_fail(e, LASH_EINVAL, "field 'on_lost' is not rerun|abandon: '%.*s'",
                              quoted(n), v);
+    } else if (strcmp(f, "priority") == 0) {
+        if ((st = set_int(&x, v, n, -LASH_PRIO_MAX, LASH_PRIO_MAX, f, e))) return st;
+        r->priority = (int)x;
+    } else if (strcmp(f, "after") == 0) {
+        return dup_text(&r->after, v, n, (size_t)LASH_AFTER_MAX * (LASH_ID_MAX + 1), f, e);
+    } else if (strcmp(f, "deps_left") == 0) {
+        if ((st = set_int(&x, v, n, 0, LASH_AFTER_MAX, f, e))) return st;
+        r->deps_left = (int)x;
     } else if (strcmp(f, "cancel") == 0) {
         r->cancel_requested = n > 0 && v[0] == '1';
     } else if (strcmp(f, "owner") == 0) {

@@ -5,11 +5,12 @@
  * few hundred bytes of Redis memory, see README "Memory"):
  *
  *   kind payload state attempt max_attempts fence owner created_ms updated_ms
- *   finished_ms run_at timeout_ms backoff on_lost cancel result error
+ *   finished_ms run_at timeout_ms backoff on_lost priority after deps_left cancel
+ *   result error
  *   progress progress_text progress_ms   (the last progress report of a run)
  *
  * The registration of a process is (kind, payload, max_attempts, timeout_ms,
- * backoff, on_lost): the submit script compares it field by field with the stored
+ * backoff, on_lost, priority, after): the submit script compares it field by field with the stored
  * row, so re-submitting the same id with the same registration is a no-op and with
  * a different one a conflict. (Comparing the fields, rather than a stored hash of
  * them, is exact, costs no hashing, and saves a field per row.)
@@ -47,6 +48,11 @@ typedef struct {
     int64_t run_at_ms;   /* absolute (server clock), when > 0 */
     const char *backoff; /* NULL: LASH_DEFAULT_BACKOFF */
     lash_on_lost on_lost;
+    int priority;      /* -LASH_PRIO_MAX..LASH_PRIO_MAX, higher runs first among eligible
+                        * rows; 0 (the default) keeps the row on the plain path */
+    const char *after; /* NULL, or "ID[,ID...]" (at most LASH_AFTER_MAX ids of the same
+                        * queue): runs once all of them completed; one that ends
+                        * otherwise ends this one 'cancelled' (README "Dependencies") */
 } lash_submission;
 
 /* A row read back from Redis. Strings are owned (lash_record_free). */
@@ -65,6 +71,9 @@ typedef struct {
     int64_t fence;
     int64_t created_ms, updated_ms, finished_ms, run_at_ms, timeout_ms;
     lash_on_lost on_lost;
+    int priority;
+    char *after;   /* NULL, or the ids it waits for, comma-separated */
+    int deps_left; /* how many of them have not completed yet (while pending) */
     bool cancel_requested;
     /* The last progress report (progress.lua): percent -1 when none was made.
      * Kept after the run ends; a later attempt's first report replaces it. */
@@ -76,6 +85,10 @@ typedef struct {
 /* Checks a submission the way the submit script will (so errors come early and
  * clearly). The payload must be valid JSON within LASH_PAYLOAD_MAX bytes. */
 lash_status lash_submission_check(const lash_submission *s, lash_err *e);
+
+/* Checks an `after` list "ID[,ID...]": valid ids, at most LASH_AFTER_MAX, none
+ * equal to self (the submission's id; may be NULL). Duplicates are allowed. */
+lash_status lash_after_check(const char *after, const char *self, lash_err *e);
 
 /* Parses "fixed:MS" or "exp:BASE:CAP". */
 lash_status lash_backoff_parse(const char *s, lash_backoff *out, lash_err *e);

@@ -108,8 +108,7 @@ static void build(void)
 
     buf l = {0};
     puts_(&l, "#!lua name=lash\n");
-    put(&l, lib->text, lib->len);
-    put(&l, all.p, all.len);
+    put(&l, all.p, all.len); /* lib.lua first, then every script: each once */
     char line[256];
     for (int op = 0; op < LASH_OP_COUNT; op++) {
         /* Twice: lash_<op> for redis-cli, lash_<version>_<op> for lash's own

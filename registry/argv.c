@@ -201,7 +201,8 @@ void lash_argv_release(lash_argv *a, const char *queue, const lash_lease *l, con
 void lash_argv_submit_row(lash_argv *a, const lash_submission *s, const char *id)
 {
     int nopts = (s->max_attempts > 0) + (s->timeout_ms > 0) + (s->delay_ms > 0) +
-                (s->run_at_ms > 0) + (s->backoff != NULL) + (s->on_lost == LASH_ON_LOST_ABANDON);
+                (s->run_at_ms > 0) + (s->backoff != NULL) + (s->on_lost == LASH_ON_LOST_ABANDON) +
+                (s->priority != 0) + (s->after != NULL);
     lash_argv_adds(a, id);
     lash_argv_adds(a, s->kind);
     if (s->payload)
@@ -216,4 +217,6 @@ void lash_argv_submit_row(lash_argv *a, const lash_submission *s, const char *id
     if (s->backoff) lash_argv_adds(a, "backoff"), lash_argv_adds(a, s->backoff);
     if (s->on_lost == LASH_ON_LOST_ABANDON)
         lash_argv_adds(a, "on_lost"), lash_argv_adds(a, "abandon");
+    if (s->priority != 0) lash_argv_adds(a, "priority"), lash_argv_addi(a, s->priority);
+    if (s->after) lash_argv_adds(a, "after"), lash_argv_adds(a, s->after);
 }

@@ -8,7 +8,7 @@ local function lash_cancel(KEYS, ARGV)
     local id, reason = ARGV[1], ARGV[2] or 'cancelled by request'
     if lash_bad_name(id, LASH_ID_MAX, true) then return 'not-found' end
     local rk = base .. ':p:' .. id
-    local f, why = lash_row_read(rk, 'state')
+    local f, why = lash_row_read(rk, 'state', 'priority')
     if not f then return 'refused: ' .. why end
     local state = f[1]
     if not state then return 'not-found' end
@@ -18,6 +18,7 @@ local function lash_cancel(KEYS, ARGV)
         lash_stats_open(base)
         lash_guard(base, 'due', 'done')
         lash_finish(base, id, 'cancelled', now, counts, state, 'error', string.sub(reason, 1, LASH_ERROR_MAX))
+        lash_prio_forget(base, id, f[2])
         lash_flush_counts(base, counts)
         return 'cancelled'
     end

@@ -1,7 +1,8 @@
 -- claim.lua: one drive. Takes up to N due rows for one owner.
 --
 -- ARGV: owner n ttl_ms keep_n keep_ms [seq [trim_max]]
--- For each due id (score <= now), at most n:
+-- For each due id (score <= now), at most n (with prioritized rows waiting,
+-- the best-ranked of due and lash:{q}:prio:*: lash_prio_pick in lib.lua):
 --   pending            -> lease (SET PX), a new fence, attempt+1, running,
 --                         rescored to the lease expiry so no other drive sees it
 --                         until then;
@@ -250,7 +251,11 @@ local function lash_claim(KEYS, ARGV)
     -- write: due (read here), stats (opened), done (when rows may end here or
     -- be trimmed).
     if n > 0 then
-        ids = redis.call('ZRANGEBYSCORE', base .. ':due', '-inf', now, 'LIMIT', 0, n)
+        -- Priorities: the rows of lash:{q}:prio:* merged in by rank (lib.lua).
+        local pids, why = nil, nil
+        if lash_prio_any(base) then pids, why = lash_prio_pick(base, n, now) end
+        if why then lash_note(c, base, why .. '; prioritized rows wait') end
+        ids = pids or redis.call('ZRANGEBYSCORE', base .. ':due', '-inf', now, 'LIMIT', 0, n)
         out[1] = #ids
         if #ids > 0 then c.lim = lash_limit_open(base) end -- lib.lua: nil when the queue has none
     end

@@ -45,7 +45,10 @@ local function lash_complete_one(base, now, id, token, outcome, text, retry_ms, 
     local max = lash_int(f[3] or LASH_DEFAULT_MAX_ATTEMPTS, 1, LASH_ATTEMPTS_MAX) or 1
     if attempt < max and outcome == 'fail' then
         redis.call('HSET', rk, 'state', 'pending', 'updated_ms', now, 'error', text)
-        redis.call('ZADD', base .. ':due', now + retry_ms, id)
+        -- Its priority is read here only: a completion pays nothing for priorities.
+        if not lash_prio_requeue(base, id, redis.call('HGET', rk, 'priority'), now + retry_ms, now) then
+            redis.call('ZADD', base .. ':due', now + retry_ms, id)
+        end
         redis.call('DEL', lease)
         lash_event(base, 'retried', id, 'attempt', attempt, 'error', string.sub(text, 1, 200))
         lash_count(counts, 'running', -1)

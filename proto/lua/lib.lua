@@ -36,6 +36,9 @@ local lash_ix, lash_ixkeys = {}, {}
 local lash_level, lash_ended = 'failures', {}
 -- ... and why its events stream could not be written, if it could not.
 local lash_events_broken = nil
+-- Dependencies: settles the rows waiting on the call's terminal rows (the
+-- lash_dep_* block at the end sets it; declared here for lash_flush_counts).
+local lash_dep_settle = nil
 
 -- n (an integer) as decimal text, once per call. Never tostring(): Lua 5.1
 -- formats numbers with "%.14g", so 10^14 would become "1e+14" and a lease token
@@ -280,6 +283,7 @@ end
 -- fail on it half way through the call. `sets` are fields written as they are
 -- (last_fence).
 local function lash_flush_counts(base, c, sets)
+    if #lash_ended > 0 and lash_dep_settle then lash_dep_settle(base, c) end
     lash_flush_index()
     -- One message for the call's terminal rows: their ids, space-separated.
     if #lash_ended > 0 then
@@ -574,4 +578,274 @@ local function lash_limit_poke(base)
     if not lash_limit_woke then return end
     lash_limit_woke = false
     redis.call('PUBLISH', base .. ':poke', 'limit')
+end
+
+-- Priorities (lash_prio_*) -------------------------------------------------
+-- A row submitted with a priority p other than 0 (-1000..1000, higher first;
+-- field `priority`) waits in two sets of its own while it is pending, never in
+-- due, so a queue that uses no priority claims exactly as before (one EXISTS
+-- more per claim and per idle peek):
+--   lash:{q}:prio:wait   rows not yet due, scored by their due time (ms);
+--   lash:{q}:prio:ready  rows that are due, scored by rank
+--                          LASH_PRIO_K0 + due_ms - p * step.
+-- A claim ranks a row of due (priority 0, and every running row) at
+-- LASH_PRIO_K0 + its score and takes the lowest ranks. step is 2^42 ms (past
+-- any due time until 2109: strict priority, then due time), unless the queue
+-- asked for aging with field prio_aging_ms of lash:{q}:stats (1..86400000): then
+-- step is that many ms, and a row of priority p ranks as if it had been due
+-- p * step ms earlier, so a low-priority row waiting long enough passes newer
+-- higher ones. Every rank fits a double's 53 bits exactly. A rank is fixed
+-- when the row becomes due (changing prio_aging_ms affects later rows).
+-- Once claimed, a row lives in due (running, scored by its lease) like any.
+local LASH_PRIO_MAX = 1000
+local LASH_PRIO_STRICT = 4398046511104 -- 2^42
+local LASH_PRIO_K0 = 1000 * LASH_PRIO_STRICT
+local LASH_PRIO_AGING_MAX = 86400000
+
+-- The priority in v (text or false), or nil when absent, 0 or not one.
+local function lash_prio_of(v)
+    if not v then return nil end
+    local p = lash_int(v, -LASH_PRIO_MAX, LASH_PRIO_MAX)
+    if p == 0 then return nil end
+    return p
+end
+
+-- The queue's rank step: its aging step in ms, or 2^42 (strict).
+local function lash_prio_step(base)
+    local ok, v = pcall(redis.call, 'HGET', base .. ':stats', 'prio_aging_ms')
+    return (ok and lash_int(v, 1, LASH_PRIO_AGING_MAX)) or LASH_PRIO_STRICT
+end
+
+-- nil when the two sets are absent or sorted sets, else why not (a key written
+-- by hand): a caller then leaves priorities aside rather than fail half way.
+local function lash_prio_broken(base)
+    for _, name in ipairs({ ':prio:wait', ':prio:ready' }) do
+        local t = redis.call('TYPE', base .. name)['ok']
+        if t ~= 'none' and t ~= 'zset' then
+            return base .. name .. ' holds a ' .. t .. ', not a zset: lash did not write it; delete or rename it'
+        end
+    end
+    return nil
+end
+
+-- True when some prioritized row may wait: one EXISTS, the whole cost of the
+-- feature to a queue that does not use it.
+local function lash_prio_any(base)
+    return redis.call('EXISTS', base .. ':prio:wait', base .. ':prio:ready') > 0
+end
+
+-- Puts a pending row of priority p (not 0), due at `at`, in its set (deferred).
+local function lash_prio_put(base, id, p, at, now, step)
+    if at > now then
+        lash_index('ZADD', base .. ':prio:wait', lash_str(at), id)
+    else
+        lash_index('ZADD', base .. ':prio:ready', lash_str(LASH_PRIO_K0 + at - p * step), id)
+    end
+end
+
+-- A row going back to pending (a retry after a failure, a release, an
+-- operator's retry), due at `at`: true when its priority (pv, the row's field)
+-- put it in its sets and out of due; false when the caller puts it in due as
+-- before (no priority, or the sets are broken: it then runs without one).
+local function lash_prio_requeue(base, id, pv, at, now)
+    local p = lash_prio_of(pv)
+    if not p or lash_prio_broken(base) then return false end
+    redis.call('ZREM', base .. ':due', id)
+    lash_prio_put(base, id, p, at, now, lash_prio_step(base))
+    return true
+end
+
+-- The ids a claim looks at when lash_prio_any said yes, n at most, best rank
+-- first: the waiting rows that came due are moved to the ready set (a row no
+-- longer pending leaves them: a terminal one is dropped, any other goes to due,
+-- where the claim knows what to do with it), then the ready set and the eligible
+-- rows of due are merged by rank. Reads only: its writes are deferred
+-- (lash_index), so they land after the claim's checks. Returns ids, or nil and
+-- why when the sets are broken (the claim then takes due alone).
+local function lash_prio_pick(base, n, now)
+    local why = lash_prio_broken(base)
+    if why then return nil, why end
+    local wait, ready, due = base .. ':prio:wait', base .. ':prio:ready', base .. ':due'
+    local step = lash_prio_step(base)
+    local cand = {}
+    local came = redis.call('ZRANGEBYSCORE', wait, '-inf', now, 'WITHSCORES', 'LIMIT', 0, LASH_BATCH_MAX)
+    for i = 1, #came, 2 do
+        local id, at = came[i], tonumber(came[i + 1])
+        lash_index('ZREM', wait, id)
+        local f = lash_row_read(base .. ':p:' .. id, 'state', 'priority')
+        local p = f and f[1] == 'pending' and lash_prio_of(f[2])
+        if p then
+            cand[#cand + 1] = { LASH_PRIO_K0 + at - p * step, id, 'w' }
+        elseif not (f and LASH_TERMINAL[f[1]]) then
+            lash_index('ZADD', due, came[i + 1], id)
+        end
+    end
+    local r = redis.call('ZRANGE', ready, 0, n - 1, 'WITHSCORES')
+    for i = 1, #r, 2 do cand[#cand + 1] = { tonumber(r[i + 1]), r[i], 'r' } end
+    local d = redis.call('ZRANGEBYSCORE', due, '-inf', now, 'WITHSCORES', 'LIMIT', 0, n)
+    for i = 1, #d, 2 do cand[#cand + 1] = { LASH_PRIO_K0 + tonumber(d[i + 1]), d[i], 'd' } end
+    table.sort(cand, function(a, b)
+        if a[1] ~= b[1] then return a[1] < b[1] end
+        return a[2] < b[2]
+    end)
+    local ids, seen = {}, {}
+    for _, x in ipairs(cand) do
+        local id, from = x[2], x[3]
+        if #ids < n and not seen[id] then
+            seen[id] = true
+            ids[#ids + 1] = id
+            if from == 'r' then lash_index('ZREM', ready, id) end
+        elseif from == 'w' then
+            lash_index('ZADD', ready, lash_str(x[1]), id)
+        end
+    end
+    return ids
+end
+
+-- A pending row that ends (cancelled) leaves the sets of its priority (pv, the
+-- row's field), deferred. A claim drops what is left there anyway.
+local function lash_prio_forget(base, id, pv)
+    if not lash_prio_of(pv) or lash_prio_broken(base) then return end
+    lash_index('ZREM', base .. ':prio:wait', id)
+    lash_index('ZREM', base .. ':prio:ready', id)
+end
+
+-- The due time (ms) of a row with rank `rank` in lash:{q}:prio:ready.
+local function lash_prio_due_of(rank, pv, step)
+    return rank - LASH_PRIO_K0 + (lash_prio_of(pv) or 0) * step
+end
+
+-- For stats: pending prioritized rows (both sets), and those of them that are
+-- due. 0, 0 when the sets are broken (a claim's notes say so).
+local function lash_prio_counts(base, now)
+    if lash_prio_broken(base) then return 0, 0 end
+    local r = redis.call('ZCARD', base .. ':prio:ready')
+    local w = redis.call('ZCARD', base .. ':prio:wait')
+    return r + w, r + redis.call('ZCOUNT', base .. ':prio:wait', '-inf', now)
+end
+
+-- Dependencies (lash_dep_*) ----------------------------------------------------
+-- A row submitted with `after` (ids of the same queue, comma-separated, at most
+-- LASH_AFTER_MAX) runs only once all of them completed. While some are not, it
+-- is pending and parked in due at LASH_DEP_PARKED (2^53 - 1: never eligible,
+-- and every script that walks due sees it), with field deps_left counting them.
+-- Each dependency D that is not terminal yet names its waiters in the set
+-- lash:{q}:dep:<D>, and is itself in the set lash:{q}:deps (the queue's ids
+-- that have waiters). When a call ends rows, lash_flush_counts calls
+-- lash_dep_settle: one EXISTS on lash:{q}:deps when the feature is unused;
+-- else each ended row with waiters settles them: completed counts deps_left
+-- down and, at 0, makes the waiter due (at its run_at, or now; in its priority
+-- sets if it has one) and pokes the workers; failed, cancelled or abandoned
+-- ends each waiter 'cancelled' with error "dependency <D> ended <state>", which
+-- settles the waiters' own waiters in turn (a chain ends in the same call).
+-- At submit a dependency already completed counts as done, one already ended
+-- otherwise makes the new row 'cancelled' at once, and an id that is not a row
+-- of the queue (never submitted, or trimmed) refuses the row.
+local LASH_AFTER_MAX = 1000
+local LASH_DEP_PARKED = 9007199254740991
+
+-- The ids of an `after` value (deduplicated, in order), or nil and why not.
+local function lash_dep_parse(v, id)
+    if type(v) ~= 'string' or #v == 0 then return nil, 'after is empty' end
+    local ids, seen = {}, {}
+    for d in string.gmatch(v, '[^,]+') do
+        local why = lash_bad_name(d, LASH_ID_MAX, true)
+        if why then return nil, 'after: id ' .. why end
+        if d == id then return nil, 'after: ' .. d .. ' is the row itself' end
+        if not seen[d] then
+            seen[d] = true
+            ids[#ids + 1] = d
+            if #ids > LASH_AFTER_MAX then return nil, 'after names more than ' .. LASH_AFTER_MAX .. ' ids' end
+        end
+    end
+    if #ids == 0 or string.find(v, ',,', 1, true) or string.sub(v, 1, 1) == ',' or string.sub(v, -1) == ',' then
+        return nil, 'after must be ID[,ID...]'
+    end
+    return ids
+end
+
+-- Reads, before a submit writes the row: the ids still to wait for, and the
+-- first dependency that already ended other than completed (id, state), or
+-- nil and why the row is refused. Checks the keys it will write.
+local function lash_dep_prepare(base, ids)
+    local waits, ended, why = {}, nil, nil
+    local deps = base .. ':deps'
+    local t = redis.call('TYPE', deps)['ok']
+    if t ~= 'none' and t ~= 'set' then
+        return nil, nil, deps .. ' holds a ' .. t .. ', not a set: lash did not write it; delete or rename it'
+    end
+    for _, d in ipairs(ids) do
+        local f
+        f, why = lash_row_read(base .. ':p:' .. d, 'state')
+        if not f then return nil, nil, 'after: ' .. why end
+        local st = f[1]
+        if not st then return nil, nil, 'after: ' .. d .. ' is not a process of this queue' end
+        if st ~= 'completed' then
+            if LASH_TERMINAL[st] then
+                ended = ended or { d, st }
+            elseif LASH_LIVE[st] then
+                local wk = base .. ':dep:' .. d
+                t = redis.call('TYPE', wk)['ok']
+                if t ~= 'none' and t ~= 'set' then
+                    return nil, nil, wk .. ' holds a ' .. t .. ', not a set: lash did not write it; delete or rename it'
+                end
+                waits[#waits + 1] = d
+            else
+                return nil, nil, 'after: ' .. d .. " has no state lash knows: '" .. string.sub(st, 1, 32) .. "'"
+            end
+        end
+    end
+    return waits, ended
+end
+
+-- Parks row id until the ids of waits end (the row is written already).
+local function lash_dep_park(base, id, waits)
+    for _, d in ipairs(waits) do
+        redis.call('SADD', base .. ':dep:' .. d, id)
+    end
+    for i = 1, #waits, 1000 do
+        redis.call('SADD', base .. ':deps', unpack(waits, i, math.min(i + 999, #waits)))
+    end
+    lash_index('ZADD', base .. ':due', lash_str(LASH_DEP_PARKED), id)
+end
+
+lash_dep_settle = function(base, counts)
+    local deps = base .. ':deps'
+    if redis.call('EXISTS', deps) == 0 then return end
+    local t = redis.call('TIME')
+    local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+    local i, poke = 1, false
+    while i <= #lash_ended do -- lash_finish below appends: a chain settles here too
+        local id = lash_ended[i]
+        i = i + 1
+        local ok, member = pcall(redis.call, 'SISMEMBER', deps, id)
+        if ok and member == 1 then
+            redis.call('SREM', deps, id)
+            local wk = base .. ':dep:' .. id
+            local okw, waiters = pcall(redis.call, 'SMEMBERS', wk)
+            if okw then redis.call('DEL', wk) else waiters = {} end
+            local f = lash_row_read(base .. ':p:' .. id, 'state')
+            local st = f and f[1] or 'and was deleted'
+            for _, w in ipairs(waiters) do
+                local g = lash_row_read(base .. ':p:' .. w, 'state', 'deps_left', 'run_at', 'priority')
+                if g and g[1] == 'pending' then
+                    if st ~= 'completed' then
+                        lash_finish(base, w, 'cancelled', now, counts, 'pending', 'error',
+                            'dependency ' .. id .. ' ended ' .. st)
+                    else
+                        local left = (lash_int(g[2], 0, LASH_AFTER_MAX) or 1) - 1
+                        redis.call('HSET', base .. ':p:' .. w, 'deps_left', lash_str(math.max(left, 0)))
+                        if left <= 0 then
+                            local at = math.max(now, lash_int(g[3], 0, LASH_DEP_PARKED) or 0)
+                            if not lash_prio_requeue(base, w, g[4], at, now) then
+                                lash_index('ZADD', base .. ':due', lash_str(at), w)
+                            end
+                            poke = true
+                        end
+                    end
+                end
+            end
+        end
+    end
+    if poke then redis.call('PUBLISH', base .. ':poke', 'after') end
 end

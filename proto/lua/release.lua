@@ -25,7 +25,7 @@ local function lash_release_one(base, now, id, ran, f, counts)
     end
     local attempt = lash_int(f[1], 1, LASH_ATTEMPTS_MAX) or 1
     redis.call('HSET', base .. ':p:' .. id, 'state', 'pending', 'attempt', attempt - 1, 'updated_ms', now)
-    redis.call('ZADD', base .. ':due', now, id)
+    if not lash_prio_requeue(base, id, f[8], now, now) then redis.call('ZADD', base .. ':due', now, id) end
     lash_event(base, 'released', id)
     lash_count(counts, 'running', -1)
     lash_count(counts, 'pending', 1)
@@ -43,7 +43,8 @@ local function lash_release(KEYS, ARGV)
     local counts, out = {}, {}
     for i = 1, #ARGV, 3 do
         local id, token = ARGV[i], ARGV[i + 1]
-        local f = lash_row_read(base .. ':p:' .. id, 'attempt', 'cancel', 'on_lost', 'state', 'owner', 'fence', 'slot')
+        local f = lash_row_read(base .. ':p:' .. id, 'attempt', 'cancel', 'on_lost', 'state', 'owner', 'fence', 'slot',
+            'priority')
         if f and f[4] == 'running' and f[5] and f[6] and f[5] .. ':' .. f[6] == token then
             lash_release_one(base, now, id, ARGV[i + 2] == '1', f, counts)
             out[#out + 1] = 1

@@ -7,7 +7,7 @@ local function lash_retry(KEYS, ARGV)
     local id = ARGV[1]
     if lash_bad_name(id, LASH_ID_MAX, true) then return 'not-found' end
     local rk = base .. ':p:' .. id
-    local f, why = lash_row_read(rk, 'state')
+    local f, why = lash_row_read(rk, 'state', 'priority')
     if not f then return 'refused: ' .. why end
     local state = f[1]
     if not state then return 'not-found' end
@@ -20,7 +20,7 @@ local function lash_retry(KEYS, ARGV)
     redis.call('HSET', rk, 'state', 'pending', 'attempt', 0, 'updated_ms', now)
     redis.call('HDEL', rk, 'cancel', 'finished_ms', 'owner')
     redis.call('ZREM', base .. ':done', id)
-    redis.call('ZADD', base .. ':due', now, id)
+    if not lash_prio_requeue(base, id, f[2], now, now) then redis.call('ZADD', base .. ':due', now, id) end
     lash_event(base, 'reopened', id, 'from', state)
     local counts = {}
     lash_count(counts, state, -1)

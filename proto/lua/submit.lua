@@ -4,6 +4,10 @@
 --   id ''       -> a numeric id from INCR lash:{q}:seq (handy from redis-cli)
 --   options     -> max_attempts N | timeout_ms N | backoff fixed:MS|exp:BASE:CAP
 --                  | on_lost rerun|abandon | delay_ms N | run_at MS
+--                  | priority P (-1000..1000, higher first; 0 the default:
+--                    lib.lua, lash_prio_*)
+--                  | after ID[,ID...] (runs once all of them completed; lib.lua,
+--                    lash_dep_*)
 -- Returns, per row, {id, status}: status 'created', 'exists' (same registration:
 -- a no-op) or an error text starting 'conflict:' or 'invalid:'.
 -- One PUBLISH on lash:{q}:poke per batch wakes the workers.
@@ -24,6 +28,7 @@ local function lash_submit_one(base, now, id, kind, payload, opts, counts)
         return 'invalid: payload is not valid JSON'
     end
     local max, timeout, backoff, on_lost, run_at = LASH_DEFAULT_MAX_ATTEMPTS, 0, '', '', now
+    local prio, after = 0, nil
     for name, v in pairs(opts) do
         if name == 'max_attempts' then
             max = lash_int(v, 1, LASH_ATTEMPTS_MAX)
@@ -47,6 +52,13 @@ local function lash_submit_one(base, now, id, kind, payload, opts, counts)
         elseif name == 'on_lost' then
             if v ~= 'rerun' and v ~= 'abandon' then return 'invalid: on_lost must be rerun or abandon' end
             if v == 'abandon' then on_lost = v end
+        elseif name == 'after' then
+            local why
+            after, why = lash_dep_parse(v, id)
+            if not after then return 'invalid: ' .. why end
+        elseif name == 'priority' then
+            prio = lash_int(v, -LASH_PRIO_MAX, LASH_PRIO_MAX)
+            if not prio then return 'invalid: priority must be an integer -1000..1000' end
         else
             return 'invalid: unknown option ' .. tostring(name)
         end
@@ -55,7 +67,7 @@ local function lash_submit_one(base, now, id, kind, payload, opts, counts)
     -- EXISTS first: a new id (the common case) costs less than six empty fields.
     local old, why = redis.call('EXISTS', rk) == 1
     if old then
-        old, why = lash_row_read(rk, 'kind', 'payload', 'max_attempts', 'timeout_ms', 'backoff', 'on_lost')
+        old, why = lash_row_read(rk, 'kind', 'payload', 'max_attempts', 'timeout_ms', 'backoff', 'on_lost', 'priority', 'after')
         if not old then return 'invalid: ' .. why end
         if not old[1] then return 'invalid: ' .. rk .. ' exists but is not a process row (no kind)' end
     end
@@ -67,6 +79,10 @@ local function lash_submit_one(base, now, id, kind, payload, opts, counts)
         if (tonumber(old[4]) or 0) ~= timeout then return 'conflict: id exists with another timeout_ms' end
         if (old[5] or '') ~= backoff then return 'conflict: id exists with another backoff' end
         if (old[6] or '') ~= on_lost then return 'conflict: id exists with another on_lost' end
+        if (lash_prio_of(old[7]) or 0) ~= prio then return 'conflict: id exists with another priority' end
+        if (old[8] or '') ~= (after and table.concat(after, ',') or '') then
+            return 'conflict: id exists with another after'
+        end
         return 'exists'
     end
     -- Options equal to their defaults are left out: a smaller row.
@@ -76,8 +92,34 @@ local function lash_submit_one(base, now, id, kind, payload, opts, counts)
     if timeout ~= 0 then f[#f + 1] = 'timeout_ms'; f[#f + 1] = timeout end
     if backoff ~= '' then f[#f + 1] = 'backoff'; f[#f + 1] = backoff end
     if on_lost ~= '' then f[#f + 1] = 'on_lost'; f[#f + 1] = on_lost end
+    if prio ~= 0 then
+        local why = lash_prio_broken(base)
+        if why then return 'invalid: ' .. why end
+        f[#f + 1] = 'priority'; f[#f + 1] = lash_str(prio)
+    end
+    local waits, ended
+    if after then
+        local why
+        waits, ended, why = lash_dep_prepare(base, after)
+        if not waits then return 'invalid: ' .. why end
+        f[#f + 1] = 'after'; f[#f + 1] = table.concat(after, ',')
+        if #waits > 0 and not ended then f[#f + 1] = 'deps_left'; f[#f + 1] = lash_str(#waits) end
+    end
     redis.call('HSET', rk, unpack(f))
-    lash_index('ZADD', base .. ':due', lash_str(run_at), id)
+    if ended then
+        -- A dependency already failed, was cancelled or abandoned: so is this row.
+        lash_count(counts, 'pending')
+        lash_count(counts, 'total_submitted')
+        lash_finish(base, id, 'cancelled', now, counts, 'pending', 'error',
+            'dependency ' .. ended[1] .. ' ended ' .. ended[2])
+        return 'created'
+    elseif waits and #waits > 0 then
+        lash_dep_park(base, id, waits)
+    elseif prio ~= 0 then
+        lash_prio_put(base, id, prio, run_at, now, lash_prio_step(base))
+    else
+        lash_index('ZADD', base .. ':due', lash_str(run_at), id)
+    end
     lash_index('ZREM', base .. ':done', id)
     lash_event(base, 'submitted', id, 'kind', kind)
     lash_count(counts, 'pending')
