@@ -20,7 +20,7 @@ static const char usage[] =
     "  drain     one embedded worker drains N no-op rows at c=1, 10, 50, 256\n"
     "  fleet     1, 2, 4, 8 lash-worker processes (c=50 each) drain N no-op rows\n"
     "  submit    bulk submit: C API and lashctl submit-bulk\n"
-    "  latency   poke-to-start and poll-only start latency of an idle worker\n"
+    "  latency   poke-to-start and delayed-row (run_at) start latency of an idle worker\n"
     "  exec      fork+exec of /bin/true at c=32\n"
     "  idle      idle worker CPU and Redis commands/s; RSS at c=64\n"
     "  idlefleet Redis CPU of 20 and 100 idle lash-workers, each (less Redis alone)\n"

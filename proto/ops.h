@@ -36,11 +36,13 @@ typedef struct {
 
 /* A claim's answer. Owns its rows' payloads and its notes. */
 typedef struct {
-    size_t seen;  /* due ids the script looked at: seen == asked means maybe more */
-    size_t bad;   /* ids the script failed, dropped or repaired for bad data */
-    int workers;  /* workers polling the queue (beat within 10 s), counted by an
-                     upkeep; 0: not counted (no upkeep this time) */
-    char **notes; /* bad of them: "<id>: what was wrong and what was done" */
+    size_t seen;     /* due ids the script looked at: seen == asked means maybe more */
+    size_t bad;      /* ids the script failed, dropped or repaired for bad data */
+    int workers;     /* workers polling the queue (beat within 10 s), counted by an
+                        upkeep; 0: not counted (no upkeep this time) */
+    int64_t wait_ms; /* seen < asked: ms until the next row falls due (0 now, at
+                        most a day); -1 none waits, or not told */
+    char **notes;    /* bad of them: "<id>: what was wrong and what was done" */
     size_t n;
     lash_claimed *rows;
 } lash_claim_batch;

@@ -24,7 +24,7 @@ static const int op_readonly[LASH_OP_COUNT] = {[LASH_OP_LIST] = 1,
 /* Operations whose EVAL text goes without lib.lua: they use none of it, and an
  * EVALSHA runs its script's whole text (the library's function definitions
  * too) on every call. The poll's peek is called most of all. */
-static const int op_bare[LASH_OP_COUNT] = {[LASH_OP_PEEK] = 1, [LASH_OP_SCHEDPEEK] = 1};
+static const int op_bare[LASH_OP_COUNT] = {[LASH_OP_SCHEDPEEK] = 1};
 
 /* Operations whose EVAL text carries submit.lua too: a schedule's firing is a
  * submit (in the Functions library every source is there anyway). */

@@ -100,24 +100,27 @@ lash_status lash_reply_peek(const redisReply *r, int64_t *wait_ms, lash_err *e)
 lash_status lash_reply_claim(const redisReply *r, lash_claim_batch *out, lash_err *e)
 {
     lash_status st;
-    int64_t seen, workers;
+    int64_t seen, workers, wait;
     memset(out, 0, sizeof *out);
     if ((st = lash_reply_check(r, "claim", e))) return st;
-    if (r->type != REDIS_REPLY_ARRAY || r->elements < 3 || !get_int(r->element[0], &seen) ||
-        seen < 0 || !get_int(r->element[2], &workers) || workers < 0 || workers > INT_MAX)
-        return lash_fail(e, LASH_EPROTO, "claim: reply is not {seen, notes, workers, rows...}");
+    if (r->type != REDIS_REPLY_ARRAY || r->elements < 4 || !get_int(r->element[0], &seen) ||
+        seen < 0 || !get_int(r->element[2], &workers) || workers < 0 || workers > INT_MAX ||
+        !get_int(r->element[3], &wait) || wait < -1 || wait > 86400000)
+        return lash_fail(e, LASH_EPROTO,
+                         "claim: reply is not {seen, notes, workers, wait, rows...}");
     out->seen = (size_t)seen;
     out->workers = (int)workers;
+    out->wait_ms = wait;
     if ((st = claim_notes(r->element[1], out, e))) {
         lash_claim_batch_free(out);
         return st;
     }
-    size_t n = r->elements - 3;
+    size_t n = r->elements - 4;
     if (n == 0) return LASH_OK;
     out->rows = calloc(n, sizeof *out->rows);
     if (!out->rows) return lash_fail(e, LASH_ENOMEM, "out of memory");
     for (size_t i = 0; i < n; i++) {
-        if ((st = claim_row(r->element[i + 3], &out->rows[i], e))) {
+        if ((st = claim_row(r->element[i + 4], &out->rows[i], e))) {
             lash_claim_batch_free(out);
             return st;
         }

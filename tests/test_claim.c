@@ -223,6 +223,29 @@ Test(claim, a_peek_says_how_long_until_the_first_row_is_due)
     cr_expect(w > 0 && w <= 5000, "after the claim: %lld", (long long)w);
 }
 
+Test(claim, a_short_claim_says_when_the_next_row_falls_due)
+{
+    long long t0 = server_ms();
+    lash_submission s = job("d1", "k", "{}");
+    s.run_at_ms = t0 + 5000;
+    submit_ok("q", s);
+    submit_ok("q", job("n1", "k", "{}"));
+    lash_claim_batch b = claim("q", "w", 10, TTL_LONG);
+    cr_assert_eq(b.n, 1);
+    cr_expect(b.wait_ms > 0 && b.wait_ms <= 5000, "the delayed row's wait: %lld",
+              (long long)b.wait_ms);
+    lash_claim_batch_free(&b);
+    b = claim("q", "w", 1, TTL_LONG);
+    cr_expect_eq(b.n, 0);
+    cr_expect(b.wait_ms > 0 && b.wait_ms <= 5000, "asked 1, saw 0: %lld", (long long)b.wait_ms);
+    lash_claim_batch_free(&b);
+    submit_ok("q", job("n2", "k", "{}"));
+    b = claim("q", "w", 1, TTL_LONG);
+    cr_expect_eq(b.n, 1);
+    cr_expect_eq(b.wait_ms, -1, "a full claim does not look further");
+    lash_claim_batch_free(&b);
+}
+
 Test(claim, claim_race_every_row_exactly_once)
 {
     enum { N = 20000, T = 8 };

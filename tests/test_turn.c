@@ -439,6 +439,20 @@ Test(turn, a_row_due_before_the_next_look_is_claimed_at_its_time)
     lash_turn_free(t);
 }
 
+Test(turn, a_short_claim_that_says_when_the_next_row_is_due_wakes_the_worker_then)
+{
+    cfg();
+    lash_turn *t = boot(T0);
+    lash_claim_batch b = {.seen = 0, .wait_ms = 25}; /* a poke's claim: the row is 25 ms out */
+    lash_turn_claimed(t, claim_for(0)->cmd, LASH_OK, &b, NULL, T0);
+    step(t, T0);
+    cr_assert_eq(timer_at, T0 + 25, "armed for the row's time");
+    lash_turn_tick(t, T0 + 25);
+    step(t, T0 + 25);
+    cr_assert_not_null(claim_for(0), "claimed at the row's time");
+    lash_turn_free(t);
+}
+
 Test(turn, a_row_due_after_the_next_look_is_left_to_the_poll)
 {
     cfg();

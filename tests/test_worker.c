@@ -145,6 +145,29 @@ Test(worker, poke_and_poll)
     cr_assert(row_is("p", "p3", "pending"), "p3 ran without a poke: %s", hf("p", "p3", "state"));
 }
 
+/* A row submitted to run 1.5 s later, on a worker that polls once a minute:
+ * the poke's claim finds nothing due but says when the row is, and the
+ * worker claims it then. */
+Test(worker, a_delayed_row_starts_at_its_time_not_at_the_next_poll)
+{
+    up(NULL);
+    WORKER("wd", "--queue", "d", "--builtin", "noop", "--poll-ms", "60000");
+    WAIT_UNTIL(subscribers("d") == 1, 10000);
+    lash_fx_sleep_ms(300); /* past the startup drive */
+    lash_submission s = {.id = "later", .kind = "noop", .delay_ms = 1500};
+    lash_submitted out;
+    lash_err e = {0};
+    long long t0 = lash_fx_ms();
+    cr_assert_eq(lash_submit(C, "d", &s, 1, &out, &e), LASH_OK, "%s", e.msg);
+    lash_fx_sleep_ms(1000);
+    cr_assert(row_is("d", "later", "pending"), "ran before its time: %s",
+              hf("d", "later", "state"));
+    WAIT_UNTIL(row_is("d", "later", "completed"), 10000);
+    cr_assert(row_is("d", "later", "completed"), "the delayed row waited for the poll: %s",
+              hf("d", "later", "state"));
+    cr_log_info("due in 1500 ms, completed after %lld ms", lash_fx_ms() - t0);
+}
+
 /* kill -9 a worker holding leases: once they expire, another worker runs each
  * row again (attempt 2, a greater fence) and records it, exactly once. */
 Test(worker, crash_recovery)

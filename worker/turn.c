@@ -859,6 +859,18 @@ static bool claim_in_time(const lash_turn *t, int64_t sent, int64_t now)
     return now - sent < t->c.lease_ms / 2;
 }
 
+/* A reply said the first row of queue q falls due in wait_ms: claim it then,
+ * when that comes before this worker's share of the poll comes round again.
+ * Delayed rows start on time, and a limit's held rows go when their window
+ * reopens; the poll stays the safety net. */
+static void wake_for(lash_turn *t, int q, int64_t wait_ms, int64_t now)
+{
+    int k = t->sharing[q] > 1 ? t->sharing[q] : 1;
+    if (wait_ms <= 0 || wait_ms > (int64_t)t->c.poll_ms * k) return;
+    int64_t at = now + wait_ms;
+    if (!t->wake_at[q] || at < t->wake_at[q]) t->wake_at[q] = at;
+}
+
 void lash_turn_claimed(lash_turn *t, uint32_t id, lash_status st, lash_claim_batch *b,
                        const char *why, int64_t now)
 {
@@ -904,8 +916,12 @@ void lash_turn_claimed(lash_turn *t, uint32_t id, lash_status st, lash_claim_bat
         }
         start_row(t, q, &b->rows[i], sent, now);
     }
-    /* A full batch means there is probably more: drive again as slots allow. */
-    if (asked > 0 && (int)b->seen >= asked) t->want[q] = true;
+    /* A full batch means there is probably more: drive again as slots allow;
+     * a short one says when the next row falls due. */
+    if (asked > 0 && (int)b->seen >= asked)
+        t->want[q] = true;
+    else if (asked > 0)
+        wake_for(t, q, b->wait_ms, now);
     lash_claim_batch_free(b);
     maybe_exit(t, now); /* a shutdown may have been waiting for this claim */
     rearm(t);
@@ -923,14 +939,10 @@ void lash_turn_peeked(lash_turn *t, uint32_t id, lash_status st, int64_t wait_ms
         if (st != LASH_EIO) fault_seen(t, CMD_PEEK, why ? why : lash_status_name(st), now);
     } else {
         fault_seen(t, CMD_PEEK, NULL, now);
-        /* A row that falls due before this worker's share of the poll comes
-         * round again is claimed at its time: delayed rows start on time and
-         * a limit's held rows go when their window reopens. */
-        int k = t->sharing[q] > 1 ? t->sharing[q] : 1;
         if (wait_ms == 0)
             t->want[q] = true;
-        else if (wait_ms > 0 && wait_ms <= (int64_t)t->c.poll_ms * k)
-            t->wake_at[q] = now + wait_ms;
+        else
+            wake_for(t, q, wait_ms, now);
     }
     rearm(t);
 }

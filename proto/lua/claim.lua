@@ -23,8 +23,9 @@
 -- When trim_max > 0 (or absent), the call also does the queue's upkeep: the
 -- worker's heartbeat (lash:{q}:workers) and retention of terminal rows (keep_n
 -- newest, none older than keep_ms; 0 = no bound), at most trim_max rows.
--- Returns {seen, notes, workers, row...}: seen = due ids looked at (seen == n:
--- maybe more); notes = a text for each thing the call failed, dropped or
+-- Returns {seen, notes, workers, wait, row...}: seen = due ids looked at
+-- (seen == n: maybe more); wait = when seen < n, the ms until the next row
+-- falls due (lash_first_due: -1 none), else -1; notes = a text for each thing the call failed, dropped or
 -- repaired for bad data ("<id>: what was wrong"); workers = the workers that beat
 -- within LASH_WORKER_FRESH_MS, counted by the upkeep (0 without it: the workers
 -- share the queue's poll by it); each row {id, kind, payload, attempt, fence,
@@ -244,7 +245,7 @@ local function lash_claim(KEYS, ARGV)
     if seq == '0' then seq = nil end
     if not ARGV[7] then trim_max = 100 + n end -- redis-cli: upkeep on every call
     local now = lash_now()
-    local out, ids = { 0, {}, 0 }, {}
+    local out, ids = { 0, {}, 0, -1 }, {}
     local c = { now = now, now_s = lash_str(now), owner = owner, ttl = ttl, ttls = lash_str(ttl),
         until_s = lash_str(now + ttl), counts = {}, notes = out[2], last = 0, out = out, n = n }
     -- Every read that checks a key the call writes comes before its first
@@ -282,5 +283,9 @@ local function lash_claim(KEYS, ARGV)
     if trim_max > 0 then lash_claim_upkeep(base, c, keep_n, keep_ms, trim_max) end
     if lash_events_broken then lash_note(c, base .. ':events', lash_events_broken) end
     lash_flush_counts(base, c.counts, c.last ~= first and { last_fence = c.last } or nil)
+    -- Fewer due than asked for: when the next row falls due (after the index
+    -- writes above, so the rows just leased count at their leases' ends), so
+    -- that a delayed row or one a limit held back is taken on time.
+    if n > 0 and out[1] < n then out[4] = lash_first_due(base, now) end
     return out
 end

@@ -277,6 +277,27 @@ local function lash_flush_index()
     lash_ix, lash_ixkeys = {}, {}
 end
 
+-- The ms until the queue's first row falls due (at most a day): 0 when one's
+-- time has come, -1 when no row waits. The due set, and the prioritized rows'
+-- sets when there are any (lash_prio_*: one EXISTS when there are none). A
+-- worker that asked wakes then rather than at its next poll (peek.lua, and a
+-- claim that found fewer rows than it asked for).
+local function lash_first_due(base, now)
+    local first = redis.call('ZRANGE', base .. ':due', 0, 0, 'WITHSCORES')
+    local at = first[2] and tonumber(first[2])
+    local wait, ready = base .. ':prio:wait', base .. ':prio:ready'
+    if redis.call('EXISTS', wait, ready) > 0 then
+        local ok, r = pcall(redis.call, 'ZCARD', ready)
+        if ok and r > 0 then return 0 end
+        ok, r = pcall(redis.call, 'ZRANGE', wait, 0, 0, 'WITHSCORES')
+        local w = ok and r[2] and tonumber(r[2])
+        if w and (not at or w < at) then at = w end
+    end
+    if not at then return -1 end
+    -- Capped at a day: a row a year out is no reason to wake before then.
+    return math.min(math.max(math.ceil(at - now), 0), 86400000)
+end
+
 -- Applies the counter changes of the call: one HMGET, one HSET. A counter
 -- never goes below zero (rows written by hand were never counted in), and a
 -- value that is not an integer (written by hand) counts as zero; HINCRBY would
