@@ -34,7 +34,8 @@ JOBS=$(nproc)
 PKGS="build-essential cmake pkg-config libhiredis-dev libev-dev libcjson-dev libcriterion-dev
       redis-server redis-tools redis-sentinel clang libclang-rt-14-dev valgrind iproute2
       docker-compose procps libmicrohttpd-dev chromium python3 python3-prometheus-client
-      python3-yaml podman buildah runc debootstrap netavark aardvark-dns catatonit nftables"
+      python3-yaml podman buildah runc debootstrap netavark aardvark-dns catatonit nftables
+      iptables"
 missing=""
 for p in $PKGS; do dpkg -s "$p" >/dev/null 2>&1 || missing="$missing $p"; done
 # Node.js may come from elsewhere than Debian (nodesource's nodejs carries its
