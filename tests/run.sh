@@ -11,7 +11,8 @@
 #               the Sentinel/Cluster examples of deploy/ha
 #   (the Redis Cluster and Sentinel failover suites, test_ha_*, are part of ctest
 #    in both builds: they start their own nodes and Sentinels on loopback ports)
-#               the image built and the compose stack run with podman (skipped
+#               the image built and the compose stack run with podman, then the
+#               Sentinel stack of deploy/ha with its primary killed (skipped
 #               where podman cannot run a container)
 #   (the reliability suites' short forms are part of ctest in both builds)
 #   install     cmake --install into a temp prefix; an embedder builds with pkg-config

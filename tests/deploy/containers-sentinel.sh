@@ -131,7 +131,8 @@ kill_ms=$(date +%s%3N)
 ) >"$WORK/ha-switch" 2>/dev/null &
 HA_WATCH_PIDS=$!
 st=$(pm inspect --format '{{.State.Status}} {{.State.ExitCode}}' "$(ha_c redis-1)")
-if [ "$st" = "exited 137" ]; then
+# "stopped" until podman's cleanup of the container has run, then "exited".
+if [ "$st" = "exited 137" ] || [ "$st" = "stopped 137" ]; then
     ok "sentinel: podman kill -s KILL $(ha_c redis-1) with $due_at_kill of $HA_N processes left (running or waiting)"
 else
     bad "sentinel: the primary after SIGKILL: $st"

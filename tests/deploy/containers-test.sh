@@ -140,6 +140,8 @@ cleanup() {
         while [ -e "$STATE/hold" ]; do sleep 2; done
     fi
     [ -n "$KILL_WATCH_PID" ] && kill "$KILL_WATCH_PID" 2>/dev/null
+    # tail -f of worker 3's log file (it would follow the deleted file forever).
+    [ -n "${logs_pid:-}" ] && kill "$logs_pid" 2>/dev/null
     if [ -S "$SOCK" ] && [ -f "$WORK/proj/.env" ]; then
         CT_TIMEOUT=120 compose down -v --remove-orphans -t 5 >"$WORK/down.log" 2>&1
     fi
@@ -492,9 +494,11 @@ wait_until 60 w3_new_long || note "worker 3 claimed no new 45 s process within 6
 # Its log, read from the k8s-file log itself by descriptor (tail -f keeps it
 # open after compose removes the container): `podman logs -f` was seen to stop
 # at the container's exit before its last lines (the drain's "grace over" ones).
+# The file holds "TIME STREAM P|F TEXT" records, a line cut into partial (P)
+# ones wherever the worker's write()s fell: joined back here.
 w3_log=$(pm inspect --format '{{.HostConfig.LogConfig.Path}}' "$(worker_c 3)")
 if [ -f "$w3_log" ]; then
-    tail -n +1 -f "$w3_log" >"$WORK/w3.log" 2>&1 &
+    tail -n +1 -f "$w3_log" >"$WORK/w3.k8s" 2>&1 &
 else
     pm logs -f "$(worker_c 3)" >"$WORK/w3.log" 2>&1 &
 fi
@@ -512,6 +516,10 @@ wait "$wait_pid"
 sleep 2
 kill "$logs_pid" 2>/dev/null
 wait "$logs_pid" 2>/dev/null
+if [ -f "$WORK/w3.k8s" ]; then
+    awk '{ tag = $3; sub(/^[^ ]+ [^ ]+ [PF] ?/, ""); line = line $0
+        if (tag != "P") { print line; line = "" } }' "$WORK/w3.k8s" >"$WORK/w3.log"
+fi
 if [ "$(tail -n 1 "$WORK/w3.exit")" = 0 ]; then
     ok "worker 3 exited 0 after SIGTERM"
 else
