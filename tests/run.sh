@@ -11,7 +11,8 @@
 #               the Sentinel/Cluster examples of deploy/ha
 #   (the Redis Cluster and Sentinel failover suites, test_ha_*, are part of ctest
 #    in both builds: they start their own nodes and Sentinels on loopback ports)
-#               the image built and the compose stack run with podman (skipped
+#               the image built and the compose stack run with podman, then the
+#               Sentinel stack of deploy/ha with its primary killed (skipped
 #               where podman cannot run a container)
 #   (the reliability suites' short forms are part of ctest in both builds)
 #   install     cmake --install into a temp prefix; an embedder builds with pkg-config
@@ -34,7 +35,8 @@ JOBS=$(nproc)
 PKGS="build-essential cmake pkg-config libhiredis-dev libev-dev libcjson-dev libcriterion-dev
       redis-server redis-tools redis-sentinel clang libclang-rt-14-dev valgrind iproute2
       docker-compose procps libmicrohttpd-dev chromium python3 python3-prometheus-client
-      python3-yaml podman buildah runc debootstrap netavark aardvark-dns catatonit nftables"
+      python3-yaml podman buildah runc debootstrap netavark aardvark-dns catatonit nftables
+      iptables"
 missing=""
 for p in $PKGS; do dpkg -s "$p" >/dev/null 2>&1 || missing="$missing $p"; done
 # Node.js may come from elsewhere than Debian (nodesource's nodejs carries its

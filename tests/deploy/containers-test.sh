@@ -32,7 +32,14 @@
 #     Redis container restarted (AOF in the volume), then: every process
 #     completed, exactly one `completed` event each, no (id, fence) run twice and
 #     every recorded result from a run that reached its end, nothing due or
-#     leased, the ACL log empty, the workers healthy (`lash-worker --check`).
+#     leased, the ACL log empty, the workers healthy (`lash-worker --check`);
+#   - then, with the same images and podman service, the Sentinel stack of
+#     deploy/ha/sentinel.compose.yml: tests/deploy/containers-sentinel.sh (a
+#     primary SIGKILLed in the middle of a drain; see there).
+# For working on one phase (not for CI): LASH_CT_PHASES=sentinel runs only the
+# Sentinel stack (default "main sentinel"); LASH_CT_REUSE_IMAGES=1 keeps the two
+# images at the end and uses them, if present, instead of building;
+# LASH_CT_HOLD=1 leaves the stack up after a failure until $STATE/hold is gone.
 # Timings are printed ("  time: ..."), never asserted beyond liveness bounds.
 # If podman cannot run a container at all here, one "skipped" line and exit 0.
 # The last line is "N passed, N failed".
@@ -44,6 +51,8 @@ ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 STATE=${LASH_CT_DIR:-/var/tmp/lash-containers}
 N=${LASH_CT_N:-2000}
 PROJECT=lashct
+PHASES=${LASH_CT_PHASES:-main sentinel}
+REUSE_IMAGES=${LASH_CT_REUSE_IMAGES:-0}
 QUEUE=default
 T_START=$SECONDS
 
@@ -100,6 +109,8 @@ SOCK=$STATE/podman.sock
 SVC_PID=""
 HEALTH_PID=""
 KILL_WATCH_PID=""
+HA_UP=0
+HA_WATCH_PIDS=""
 HAD_RUN_NETWORKS=0
 [ -e /run/containers/networks ] && HAD_RUN_NETWORKS=1
 fwd_before=$(cat /proc/sys/net/ipv4/ip_forward)
@@ -110,12 +121,34 @@ nft_before=$(nft list tables 2>/dev/null)
 pm() { nsenter --net="/run/netns/$NETNS" -- podman "$@"; }
 export DOCKER_HOST=unix://$SOCK
 compose() { (cd "$WORK/proj" && timeout "${CT_TIMEOUT:-300}" docker-compose "$@"); }
+# compose_ha ARGS...: the same for the Sentinel stack (containers-sentinel.sh),
+# a project of its own; the shell's variables override the .env of the main one.
+PROJECT_HA=lashha
+compose_ha() {
+    (cd "$WORK/proj" && LASH_TEST_OUT=$WORK/out-ha LASH_QUEUES=$QUEUE \
+        LASH_HANDLERS=sleep=/usr/local/libexec/lash/fence-handler \
+        timeout "${CT_TIMEOUT:-300}" docker-compose -p "$PROJECT_HA" \
+        -f deploy/ha/sentinel.compose.yml -f tests/deploy/sentinel.test.yml "$@")
+}
 
 cleanup() {
     trap - EXIT
+    # LASH_CT_HOLD=1: keep everything up after a failure until $STATE/hold is removed.
+    if [ "${LASH_CT_HOLD:-0}" = 1 ] && [ "$failed" != 0 ]; then
+        echo "  holding: netns $NETNS, DOCKER_HOST=$DOCKER_HOST; rm $STATE/hold to clean up"
+        touch "$STATE/hold"
+        while [ -e "$STATE/hold" ]; do sleep 2; done
+    fi
     [ -n "$KILL_WATCH_PID" ] && kill "$KILL_WATCH_PID" 2>/dev/null
+    # tail -f of worker 3's log file (it would follow the deleted file forever).
+    [ -n "${logs_pid:-}" ] && kill "$logs_pid" 2>/dev/null
     if [ -S "$SOCK" ] && [ -f "$WORK/proj/.env" ]; then
         CT_TIMEOUT=120 compose down -v --remove-orphans -t 5 >"$WORK/down.log" 2>&1
+    fi
+    if [ "$HA_UP" = 1 ] && [ -S "$SOCK" ]; then
+        # shellcheck disable=SC2086 # a list of pids
+        [ -n "$HA_WATCH_PIDS" ] && kill $HA_WATCH_PIDS 2>/dev/null
+        CT_TIMEOUT=120 compose_ha down -v --remove-orphans -t 5 >"$WORK/ha-down.log" 2>&1
     fi
     if [ -n "$HEALTH_PID" ]; then
         kill "$HEALTH_PID" 2>/dev/null
@@ -123,7 +156,7 @@ cleanup() {
     fi
     # Anything compose did not remove (a test that failed half way).
     if [ -e "/run/netns/$NETNS" ]; then
-        pm ps -aq --filter "label=com.docker.compose.project=$PROJECT" 2>/dev/null |
+        pm ps -aq --filter "label=com.docker.compose.project" 2>/dev/null |
             xargs -r nsenter --net="/run/netns/$NETNS" -- podman rm -f -t 0 >/dev/null 2>&1
     fi
     if [ -n "$SVC_PID" ]; then
@@ -132,8 +165,10 @@ cleanup() {
     fi
     # The images are rebuilt by every run (the build is part of the test); the
     # debootstrapped base stays for the next one.
-    podman rmi -f lash:local lash-redis:local >/dev/null 2>&1
-    podman image prune -f >/dev/null 2>&1
+    if [ "$REUSE_IMAGES" != 1 ]; then
+        podman rmi -f lash:local lash-redis:local >/dev/null 2>&1
+        podman image prune -f >/dev/null 2>&1
+    fi
     [ -e "/run/netns/$NETNS" ] && ip netns del "$NETNS"
     # netavark keeps its IP allocations and aardvark-dns its state in
     # /run/containers/networks whatever the configuration says; leave /run as
@@ -174,21 +209,27 @@ else
     (cd "$ROOT" && tar -c --exclude='./build*' --exclude=./.git --exclude=./.env . | tar -x -C "$WORK/proj")
 fi
 t0=$SECONDS
+BUILD_MSG="from deploy/Dockerfile"
 # --network host: RUN apt-get reaches the mirror the way the host does, and the
 # build sets up no container network at all. --pull=never: nothing may come
 # from a registry. --no-cache: the build time is a real one, every run. The two
 # builds share only the base, so they run side by side.
 build() { (cd "$WORK/proj" && podman build --pull=never --no-cache --network host -f deploy/Dockerfile "$@" .); }
-build -t lash:local >"$WORK/build.log" 2>&1 &
-build_pid=$!
-build --target redis -t lash-redis:local >"$WORK/build-redis.log" 2>&1
-redis_rc=$?
-wait "$build_pid"
-build_rc=$?
-cat "$WORK/build-redis.log" >>"$WORK/build.log"
+if [ "$REUSE_IMAGES" = 1 ] && podman image exists lash:local && podman image exists lash-redis:local; then
+    BUILD_MSG="kept from an earlier run (LASH_CT_REUSE_IMAGES=1)"
+    build_rc=0 redis_rc=0
+else
+    build -t lash:local >"$WORK/build.log" 2>&1 &
+    build_pid=$!
+    build --target redis -t lash-redis:local >"$WORK/build-redis.log" 2>&1
+    redis_rc=$?
+    wait "$build_pid"
+    build_rc=$?
+    cat "$WORK/build-redis.log" >>"$WORK/build.log"
+fi
 if [ "$build_rc" = 0 ] && [ "$redis_rc" = 0 ]; then
     BUILD_S=$((SECONDS - t0))
-    ok "podman build: lash:local and lash-redis:local from deploy/Dockerfile in ${BUILD_S} s"
+    ok "podman build: lash:local and lash-redis:local $BUILD_MSG in ${BUILD_S} s"
 else
     bad "podman build failed: $(tail -n 15 "$WORK/build.log")"
     finish
@@ -223,7 +264,7 @@ fi
 health_loop() {
     local c
     while :; do
-        for c in $(pm ps --filter "label=com.docker.compose.project=$PROJECT" --format '{{.Names}}'); do
+        for c in $(pm ps --filter "label=com.docker.compose.project" --format '{{.Names}}'); do
             pm healthcheck run "$c" >/dev/null 2>&1 ||
                 echo "$(date +%s) $c $(pm inspect --format '{{range .State.Health.Log}}{{.ExitCode}} {{.Output}};{{end}}' "$c" 2>&1 |
                     tr '\n' ' ' | tail -c 200)" >>"$WORK/unhealthy" &
@@ -294,6 +335,53 @@ wait_until() {
     return 1
 }
 
+# rows_of ID...: "id state owner fence" of those rows.
+ROWS_LUA='local out = {}
+for _, id in ipairs(ARGV) do
+  local r = redis.call("HMGET", KEYS[1] .. ":p:" .. id, "state", "owner", "fence")
+  out[#out + 1] = table.concat({id, r[1] or "-", r[2] or "-", r[3] or "-"}, " ")
+end
+return out'
+rows_of() { rcli EVAL "$ROWS_LUA" 1 "lash:{$QUEUE}" "$@"; }
+# "id N" for each id with N 'completed' events, "id other:EVENT" for any other ending.
+EVENTS_LUA='local c, out = {}, {}
+for _, e in ipairs(redis.call("XRANGE", KEYS[1] .. ":events", "-", "+")) do
+  local ev, id
+  for i = 1, #e[2], 2 do
+    if e[2][i] == "event" then ev = e[2][i + 1] elseif e[2][i] == "id" then id = e[2][i + 1] end
+  end
+  if ev == "completed" then c[id] = (c[id] or 0) + 1
+  elseif ev == "failed" or ev == "abandoned" or ev == "cancelled" then out[#out + 1] = id .. " other:" .. ev end
+end
+for id, n in pairs(c) do out[#out + 1] = id .. " " .. n end
+return out'
+
+# final_checks: after the last phase, nothing left and the host as it was.
+final_checks() {
+    left=$(pm ps -aq | wc -l)
+    vols=$(pm volume ls -q | wc -l)
+    if [ "$left" = 0 ] && [ "$vols" = 0 ]; then
+        ok "no container and no volume left in the private storage"
+    else
+        bad "$left container(s), $vols volume(s) left"
+    fi
+    if [ "$(cat /proc/sys/net/ipv4/ip_forward)" = "$fwd_before" ] &&
+        [ "$(nft list tables 2>/dev/null)" = "$nft_before" ]; then
+        ok "the host's ip_forward ($fwd_before) and nft tables are as before (netavark worked in $NETNS)"
+    else
+        bad "the host's network changed: ip_forward $(cat /proc/sys/net/ipv4/ip_forward) (was $fwd_before), nft: $(nft list tables 2>&1 | tr '\n' ' ')"
+    fi
+}
+
+# LASH_CT_PHASES without "main": straight to the Sentinel stack.
+if [[ " $PHASES " != *" main "* ]]; then
+    # shellcheck source=tests/deploy/containers-sentinel.sh
+    . "$ROOT/tests/deploy/containers-sentinel.sh"
+    final_checks
+    echo "  time: build ${BUILD_S:-?} s, test $((SECONDS - T_START)) s"
+    finish
+fi
+
 t0=$SECONDS
 if compose up -d --scale worker=2 >"$WORK/up.log" 2>&1; then
     ok "docker-compose up -d --scale worker=2 (Redis healthy first, then the workers)"
@@ -343,14 +431,6 @@ for _, id in ipairs(redis.call("ZRANGE", KEYS[1] .. ":due", 0, -1)) do
 end
 return out'
 live() { rcli EVAL "$LIVE_LUA" 1 "lash:{$QUEUE}"; }
-# rows_of ID...: "id state owner fence" of those rows.
-ROWS_LUA='local out = {}
-for _, id in ipairs(ARGV) do
-  local r = redis.call("HMGET", KEYS[1] .. ":p:" .. id, "state", "owner", "fence")
-  out[#out + 1] = table.concat({id, r[1] or "-", r[2] or "-", r[3] or "-"}, " ")
-end
-return out'
-rows_of() { rcli EVAL "$ROWS_LUA" 1 "lash:{$QUEUE}" "$@"; }
 owner_prefix() { echo "$(pm inspect --format '{{.Config.Hostname}}' "$1"):"; }
 
 # --- scale out to 4, SIGKILL one ----------------------------------------------------------
@@ -411,7 +491,17 @@ w3_long() { live | awk -v w="$W3" '$2 == "running" && index($3, w) == 1 && subst
 w3_long >"$WORK/w3-long-before"
 w3_new_long() { w3_long >"$WORK/w3-long-now" && comm -13 "$WORK/w3-long-before" "$WORK/w3-long-now" | grep -q .; }
 wait_until 60 w3_new_long || note "worker 3 claimed no new 45 s process within 60 s"
-pm logs -f "$(worker_c 3)" >"$WORK/w3.log" 2>&1 &
+# Its log, read from the k8s-file log itself by descriptor (tail -f keeps it
+# open after compose removes the container): `podman logs -f` was seen to stop
+# at the container's exit before its last lines (the drain's "grace over" ones).
+# The file holds "TIME STREAM P|F TEXT" records, a line cut into partial (P)
+# ones wherever the worker's write()s fell: joined back here.
+w3_log=$(pm inspect --format '{{.HostConfig.LogConfig.Path}}' "$(worker_c 3)")
+if [ -f "$w3_log" ]; then
+    tail -n +1 -f "$w3_log" >"$WORK/w3.k8s" 2>&1 &
+else
+    pm logs -f "$(worker_c 3)" >"$WORK/w3.log" 2>&1 &
+fi
 logs_pid=$!
 pm wait "$(worker_c 3)" >"$WORK/w3.exit" 2>&1 &
 wait_pid=$!
@@ -423,7 +513,13 @@ else
     bad "scale in to 2: $(tail -n 5 "$WORK/up2.log")"
 fi
 wait "$wait_pid"
+sleep 2
+kill "$logs_pid" 2>/dev/null
 wait "$logs_pid" 2>/dev/null
+if [ -f "$WORK/w3.k8s" ]; then
+    awk '{ tag = $3; sub(/^[^ ]+ [^ ]+ [PF] ?/, ""); line = line $0
+        if (tag != "P") { print line; line = "" } }' "$WORK/w3.k8s" >"$WORK/w3.log"
+fi
 if [ "$(tail -n 1 "$WORK/w3.exit")" = 0 ]; then
     ok "worker 3 exited 0 after SIGTERM"
 else
@@ -524,17 +620,6 @@ until c == "0"
 return n' 1 "lash:{$QUEUE}")
 if [ "$leases" = 0 ]; then ok "no lease key left"; else bad "$leases lease keys left"; fi
 
-EVENTS_LUA='local c, out = {}, {}
-for _, e in ipairs(redis.call("XRANGE", KEYS[1] .. ":events", "-", "+")) do
-  local ev, id
-  for i = 1, #e[2], 2 do
-    if e[2][i] == "event" then ev = e[2][i + 1] elseif e[2][i] == "id" then id = e[2][i + 1] end
-  end
-  if ev == "completed" then c[id] = (c[id] or 0) + 1
-  elseif ev == "failed" or ev == "abandoned" or ev == "cancelled" then out[#out + 1] = id .. " other:" .. ev end
-end
-for id, n in pairs(c) do out[#out + 1] = id .. " " .. n end
-return out'
 rcli EVAL "$EVENTS_LUA" 1 "lash:{$QUEUE}" >"$WORK/events"
 once=$(awk '$2 == "1"' "$WORK/events" | wc -l)
 other=$(awk '$2 != "1"' "$WORK/events")
@@ -590,19 +675,11 @@ if compose down -v -t 20 >"$WORK/down.log" 2>&1; then
 else
     bad "docker-compose down: $(tail -n 5 "$WORK/down.log")"
 fi
-left=$(pm ps -aq | wc -l)
-vols=$(pm volume ls -q | wc -l)
-if [ "$left" = 0 ] && [ "$vols" = 0 ]; then
-    ok "no container and no volume left in the private storage"
-else
-    bad "$left container(s), $vols volume(s) left"
+if [[ " $PHASES " == *" sentinel "* ]]; then
+    # shellcheck source=tests/deploy/containers-sentinel.sh
+    . "$ROOT/tests/deploy/containers-sentinel.sh"
 fi
-if [ "$(cat /proc/sys/net/ipv4/ip_forward)" = "$fwd_before" ] &&
-    [ "$(nft list tables 2>/dev/null)" = "$nft_before" ]; then
-    ok "the host's ip_forward ($fwd_before) and nft tables are as before (netavark worked in $NETNS)"
-else
-    bad "the host's network changed: ip_forward $(cat /proc/sys/net/ipv4/ip_forward) (was $fwd_before), nft: $(nft list tables 2>&1 | tr '\n' ' ')"
-fi
+final_checks
 echo "  time: debian:12-slim ${BASE_S} s, build ${BUILD_S:-?} s, up to healthy ${UP_S:-?} s," \
     "kill to rows taken over ${RECLAIM_MS:-?} ms and completed elsewhere ${KILL_DONE_MS:-?} ms," \
     "test $((SECONDS - T_START)) s"

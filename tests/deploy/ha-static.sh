@@ -9,6 +9,10 @@
 #     with each for a second and must log "starting: redis <url>", never a URL
 #     error; the addresses are examples, so it never gets further);
 #   - a Sentinel loads deploy/ha/sentinel.conf (a real redis-sentinel, temp dir).
+# The Sentinel stack is also run for real, in containers, by
+# tests/deploy/containers-sentinel.sh (a phase of containers-test.sh); these
+# checks stay for hosts where that one skips, and for the Cluster file, which
+# no test starts in containers.
 # The last line is "N passed, N failed".
 set -uo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
