@@ -54,8 +54,12 @@ void lash_log(const lash_logger *l, lash_log_level lvl, const char *queue, const
     gmtime_r(&tv.tv_sec, &tm);
     size_t n = strftime(ts, sizeof ts, "%Y-%m-%dT%H:%M:%S", &tm);
     snprintf(ts + n, sizeof ts - n, ".%03dZ", (int)(tv.tv_usec / 1000));
-    FILE *f = l->out;
-    flockfile(f);
+    /* The line is made in memory and written with one call: a log line is
+     * one write(2) on an unbuffered stderr, so a pipe, a container runtime
+     * or another process appending to the same file never sees it in pieces. */
+    char line[8192];
+    FILE *f = fmemopen(line, sizeof line, "w");
+    if (!f) return;
     if (l->format == LASH_LOGFMT_JSON) {
         fprintf(f, "{\"ts\":\"%s\",\"level\":\"%s\"", ts, level_names[lvl]);
         if (l->worker) fputs(",\"worker\":\"", f), put_escaped(f, l->worker, true), fputc('"', f);
@@ -80,7 +84,13 @@ void lash_log(const lash_logger *l, lash_log_level lvl, const char *queue, const
         fputc('\n', f);
     }
     fflush(f);
-    funlockfile(f);
+    long len = ftell(f);
+    fclose(f);
+    if (len <= 0) return;
+    if ((size_t)len >= sizeof line) len = (long)sizeof line - 1; /* cut: still one line */
+    if (line[len - 1] != '\n') line[len - 1] = '\n';
+    fwrite(line, 1, (size_t)len, l->out);
+    fflush(l->out);
 }
 
 void lash_log_reopen(lash_logger *l)
