@@ -419,8 +419,8 @@ Test(limits, a_rate_of_50_per_second_holds_within_10_percent_over_10_seconds)
     cmd_do("HSET lash:{q}:stats events all"); /* the claims' own times, below */
     enum { N = 700 };
     submit_many("q", "r", N, "rated", "{}");
-    /* Rows held by the rate are due exactly when the window reopens; a worker
-     * picks them up at its next look, so the poll interval is the lag. */
+    /* Rows held by the rate are due exactly when the window reopens, and the
+     * claim that held them says when: a worker claims them then. */
     for (int i = 0; i < 2; i++) {
         char name[8];
         snprintf(name, sizeof name, "w%d", i);
