@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "cli/cli.h"
+#include "proto/cron.h"
 #include "proto/keys.h"
 #include "proto/url.h"
 
@@ -195,18 +196,6 @@ static bool digits(const char **p, int n, int *out)
     return true;
 }
 
-/* Days since 1970-01-01 of a proleptic Gregorian date (H. Hinnant's algorithm),
- * so no libc time zone state is involved. */
-static int64_t days_from_civil(int64_t y, int m, int d)
-{
-    y -= m <= 2;
-    int64_t era = (y >= 0 ? y : y - 399) / 400;
-    int64_t yoe = y - era * 400;
-    int64_t doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
-    int64_t doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    return era * 146097 + doe - 719468;
-}
-
 static int days_in_month(int y, int m)
 {
     static const int dm[] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
@@ -261,7 +250,7 @@ const char *cli_iso8601_ms(const char *s, int64_t *out_ms)
     }
     if (*p) return "has unexpected text after the zone";
     if (y < 1970) return "is before 1970";
-    int64_t secs = days_from_civil(y, mo, d) * 86400 + h * 3600 + mi * 60 + sec - off * 60LL;
+    int64_t secs = lash_days_from_civil(y, mo, d) * 86400 + h * 3600 + mi * 60 + sec - off * 60LL;
     if (secs < 0) return "is before 1970";
     *out_ms = secs * 1000 + ms;
     return NULL;

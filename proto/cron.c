@@ -14,7 +14,7 @@ static int64_t floor_div(int64_t a, int64_t b)
     return (a % b != 0 && ((a < 0) != (b < 0))) ? q - 1 : q;
 }
 
-static int64_t days_from_civil(int64_t y, int m, int d)
+int64_t lash_days_from_civil(int64_t y, int m, int d)
 {
     y -= m <= 2;
     int64_t era = (y >= 0 ? y : y - 399) / 400;
@@ -314,15 +314,16 @@ static bool tzs_parse(const char *s, lash_tz *tz)
  * in force before it. */
 static int64_t rule_at(const lash_tz_day *d, int64_t y, int32_t off)
 {
-    int64_t jan1 = days_from_civil(y, 1, 1), day;
+    int64_t jan1 = lash_days_from_civil(y, 1, 1), day;
     if (d->kind == 'J') {
         bool leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
         day = jan1 + d->n - 1 + (leap && d->n >= 60);
     } else if (d->kind == 'D') {
         day = jan1 + d->n;
     } else {
-        int64_t first = days_from_civil(y, d->m, 1);
-        int64_t dim = days_from_civil(d->m == 12 ? y + 1 : y, d->m == 12 ? 1 : d->m + 1, 1) - first;
+        int64_t first = lash_days_from_civil(y, d->m, 1);
+        int64_t dim =
+            lash_days_from_civil(d->m == 12 ? y + 1 : y, d->m == 12 ? 1 : d->m + 1, 1) - first;
         int wd1 = (int)(first + 4 - floor_div(first + 4, 7) * 7);
         day = first + (d->d - wd1 + 7) % 7 + (int64_t)(d->w - 1) * 7;
         while (day - first >= dim)
@@ -528,7 +529,7 @@ static bool naive_next(const lash_cron *c, int64_t t, int64_t *out)
         int m, d;
         civil_from_days(days, &y, &m, &d);
         if (!(c->month >> m & 1)) {
-            t = days_from_civil(m == 12 ? y + 1 : y, m == 12 ? 1 : m + 1, 1) * 86400;
+            t = lash_days_from_civil(m == 12 ? y + 1 : y, m == 12 ? 1 : m + 1, 1) * 86400;
             continue;
         }
         if (!day_ok(c, d, (int)(days + 4 - floor_div(days + 4, 7) * 7))) { /* 1970-01-01: Thu */

@@ -80,6 +80,10 @@ lash_status lash_tz_name_check(const char *name, lash_err *e);
 /* A schedule name: A-Z a-z 0-9 . _ - , 1..LASH_SCHED_NAME_MAX bytes. */
 lash_status lash_sched_name_check(const char *name, lash_err *e);
 
+/* Days since 1970-01-01 of a proleptic Gregorian date (month 1..12): calendar
+ * arithmetic with no libc time zone state (H. Hinnant's algorithm). */
+int64_t lash_days_from_civil(int64_t y, int m, int d);
+
 /* The first firing strictly after after_ms (UTC ms). LASH_EINVAL when there is
  * none within ten years (a spec such as 30 February). */
 lash_status lash_cron_next(const lash_cron *c, const lash_tz *tz, int64_t after_ms, int64_t *out,
