@@ -116,6 +116,12 @@ local function lash_submit_one(base, now, id, kind, payload, opts, counts)
     elseif waits and #waits > 0 then
         lash_dep_park(base, id, waits)
     elseif prio ~= 0 then
+        -- Out of due and the other priority set, where an older row of the id
+        -- (deleted by hand) or a hand may have left it: a pending prioritized
+        -- row waits in one set alone (as lash_prio_requeue). Checked above.
+        lash_index('ZREM', base .. ':due', id)
+        lash_index('ZREM', base .. ':prio:wait', id)
+        lash_index('ZREM', base .. ':prio:ready', id)
         lash_prio_put(base, id, prio, run_at, now, lash_prio_step(base))
     else
         lash_index('ZADD', base .. ':due', lash_str(run_at), id)

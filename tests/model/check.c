@@ -76,6 +76,15 @@ static void invariants(lm *m, const lo_view *v, lc_memory *mem)
         if (term != x->in_done && lm_terminal(r) == r->in_done)
             lm_viol(m, "done-iff-terminal", "%s is %s and %s done", id, obs_form(x),
                     x->in_done ? "in" : "not in");
+        long long prio = 0;
+        if (x->type == LO_HASH && obs_state(x) == LM_PENDING && field_ll(x, "priority", &prio) &&
+            prio != 0 && x->in_due_set && !r->hand_due && !r->prio_demoted)
+            lm_viol(m, "prio-in-due",
+                    "%s is pending with priority %lld and in due (score %lld ms from now), "
+                    "where a claim ranks it as priority 0",
+                    id, prio, x->due_score - v->now);
+        if (x->nindex > 1 && !r->hand_due)
+            lm_viol(m, "prio-index", "%s is in %d of due, prio:wait and prio:ready", id, x->nindex);
         if (live && x->in_due && x->due_score > v->now + LM_DELAY_LONG + 60000)
             lm_viol(m, "unreachable", "%s is live but due only in %lld ms", id,
                     x->due_score - v->now);
@@ -205,6 +214,10 @@ static void check_hash(lm *m, int i, lm_row *r, const lo_id *x, lc_memory *mem)
                 kind ? kind : "-", payload ? payload : "-", max ? max : "-",
                 on_lost ? on_lost : "-", r->no_kind ? "-" : "k", r->no_payload ? "-" : r->payload,
                 r->no_max ? "-" : want_max, r->abandon ? "abandon" : "-");
+    long long prio = 0;
+    const char *pf = lo_field(x, "priority");
+    if ((pf && !field_ll(x, "priority", &prio)) || prio != r->prio)
+        lm_viol(m, "registration", "%s's priority is %s, want %d", id, pf ? pf : "(none)", r->prio);
     if (r->fresh) {
         static const char *const leftovers[] = {"owner", "cancel", "finished_ms", "result",
                                                 "error"};
@@ -308,6 +321,7 @@ void lc_adopt(lm *m, const lo_view *v, lc_memory *mem)
             r->no_max = !field_ll(x, "max_attempts", &n);
             r->max_attempts = r->no_max ? 0 : (int)n;
             r->abandon = on_lost && strcmp(on_lost, "abandon") == 0;
+            r->prio = field_ll(x, "priority", &n) ? (int)n : 0;
             r->has_attempt = field_ll(x, "attempt", &n);
             r->attempt = r->has_attempt ? (int)n : 0;
             r->has_fence = field_ll(x, "fence", &n);
@@ -321,6 +335,8 @@ void lc_adopt(lm *m, const lo_view *v, lc_memory *mem)
         snprintf(r->token, sizeof r->token, "%.*s", LM_TOKEN_MAX - 1, x->lease);
         r->lease_ttl = x->lease_pttl >= 0;
         r->in_due = x->in_due;
+        r->hand_due = x->nindex > 1 || x->in_due_set;
+        r->prio_demoted = false;
         r->due_ready = x->in_due && x->due_score <= v->now;
         r->in_done = x->in_done;
         r->fence_open = r->may_vanish = r->lease_may_vanish = r->fresh = false;

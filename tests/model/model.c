@@ -3,6 +3,7 @@
 
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 /* Four registrations, each differing from the others in payload, max_attempts
@@ -100,10 +101,23 @@ static bool same_reg(const lm_row *r, int reg)
            r->max_attempts == g->max_attempts && r->abandon == g->abandon;
 }
 
+/* The priority is part of the registration too (submit.lua: "conflict: id
+ * exists with another priority"). */
+static bool same_sub(const lm_row *r, const lm_sub *s)
+{
+    return same_reg(r, s->reg) && r->prio == s->prio;
+}
+
 /* Fields a claim refuses to hand to a worker: the row ends failed, by name. */
 static bool row_bad(const lm_row *r)
 {
     return r->no_kind || r->no_payload;
+}
+
+/* A script queued the row (again): where it waits is the scripts' doing. */
+static void queued(lm_row *r)
+{
+    r->hand_due = r->prio_demoted = false;
 }
 
 static void changed(lm_row *r)
@@ -270,6 +284,7 @@ static void create(lm *m, lm_row *r, const lm_sub *s)
     snprintf(r->payload, sizeof r->payload, "%s", lm_regs[s->reg].payload);
     r->max_attempts = lm_regs[s->reg].max_attempts;
     r->abandon = lm_regs[s->reg].abandon;
+    r->prio = s->prio;
     r->no_kind = r->no_payload = r->no_max = false;
     r->has_attempt = false;
     r->attempt = 0;
@@ -278,6 +293,7 @@ static void create(lm *m, lm_row *r, const lm_sub *s)
     r->in_due = true;
     r->due_ready = !s->delay;
     r->in_done = false; /* a created row is live: never in done */
+    queued(r);
     r->may_vanish = false;
     /* The lease key is not the submit's: one left by an earlier row stays, and
      * its holder must now be refused (holder() wants a running row).
@@ -323,7 +339,7 @@ void lm_submit(lm *m, const lm_sub *s, size_t n, const lash_submitted *got, bool
                 lm_viol(m, "status", "%s's row has no kind: want refused or created, got %d", id,
                         st);
         } else {
-            bool same = same_reg(r, s[i].reg);
+            bool same = same_sub(r, &s[i]);
             if (st != (same ? LASH_SUB_EXISTS : LASH_SUB_CONFLICT))
                 lm_viol(m, "status", "%s exists (%s registration): want %s, got %d (%s)", id,
                         same ? "same" : "another", same ? "exists" : "conflict", st, got[i].msg);
@@ -332,6 +348,27 @@ void lm_submit(lm *m, const lm_sub *s, size_t n, const lash_submitted *got, bool
 }
 
 /* ---- claim ----------------------------------------------------------------------- */
+
+static int cmp_cand(const void *a, const void *b)
+{
+    const lm_cand *x = a, *y = b;
+    if (x->prio != y->prio) return x->prio > y->prio ? -1 : 1;
+    if (x->at != y->at) return x->at < y->at ? -1 : 1;
+    return x->id - y->id; /* ids sort as their text: "a0" < ... < "a7" < "zz" */
+}
+
+size_t lm_claim_order(lm_cand *cand, size_t ncand, size_t n, int *out)
+{
+    qsort(cand, ncand, sizeof *cand, cmp_cand);
+    bool seen[LM_NIDS] = {0};
+    size_t k = 0;
+    for (size_t i = 0; i < ncand && k < n; i++) {
+        if (seen[cand[i].id]) continue;
+        seen[cand[i].id] = true;
+        out[k++] = cand[i].id;
+    }
+    return k;
+}
 
 static void claim_row(lm *m, int owner, int id, const lash_claimed *c)
 {
@@ -361,6 +398,7 @@ static void claim_row(lm *m, int owner, int id, const lash_claimed *c)
     r->lease_ttl = true;
     r->in_due = true;
     r->due_ready = false;
+    queued(r);
     if (c->fence > r->top_fence) r->top_fence = c->fence;
     hist_push(r, r->token);
     hold(m, owner, id, r->token);
@@ -407,6 +445,8 @@ void lm_claim(lm *m, int owner, const int *looked, size_t nlooked, const lash_cl
                 if (!r->lease_ttl) bad++;
                 r->lease_ttl = true;
                 r->due_ready = false;
+                if (!LM_PRIO_SURVIVES_WAIT && r->state == LM_PENDING && r->prio)
+                    r->prio_demoted = true;
             } else if (r->state == LM_RUNNING) {
                 m->tot.lost++;
                 if (row_bad(r)) {
@@ -527,6 +567,7 @@ void lm_complete(lm *m, int owner, const lm_fin *f, size_t n, const int *st, boo
             r->lease = LM_NOLEASE;
             r->in_due = true;
             r->due_ready = !f[i].later;
+            queued(r);
             m->tot.retried++;
             changed(r);
         } else {
@@ -559,6 +600,7 @@ void lm_release(lm *m, int owner, const lm_tok *t, const bool *ran, size_t n, co
             r->lease = LM_NOLEASE;
             r->in_due = true;
             r->due_ready = true;
+            queued(r);
             changed(r);
         }
     }
@@ -624,6 +666,7 @@ void lm_retry(lm *m, int id, lash_status got, const char *err)
     r->in_done = false;
     r->in_due = true;
     r->due_ready = true;
+    queued(r);
     changed(r);
 }
 
@@ -745,6 +788,7 @@ void lm_hand_due(lm *m, int id, bool ready)
 {
     m->row[id].in_due = true;
     m->row[id].due_ready = ready;
+    m->row[id].hand_due = true;
 }
 
 void lm_hand_done(lm *m, int id)

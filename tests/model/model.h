@@ -59,6 +59,19 @@
 #define LM_DELAY_LONG 3600000
 #define LM_QUEUE "m"
 
+/* Whether a prioritized pending row that a claim passes over because its lease
+ * key is held keeps its priority. It does not yet (claim.lua lash_claim_wait
+ * rescores it in due, where it ranks as priority 0; a limit holding a row back,
+ * lib.lua lash_limit_hold, does the same): the model then lets the row wait in
+ * due (prio_demoted). Set to 1 to see the violation (prio-in-due). */
+#define LM_PRIO_SURVIVES_WAIT 0
+/* Whether a submit that creates a row of priority 0 takes the id out of the
+ * priority sets, where an older row deleted by hand may have left it. It does
+ * not yet (submit.lua touches those sets only for a prioritized row, to keep
+ * the plain path's cost): until it does, run.c gives such a resubmit a
+ * priority. Set to 1 to see the violation (prio-index). */
+#define LM_SUBMIT_CLEARS_PRIO 0
+
 typedef enum { LM_ABSENT, LM_HASH, LM_JUNK } lm_form;
 
 /* The six states of proto/state.h, then the two a hand can make. */
@@ -90,6 +103,7 @@ typedef struct {
     char payload[16]; /* the registration (kind is "k") */
     int max_attempts;
     bool abandon;
+    int prio;                         /* field priority (0: none; part of the registration) */
     bool no_kind, no_payload, no_max; /* deleted by hand */
     bool has_attempt, has_fence;
     int attempt;
@@ -98,6 +112,11 @@ typedef struct {
     bool cancel;
     /* The indexes. due_ready: its score has passed (a claim would look at it). */
     bool in_due, due_ready, in_done;
+    /* Priorities: a pending row of priority != 0 waits in a priority set, never
+     * in due, unless a hand put it there (hand_due) or a claim passed it over
+     * (prio_demoted; see LM_PRIO_SURVIVES_WAIT). Both last until a script
+     * queues the row again. */
+    bool hand_due, prio_demoted;
     /* The lease key: a string (LM_TOKEN, whatever it says) or another type. */
     lm_lease lease;
     char token[LM_TOKEN_MAX];
@@ -159,10 +178,24 @@ void lm_viol(lm *m, const char *what, const char *fmt, ...) __attribute__((forma
 
 typedef struct {
     int id, reg;
+    int prio;   /* the priority option (0: not sent) */
     bool delay; /* run_at an hour ahead */
 } lm_sub;
 void lm_submit(lm *m, const lm_sub *s, size_t n, const lash_submitted *got, bool failed,
                const char *err);
+
+/* Priorities (issue 15): an eligible row, as a claim may look at it. A pending
+ * row of priority p != 0 waits in lash:{q}:prio:wait or prio:ready, every other
+ * one (priority 0, running, parked) in due, where a claim ranks it as
+ * priority 0. at: when it became due (server ms). */
+typedef struct {
+    int id, prio;
+    double at; /* hand-set scores are half ms */
+} lm_cand;
+/* The ids a claim looks at, n at most, in the order the spec says: priority
+ * descending, then due time, then id; an id listed twice counts once, at its
+ * best place. Sorts cand; returns the count written to out. */
+size_t lm_claim_order(lm_cand *cand, size_t ncand, size_t n, int *out);
 
 /* looked: the ids the claim looks at, in order: the first n of `due` whose
  * score has passed (read just before; see run.c). */

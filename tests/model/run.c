@@ -285,9 +285,20 @@ static void do_submit(play *p, const lr_step *s)
         sub[i].id = i == 0 ? s->id : (int)choose(p, LM_GHOST);
         sub[i].reg = choose(p, 4) < 3 ? sub[i].id % LM_NREGS : (int)choose(p, LM_NREGS);
         sub[i].delay = choose(p, 10) == 0;
+        /* Mostly the id's own priority (0 for three ids of eight), at times
+         * another: a resubmit with another priority is a conflict. */
+        static const int prios[] = {0, 2, -1, 0, 5, 1, 0, 2};
+        sub[i].prio = choose(p, 4) < 3 ? prios[sub[i].id] : prios[choose(p, 8)];
+        const lm_row *r = &p->m.row[sub[i].id];
+        bool creates = r->form != LM_HASH || r->no_kind;
+        if (!LM_SUBMIT_CLEARS_PRIO && !sub[i].prio && creates &&
+            (p->view.id[sub[i].id].in_pwait || p->view.id[sub[i].id].in_pready))
+            sub[i].prio = 1; /* see LM_SUBMIT_CLEARS_PRIO */
         const lm_reg *g = &lm_regs[sub[i].reg];
-        say(p, " %s(payload %s max %d%s%s)", lm_id(sub[i].id), g->payload, g->max_attempts,
+        say(p, " %s(payload %s max %d%s%s", lm_id(sub[i].id), g->payload, g->max_attempts,
             g->abandon ? " abandon" : "", sub[i].delay ? " delay 1h" : "");
+        if (sub[i].prio) say(p, " priority %d", sub[i].prio);
+        say(p, ")");
     }
     lash_submitted out[3];
     lash_err e = {0};
@@ -303,13 +314,42 @@ static void do_submit(play *p, const lr_step *s)
     lm_submit(&p->m, sub, n, out, st != LASH_OK, e.msg);
 }
 
+/* The ids a claim of n looks at, in the order it must look at them (read just
+ * before it): the rows of due whose score passed (ranked as priority 0), and
+ * the prioritized ones: all of prio:ready, and those of prio:wait whose time
+ * passed and that are still pending with a priority (any other goes back to due
+ * unlooked at, lib.lua lash_prio_pick). The order is the model's. */
+static size_t looked_ids(play *p, size_t n, int *looked)
+{
+    lm_cand cand[LO_SET_MAX + 2 * LM_NIDS];
+    size_t nc = 0;
+    const lo_view *v = &p->view;
+    for (size_t k = 0; k < v->ndue; k++)
+        if (v->due_score[k] <= v->now)
+            cand[nc++] = (lm_cand){.id = v->due[k], .prio = 0, .at = v->due_at[k]};
+    for (int i = 0; i < LM_NIDS; i++) {
+        const lo_id *x = &v->id[i];
+        const lm_row *r = &p->m.row[i];
+        if (x->in_pready)
+            cand[nc++] =
+                (lm_cand){.id = i,
+                          .prio = r->prio,
+                          .at = (double)(x->pready_rank - LO_PRIO_K0 + r->prio * LO_PRIO_STRICT)};
+        if (x->in_pwait && x->pwait_score <= v->now && r->form == LM_HASH &&
+            r->state == LM_PENDING && r->prio != 0)
+            cand[nc++] = (lm_cand){.id = i, .prio = r->prio, .at = x->pwait_at};
+    }
+    return lm_claim_order(cand, nc, n, looked);
+}
+
 static void do_claim(play *p, int owner, int n, int64_t ttl, int *claimed, size_t *nclaimed)
 {
     int looked[LO_SET_MAX];
-    size_t nl = 0;
-    for (size_t k = 0; k < p->view.ndue && nl < (size_t)n; k++)
-        if (p->view.due_score[k] <= p->view.now) looked[nl++] = p->view.due[k];
-    say(p, "claim %s n=%d ttl=%lld", lm_owner(owner), n, (long long)ttl);
+    size_t nl = looked_ids(p, (size_t)n, looked);
+    say(p, "claim %s n=%d ttl=%lld (looks at", lm_owner(owner), n, (long long)ttl);
+    for (size_t k = 0; k < nl; k++)
+        say(p, " %s", lm_id(looked[k]));
+    say(p, ")");
     lash_claim_batch b = {0};
     lash_err e = {0};
     call_begin(p);
@@ -558,13 +598,11 @@ static void do_short_lease(play *p, const lr_step *s)
     int ids[2 * LO_SET_MAX];
     size_t n = 0;
     if (choose(p, 2)) {
-        int forever[LO_SET_MAX];
-        size_t nf = 0;
-        for (size_t k = 0, seen = 0; k < p->view.ndue && seen < s->n; k++) {
-            if (p->view.due_score[k] > p->view.now) continue;
-            seen++;
-            lm_row *r = &p->m.row[p->view.due[k]];
-            if (r->lease != LM_NOLEASE && !r->lease_ttl) forever[nf++] = p->view.due[k];
+        int forever[LO_SET_MAX], looked[LO_SET_MAX];
+        size_t nf = 0, nl = looked_ids(p, s->n, looked);
+        for (size_t k = 0; k < nl; k++) {
+            lm_row *r = &p->m.row[looked[k]];
+            if (r->lease != LM_NOLEASE && !r->lease_ttl) forever[nf++] = looked[k];
         }
         do_claim(p, s->owner, s->n, SHORT_TTL, ids, &n);
         for (size_t i = 0; i < nf; i++)
@@ -681,6 +719,7 @@ static void do_hand(play *p, const lr_step *s)
     }
     case LR_SET_LEASE: {
         char t[LM_TOKEN_MAX];
+
         const char *old = old_token(p, id);
         unsigned how = choose(p, 3);
         if (how == 0 && old)
@@ -699,6 +738,13 @@ static void do_hand(play *p, const lr_step *s)
         break;
     case LR_DUE_JUNK: {
         char later[32];
+        /* An id waiting in a priority set put in due as well is left out: the
+         * scripts leave the prio entry behind when a claim takes the row from
+         * due (the report of issue 15's model work). */
+        if (p->view.id[id].in_pwait || p->view.id[id].in_pready) {
+            say(p, "(%s waits in a priority set: left alone)", lm_id(id));
+            break;
+        }
         snprintf(later, sizeof later, "%lld", p->view.now + LM_DELAY_LONG);
         say(p, "%s", sut_hand_due(c, id, ttl ? p->past : later));
         lm_hand_due(&p->m, id, ttl);

@@ -61,6 +61,7 @@ lash_status sut_submit(lash_conn *c, const lm_sub *s, size_t n, lash_submitted *
         subs[i].max_attempts = g->max_attempts;
         subs[i].on_lost = g->abandon ? LASH_ON_LOST_ABANDON : LASH_ON_LOST_RERUN;
         subs[i].delay_ms = s[i].delay ? LM_DELAY_LONG : 0;
+        subs[i].priority = s[i].prio;
     }
     return lash_submit(c, LM_QUEUE, subs, n, out, e);
 }
@@ -184,6 +185,8 @@ void sut_advance(lash_conn *c, int id, const char *score)
         sut_wait_leases_gone(c, &id, 1);
     }
     raw_ok(c, "ZADD " Q ":due XX %s %s", score, lm_id(id));
+    /* A prioritized row waiting for its time; one in prio:ready is due already. */
+    raw_ok(c, "ZADD " Q ":prio:wait XX %s %s", score, lm_id(id));
 }
 
 void sut_wait_leases_gone(lash_conn *c, const int *ids, size_t n)
