@@ -78,14 +78,15 @@ static void invariants(lm *m, const lo_view *v, lc_memory *mem)
                     x->in_done ? "in" : "not in");
         long long prio = 0;
         if (x->type == LO_HASH && obs_state(x) == LM_PENDING && field_ll(x, "priority", &prio) &&
-            prio != 0 && x->in_due_set && !r->hand_due && !r->prio_demoted)
+            prio != 0 && x->in_due_set && !r->hand_due && !r->prio_demoted && !lm_parked(r))
             lm_viol(m, "prio-in-due",
                     "%s is pending with priority %lld and in due (score %lld ms from now), "
                     "where a claim ranks it as priority 0",
                     id, prio, x->due_score - v->now);
         if (x->nindex > 1 && !r->hand_due)
             lm_viol(m, "prio-index", "%s is in %d of due, prio:wait and prio:ready", id, x->nindex);
-        if (live && x->in_due && x->due_score > v->now + LM_DELAY_LONG + 60000)
+        if (live && x->in_due && x->due_score > v->now + LM_DELAY_LONG + 60000 &&
+            !(lm_parked(r) && x->due_score == LO_PARKED))
             lm_viol(m, "unreachable", "%s is live but due only in %lld ms", id,
                     x->due_score - v->now);
         if (x->type == LO_HASH) {
@@ -304,7 +305,7 @@ void lc_check(lm *m, const lo_view *v, lc_memory *mem)
 
 void lc_adopt(lm *m, const lo_view *v, lc_memory *mem)
 {
-    long long rows[6] = {0};
+    long long rows[6] = {0}, n0;
     for (int i = 0; i < LM_NIDS; i++) {
         lm_row *r = &m->row[i];
         const lo_id *x = &v->id[i];
@@ -334,6 +335,9 @@ void lc_adopt(lm *m, const lo_view *v, lc_memory *mem)
                                                 : LM_JUNKLEASE;
         snprintf(r->token, sizeof r->token, "%.*s", LM_TOKEN_MAX - 1, x->lease);
         r->lease_ttl = x->lease_pttl >= 0;
+        r->parked = r->form == LM_HASH && r->state == LM_PENDING && x->in_due_set &&
+                    x->due_score == LO_PARKED;
+        r->deps_left = field_ll(x, "deps_left", &n0) ? (int)n0 : 0;
         r->in_due = x->in_due;
         r->hand_due = x->nindex > 1 || x->in_due_set;
         r->prio_demoted = false;

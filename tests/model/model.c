@@ -105,7 +105,7 @@ static bool same_reg(const lm_row *r, int reg)
  * exists with another priority"). */
 static bool same_sub(const lm_row *r, const lm_sub *s)
 {
-    return same_reg(r, s->reg) && r->prio == s->prio;
+    return same_reg(r, s->reg) && r->prio == s->prio && r->after == s->after;
 }
 
 /* Fields a claim refuses to hand to a worker: the row ends failed, by name. */
@@ -117,7 +117,7 @@ static bool row_bad(const lm_row *r)
 /* A script queued the row (again): where it waits is the scripts' doing. */
 static void queued(lm_row *r)
 {
-    r->hand_due = r->prio_demoted = false;
+    r->hand_due = r->prio_demoted = r->parked = false;
 }
 
 static void changed(lm_row *r)
@@ -190,7 +190,15 @@ static void count_final(lm *m, lm_state s)
     }
 }
 
-/* Ends a row (lash_finish): out of due, into done, lease gone. */
+bool lm_parked(const lm_row *r)
+{
+    return r->form == LM_HASH && r->state == LM_PENDING && r->parked;
+}
+
+static void settle_deps(lm *m, lm_row *r, lm_state s);
+
+/* Ends a row (lash_finish): out of due, into done, lease gone; its waiters
+ * settle (lash_dep_settle). */
 static void finish(lm *m, lm_row *r, lm_state s)
 {
     r->state = s;
@@ -198,8 +206,49 @@ static void finish(lm *m, lm_row *r, lm_state s)
     r->due_ready = false;
     r->in_done = true;
     r->lease = LM_NOLEASE;
+    r->parked = false;
     count_final(m, s);
     changed(r);
+    if (m->nended < (int)(sizeof m->ended / sizeof m->ended[0]))
+        m->ended[m->nended++] = (int)(r - m->row);
+}
+
+/* The end of a call: the waiters of the rows it ended settle, in the order
+ * they ended (and those that end then, after them), by each one's state now
+ * (a row gone counts as not completed). */
+static void settle_all(lm *m)
+{
+    for (int i = 0; i < m->nended; i++) {
+        lm_row *r = &m->row[m->ended[i]];
+        settle_deps(m, r, r->form == LM_HASH ? r->state : LM_NOSTATE);
+    }
+    m->nended = 0;
+}
+
+/* The rows that wait for r (registered at their submit while r was live) when
+ * r ends in s: completed counts each pending one's deps_left down and, at 0,
+ * makes it due (at its run_at); any other end cancels each pending one, which
+ * settles its own waiters in turn. Either way they no longer wait for r. */
+static void settle_deps(lm *m, lm_row *r, lm_state s)
+{
+    unsigned bit = 1u << (unsigned)(r - m->row);
+    for (int w = 0; w < LM_NIDS; w++) {
+        lm_row *x = &m->row[w];
+        if (!(x->waiting & bit)) continue;
+        x->waiting &= ~bit;
+        if (x->form != LM_HASH || x->state != LM_PENDING) continue;
+        if (s != LM_COMPLETED) {
+            finish(m, x, LM_CANCELLED);
+            continue;
+        }
+        x->deps_left = x->deps_left > 0 ? x->deps_left - 1 : 0;
+        changed(x);
+        if (x->deps_left == 0) {
+            x->parked = false;
+            x->in_due = true;
+            x->due_ready = !x->run_later;
+        }
+    }
 }
 
 /* Ends a row whose lease ran out: the fence moves on, so the lost owner's late
@@ -285,6 +334,11 @@ static void create(lm *m, lm_row *r, const lm_sub *s)
     r->max_attempts = lm_regs[s->reg].max_attempts;
     r->abandon = lm_regs[s->reg].abandon;
     r->prio = s->prio;
+    r->after = s->after;
+    r->run_later = s->delay;
+    r->parked = false;
+    r->deps_left = 0;
+    if (LM_DEPS_FORGET_DELETED) r->waiting = 0;
     r->no_kind = r->no_payload = r->no_max = false;
     r->has_attempt = false;
     r->attempt = 0;
@@ -310,6 +364,26 @@ static void create(lm *m, lm_row *r, const lm_sub *s)
     m->tot.submitted++;
 }
 
+/* A submit's `after`, judged before the row is written: -1 when one is no row
+ * of the queue (or a row without a state lash knows: refused), 1 when one
+ * ended other than completed (the row is made cancelled), else 0 with the
+ * live ones in *waits. */
+static int dep_outcome(const lm *m, unsigned after, unsigned *waits)
+{
+    int out = 0;
+    *waits = 0;
+    for (int d = 0; d < LM_NIDS; d++) {
+        if (!(after & (1u << d))) continue;
+        const lm_row *r = &m->row[d];
+        if (r->form != LM_HASH || r->state == LM_NOSTATE || r->state == LM_BADSTATE) return -1;
+        if (lm_live(r))
+            *waits |= 1u << d;
+        else if (r->state != LM_COMPLETED)
+            out = 1;
+    }
+    return out;
+}
+
 void lm_submit(lm *m, const lm_sub *s, size_t n, const lash_submitted *got, bool failed,
                const char *err)
 {
@@ -322,10 +396,26 @@ void lm_submit(lm *m, const lm_sub *s, size_t n, const lash_submitted *got, bool
         if (strcmp(got[i].id, id) != 0)
             lm_viol(m, "reply", "row %zu came back as '%s', sent as %s", i, got[i].id, id);
         if (r->form == LM_ABSENT) {
+            unsigned waits = 0;
+            int dep = dep_outcome(m, s[i].after, &waits);
+            if (dep < 0) {
+                if (st != LASH_SUB_INVALID)
+                    lm_viol(m, "status",
+                            "%s names a dependency that is no row: want invalid, got %d", id, st);
+                continue;
+            }
             if (st != LASH_SUB_CREATED)
                 lm_viol(m, "status", "%s has no row: want created, got %d (%s)", id, st,
                         got[i].msg);
             create(m, r, &s[i]);
+            if (dep > 0) {
+                finish(m, r, LM_CANCELLED); /* a dependency ended otherwise already */
+            } else if (waits) {
+                r->waiting |= waits;
+                r->deps_left = __builtin_popcount(waits);
+                r->parked = true;
+                r->due_ready = false;
+            }
         } else if (r->form == LM_JUNK) {
             if (!refused)
                 lm_viol(m, "status", "%s's row key has the wrong type: want it refused, got %d", id,
@@ -345,6 +435,7 @@ void lm_submit(lm *m, const lm_sub *s, size_t n, const lash_submitted *got, bool
                         same ? "same" : "another", same ? "exists" : "conflict", st, got[i].msg);
         }
     }
+    settle_all(m);
 }
 
 /* ---- claim ----------------------------------------------------------------------- */
@@ -487,6 +578,7 @@ void lm_claim(lm *m, int owner, const int *looked, size_t nlooked, const lash_cl
     /* ... and a log key of the wrong type may add its own note. */
     if (got->bad != bad && !(qfault_is_log(m) && got->bad == bad + 1))
         lm_viol(m, "reply", "claim noted %zu ids, want %zu", got->bad, bad);
+    settle_all(m);
 }
 
 /* ---- the owner's other calls ---------------------------------------------------- */
@@ -574,6 +666,7 @@ void lm_complete(lm *m, int owner, const lm_fin *f, size_t n, const int *st, boo
             finish(m, r, LM_FAILED);
         }
     }
+    settle_all(m);
 }
 
 void lm_release(lm *m, int owner, const lm_tok *t, const bool *ran, size_t n, const int *st,
@@ -604,6 +697,7 @@ void lm_release(lm *m, int owner, const lm_tok *t, const bool *ran, size_t n, co
             changed(r);
         }
     }
+    settle_all(m);
 }
 
 /* ---- the operator's calls -------------------------------------------------------- */
@@ -643,6 +737,7 @@ void lm_cancel(lm *m, int id, lash_status got, bool requested, const char *err)
     } else {
         finish(m, r, LM_CANCELLED);
     }
+    settle_all(m);
 }
 
 void lm_retry(lm *m, int id, lash_status got, const char *err)
@@ -702,7 +797,7 @@ void lm_advance(lm *m, int id)
 {
     lm_row *r = &m->row[id];
     if (r->lease != LM_NOLEASE && r->lease_ttl) r->lease = LM_NOLEASE;
-    if (r->in_due) r->due_ready = true;
+    if (r->in_due && !lm_parked(r)) r->due_ready = true;
 }
 
 static void hand_state_gone(lm *m, lm_row *r)

@@ -71,6 +71,17 @@
  * the plain path's cost): until it does, run.c gives such a resubmit a
  * priority. Set to 1 to see the violation (prio-index). */
 #define LM_SUBMIT_CLEARS_PRIO 0
+/* Whether a row deleted by hand stops waiting for its dependencies (its id
+ * leaves lash:{q}:dep:<D>), so that a new row of the same id is not settled by
+ * them. When 0, the model lets the new row inherit the old registrations (as
+ * the scripts do); 1 shows the violation. */
+#define LM_DEPS_FORGET_DELETED 0
+/* Whether a dependency whose row a claim drops (deleted, or a key of another
+ * type: by hand) settles its waiters (cancelled, "dependency D ended and was
+ * deleted"). It does not yet: they wait until a new row of that id ends. When
+ * 0, the drain does not call such a waiter stranded; 1 shows it
+ * (drain/dep-stranded). */
+#define LM_DEPS_SETTLE_DROPPED 0
 
 typedef enum { LM_ABSENT, LM_HASH, LM_JUNK } lm_form;
 
@@ -103,7 +114,15 @@ typedef struct {
     char payload[16]; /* the registration (kind is "k") */
     int max_attempts;
     bool abandon;
-    int prio;                         /* field priority (0: none; part of the registration) */
+    int prio; /* field priority (0: none; part of the registration) */
+    /* Dependencies (issue 15): after, the ids of its `after` option (bits of
+     * the universe; part of the registration); waiting, those it still waits
+     * for (parked in due while any: never eligible); run_later, submitted with
+     * a delay (a row whose last dependency completes is due at its run_at). */
+    unsigned after, waiting;
+    bool run_later;
+    bool parked;                      /* in due at 2^53 - 1 until deps_left reaches 0 */
+    int deps_left;                    /* field deps_left: the dependencies still to complete */
     bool no_kind, no_payload, no_max; /* deleted by hand */
     bool has_attempt, has_fence;
     int attempt;
@@ -156,6 +175,9 @@ typedef struct {
     const char *qfault; /* a queue-wide key holds the wrong type: errors allowed */
     lm_held held[LM_NOWNERS + 1][LM_HELD]; /* [LM_NOWNERS] is the drain's owner */
     int nheld[LM_NOWNERS + 1];
+    int ended[4 * LM_NIDS]; /* rows ended by the call so far: their waiters settle
+                             * at its end (lash_flush_counts, lash_dep_settle) */
+    int nended;
     const char *op; /* the operation being applied, for codes */
     lm_report_fn *report;
     void *ctx;
@@ -178,8 +200,9 @@ void lm_viol(lm *m, const char *what, const char *fmt, ...) __attribute__((forma
 
 typedef struct {
     int id, reg;
-    int prio;   /* the priority option (0: not sent) */
-    bool delay; /* run_at an hour ahead */
+    int prio;       /* the priority option (0: not sent) */
+    unsigned after; /* the after option: bits of the universe (0: not sent) */
+    bool delay;     /* run_at an hour ahead */
 } lm_sub;
 void lm_submit(lm *m, const lm_sub *s, size_t n, const lash_submitted *got, bool failed,
                const char *err);
@@ -226,8 +249,11 @@ void lm_trim(lm *m, int keep_n, int max, const int *done_order, size_t ndone, in
 
 /* ---- time and hands ---------------------------------------------------------- */
 
-/* Time passes for id: a lease with an expiry runs out, its due score passes. */
+/* Time passes for id: a lease with an expiry runs out, its due score passes
+ * (a row parked for its dependencies stays parked: never is never reached). */
 void lm_advance(lm *m, int id);
+/* Parked: pending, waiting for dependencies (in due at 2^53 - 1). */
+bool lm_parked(const lm_row *r);
 void lm_hand_row_junk(lm *m, int id);
 void lm_hand_del_row(lm *m, int id);
 /* field: state kind payload fence attempt owner max_attempts */

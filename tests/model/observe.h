@@ -48,6 +48,7 @@ typedef struct {
 
 #define LO_PRIO_STRICT 4398046511104LL /* 2^42, lib.lua LASH_PRIO_STRICT */
 #define LO_PRIO_K0 (1000 * LO_PRIO_STRICT)
+#define LO_PARKED 9007199254740991LL /* lib.lua LASH_DEP_PARKED: waits for dependencies */
 
 typedef struct {
     long long now; /* server ms, read first */

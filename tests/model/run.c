@@ -294,10 +294,20 @@ static void do_submit(play *p, const lr_step *s)
         if (!LM_SUBMIT_CLEARS_PRIO && !sub[i].prio && creates &&
             (p->view.id[sub[i].id].in_pwait || p->view.id[sub[i].id].in_pready))
             sub[i].prio = 1; /* see LM_SUBMIT_CLEARS_PRIO */
+        /* Mostly the id's own dependencies (chains: a1 after a0, a3 after a1
+         * and a2, ...), at times another id's. */
+        static const unsigned afters[] = {0, 1u << 0, 0, 1u << 1 | 1u << 2, 0, 1u << 4, 1u << 3, 0};
+        sub[i].after = choose(p, 4) < 3 ? afters[sub[i].id] : afters[choose(p, 8)];
+        sub[i].after &= ~(1u << sub[i].id);
         const lm_reg *g = &lm_regs[sub[i].reg];
         say(p, " %s(payload %s max %d%s%s", lm_id(sub[i].id), g->payload, g->max_attempts,
             g->abandon ? " abandon" : "", sub[i].delay ? " delay 1h" : "");
         if (sub[i].prio) say(p, " priority %d", sub[i].prio);
+        for (int d = 0, first = 1; d < LM_NIDS; d++)
+            if (sub[i].after & (1u << d)) {
+                say(p, "%s%s", first ? " after " : ",", lm_id(d));
+                first = 0;
+            }
         say(p, ")");
     }
     lash_submitted out[3];
@@ -585,7 +595,7 @@ static void do_op(play *p, const lr_step *s, int kind)
 
 static void advance(play *p, int id)
 {
-    sut_advance(p->run->c, id, p->past);
+    sut_advance(p->run->c, id, p->past, !lm_parked(&p->m.row[id]));
     lm_advance(&p->m, id);
 }
 
@@ -614,6 +624,24 @@ static void do_short_lease(play *p, const lr_step *s)
     say(p, "; waited until they ran out");
     for (size_t i = 0; i < n; i++)
         lm_advance(&p->m, ids[i]);
+}
+
+/* Whether id waits for a dependency whose row a hand took away (see
+ * LM_DEPS_SETTLE_DROPPED) ... */
+static bool waits_for_dropped_at(play *p, int id, int depth)
+{
+    for (int d = 0; d < LM_NIDS && depth < LM_NIDS; d++)
+        if ((p->m.row[id].waiting & (1u << d)) &&
+            (p->m.row[d].form != LM_HASH ||
+             (lm_parked(&p->m.row[d]) && waits_for_dropped_at(p, d, depth + 1))))
+            return true;
+    return false;
+}
+
+/* ... or for one that waits so in turn. */
+static bool waits_for_dropped(play *p, int id)
+{
+    return waits_for_dropped_at(p, id, 0);
 }
 
 /* Time passes for every id; claims and completes until nothing is live. Every
@@ -654,7 +682,13 @@ static void do_drain(play *p)
     }
     set_op(p, "drain");
     for (int i = 0; i < LM_NIDS; i++)
-        if (lm_live(&p->m.row[i]) || p->m.row[i].in_due)
+        if (lm_parked(&p->m.row[i]) && !LM_DEPS_SETTLE_DROPPED && waits_for_dropped(p, i))
+            continue;
+        else if (lm_parked(&p->m.row[i]))
+            lm_viol(&p->m, "dep-stranded",
+                    "%s still waits for dependencies after 8 rounds of drain (deps_left %d)",
+                    lm_id(i), p->m.row[i].deps_left);
+        else if (lm_live(&p->m.row[i]) || p->m.row[i].in_due)
             lm_viol(&p->m, "unreachable", "%s is still %s%s after 8 rounds of drain", lm_id(i),
                     lm_state_name(p->m.row[i].state), p->m.row[i].in_due ? " and in due" : "");
 }

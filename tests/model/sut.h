@@ -40,7 +40,7 @@ void sut_recount(lash_conn *c);
  * then waits until Redis has forgotten it), its due score moves to `score`
  * (a score in the past, as text: run.c uses half milliseconds so that no hand-set
  * score ties with one a script wrote). */
-void sut_advance(lash_conn *c, int id, const char *score);
+void sut_advance(lash_conn *c, int id, const char *score, bool move_due);
 /* Waits until the lease keys of ids that have an expiry have run out (a short
  * lease ran out by itself). */
 void sut_wait_leases_gone(lash_conn *c, const int *ids, size_t n);
