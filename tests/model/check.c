@@ -94,6 +94,19 @@ static void invariants(lm *m, const lo_view *v, lc_memory *mem)
             if (s <= LM_ABANDONED) rows[s]++;
         }
     }
+    /* A concurrency limit: the rows that hold a slot (field slot) and run under a
+     * live lease never outnumber it, but for those that ran before it was
+     * lowered (the count only must not grow past it). */
+    int slots = 0;
+    for (int i = 0; i < LM_NIDS; i++) {
+        const lo_id *x = &v->id[i];
+        slots += x->type == LO_HASH && obs_state(x) == LM_RUNNING && lo_field(x, "slot") &&
+                 x->lease_type == LO_STRING && x->lease_pttl > 0;
+    }
+    if (m->limit > 0 && slots > m->limit && slots > mem->slots)
+        lm_viol(m, "limit-exceeded", "%d rows of kind k run holding a slot, the limit is %d", slots,
+                m->limit);
+    mem->slots = slots;
     /* Once: they stay below zero until a recount. */
     if (v->negative[0] && strcmp(v->negative, mem->negative) != 0)
         lm_viol(m, "counters-negative", "below zero: %s", v->negative);
@@ -288,9 +301,12 @@ static void check_row(lm *m, int i, const lo_view *v, lc_memory *mem)
     if (r->in_due != x->in_due)
         lm_viol(m, "due", "%s: want it %s due (it is %s), Redis has it %s", id,
                 r->in_due ? "in" : "out of", form_name(r), x->in_due ? "in" : "out");
+    else if (r->in_due && r->due_open)
+        r->due_ready = x->due_score <= v->now; /* rescored to a time the spec left open */
     else if (r->in_due && r->due_ready != (x->due_score <= v->now))
         lm_viol(m, "due", "%s: want its due score %s, it is %lld ms ahead", id,
                 r->due_ready ? "passed" : "ahead", x->due_score - v->now);
+    r->due_open = false;
     if (r->in_done != x->in_done)
         lm_viol(m, "done", "%s: want it %s done (it is %s), Redis has it %s", id,
                 r->in_done ? "in" : "out of", form_name(r), x->in_done ? "in" : "out");

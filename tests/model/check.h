@@ -29,6 +29,7 @@ typedef struct {
     unsigned version[LM_NIDS];
     char negative[128];         /* the counters below zero at the last check */
     char badfence[LM_NIDS][32]; /* a fence field that was not an integer, as last seen */
+    int slots;                  /* rows running with a slot and a live lease, last seen */
 } lc_memory;
 
 /* Reports every difference through the model's report (code "<m->op>/<what>")

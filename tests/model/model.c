@@ -490,10 +490,52 @@ static void claim_row(lm *m, int owner, int id, const lash_claimed *c)
     r->in_due = true;
     r->due_ready = false;
     queued(r);
+    r->slot = m->limit > 0;
+    if (r->slot)
+        r->held = false; /* out of the held set (else an entry stays there,
+                          * to be woken by a freed slot or a limit change) */
     if (c->fence > r->top_fence) r->top_fence = c->fence;
     hist_push(r, r->token);
     hold(m, owner, id, r->token);
     changed(r);
+}
+
+/* A claim held r back for a slot (lib.lua lash_limit_hold): the lease it took
+ * is given back, a lost lease's rerun is pending again with its fence moved
+ * on, and the row is rescored in due to when a slot may free. */
+static void hold_back(lm_row *r)
+{
+    r->lease = LM_NOLEASE;
+    if (r->state == LM_RUNNING) {
+        r->state = LM_PENDING;
+        r->fence_open = true;
+        r->fence_min = row_fence(r);
+        changed(r);
+    }
+    if (!LM_PRIO_SURVIVES_WAIT && r->prio) r->prio_demoted = true;
+    r->held = true;
+    r->in_due = true;
+    r->due_open = true;
+}
+
+/* A row gave its slot back (complete, release): the oldest held row wakes
+ * (which one is the held set's say: any may). */
+static void free_slot(lm *m, lm_row *r)
+{
+    if (!r->slot) return;
+    r->slot = false;
+    for (int i = 0; i < LM_NIDS; i++)
+        if (m->row[i].held) m->row[i].due_open = true;
+}
+
+void lm_limit(lm *m, int concurrency)
+{
+    m->limit = concurrency;
+    for (int i = 0; i < LM_NIDS; i++)
+        if (m->row[i].held) {
+            m->row[i].held = false;
+            m->row[i].due_open = true;
+        }
 }
 
 void lm_claim(lm *m, int owner, const int *looked, size_t nlooked, const lash_claim_batch *got,
@@ -558,6 +600,12 @@ void lm_claim(lm *m, int owner, const int *looked, size_t nlooked, const lash_cl
             } else {
                 must = true;
             }
+        }
+        /* Under a concurrency limit a row the spec would claim may be held
+         * back instead (how many slots are free is the running set's say). */
+        if (must && m->limit > 0 && !c) {
+            must = false;
+            hold_back(r);
         }
         if (c && !must && !may)
             lm_viol(m, "claimed", "%s (%s) was handed out; the spec does not claim it", lm_id(id),
@@ -649,6 +697,7 @@ void lm_complete(lm *m, int owner, const lm_fin *f, size_t n, const int *st, boo
             orphan_lease(r);
             continue;
         }
+        free_slot(m, r);
         int attempt = r->has_attempt ? r->attempt : LASH_ATTEMPTS_MAX;
         if (f[i].outcome == LASH_OUT_OK) {
             finish(m, r, LM_COMPLETED);
@@ -682,6 +731,7 @@ void lm_release(lm *m, int owner, const lm_tok *t, const bool *ran, size_t n, co
             orphan_lease(r);
             continue;
         }
+        free_slot(m, r);
         if (r->cancel) {
             finish(m, r, LM_CANCELLED);
         } else if (ran[i] && r->abandon) {

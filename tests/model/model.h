@@ -121,8 +121,13 @@ typedef struct {
      * a delay (a row whose last dependency completes is due at its run_at). */
     unsigned after, waiting;
     bool run_later;
-    bool parked;                      /* in due at 2^53 - 1 until deps_left reaches 0 */
-    int deps_left;                    /* field deps_left: the dependencies still to complete */
+    bool parked;   /* in due at 2^53 - 1 until deps_left reaches 0 */
+    int deps_left; /* field deps_left: the dependencies still to complete */
+    /* Limits (issue 15): slot, claimed under a concurrency limit of kind k
+     * (field slot); held, held back by it (in lash:{q}:held:k); due_open, a
+     * script rescored it in due to a time the spec leaves open (a held row
+     * waits for a slot; a freed slot or a changed limit wakes it). */
+    bool slot, held, due_open;
     bool no_kind, no_payload, no_max; /* deleted by hand */
     bool has_attempt, has_fence;
     int attempt;
@@ -173,6 +178,7 @@ typedef struct {
     lm_totals tot;
     bool counts_exact;  /* no hand changed a row's state since the last recount */
     const char *qfault; /* a queue-wide key holds the wrong type: errors allowed */
+    int limit;          /* kind k's concurrency limit (0: none) */
     lm_held held[LM_NOWNERS + 1][LM_HELD]; /* [LM_NOWNERS] is the drain's owner */
     int nheld[LM_NOWNERS + 1];
     int ended[4 * LM_NIDS]; /* rows ended by the call so far: their waiters settle
@@ -246,6 +252,10 @@ void lm_retry(lm *m, int id, lash_status got, const char *err);
 /* done_order: the ids of `done` in score order, read just before. */
 void lm_trim(lm *m, int keep_n, int max, const int *done_order, size_t ndone, int64_t removed,
              bool failed, const char *err);
+
+/* An operator sets kind k's concurrency limit (0: removes it): its held rows
+ * wake. */
+void lm_limit(lm *m, int concurrency);
 
 /* ---- time and hands ---------------------------------------------------------- */
 

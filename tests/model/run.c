@@ -31,6 +31,7 @@ static const struct {
     [LR_SHORT_LEASE] = {"short-lease", 4}, /* sleeps ~150 ms: sparingly */
     [LR_RECOUNT] = {"recount", 10},
     [LR_DRAIN] = {"drain", 3},
+    [LR_LIMIT] = {"limit", 12},
     [LR_ROW_JUNK] = {"row-junk", 15},
     [LR_DEL_ROW] = {"del-row", 15},
     [LR_DEL_FIELD] = {"del-field", 25},
@@ -591,6 +592,21 @@ static void do_op(play *p, const lr_step *s, int kind)
     }
 }
 
+/* An operator sets kind k's concurrency limit to 1, 2 or 3, or removes it. */
+static void set_limit(play *p, int conc)
+{
+    lash_err e = {0};
+    say(p, conc ? "limit set k concurrency %d" : "limit rm k", conc);
+    call_begin(p);
+    lash_status st = sut_limit(p->run->c, conc, &e);
+    call_end(p, st, &e);
+    if (st != LASH_OK) {
+        if (!p->m.qfault) lm_viol(&p->m, "error", "limit: %s", e.msg);
+        return;
+    }
+    lm_limit(&p->m, conc);
+}
+
 /* ---- time ------------------------------------------------------------------------- */
 
 static void advance(play *p, int id)
@@ -651,6 +667,11 @@ static void do_drain(play *p)
     size_t before = p->run->nviol;
     say(p, "drain:");
     flush_line(p);
+    if (p->m.limit) { /* every row must get there: the operator lifts the limit */
+        say(p, "    ");
+        set_limit(p, 0);
+        settle(p, before);
+    }
     for (int round = 0; round < 8; round++) {
         bool work = false;
         for (int i = 0; i < LM_NIDS; i++)
@@ -826,6 +847,9 @@ static void do_step(play *p, const lr_step *s)
         break;
     case LR_DRAIN:
         do_drain(p);
+        break;
+    case LR_LIMIT:
+        set_limit(p, (int)choose(p, 4));
         break;
     case LR_QUEUE_KEY_JUNK:
         do_queue_key_junk(p, s);

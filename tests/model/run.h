@@ -37,6 +37,7 @@ typedef enum {
     LR_SHORT_LEASE,
     LR_RECOUNT,
     LR_DRAIN,
+    LR_LIMIT,
     LR_ROW_JUNK,
     LR_DEL_ROW,
     LR_DEL_FIELD,

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "fixture.h"
+#include "registry/limit.h"
 
 #define Q "lash:{" LM_QUEUE "}"
 
@@ -180,6 +181,15 @@ void sut_recount(lash_conn *c)
            "HSET " Q ":stats pending %lld running %lld completed %lld failed %lld "
            "cancelled %lld abandoned %lld",
            n[0], n[1], n[2], n[3], n[4], n[5]);
+}
+
+lash_status sut_limit(lash_conn *c, int concurrency, lash_err *e)
+{
+    if (!concurrency) {
+        bool had = false;
+        return lash_limit_rm(c, LM_QUEUE, "k", &had, e);
+    }
+    return lash_limit_set(c, LM_QUEUE, "k", concurrency, LASH_LIMIT_KEEP, LASH_LIMIT_KEEP, e);
 }
 
 void sut_advance(lash_conn *c, int id, const char *score, bool move_due)
