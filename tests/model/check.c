@@ -232,9 +232,16 @@ static void check_hash(lm *m, int i, lm_row *r, const lo_id *x, lc_memory *mem)
     const char *pf = lo_field(x, "priority");
     if ((pf && !field_ll(x, "priority", &prio)) || prio != r->prio)
         lm_viol(m, "registration", "%s's priority is %s, want %d", id, pf ? pf : "(none)", r->prio);
+    long long pct = -1;
+    const char *pf2 = lo_field(x, "progress");
+    if (pf2 && !field_ll(x, "progress", &pct)) pct = -2;
+    if (pct != r->progress)
+        lm_viol(m, "progress", "%s's progress is %s, want %d", id, pf2 ? pf2 : "(none)",
+                r->progress);
     if (r->fresh) {
-        static const char *const leftovers[] = {"owner", "cancel", "finished_ms", "result",
-                                                "error"};
+        static const char *const leftovers[] = {"owner",         "cancel",     "finished_ms",
+                                                "result",        "error",      "progress",
+                                                "progress_text", "progress_ms"};
         for (size_t k = 0; k < sizeof leftovers / sizeof leftovers[0]; k++)
             if (lo_field(x, leftovers[k]))
                 lm_viol(m, "leftover-field", "%s was just created but has %s = %.60s", id,
@@ -339,6 +346,7 @@ void lc_adopt(lm *m, const lo_view *v, lc_memory *mem)
             r->max_attempts = r->no_max ? 0 : (int)n;
             r->abandon = on_lost && strcmp(on_lost, "abandon") == 0;
             r->prio = field_ll(x, "priority", &n) ? (int)n : 0;
+            r->progress = field_ll(x, "progress", &n) ? (int)n : -1;
             r->has_attempt = field_ll(x, "attempt", &n);
             r->attempt = r->has_attempt ? (int)n : 0;
             r->has_fence = field_ll(x, "fence", &n);

@@ -336,6 +336,7 @@ static void create(lm *m, lm_row *r, const lm_sub *s)
     r->prio = s->prio;
     r->after = s->after;
     r->run_later = s->delay;
+    r->progress = -1;
     r->parked = false;
     r->deps_left = 0;
     if (LM_DEPS_FORGET_DELETED) r->waiting = 0;
@@ -656,6 +657,20 @@ static void stale_or_refused(lm *m, const char *op, int id, const char *token, i
     } else {
         lm_viol(m, "status", "%s of %s by %s answered %d, want %d", op, lm_id(id), token, got,
                 want);
+    }
+}
+
+void lm_progress(lm *m, const lm_tok *t, const int *pct, size_t n, const int *st, bool failed,
+                 const char *err)
+{
+    if (call_failed(m, failed, err)) return;
+    for (size_t i = 0; i < n; i++) {
+        lm_row *r = &m->row[t[i].id];
+        bool h = holder(r, t[i].token);
+        stale_or_refused(m, "progress", t[i].id, t[i].token, h ? 1 : 0, st[i]);
+        if (!h) continue; /* the row must stay as it was: check.c, row-changed */
+        r->progress = pct[i];
+        changed(r);
     }
 }
 

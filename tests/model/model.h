@@ -128,6 +128,8 @@ typedef struct {
      * script rescored it in due to a time the spec leaves open (a held row
      * waits for a slot; a freed slot or a changed limit wakes it). */
     bool slot, held, due_open;
+    int progress;                     /* Progress (issue 15): field progress, the last percent its
+                                       * holder reported (-1: none) */
     bool no_kind, no_payload, no_max; /* deleted by hand */
     bool has_attempt, has_fence;
     int attempt;
@@ -252,6 +254,11 @@ void lm_retry(lm *m, int id, lash_status got, const char *err);
 /* done_order: the ids of `done` in score order, read just before. */
 void lm_trim(lm *m, int keep_n, int max, const int *done_order, size_t ndone, int64_t removed,
              bool failed, const char *err);
+
+/* Progress reports (issue 15): pct[i] for t[i]; st, the statuses (1 recorded,
+ * 0 stale: the row unchanged). Only the holder the row names may report. */
+void lm_progress(lm *m, const lm_tok *t, const int *pct, size_t n, const int *st, bool failed,
+                 const char *err);
 
 /* An operator sets kind k's concurrency limit (0: removes it): its held rows
  * wake. */

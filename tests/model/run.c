@@ -32,6 +32,7 @@ static const struct {
     [LR_RECOUNT] = {"recount", 10},
     [LR_DRAIN] = {"drain", 3},
     [LR_LIMIT] = {"limit", 12},
+    [LR_PROGRESS] = {"progress", 40},
     [LR_ROW_JUNK] = {"row-junk", 15},
     [LR_DEL_ROW] = {"del-row", 15},
     [LR_DEL_FIELD] = {"del-field", 25},
@@ -422,6 +423,44 @@ static void do_renew(play *p, int owner, int64_t ttl, int *renewed, size_t *nren
         for (size_t i = 0; s == LASH_OK && i < n; i++)
             if (st[i] != LASH_RENEW_LOST) renewed[(*nrenewed)++] = t[i].id;
     }
+}
+
+/* The owner reports progress on some of what it holds, at times with a token
+ * that is not (or no longer) the holder's: refused, the row unchanged. */
+static void do_progress(play *p, int owner)
+{
+    lm_tok t[16];
+    int pct[16];
+    size_t n = 0;
+    for (int i = 0; i < p->m.nheld[owner] && n < 4; i++)
+        if (choose(p, 2)) {
+            t[n].id = p->m.held[owner][i].id;
+            snprintf(t[n].token, sizeof t[n].token, "%s", p->m.held[owner][i].token);
+            n++;
+        }
+    if (!n || choose(p, 3) == 0) {
+        int id = (int)choose(p, LM_GHOST);
+        const char *old = old_token(p, id);
+        t[n].id = id;
+        snprintf(t[n].token, sizeof t[n].token, "%s", old ? old : "w9:1");
+        n++;
+    }
+    say(p, "progress");
+    for (size_t i = 0; i < n; i++) {
+        pct[i] = (int)choose(p, 101);
+        say(p, " %s@%s:%d%%", lm_id(t[i].id), t[i].token, pct[i]);
+    }
+    int st[16];
+    lash_err e = {0};
+    call_begin(p);
+    lash_status s = sut_progress(p->run->c, t, pct, n, st, &e);
+    call_end(p, s, &e);
+    if (s == LASH_OK) {
+        say(p, " ->");
+        for (size_t i = 0; i < n; i++)
+            say(p, " %d", st[i]);
+    }
+    lm_progress(&p->m, t, pct, n, st, s != LASH_OK, e.msg);
 }
 
 static void complete_these(play *p, int owner, lm_fin *f, size_t n)
@@ -850,6 +889,9 @@ static void do_step(play *p, const lr_step *s)
         break;
     case LR_LIMIT:
         set_limit(p, (int)choose(p, 4));
+        break;
+    case LR_PROGRESS:
+        do_progress(p, s->owner);
         break;
     case LR_QUEUE_KEY_JUNK:
         do_queue_key_junk(p, s);

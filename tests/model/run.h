@@ -38,6 +38,7 @@ typedef enum {
     LR_RECOUNT,
     LR_DRAIN,
     LR_LIMIT,
+    LR_PROGRESS,
     LR_ROW_JUNK,
     LR_DEL_ROW,
     LR_DEL_FIELD,

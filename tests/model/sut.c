@@ -183,6 +183,23 @@ void sut_recount(lash_conn *c)
            n[0], n[1], n[2], n[3], n[4], n[5]);
 }
 
+lash_status sut_progress(lash_conn *c, const lm_tok *t, const int *pct, size_t n, int *st,
+                         lash_err *e)
+{
+    owner_buf ob[16];
+    lash_progress_report r[16];
+    char text[16][16];
+    cr_assert(n <= 16);
+    lash_lease *l = leases(t, n, ob);
+    for (size_t i = 0; i < n; i++) {
+        snprintf(text[i], sizeof text[i], "step %d", pct[i]);
+        r[i] = (lash_progress_report){l[i], pct[i], text[i], strlen(text[i])};
+    }
+    lash_status s = lash_report_progress(c, LM_QUEUE, r, n, st, e);
+    free(l);
+    return s;
+}
+
 lash_status sut_limit(lash_conn *c, int concurrency, lash_err *e)
 {
     if (!concurrency) {

@@ -29,6 +29,8 @@ lash_status sut_release(lash_conn *c, const lm_tok *t, const bool *ran, size_t n
                         lash_err *e);
 lash_status sut_cancel(lash_conn *c, int id, bool *requested, lash_err *e);
 lash_status sut_retry(lash_conn *c, int id, lash_err *e);
+lash_status sut_progress(lash_conn *c, const lm_tok *t, const int *pct, size_t n, int *st,
+                         lash_err *e);
 /* Kind k's concurrency limit (0: removed). */
 lash_status sut_limit(lash_conn *c, int concurrency, lash_err *e);
 lash_status sut_trim(lash_conn *c, int keep_n, int max, int64_t *removed, lash_err *e);
