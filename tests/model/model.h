@@ -29,7 +29,12 @@
  *   - only the lease holder (the lease key holds its token and the row is
  *     running) records, renews or releases; a terminal record is written once;
  *   - counters equal the rows per state and are never negative (after a hand
- *     changed rows, until a recount, only "never negative" can hold).
+ *     changed rows, until a recount, only "never negative" can hold);
+ *   - issue 15: a claim looks at eligible rows by priority (higher first),
+ *     then due time; a row submitted `after` others runs only once all of them
+ *     completed, and ends cancelled when one ends otherwise; a concurrency
+ *     limit holds rows back rather than run more; only the holder reports
+ *     progress. Where the scripts knowingly differ, a switch below says so.
  *
  * No I/O here: sut.c runs the operations, observe.c reads Redis, check.c
  * compares what it read with the model, run.c makes the random steps.
