@@ -165,3 +165,20 @@ Test(dep, broken_dependency_key_is_named)
     out = submit_after("q", "p", "c", 0);
     cr_expect(strstr(out.msg, "lash:{q}:deps") != NULL, "%s", out.msg);
 }
+
+/* A waiter retried after it was cancelled still waits for its dependency (its
+ * registration stays): one that then ends otherwise cancels it again, and it
+ * leaves the priority set it was retried into (found by the model test). */
+Test(dep, a_waiter_cancelled_in_a_priority_set_leaves_it)
+{
+    submit_ok("q", job("c", "k", "{}"));
+    cr_assert_eq(submit_after("q", "p", "c", 3).status, LASH_SUB_CREATED);
+    bool requested = true;
+    lash_err e = {0};
+    cr_assert_eq(lash_cancel(C, "q", "p", NULL, &requested, &e), LASH_OK, "%s", e.msg);
+    cr_assert_eq(lash_retry(C, "q", "p", &e), LASH_OK, "%s", e.msg);
+    cr_assert_gt(zscore("q", "prio:ready", "p"), 0);
+    cr_assert_eq(lash_cancel(C, "q", "c", NULL, &requested, &e), LASH_OK, "%s", e.msg);
+    expect_state("q", "p", "cancelled");
+    cr_expect_eq(zscore("q", "prio:ready", "p"), -1, "a cancelled row is left in prio:ready");
+}

@@ -460,3 +460,24 @@ Test(hostile, a_submit_over_a_row_without_a_kind_is_refused)
     cr_expect_eq(o.status, LASH_SUB_INVALID, "%s", o.msg);
     cr_expect(strstr(o.msg, "not a process row"), "%s", o.msg);
 }
+
+/* Under FCALL the library keeps its state between calls: a cancel of a running
+ * row must still check the events key's type itself, not trust the call before
+ * it (found by the model test: it failed after writing the cancel flag). */
+Test(hostile, cancel_of_a_running_row_past_a_junk_events_key)
+{
+    lash_err e = {0};
+    cr_assert_eq(lash_functions_ensure(C, &e), LASH_OK, "%s", e.msg);
+    lash_fx_events_all(C, "ev");
+    submit_ok("ev", job("a1", "k", "{}"));
+    submit_ok("ev", job("a2", "k", "{}"));
+    lash_claim_batch b = claim("ev", "W", 1, TTL_LONG);
+    cr_assert_eq(b.n, 1);
+    lash_claim_batch_free(&b);
+    bool requested = false;
+    cr_assert_eq(lash_cancel(C, "ev", "a2", NULL, &requested, &e), LASH_OK, "%s", e.msg);
+    junk("ev", "events");
+    cr_expect_eq(lash_cancel(C, "ev", "a1", NULL, &requested, &e), LASH_OK, "%s", e.msg);
+    cr_expect(requested);
+    expect_field("ev", "a1", "cancel", "1");
+}

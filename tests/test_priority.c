@@ -180,3 +180,18 @@ Test(priority, broken_priority_set_is_named_and_plain_rows_still_run)
     if (b.bad) cr_expect(strstr(b.notes[0], "prio:ready") != NULL, "%s", b.notes[0]);
     lash_claim_batch_free(&b);
 }
+
+/* A new row of an id whose old prioritized row was deleted by hand (found by
+ * the model test): it waits in one place only, not also where the old one, or
+ * a hand, left the id. */
+Test(priority, a_new_row_leaves_no_stale_entry_of_an_old_one)
+{
+    submit_p("q", "x", 5, 600000);
+    cr_assert_gt(zscore("q", "prio:wait", "x"), 0);
+    cmd_ok("DEL lash:{q}:p:x");
+    cmd_ok("ZADD lash:{q}:due 9999999999999 x");
+    submit_p("q", "x", 5, 0);
+    cr_expect_eq(zscore("q", "prio:wait", "x"), -1, "the old row's entry stays in prio:wait");
+    cr_expect_eq(zscore("q", "due", "x"), -1, "the hand's entry stays in due");
+    cr_expect_gt(zscore("q", "prio:ready", "x"), 0);
+}

@@ -23,6 +23,10 @@ local function lash_cancel(KEYS, ARGV)
         return 'cancelled'
     end
     if state == 'running' then
+        -- lash_now resets the call's state the library keeps between calls
+        -- (lash_trimmed: without it the events key's type goes unchecked here
+        -- and a key of another type fails the call after the HSET).
+        lash_now()
         lash_stats_open(base)
         redis.call('HSET', rk, 'cancel', '1')
         redis.call('PUBLISH', base .. ':cancel', id)

@@ -853,6 +853,9 @@ lash_dep_settle = function(base, counts)
                     if st ~= 'completed' then
                         lash_finish(base, w, 'cancelled', now, counts, 'pending', 'error',
                             'dependency ' .. id .. ' ended ' .. st)
+                        -- A waiter retried (or a new row of its id) may wait in
+                        -- a priority set: it leaves it, as cancel.lua does.
+                        lash_prio_forget(base, w, g[4])
                     else
                         local left = (lash_int(g[2], 0, LASH_AFTER_MAX) or 1) - 1
                         redis.call('HSET', base .. ':p:' .. w, 'deps_left', lash_str(math.max(left, 0)))

@@ -106,6 +106,13 @@ local function lash_submit_one(base, now, id, kind, payload, opts, counts)
         if #waits > 0 and not ended then f[#f + 1] = 'deps_left'; f[#f + 1] = lash_str(#waits) end
     end
     redis.call('HSET', rk, unpack(f))
+    if prio ~= 0 then
+        -- An older row of the id (deleted by hand) may have left it in a
+        -- priority set: the new row is there only where it is put below.
+        -- The sets were checked above (lash_prio_broken).
+        lash_index('ZREM', base .. ':prio:wait', id)
+        lash_index('ZREM', base .. ':prio:ready', id)
+    end
     if ended then
         -- A dependency already failed, was cancelled or abandoned: so is this row.
         lash_count(counts, 'pending')
@@ -116,6 +123,9 @@ local function lash_submit_one(base, now, id, kind, payload, opts, counts)
     elseif waits and #waits > 0 then
         lash_dep_park(base, id, waits)
     elseif prio ~= 0 then
+        -- Out of due, where a hand may have left the id: a pending prioritized
+        -- row waits in one priority set alone (as lash_prio_requeue).
+        lash_index('ZREM', base .. ':due', id)
         lash_prio_put(base, id, prio, run_at, now, lash_prio_step(base))
     else
         lash_index('ZADD', base .. ':due', lash_str(run_at), id)

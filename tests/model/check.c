@@ -76,7 +76,17 @@ static void invariants(lm *m, const lo_view *v, lc_memory *mem)
         if (term != x->in_done && lm_terminal(r) == r->in_done)
             lm_viol(m, "done-iff-terminal", "%s is %s and %s done", id, obs_form(x),
                     x->in_done ? "in" : "not in");
-        if (live && x->in_due && x->due_score > v->now + LM_DELAY_LONG + 60000)
+        long long prio = 0;
+        if (x->type == LO_HASH && obs_state(x) == LM_PENDING && field_ll(x, "priority", &prio) &&
+            prio != 0 && x->in_due_set && !r->hand_due && !r->prio_demoted && !lm_parked(r))
+            lm_viol(m, "prio-in-due",
+                    "%s is pending with priority %lld and in due (score %lld ms from now), "
+                    "where a claim ranks it as priority 0",
+                    id, prio, x->due_score - v->now);
+        if (x->nindex > 1 && !r->hand_due)
+            lm_viol(m, "prio-index", "%s is in %d of due, prio:wait and prio:ready", id, x->nindex);
+        if (live && x->in_due && x->due_score > v->now + LM_DELAY_LONG + 60000 &&
+            !(lm_parked(r) && x->due_score == LO_PARKED))
             lm_viol(m, "unreachable", "%s is live but due only in %lld ms", id,
                     x->due_score - v->now);
         if (x->type == LO_HASH) {
@@ -84,6 +94,19 @@ static void invariants(lm *m, const lo_view *v, lc_memory *mem)
             if (s <= LM_ABANDONED) rows[s]++;
         }
     }
+    /* A concurrency limit: the rows that hold a slot (field slot) and run under a
+     * live lease never outnumber it, but for those that ran before it was
+     * lowered (the count only must not grow past it). */
+    int slots = 0;
+    for (int i = 0; i < LM_NIDS; i++) {
+        const lo_id *x = &v->id[i];
+        slots += x->type == LO_HASH && obs_state(x) == LM_RUNNING && lo_field(x, "slot") &&
+                 x->lease_type == LO_STRING && x->lease_pttl > 0;
+    }
+    if (m->limit > 0 && slots > m->limit && slots > mem->slots)
+        lm_viol(m, "limit-exceeded", "%d rows of kind k run holding a slot, the limit is %d", slots,
+                m->limit);
+    mem->slots = slots;
     /* Once: they stay below zero until a recount. */
     if (v->negative[0] && strcmp(v->negative, mem->negative) != 0)
         lm_viol(m, "counters-negative", "below zero: %s", v->negative);
@@ -205,9 +228,20 @@ static void check_hash(lm *m, int i, lm_row *r, const lo_id *x, lc_memory *mem)
                 kind ? kind : "-", payload ? payload : "-", max ? max : "-",
                 on_lost ? on_lost : "-", r->no_kind ? "-" : "k", r->no_payload ? "-" : r->payload,
                 r->no_max ? "-" : want_max, r->abandon ? "abandon" : "-");
+    long long prio = 0;
+    const char *pf = lo_field(x, "priority");
+    if ((pf && !field_ll(x, "priority", &prio)) || prio != r->prio)
+        lm_viol(m, "registration", "%s's priority is %s, want %d", id, pf ? pf : "(none)", r->prio);
+    long long pct = -1;
+    const char *pf2 = lo_field(x, "progress");
+    if (pf2 && !field_ll(x, "progress", &pct)) pct = -2;
+    if (pct != r->progress)
+        lm_viol(m, "progress", "%s's progress is %s, want %d", id, pf2 ? pf2 : "(none)",
+                r->progress);
     if (r->fresh) {
-        static const char *const leftovers[] = {"owner", "cancel", "finished_ms", "result",
-                                                "error"};
+        static const char *const leftovers[] = {"owner",         "cancel",     "finished_ms",
+                                                "result",        "error",      "progress",
+                                                "progress_text", "progress_ms"};
         for (size_t k = 0; k < sizeof leftovers / sizeof leftovers[0]; k++)
             if (lo_field(x, leftovers[k]))
                 lm_viol(m, "leftover-field", "%s was just created but has %s = %.60s", id,
@@ -274,9 +308,12 @@ static void check_row(lm *m, int i, const lo_view *v, lc_memory *mem)
     if (r->in_due != x->in_due)
         lm_viol(m, "due", "%s: want it %s due (it is %s), Redis has it %s", id,
                 r->in_due ? "in" : "out of", form_name(r), x->in_due ? "in" : "out");
+    else if (r->in_due && r->due_open)
+        r->due_ready = x->due_score <= v->now; /* rescored to a time the spec left open */
     else if (r->in_due && r->due_ready != (x->due_score <= v->now))
         lm_viol(m, "due", "%s: want its due score %s, it is %lld ms ahead", id,
                 r->due_ready ? "passed" : "ahead", x->due_score - v->now);
+    r->due_open = false;
     if (r->in_done != x->in_done)
         lm_viol(m, "done", "%s: want it %s done (it is %s), Redis has it %s", id,
                 r->in_done ? "in" : "out of", form_name(r), x->in_done ? "in" : "out");
@@ -291,7 +328,7 @@ void lc_check(lm *m, const lo_view *v, lc_memory *mem)
 
 void lc_adopt(lm *m, const lo_view *v, lc_memory *mem)
 {
-    long long rows[6] = {0};
+    long long rows[6] = {0}, n0;
     for (int i = 0; i < LM_NIDS; i++) {
         lm_row *r = &m->row[i];
         const lo_id *x = &v->id[i];
@@ -308,6 +345,8 @@ void lc_adopt(lm *m, const lo_view *v, lc_memory *mem)
             r->no_max = !field_ll(x, "max_attempts", &n);
             r->max_attempts = r->no_max ? 0 : (int)n;
             r->abandon = on_lost && strcmp(on_lost, "abandon") == 0;
+            r->prio = field_ll(x, "priority", &n) ? (int)n : 0;
+            r->progress = field_ll(x, "progress", &n) ? (int)n : -1;
             r->has_attempt = field_ll(x, "attempt", &n);
             r->attempt = r->has_attempt ? (int)n : 0;
             r->has_fence = field_ll(x, "fence", &n);
@@ -320,7 +359,12 @@ void lc_adopt(lm *m, const lo_view *v, lc_memory *mem)
                                                 : LM_JUNKLEASE;
         snprintf(r->token, sizeof r->token, "%.*s", LM_TOKEN_MAX - 1, x->lease);
         r->lease_ttl = x->lease_pttl >= 0;
+        r->parked = r->form == LM_HASH && r->state == LM_PENDING && x->in_due_set &&
+                    x->due_score == LO_PARKED;
+        r->deps_left = field_ll(x, "deps_left", &n0) ? (int)n0 : 0;
         r->in_due = x->in_due;
+        r->hand_due = x->nindex > 1 || x->in_due_set;
+        r->prio_demoted = false;
         r->due_ready = x->in_due && x->due_score <= v->now;
         r->in_done = x->in_done;
         r->fence_open = r->may_vanish = r->lease_may_vanish = r->fresh = false;

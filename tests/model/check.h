@@ -12,7 +12,15 @@
  *                      totals equal what the model counted;
  *   row-changed        a row changes only when the spec changes it; a terminal
  *                      row never does (terminal-rewritten): its record is
- *                      written once.
+ *                      written once (a stale progress report changes nothing);
+ *   prio-in-due        a pending row of priority != 0 waits in prio:wait or
+ *                      prio:ready, not in due (unless a hand put it there, or
+ *                      it is parked for its dependencies: LM_PRIO_SURVIVES_WAIT);
+ *   prio-index         an id waits in at most one of due, prio:wait, prio:ready;
+ *   limit-exceeded     rows running with a slot under a live lease never
+ *                      outnumber kind k's concurrency limit.
+ * Claim order (model.c lm_claim_order): eligible rows by priority desc, then
+ * due time, then id; a row of due ranks as priority 0.
  * Then the model itself: each row's form, state, attempt, fence, owner, cancel
  * flag and registration, its lease key, its place in due and done; a row just
  * created carries nothing of an earlier one (leftover-field).
@@ -29,6 +37,7 @@ typedef struct {
     unsigned version[LM_NIDS];
     char negative[128];         /* the counters below zero at the last check */
     char badfence[LM_NIDS][32]; /* a fence field that was not an integer, as last seen */
+    int slots;                  /* rows running with a slot and a live lease, last seen */
 } lc_memory;
 
 /* Reports every difference through the model's report (code "<m->op>/<what>")

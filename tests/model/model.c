@@ -3,6 +3,7 @@
 
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 /* Four registrations, each differing from the others in payload, max_attempts
@@ -100,10 +101,23 @@ static bool same_reg(const lm_row *r, int reg)
            r->max_attempts == g->max_attempts && r->abandon == g->abandon;
 }
 
+/* The priority is part of the registration too (submit.lua: "conflict: id
+ * exists with another priority"). */
+static bool same_sub(const lm_row *r, const lm_sub *s)
+{
+    return same_reg(r, s->reg) && r->prio == s->prio && r->after == s->after;
+}
+
 /* Fields a claim refuses to hand to a worker: the row ends failed, by name. */
 static bool row_bad(const lm_row *r)
 {
     return r->no_kind || r->no_payload;
+}
+
+/* A script queued the row (again): where it waits is the scripts' doing. */
+static void queued(lm_row *r)
+{
+    r->hand_due = r->prio_demoted = r->parked = false;
 }
 
 static void changed(lm_row *r)
@@ -176,7 +190,15 @@ static void count_final(lm *m, lm_state s)
     }
 }
 
-/* Ends a row (lash_finish): out of due, into done, lease gone. */
+bool lm_parked(const lm_row *r)
+{
+    return r->form == LM_HASH && r->state == LM_PENDING && r->parked;
+}
+
+static void settle_deps(lm *m, lm_row *r, lm_state s);
+
+/* Ends a row (lash_finish): out of due, into done, lease gone; its waiters
+ * settle (lash_dep_settle). */
 static void finish(lm *m, lm_row *r, lm_state s)
 {
     r->state = s;
@@ -184,8 +206,49 @@ static void finish(lm *m, lm_row *r, lm_state s)
     r->due_ready = false;
     r->in_done = true;
     r->lease = LM_NOLEASE;
+    r->parked = false;
     count_final(m, s);
     changed(r);
+    if (m->nended < (int)(sizeof m->ended / sizeof m->ended[0]))
+        m->ended[m->nended++] = (int)(r - m->row);
+}
+
+/* The end of a call: the waiters of the rows it ended settle, in the order
+ * they ended (and those that end then, after them), by each one's state now
+ * (a row gone counts as not completed). */
+static void settle_all(lm *m)
+{
+    for (int i = 0; i < m->nended; i++) {
+        lm_row *r = &m->row[m->ended[i]];
+        settle_deps(m, r, r->form == LM_HASH ? r->state : LM_NOSTATE);
+    }
+    m->nended = 0;
+}
+
+/* The rows that wait for r (registered at their submit while r was live) when
+ * r ends in s: completed counts each pending one's deps_left down and, at 0,
+ * makes it due (at its run_at); any other end cancels each pending one, which
+ * settles its own waiters in turn. Either way they no longer wait for r. */
+static void settle_deps(lm *m, lm_row *r, lm_state s)
+{
+    unsigned bit = 1u << (unsigned)(r - m->row);
+    for (int w = 0; w < LM_NIDS; w++) {
+        lm_row *x = &m->row[w];
+        if (!(x->waiting & bit)) continue;
+        x->waiting &= ~bit;
+        if (x->form != LM_HASH || x->state != LM_PENDING) continue;
+        if (s != LM_COMPLETED) {
+            finish(m, x, LM_CANCELLED);
+            continue;
+        }
+        x->deps_left = x->deps_left > 0 ? x->deps_left - 1 : 0;
+        changed(x);
+        if (x->deps_left == 0) {
+            x->parked = false;
+            x->in_due = true;
+            x->due_ready = !x->run_later;
+        }
+    }
 }
 
 /* Ends a row whose lease ran out: the fence moves on, so the lost owner's late
@@ -270,6 +333,13 @@ static void create(lm *m, lm_row *r, const lm_sub *s)
     snprintf(r->payload, sizeof r->payload, "%s", lm_regs[s->reg].payload);
     r->max_attempts = lm_regs[s->reg].max_attempts;
     r->abandon = lm_regs[s->reg].abandon;
+    r->prio = s->prio;
+    r->after = s->after;
+    r->run_later = s->delay;
+    r->progress = -1;
+    r->parked = false;
+    r->deps_left = 0;
+    if (LM_DEPS_FORGET_DELETED) r->waiting = 0;
     r->no_kind = r->no_payload = r->no_max = false;
     r->has_attempt = false;
     r->attempt = 0;
@@ -278,6 +348,7 @@ static void create(lm *m, lm_row *r, const lm_sub *s)
     r->in_due = true;
     r->due_ready = !s->delay;
     r->in_done = false; /* a created row is live: never in done */
+    queued(r);
     r->may_vanish = false;
     /* The lease key is not the submit's: one left by an earlier row stays, and
      * its holder must now be refused (holder() wants a running row).
@@ -294,6 +365,26 @@ static void create(lm *m, lm_row *r, const lm_sub *s)
     m->tot.submitted++;
 }
 
+/* A submit's `after`, judged before the row is written: -1 when one is no row
+ * of the queue (or a row without a state lash knows: refused), 1 when one
+ * ended other than completed (the row is made cancelled), else 0 with the
+ * live ones in *waits. */
+static int dep_outcome(const lm *m, unsigned after, unsigned *waits)
+{
+    int out = 0;
+    *waits = 0;
+    for (int d = 0; d < LM_NIDS; d++) {
+        if (!(after & (1u << d))) continue;
+        const lm_row *r = &m->row[d];
+        if (r->form != LM_HASH || r->state == LM_NOSTATE || r->state == LM_BADSTATE) return -1;
+        if (lm_live(r))
+            *waits |= 1u << d;
+        else if (r->state != LM_COMPLETED)
+            out = 1;
+    }
+    return out;
+}
+
 void lm_submit(lm *m, const lm_sub *s, size_t n, const lash_submitted *got, bool failed,
                const char *err)
 {
@@ -306,10 +397,26 @@ void lm_submit(lm *m, const lm_sub *s, size_t n, const lash_submitted *got, bool
         if (strcmp(got[i].id, id) != 0)
             lm_viol(m, "reply", "row %zu came back as '%s', sent as %s", i, got[i].id, id);
         if (r->form == LM_ABSENT) {
+            unsigned waits = 0;
+            int dep = dep_outcome(m, s[i].after, &waits);
+            if (dep < 0) {
+                if (st != LASH_SUB_INVALID)
+                    lm_viol(m, "status",
+                            "%s names a dependency that is no row: want invalid, got %d", id, st);
+                continue;
+            }
             if (st != LASH_SUB_CREATED)
                 lm_viol(m, "status", "%s has no row: want created, got %d (%s)", id, st,
                         got[i].msg);
             create(m, r, &s[i]);
+            if (dep > 0) {
+                finish(m, r, LM_CANCELLED); /* a dependency ended otherwise already */
+            } else if (waits) {
+                r->waiting |= waits;
+                r->deps_left = __builtin_popcount(waits);
+                r->parked = true;
+                r->due_ready = false;
+            }
         } else if (r->form == LM_JUNK) {
             if (!refused)
                 lm_viol(m, "status", "%s's row key has the wrong type: want it refused, got %d", id,
@@ -323,15 +430,37 @@ void lm_submit(lm *m, const lm_sub *s, size_t n, const lash_submitted *got, bool
                 lm_viol(m, "status", "%s's row has no kind: want refused or created, got %d", id,
                         st);
         } else {
-            bool same = same_reg(r, s[i].reg);
+            bool same = same_sub(r, &s[i]);
             if (st != (same ? LASH_SUB_EXISTS : LASH_SUB_CONFLICT))
                 lm_viol(m, "status", "%s exists (%s registration): want %s, got %d (%s)", id,
                         same ? "same" : "another", same ? "exists" : "conflict", st, got[i].msg);
         }
     }
+    settle_all(m);
 }
 
 /* ---- claim ----------------------------------------------------------------------- */
+
+static int cmp_cand(const void *a, const void *b)
+{
+    const lm_cand *x = a, *y = b;
+    if (x->prio != y->prio) return x->prio > y->prio ? -1 : 1;
+    if (x->at != y->at) return x->at < y->at ? -1 : 1;
+    return x->id - y->id; /* ids sort as their text: "a0" < ... < "a7" < "zz" */
+}
+
+size_t lm_claim_order(lm_cand *cand, size_t ncand, size_t n, int *out)
+{
+    qsort(cand, ncand, sizeof *cand, cmp_cand);
+    bool seen[LM_NIDS] = {0};
+    size_t k = 0;
+    for (size_t i = 0; i < ncand && k < n; i++) {
+        if (seen[cand[i].id]) continue;
+        seen[cand[i].id] = true;
+        out[k++] = cand[i].id;
+    }
+    return k;
+}
 
 static void claim_row(lm *m, int owner, int id, const lash_claimed *c)
 {
@@ -361,10 +490,53 @@ static void claim_row(lm *m, int owner, int id, const lash_claimed *c)
     r->lease_ttl = true;
     r->in_due = true;
     r->due_ready = false;
+    queued(r);
+    r->slot = m->limit > 0;
+    if (r->slot)
+        r->held = false; /* out of the held set (else an entry stays there,
+                          * to be woken by a freed slot or a limit change) */
     if (c->fence > r->top_fence) r->top_fence = c->fence;
     hist_push(r, r->token);
     hold(m, owner, id, r->token);
     changed(r);
+}
+
+/* A claim held r back for a slot (lib.lua lash_limit_hold): the lease it took
+ * is given back, a lost lease's rerun is pending again with its fence moved
+ * on, and the row is rescored in due to when a slot may free. */
+static void hold_back(lm_row *r)
+{
+    r->lease = LM_NOLEASE;
+    if (r->state == LM_RUNNING) {
+        r->state = LM_PENDING;
+        r->fence_open = true;
+        r->fence_min = row_fence(r);
+        changed(r);
+    }
+    if (!LM_PRIO_SURVIVES_WAIT && r->prio) r->prio_demoted = true;
+    r->held = true;
+    r->in_due = true;
+    r->due_open = true;
+}
+
+/* A row gave its slot back (complete, release): the oldest held row wakes
+ * (which one is the held set's say: any may). */
+static void free_slot(lm *m, lm_row *r)
+{
+    if (!r->slot) return;
+    r->slot = false;
+    for (int i = 0; i < LM_NIDS; i++)
+        if (m->row[i].held) m->row[i].due_open = true;
+}
+
+void lm_limit(lm *m, int concurrency)
+{
+    m->limit = concurrency;
+    for (int i = 0; i < LM_NIDS; i++)
+        if (m->row[i].held) {
+            m->row[i].held = false;
+            m->row[i].due_open = true;
+        }
 }
 
 void lm_claim(lm *m, int owner, const int *looked, size_t nlooked, const lash_claim_batch *got,
@@ -407,6 +579,8 @@ void lm_claim(lm *m, int owner, const int *looked, size_t nlooked, const lash_cl
                 if (!r->lease_ttl) bad++;
                 r->lease_ttl = true;
                 r->due_ready = false;
+                if (!LM_PRIO_SURVIVES_WAIT && r->state == LM_PENDING && r->prio)
+                    r->prio_demoted = true;
             } else if (r->state == LM_RUNNING) {
                 m->tot.lost++;
                 if (row_bad(r)) {
@@ -428,6 +602,12 @@ void lm_claim(lm *m, int owner, const int *looked, size_t nlooked, const lash_cl
                 must = true;
             }
         }
+        /* Under a concurrency limit a row the spec would claim may be held
+         * back instead (how many slots are free is the running set's say). */
+        if (must && m->limit > 0 && !c) {
+            must = false;
+            hold_back(r);
+        }
         if (c && !must && !may)
             lm_viol(m, "claimed", "%s (%s) was handed out; the spec does not claim it", lm_id(id),
                     r->form == LM_HASH ? lm_state_name(r->state) : "no row");
@@ -447,6 +627,7 @@ void lm_claim(lm *m, int owner, const int *looked, size_t nlooked, const lash_cl
     /* ... and a log key of the wrong type may add its own note. */
     if (got->bad != bad && !(qfault_is_log(m) && got->bad == bad + 1))
         lm_viol(m, "reply", "claim noted %zu ids, want %zu", got->bad, bad);
+    settle_all(m);
 }
 
 /* ---- the owner's other calls ---------------------------------------------------- */
@@ -476,6 +657,20 @@ static void stale_or_refused(lm *m, const char *op, int id, const char *token, i
     } else {
         lm_viol(m, "status", "%s of %s by %s answered %d, want %d", op, lm_id(id), token, got,
                 want);
+    }
+}
+
+void lm_progress(lm *m, const lm_tok *t, const int *pct, size_t n, const int *st, bool failed,
+                 const char *err)
+{
+    if (call_failed(m, failed, err)) return;
+    for (size_t i = 0; i < n; i++) {
+        lm_row *r = &m->row[t[i].id];
+        bool h = holder(r, t[i].token);
+        stale_or_refused(m, "progress", t[i].id, t[i].token, h ? 1 : 0, st[i]);
+        if (!h) continue; /* the row must stay as it was: check.c, row-changed */
+        r->progress = pct[i];
+        changed(r);
     }
 }
 
@@ -517,6 +712,7 @@ void lm_complete(lm *m, int owner, const lm_fin *f, size_t n, const int *st, boo
             orphan_lease(r);
             continue;
         }
+        free_slot(m, r);
         int attempt = r->has_attempt ? r->attempt : LASH_ATTEMPTS_MAX;
         if (f[i].outcome == LASH_OUT_OK) {
             finish(m, r, LM_COMPLETED);
@@ -527,12 +723,14 @@ void lm_complete(lm *m, int owner, const lm_fin *f, size_t n, const int *st, boo
             r->lease = LM_NOLEASE;
             r->in_due = true;
             r->due_ready = !f[i].later;
+            queued(r);
             m->tot.retried++;
             changed(r);
         } else {
             finish(m, r, LM_FAILED);
         }
     }
+    settle_all(m);
 }
 
 void lm_release(lm *m, int owner, const lm_tok *t, const bool *ran, size_t n, const int *st,
@@ -548,6 +746,7 @@ void lm_release(lm *m, int owner, const lm_tok *t, const bool *ran, size_t n, co
             orphan_lease(r);
             continue;
         }
+        free_slot(m, r);
         if (r->cancel) {
             finish(m, r, LM_CANCELLED);
         } else if (ran[i] && r->abandon) {
@@ -559,9 +758,11 @@ void lm_release(lm *m, int owner, const lm_tok *t, const bool *ran, size_t n, co
             r->lease = LM_NOLEASE;
             r->in_due = true;
             r->due_ready = true;
+            queued(r);
             changed(r);
         }
     }
+    settle_all(m);
 }
 
 /* ---- the operator's calls -------------------------------------------------------- */
@@ -601,6 +802,7 @@ void lm_cancel(lm *m, int id, lash_status got, bool requested, const char *err)
     } else {
         finish(m, r, LM_CANCELLED);
     }
+    settle_all(m);
 }
 
 void lm_retry(lm *m, int id, lash_status got, const char *err)
@@ -624,6 +826,7 @@ void lm_retry(lm *m, int id, lash_status got, const char *err)
     r->in_done = false;
     r->in_due = true;
     r->due_ready = true;
+    queued(r);
     changed(r);
 }
 
@@ -659,7 +862,7 @@ void lm_advance(lm *m, int id)
 {
     lm_row *r = &m->row[id];
     if (r->lease != LM_NOLEASE && r->lease_ttl) r->lease = LM_NOLEASE;
-    if (r->in_due) r->due_ready = true;
+    if (r->in_due && !lm_parked(r)) r->due_ready = true;
 }
 
 static void hand_state_gone(lm *m, lm_row *r)
@@ -745,6 +948,7 @@ void lm_hand_due(lm *m, int id, bool ready)
 {
     m->row[id].in_due = true;
     m->row[id].due_ready = ready;
+    m->row[id].hand_due = true;
 }
 
 void lm_hand_done(lm *m, int id)

@@ -29,7 +29,12 @@
  *   - only the lease holder (the lease key holds its token and the row is
  *     running) records, renews or releases; a terminal record is written once;
  *   - counters equal the rows per state and are never negative (after a hand
- *     changed rows, until a recount, only "never negative" can hold).
+ *     changed rows, until a recount, only "never negative" can hold);
+ *   - issue 15: a claim looks at eligible rows by priority (higher first),
+ *     then due time; a row submitted `after` others runs only once all of them
+ *     completed, and ends cancelled when one ends otherwise; a concurrency
+ *     limit holds rows back rather than run more; only the holder reports
+ *     progress. Where the scripts knowingly differ, a switch below says so.
  *
  * No I/O here: sut.c runs the operations, observe.c reads Redis, check.c
  * compares what it read with the model, run.c makes the random steps.
@@ -58,6 +63,32 @@
 #define LM_TTL_LONG 600000
 #define LM_DELAY_LONG 3600000
 #define LM_QUEUE "m"
+
+/* Whether a prioritized pending row that a claim passes over because its lease
+ * key is held keeps its priority. It does not yet (claim.lua lash_claim_wait
+ * rescores it in due, where it ranks as priority 0; a limit holding a row back,
+ * lib.lua lash_limit_hold, does the same): the model then lets the row wait in
+ * due (prio_demoted). Set to 1 to see the violation (prio-in-due). */
+#define LM_PRIO_SURVIVES_WAIT 0
+/* Whether a submit that creates a row of priority 0 takes the id out of the
+ * priority sets, where an older row deleted by hand may have left it. It does
+ * not yet (submit.lua touches those sets only for a prioritized row, to keep
+ * the plain path's cost): until it does, run.c gives such a resubmit a
+ * priority. Set to 1 to see the violation (prio-index). */
+#define LM_SUBMIT_CLEARS_PRIO 0
+/* Whether a row that is gone (trimmed, or deleted by hand) stops waiting for
+ * its dependencies (its id leaves lash:{q}:dep:<D>), so that a new row of the
+ * same id is not settled by them. It does not yet: when 0, the model lets the
+ * new row inherit the old registrations (as the scripts do: submit a1 after
+ * a0, cancel a1, trim, submit a1 again without after, cancel a0: the new a1
+ * ends cancelled, "dependency a0 ended cancelled"); 1 expects the spec. */
+#define LM_DEPS_FORGET_DELETED 0
+/* Whether a dependency whose row a claim drops (deleted, or a key of another
+ * type: by hand) settles its waiters (cancelled, "dependency D ended and was
+ * deleted"). It does not yet: they wait until a new row of that id ends. When
+ * 0, the drain does not call such a waiter stranded; 1 shows it
+ * (drain/dep-stranded). */
+#define LM_DEPS_SETTLE_DROPPED 0
 
 typedef enum { LM_ABSENT, LM_HASH, LM_JUNK } lm_form;
 
@@ -90,6 +121,22 @@ typedef struct {
     char payload[16]; /* the registration (kind is "k") */
     int max_attempts;
     bool abandon;
+    int prio; /* field priority (0: none; part of the registration) */
+    /* Dependencies (issue 15): after, the ids of its `after` option (bits of
+     * the universe; part of the registration); waiting, those it still waits
+     * for (parked in due while any: never eligible); run_later, submitted with
+     * a delay (a row whose last dependency completes is due at its run_at). */
+    unsigned after, waiting;
+    bool run_later;
+    bool parked;   /* in due at 2^53 - 1 until deps_left reaches 0 */
+    int deps_left; /* field deps_left: the dependencies still to complete */
+    /* Limits (issue 15): slot, claimed under a concurrency limit of kind k
+     * (field slot); held, held back by it (in lash:{q}:held:k); due_open, a
+     * script rescored it in due to a time the spec leaves open (a held row
+     * waits for a slot; a freed slot or a changed limit wakes it). */
+    bool slot, held, due_open;
+    int progress;                     /* Progress (issue 15): field progress, the last percent its
+                                       * holder reported (-1: none) */
     bool no_kind, no_payload, no_max; /* deleted by hand */
     bool has_attempt, has_fence;
     int attempt;
@@ -98,6 +145,11 @@ typedef struct {
     bool cancel;
     /* The indexes. due_ready: its score has passed (a claim would look at it). */
     bool in_due, due_ready, in_done;
+    /* Priorities: a pending row of priority != 0 waits in a priority set, never
+     * in due, unless a hand put it there (hand_due) or a claim passed it over
+     * (prio_demoted; see LM_PRIO_SURVIVES_WAIT). Both last until a script
+     * queues the row again. */
+    bool hand_due, prio_demoted;
     /* The lease key: a string (LM_TOKEN, whatever it says) or another type. */
     lm_lease lease;
     char token[LM_TOKEN_MAX];
@@ -135,8 +187,12 @@ typedef struct {
     lm_totals tot;
     bool counts_exact;  /* no hand changed a row's state since the last recount */
     const char *qfault; /* a queue-wide key holds the wrong type: errors allowed */
+    int limit;          /* kind k's concurrency limit (0: none) */
     lm_held held[LM_NOWNERS + 1][LM_HELD]; /* [LM_NOWNERS] is the drain's owner */
     int nheld[LM_NOWNERS + 1];
+    int ended[4 * LM_NIDS]; /* rows ended by the call so far: their waiters settle
+                             * at its end (lash_flush_counts, lash_dep_settle) */
+    int nended;
     const char *op; /* the operation being applied, for codes */
     lm_report_fn *report;
     void *ctx;
@@ -159,10 +215,25 @@ void lm_viol(lm *m, const char *what, const char *fmt, ...) __attribute__((forma
 
 typedef struct {
     int id, reg;
-    bool delay; /* run_at an hour ahead */
+    int prio;       /* the priority option (0: not sent) */
+    unsigned after; /* the after option: bits of the universe (0: not sent) */
+    bool delay;     /* run_at an hour ahead */
 } lm_sub;
 void lm_submit(lm *m, const lm_sub *s, size_t n, const lash_submitted *got, bool failed,
                const char *err);
+
+/* Priorities (issue 15): an eligible row, as a claim may look at it. A pending
+ * row of priority p != 0 waits in lash:{q}:prio:wait or prio:ready, every other
+ * one (priority 0, running, parked) in due, where a claim ranks it as
+ * priority 0. at: when it became due (server ms). */
+typedef struct {
+    int id, prio;
+    double at; /* hand-set scores are half ms */
+} lm_cand;
+/* The ids a claim looks at, n at most, in the order the spec says: priority
+ * descending, then due time, then id; an id listed twice counts once, at its
+ * best place. Sorts cand; returns the count written to out. */
+size_t lm_claim_order(lm_cand *cand, size_t ncand, size_t n, int *out);
 
 /* looked: the ids the claim looks at, in order: the first n of `due` whose
  * score has passed (read just before; see run.c). */
@@ -191,10 +262,22 @@ void lm_retry(lm *m, int id, lash_status got, const char *err);
 void lm_trim(lm *m, int keep_n, int max, const int *done_order, size_t ndone, int64_t removed,
              bool failed, const char *err);
 
+/* Progress reports (issue 15): pct[i] for t[i]; st, the statuses (1 recorded,
+ * 0 stale: the row unchanged). Only the holder the row names may report. */
+void lm_progress(lm *m, const lm_tok *t, const int *pct, size_t n, const int *st, bool failed,
+                 const char *err);
+
+/* An operator sets kind k's concurrency limit (0: removes it): its held rows
+ * wake. */
+void lm_limit(lm *m, int concurrency);
+
 /* ---- time and hands ---------------------------------------------------------- */
 
-/* Time passes for id: a lease with an expiry runs out, its due score passes. */
+/* Time passes for id: a lease with an expiry runs out, its due score passes
+ * (a row parked for its dependencies stays parked: never is never reached). */
 void lm_advance(lm *m, int id);
+/* Parked: pending, waiting for dependencies (in due at 2^53 - 1). */
+bool lm_parked(const lm_row *r);
 void lm_hand_row_junk(lm *m, int id);
 void lm_hand_del_row(lm *m, int id);
 /* field: state kind payload fence attempt owner max_attempts */

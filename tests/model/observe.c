@@ -74,7 +74,8 @@ static bool to_ll(const char *s, long long *out)
     return *end == 0;
 }
 
-static void read_set(const redisReply *r, int *ids, long long *scores, size_t *n, size_t *foreign)
+static void read_set(const redisReply *r, int *ids, long long *scores, double *exact, size_t *n,
+                     size_t *foreign)
 {
     *n = *foreign = 0;
     if (r->type != REDIS_REPLY_ARRAY) return;
@@ -85,6 +86,7 @@ static void read_set(const redisReply *r, int *ids, long long *scores, size_t *n
             continue;
         }
         if (scores) scores[*n] = atoll(r->element[i + 1]->str);
+        if (exact) exact[*n] = strtod(r->element[i + 1]->str, NULL);
         ids[(*n)++] = id;
     }
 }
@@ -134,6 +136,8 @@ void lo_read(redisContext *c, lo_view *v)
         redisAppendCommand(c, "PTTL " Q ":lease:%s", id);
         redisAppendCommand(c, "ZSCORE " Q ":due %s", id);
         redisAppendCommand(c, "ZSCORE " Q ":done %s", id);
+        redisAppendCommand(c, "ZSCORE " Q ":prio:wait %s", id);
+        redisAppendCommand(c, "ZSCORE " Q ":prio:ready %s", id);
     }
     redisAppendCommand(c, "ZRANGE " Q ":due 0 -1 WITHSCORES");
     redisAppendCommand(c, "ZRANGE " Q ":done 0 -1 WITHSCORES");
@@ -146,7 +150,8 @@ void lo_read(redisContext *c, lo_view *v)
     for (int i = 0; i < LM_NIDS; i++) {
         lo_id *x = &v->id[i];
         redisReply *t = next_reply(c), *h = next_reply(c), *lt = next_reply(c), *lg = next_reply(c),
-                   *lp = next_reply(c), *ds = next_reply(c), *dn = next_reply(c);
+                   *lp = next_reply(c), *ds = next_reply(c), *dn = next_reply(c),
+                   *pw = next_reply(c), *pr = next_reply(c);
         x->type = type_of(t);
         if (x->type == LO_HASH) read_hash(x, h);
         x->lease_type = type_of(lt);
@@ -158,12 +163,28 @@ void lo_read(redisContext *c, lo_view *v)
         if ((x->in_done = dn->type == REDIS_REPLY_STRING)) x->done_score = atoll(dn->str);
         freeReplyObject(t), freeReplyObject(h), freeReplyObject(lt), freeReplyObject(lg);
         freeReplyObject(lp), freeReplyObject(ds), freeReplyObject(dn);
+        x->in_due_set = x->in_due;
+        if ((x->in_pwait = pw->type == REDIS_REPLY_STRING))
+            x->pwait_score = (long long)(x->pwait_at = strtod(pw->str, NULL));
+        if ((x->in_pready = pr->type == REDIS_REPLY_STRING)) {
+            long long p = 0;
+            const char *pf = lo_field(x, "priority");
+            x->pready_rank = (long long)strtod(pr->str, NULL);
+            if (pf && to_ll(pf, &p))
+                x->pready_at = x->pready_rank - LO_PRIO_K0 + p * LO_PRIO_STRICT;
+        }
+        freeReplyObject(pw), freeReplyObject(pr);
+        x->nindex = x->in_due_set + x->in_pwait + x->in_pready;
+        if (!x->in_due && (x->in_pwait || x->in_pready)) {
+            x->in_due = true;
+            x->due_score = x->in_pwait ? x->pwait_score : x->pready_at;
+        }
     }
     r = next_reply(c);
-    read_set(r, v->due, v->due_score, &v->ndue, &v->due_foreign);
+    read_set(r, v->due, v->due_score, v->due_at, &v->ndue, &v->due_foreign);
     freeReplyObject(r);
     r = next_reply(c);
-    read_set(r, v->done, NULL, &v->ndone, &v->done_foreign);
+    read_set(r, v->done, NULL, NULL, &v->ndone, &v->done_foreign);
     freeReplyObject(r);
     r = next_reply(c);
     read_stats(v, r);

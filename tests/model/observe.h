@@ -33,7 +33,22 @@ typedef struct {
     long long lease_pttl;
     bool in_due, in_done;
     long long due_score, done_score;
+    /* Priorities (issue 15): a pending row of priority p != 0 waits in
+     * lash:{q}:prio:wait (scored by its due time) or prio:ready (scored by rank
+     * LASH_PRIO_K0 + due time - p * 2^42; aging is off), never in due. in_due
+     * and due_score above count these too: the id waits in one of the three,
+     * due when due_score says (from a rank: the due time it was ranked by, with
+     * the row's own priority field). in_due_set: in due itself. */
+    bool in_due_set, in_pwait, in_pready;
+    double pwait_at;                               /* pwait_score, exact (half ms) */
+    long long pwait_score, pready_rank, pready_at; /* pready_at: 0 when the row has no
+                                                    * priority field to tell it by */
+    int nindex;                                    /* in how many of due, prio:wait, prio:ready */
 } lo_id;
+
+#define LO_PRIO_STRICT 4398046511104LL /* 2^42, lib.lua LASH_PRIO_STRICT */
+#define LO_PRIO_K0 (1000 * LO_PRIO_STRICT)
+#define LO_PARKED 9007199254740991LL /* lib.lua LASH_DEP_PARKED: waits for dependencies */
 
 typedef struct {
     long long now; /* server ms, read first */
@@ -42,6 +57,7 @@ typedef struct {
      * in the universe are counted, not listed. */
     int due[LO_SET_MAX], done[LO_SET_MAX];
     long long due_score[LO_SET_MAX];
+    double due_at[LO_SET_MAX]; /* the same, exact: hand-set scores are half ms */
     size_t ndue, ndone, due_foreign, done_foreign;
     /* The counters hash: rows per state, totals; a field that is not an integer
      * or the key of another type is named in stats_bad. */

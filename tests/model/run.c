@@ -31,6 +31,8 @@ static const struct {
     [LR_SHORT_LEASE] = {"short-lease", 4}, /* sleeps ~150 ms: sparingly */
     [LR_RECOUNT] = {"recount", 10},
     [LR_DRAIN] = {"drain", 3},
+    [LR_LIMIT] = {"limit", 12},
+    [LR_PROGRESS] = {"progress", 40},
     [LR_ROW_JUNK] = {"row-junk", 15},
     [LR_DEL_ROW] = {"del-row", 15},
     [LR_DEL_FIELD] = {"del-field", 25},
@@ -285,9 +287,30 @@ static void do_submit(play *p, const lr_step *s)
         sub[i].id = i == 0 ? s->id : (int)choose(p, LM_GHOST);
         sub[i].reg = choose(p, 4) < 3 ? sub[i].id % LM_NREGS : (int)choose(p, LM_NREGS);
         sub[i].delay = choose(p, 10) == 0;
+        /* Mostly the id's own priority (0 for three ids of eight), at times
+         * another: a resubmit with another priority is a conflict. */
+        static const int prios[] = {0, 2, -1, 0, 5, 1, 0, 2};
+        sub[i].prio = choose(p, 4) < 3 ? prios[sub[i].id] : prios[choose(p, 8)];
+        const lm_row *r = &p->m.row[sub[i].id];
+        bool creates = r->form != LM_HASH || r->no_kind;
+        if (!LM_SUBMIT_CLEARS_PRIO && !sub[i].prio && creates &&
+            (p->view.id[sub[i].id].in_pwait || p->view.id[sub[i].id].in_pready))
+            sub[i].prio = 1; /* see LM_SUBMIT_CLEARS_PRIO */
+        /* Mostly the id's own dependencies (chains: a1 after a0, a3 after a1
+         * and a2, ...), at times another id's. */
+        static const unsigned afters[] = {0, 1u << 0, 0, 1u << 1 | 1u << 2, 0, 1u << 4, 1u << 3, 0};
+        sub[i].after = choose(p, 4) < 3 ? afters[sub[i].id] : afters[choose(p, 8)];
+        sub[i].after &= ~(1u << sub[i].id);
         const lm_reg *g = &lm_regs[sub[i].reg];
-        say(p, " %s(payload %s max %d%s%s)", lm_id(sub[i].id), g->payload, g->max_attempts,
+        say(p, " %s(payload %s max %d%s%s", lm_id(sub[i].id), g->payload, g->max_attempts,
             g->abandon ? " abandon" : "", sub[i].delay ? " delay 1h" : "");
+        if (sub[i].prio) say(p, " priority %d", sub[i].prio);
+        for (int d = 0, first = 1; d < LM_NIDS; d++)
+            if (sub[i].after & (1u << d)) {
+                say(p, "%s%s", first ? " after " : ",", lm_id(d));
+                first = 0;
+            }
+        say(p, ")");
     }
     lash_submitted out[3];
     lash_err e = {0};
@@ -303,13 +326,42 @@ static void do_submit(play *p, const lr_step *s)
     lm_submit(&p->m, sub, n, out, st != LASH_OK, e.msg);
 }
 
+/* The ids a claim of n looks at, in the order it must look at them (read just
+ * before it): the rows of due whose score passed (ranked as priority 0), and
+ * the prioritized ones: all of prio:ready, and those of prio:wait whose time
+ * passed and that are still pending with a priority (any other goes back to due
+ * unlooked at, lib.lua lash_prio_pick). The order is the model's. */
+static size_t looked_ids(play *p, size_t n, int *looked)
+{
+    lm_cand cand[LO_SET_MAX + 2 * LM_NIDS];
+    size_t nc = 0;
+    const lo_view *v = &p->view;
+    for (size_t k = 0; k < v->ndue; k++)
+        if (v->due_score[k] <= v->now)
+            cand[nc++] = (lm_cand){.id = v->due[k], .prio = 0, .at = v->due_at[k]};
+    for (int i = 0; i < LM_NIDS; i++) {
+        const lo_id *x = &v->id[i];
+        const lm_row *r = &p->m.row[i];
+        if (x->in_pready)
+            cand[nc++] =
+                (lm_cand){.id = i,
+                          .prio = r->prio,
+                          .at = (double)(x->pready_rank - LO_PRIO_K0 + r->prio * LO_PRIO_STRICT)};
+        if (x->in_pwait && x->pwait_score <= v->now && r->form == LM_HASH &&
+            r->state == LM_PENDING && r->prio != 0)
+            cand[nc++] = (lm_cand){.id = i, .prio = r->prio, .at = x->pwait_at};
+    }
+    return lm_claim_order(cand, nc, n, looked);
+}
+
 static void do_claim(play *p, int owner, int n, int64_t ttl, int *claimed, size_t *nclaimed)
 {
     int looked[LO_SET_MAX];
-    size_t nl = 0;
-    for (size_t k = 0; k < p->view.ndue && nl < (size_t)n; k++)
-        if (p->view.due_score[k] <= p->view.now) looked[nl++] = p->view.due[k];
-    say(p, "claim %s n=%d ttl=%lld", lm_owner(owner), n, (long long)ttl);
+    size_t nl = looked_ids(p, (size_t)n, looked);
+    say(p, "claim %s n=%d ttl=%lld (looks at", lm_owner(owner), n, (long long)ttl);
+    for (size_t k = 0; k < nl; k++)
+        say(p, " %s", lm_id(looked[k]));
+    say(p, ")");
     lash_claim_batch b = {0};
     lash_err e = {0};
     call_begin(p);
@@ -371,6 +423,44 @@ static void do_renew(play *p, int owner, int64_t ttl, int *renewed, size_t *nren
         for (size_t i = 0; s == LASH_OK && i < n; i++)
             if (st[i] != LASH_RENEW_LOST) renewed[(*nrenewed)++] = t[i].id;
     }
+}
+
+/* The owner reports progress on some of what it holds, at times with a token
+ * that is not (or no longer) the holder's: refused, the row unchanged. */
+static void do_progress(play *p, int owner)
+{
+    lm_tok t[16];
+    int pct[16];
+    size_t n = 0;
+    for (int i = 0; i < p->m.nheld[owner] && n < 4; i++)
+        if (choose(p, 2)) {
+            t[n].id = p->m.held[owner][i].id;
+            snprintf(t[n].token, sizeof t[n].token, "%s", p->m.held[owner][i].token);
+            n++;
+        }
+    if (!n || choose(p, 3) == 0) {
+        int id = (int)choose(p, LM_GHOST);
+        const char *old = old_token(p, id);
+        t[n].id = id;
+        snprintf(t[n].token, sizeof t[n].token, "%s", old ? old : "w9:1");
+        n++;
+    }
+    say(p, "progress");
+    for (size_t i = 0; i < n; i++) {
+        pct[i] = (int)choose(p, 101);
+        say(p, " %s@%s:%d%%", lm_id(t[i].id), t[i].token, pct[i]);
+    }
+    int st[16];
+    lash_err e = {0};
+    call_begin(p);
+    lash_status s = sut_progress(p->run->c, t, pct, n, st, &e);
+    call_end(p, s, &e);
+    if (s == LASH_OK) {
+        say(p, " ->");
+        for (size_t i = 0; i < n; i++)
+            say(p, " %d", st[i]);
+    }
+    lm_progress(&p->m, t, pct, n, st, s != LASH_OK, e.msg);
 }
 
 static void complete_these(play *p, int owner, lm_fin *f, size_t n)
@@ -541,11 +631,26 @@ static void do_op(play *p, const lr_step *s, int kind)
     }
 }
 
+/* An operator sets kind k's concurrency limit to 1, 2 or 3, or removes it. */
+static void set_limit(play *p, int conc)
+{
+    lash_err e = {0};
+    say(p, conc ? "limit set k concurrency %d" : "limit rm k", conc);
+    call_begin(p);
+    lash_status st = sut_limit(p->run->c, conc, &e);
+    call_end(p, st, &e);
+    if (st != LASH_OK) {
+        if (!p->m.qfault) lm_viol(&p->m, "error", "limit: %s", e.msg);
+        return;
+    }
+    lm_limit(&p->m, conc);
+}
+
 /* ---- time ------------------------------------------------------------------------- */
 
 static void advance(play *p, int id)
 {
-    sut_advance(p->run->c, id, p->past);
+    sut_advance(p->run->c, id, p->past, !lm_parked(&p->m.row[id]));
     lm_advance(&p->m, id);
 }
 
@@ -558,13 +663,11 @@ static void do_short_lease(play *p, const lr_step *s)
     int ids[2 * LO_SET_MAX];
     size_t n = 0;
     if (choose(p, 2)) {
-        int forever[LO_SET_MAX];
-        size_t nf = 0;
-        for (size_t k = 0, seen = 0; k < p->view.ndue && seen < s->n; k++) {
-            if (p->view.due_score[k] > p->view.now) continue;
-            seen++;
-            lm_row *r = &p->m.row[p->view.due[k]];
-            if (r->lease != LM_NOLEASE && !r->lease_ttl) forever[nf++] = p->view.due[k];
+        int forever[LO_SET_MAX], looked[LO_SET_MAX];
+        size_t nf = 0, nl = looked_ids(p, s->n, looked);
+        for (size_t k = 0; k < nl; k++) {
+            lm_row *r = &p->m.row[looked[k]];
+            if (r->lease != LM_NOLEASE && !r->lease_ttl) forever[nf++] = looked[k];
         }
         do_claim(p, s->owner, s->n, SHORT_TTL, ids, &n);
         for (size_t i = 0; i < nf; i++)
@@ -578,6 +681,24 @@ static void do_short_lease(play *p, const lr_step *s)
         lm_advance(&p->m, ids[i]);
 }
 
+/* Whether id waits for a dependency whose row a hand took away (see
+ * LM_DEPS_SETTLE_DROPPED) ... */
+static bool waits_for_dropped_at(play *p, int id, int depth)
+{
+    for (int d = 0; d < LM_NIDS && depth < LM_NIDS; d++)
+        if ((p->m.row[id].waiting & (1u << d)) &&
+            (p->m.row[d].form != LM_HASH ||
+             (lm_parked(&p->m.row[d]) && waits_for_dropped_at(p, d, depth + 1))))
+            return true;
+    return false;
+}
+
+/* ... or for one that waits so in turn. */
+static bool waits_for_dropped(play *p, int id)
+{
+    return waits_for_dropped_at(p, id, 0);
+}
+
 /* Time passes for every id; claims and completes until nothing is live. Every
  * live row must get there: none may be stranded. */
 static void do_drain(play *p)
@@ -585,6 +706,11 @@ static void do_drain(play *p)
     size_t before = p->run->nviol;
     say(p, "drain:");
     flush_line(p);
+    if (p->m.limit) { /* every row must get there: the operator lifts the limit */
+        say(p, "    ");
+        set_limit(p, 0);
+        settle(p, before);
+    }
     for (int round = 0; round < 8; round++) {
         bool work = false;
         for (int i = 0; i < LM_NIDS; i++)
@@ -616,7 +742,13 @@ static void do_drain(play *p)
     }
     set_op(p, "drain");
     for (int i = 0; i < LM_NIDS; i++)
-        if (lm_live(&p->m.row[i]) || p->m.row[i].in_due)
+        if (lm_parked(&p->m.row[i]) && !LM_DEPS_SETTLE_DROPPED && waits_for_dropped(p, i))
+            continue;
+        else if (lm_parked(&p->m.row[i]))
+            lm_viol(&p->m, "dep-stranded",
+                    "%s still waits for dependencies after 8 rounds of drain (deps_left %d)",
+                    lm_id(i), p->m.row[i].deps_left);
+        else if (lm_live(&p->m.row[i]) || p->m.row[i].in_due)
             lm_viol(&p->m, "unreachable", "%s is still %s%s after 8 rounds of drain", lm_id(i),
                     lm_state_name(p->m.row[i].state), p->m.row[i].in_due ? " and in due" : "");
 }
@@ -681,6 +813,7 @@ static void do_hand(play *p, const lr_step *s)
     }
     case LR_SET_LEASE: {
         char t[LM_TOKEN_MAX];
+
         const char *old = old_token(p, id);
         unsigned how = choose(p, 3);
         if (how == 0 && old)
@@ -699,6 +832,13 @@ static void do_hand(play *p, const lr_step *s)
         break;
     case LR_DUE_JUNK: {
         char later[32];
+        /* An id waiting in a priority set put in due as well is left out: the
+         * scripts leave the prio entry behind when a claim takes the row from
+         * due (the report of issue 15's model work). */
+        if (p->view.id[id].in_pwait || p->view.id[id].in_pready) {
+            say(p, "(%s waits in a priority set: left alone)", lm_id(id));
+            break;
+        }
         snprintf(later, sizeof later, "%lld", p->view.now + LM_DELAY_LONG);
         say(p, "%s", sut_hand_due(c, id, ttl ? p->past : later));
         lm_hand_due(&p->m, id, ttl);
@@ -746,6 +886,12 @@ static void do_step(play *p, const lr_step *s)
         break;
     case LR_DRAIN:
         do_drain(p);
+        break;
+    case LR_LIMIT:
+        set_limit(p, (int)choose(p, 4));
+        break;
+    case LR_PROGRESS:
+        do_progress(p, s->owner);
         break;
     case LR_QUEUE_KEY_JUNK:
         do_queue_key_junk(p, s);

@@ -6,8 +6,10 @@
  * any subsequence of a run is itself a run, which is what shrinking needs: a
  * failing sequence of thousands of steps is cut down to the few that matter.
  *
- * Steps: the registry operations (submit, claim, renew, complete, release,
- * cancel, retry, trim), time (advance: one id's lease runs out and its due score
+ * Steps: the registry operations (submit, with random priority and `after`;
+ * claim, renew, complete, release, cancel, retry, trim; progress, by the
+ * holder and by stale tokens; limit, kind k's concurrency set to 1..3 or
+ * removed: issue 15), time (advance: one id's lease runs out and its due score
  * passes; short-lease: a real 150 ms lease runs out), an operator's recount, a
  * drain (every id's time passes; claims and completes until nothing is live:
  * every live row must be reachable), and hands that break things (keys of the
@@ -37,6 +39,8 @@ typedef enum {
     LR_SHORT_LEASE,
     LR_RECOUNT,
     LR_DRAIN,
+    LR_LIMIT,
+    LR_PROGRESS,
     LR_ROW_JUNK,
     LR_DEL_ROW,
     LR_DEL_FIELD,

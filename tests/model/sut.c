@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "fixture.h"
+#include "registry/limit.h"
 
 #define Q "lash:{" LM_QUEUE "}"
 
@@ -50,6 +51,7 @@ static lash_lease *leases(const lm_tok *t, size_t n, owner_buf *ob)
 lash_status sut_submit(lash_conn *c, const lm_sub *s, size_t n, lash_submitted *out, lash_err *e)
 {
     lash_submission subs[8];
+    char after[8][64];
     cr_assert(n <= 8);
     for (size_t i = 0; i < n; i++) {
         const lm_reg *g = &lm_regs[s[i].reg];
@@ -61,6 +63,13 @@ lash_status sut_submit(lash_conn *c, const lm_sub *s, size_t n, lash_submitted *
         subs[i].max_attempts = g->max_attempts;
         subs[i].on_lost = g->abandon ? LASH_ON_LOST_ABANDON : LASH_ON_LOST_RERUN;
         subs[i].delay_ms = s[i].delay ? LM_DELAY_LONG : 0;
+        subs[i].priority = s[i].prio;
+        after[i][0] = 0;
+        for (int d = 0; d < LM_NIDS; d++)
+            if (s[i].after & (1u << d))
+                snprintf(after[i] + strlen(after[i]), sizeof after[i] - strlen(after[i]), "%s%s",
+                         after[i][0] ? "," : "", lm_id(d));
+        subs[i].after = after[i][0] ? after[i] : NULL;
     }
     return lash_submit(c, LM_QUEUE, subs, n, out, e);
 }
@@ -174,7 +183,33 @@ void sut_recount(lash_conn *c)
            n[0], n[1], n[2], n[3], n[4], n[5]);
 }
 
-void sut_advance(lash_conn *c, int id, const char *score)
+lash_status sut_progress(lash_conn *c, const lm_tok *t, const int *pct, size_t n, int *st,
+                         lash_err *e)
+{
+    owner_buf ob[16];
+    lash_progress_report r[16];
+    char text[16][16];
+    cr_assert(n <= 16);
+    lash_lease *l = leases(t, n, ob);
+    for (size_t i = 0; i < n; i++) {
+        snprintf(text[i], sizeof text[i], "step %d", pct[i]);
+        r[i] = (lash_progress_report){l[i], pct[i], text[i], strlen(text[i])};
+    }
+    lash_status s = lash_report_progress(c, LM_QUEUE, r, n, st, e);
+    free(l);
+    return s;
+}
+
+lash_status sut_limit(lash_conn *c, int concurrency, lash_err *e)
+{
+    if (!concurrency) {
+        bool had = false;
+        return lash_limit_rm(c, LM_QUEUE, "k", &had, e);
+    }
+    return lash_limit_set(c, LM_QUEUE, "k", concurrency, LASH_LIMIT_KEEP, LASH_LIMIT_KEEP, e);
+}
+
+void sut_advance(lash_conn *c, int id, const char *score, bool move_due)
 {
     redisReply *r = raw(c, "PTTL " Q ":lease:%s", lm_id(id));
     bool expires = r->type == REDIS_REPLY_INTEGER && r->integer >= 0;
@@ -183,7 +218,10 @@ void sut_advance(lash_conn *c, int id, const char *score)
         raw_ok(c, "PEXPIRE " Q ":lease:%s 1", lm_id(id));
         sut_wait_leases_gone(c, &id, 1);
     }
+    if (!move_due) return;
     raw_ok(c, "ZADD " Q ":due XX %s %s", score, lm_id(id));
+    /* A prioritized row waiting for its time; one in prio:ready is due already. */
+    raw_ok(c, "ZADD " Q ":prio:wait XX %s %s", score, lm_id(id));
 }
 
 void sut_wait_leases_gone(lash_conn *c, const int *ids, size_t n)

@@ -29,6 +29,10 @@ lash_status sut_release(lash_conn *c, const lm_tok *t, const bool *ran, size_t n
                         lash_err *e);
 lash_status sut_cancel(lash_conn *c, int id, bool *requested, lash_err *e);
 lash_status sut_retry(lash_conn *c, int id, lash_err *e);
+lash_status sut_progress(lash_conn *c, const lm_tok *t, const int *pct, size_t n, int *st,
+                         lash_err *e);
+/* Kind k's concurrency limit (0: removed). */
+lash_status sut_limit(lash_conn *c, int concurrency, lash_err *e);
 lash_status sut_trim(lash_conn *c, int keep_n, int max, int64_t *removed, lash_err *e);
 /* Sets the per-state counters to the rows (what `lashctl stats --recount` is
  * to do; raw until the registry has the operation). */
@@ -40,7 +44,7 @@ void sut_recount(lash_conn *c);
  * then waits until Redis has forgotten it), its due score moves to `score`
  * (a score in the past, as text: run.c uses half milliseconds so that no hand-set
  * score ties with one a script wrote). */
-void sut_advance(lash_conn *c, int id, const char *score);
+void sut_advance(lash_conn *c, int id, const char *score, bool move_due);
 /* Waits until the lease keys of ids that have an expiry have run out (a short
  * lease ran out by itself). */
 void sut_wait_leases_gone(lash_conn *c, const int *ids, size_t n);
