@@ -166,10 +166,11 @@ Test(dep, broken_dependency_key_is_named)
     cr_expect(strstr(out.msg, "lash:{q}:deps") != NULL, "%s", out.msg);
 }
 
-/* A waiter retried after it was cancelled still waits for its dependency (its
- * registration stays): one that then ends otherwise cancels it again, and it
- * leaves the priority set it was retried into (found by the model test). */
-Test(dep, a_waiter_cancelled_in_a_priority_set_leaves_it)
+/* A waiter retried after it was cancelled runs without waiting again (README
+ * "Dependencies"): its dependency ending later leaves it alone, pending in the
+ * priority set it was retried into (the model test found it cancelled, and
+ * left in prio:ready, while the registration outlived the waiting). */
+Test(dep, a_retried_waiter_runs_without_waiting_again)
 {
     submit_ok("q", job("c", "k", "{}"));
     cr_assert_eq(submit_after("q", "p", "c", 3).status, LASH_SUB_CREATED);
@@ -179,6 +180,22 @@ Test(dep, a_waiter_cancelled_in_a_priority_set_leaves_it)
     cr_assert_eq(lash_retry(C, "q", "p", &e), LASH_OK, "%s", e.msg);
     cr_assert_gt(zscore("q", "prio:ready", "p"), 0);
     cr_assert_eq(lash_cancel(C, "q", "c", NULL, &requested, &e), LASH_OK, "%s", e.msg);
-    expect_state("q", "p", "cancelled");
-    cr_expect_eq(zscore("q", "prio:ready", "p"), -1, "a cancelled row is left in prio:ready");
+    expect_state("q", "p", "pending");
+    cr_expect_gt(zscore("q", "prio:ready", "p"), 0, "still ready to run");
+}
+
+/* A row trimmed (or deleted) while it waited leaves its registration behind;
+ * a new row of the same id that waits for nothing is not settled by it. */
+Test(dep, a_new_row_of_a_gone_waiters_id_inherits_nothing)
+{
+    submit_ok("q", job("a0", "k", "{}"));
+    cr_assert_eq(submit_after("q", "a1", "a0", 0).status, LASH_SUB_CREATED);
+    bool requested = true;
+    lash_err e = {0};
+    cr_assert_eq(lash_cancel(C, "q", "a1", NULL, &requested, &e), LASH_OK, "%s", e.msg);
+    cmd_ok("DEL lash:{q}:p:a1");
+    cmd_ok("ZREM lash:{q}:done a1");
+    submit_ok("q", job("a1", "k", "{}"));
+    cr_assert_eq(lash_cancel(C, "q", "a0", NULL, &requested, &e), LASH_OK, "%s", e.msg);
+    expect_state("q", "a1", "pending");
 }

@@ -830,6 +830,11 @@ local function lash_dep_park(base, id, waits)
     lash_index('ZADD', base .. ':due', lash_str(LASH_DEP_PARKED), id)
 end
 
+-- Whether a row's `after` list (ids joined by ',', which no id holds) names id.
+local function lash_dep_declares(after, id)
+    return after ~= nil and string.find(',' .. after .. ',', ',' .. id .. ',', 1, true) ~= nil
+end
+
 lash_dep_settle = function(base, counts)
     local deps = base .. ':deps'
     if redis.call('EXISTS', deps) == 0 then return end
@@ -848,8 +853,13 @@ lash_dep_settle = function(base, counts)
             local f = lash_row_read(base .. ':p:' .. id, 'state')
             local st = f and f[1] or 'and was deleted'
             for _, w in ipairs(waiters) do
-                local g = lash_row_read(base .. ':p:' .. w, 'state', 'deps_left', 'run_at', 'priority')
-                if g and g[1] == 'pending' then
+                local g = lash_row_read(base .. ':p:' .. w, 'state', 'deps_left', 'run_at', 'priority',
+                    'after')
+                -- Only a row still waiting, for this id: a registration can
+                -- outlive its row (trimmed, deleted, or retried to run anyway),
+                -- and a new row of the same id must not inherit it.
+                if g and g[1] == 'pending' and lash_int(g[2], 1, LASH_AFTER_MAX) and
+                    lash_dep_declares(g[5], id) then
                     if st ~= 'completed' then
                         lash_finish(base, w, 'cancelled', now, counts, 'pending', 'error',
                             'dependency ' .. id .. ' ended ' .. st)

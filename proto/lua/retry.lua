@@ -18,7 +18,9 @@ local function lash_retry(KEYS, ARGV)
     lash_stats_open(base)
     lash_guard(base, 'due', 'done')
     redis.call('HSET', rk, 'state', 'pending', 'attempt', 0, 'updated_ms', now)
-    redis.call('HDEL', rk, 'cancel', 'finished_ms', 'owner')
+    -- A retried dependent runs without waiting again (deps_left gone): its
+    -- dependencies no longer settle it.
+    redis.call('HDEL', rk, 'cancel', 'finished_ms', 'owner', 'deps_left')
     redis.call('ZREM', base .. ':done', id)
     if not lash_prio_requeue(base, id, f[2], now, now) then redis.call('ZADD', base .. ':due', now, id) end
     lash_event(base, 'reopened', id, 'from', state)

@@ -77,12 +77,11 @@
  * priority. Set to 1 to see the violation (prio-index). */
 #define LM_SUBMIT_CLEARS_PRIO 0
 /* Whether a row that is gone (trimmed, or deleted by hand) stops waiting for
- * its dependencies (its id leaves lash:{q}:dep:<D>), so that a new row of the
- * same id is not settled by them. It does not yet: when 0, the model lets the
- * new row inherit the old registrations (as the scripts do: submit a1 after
- * a0, cancel a1, trim, submit a1 again without after, cancel a0: the new a1
- * ends cancelled, "dependency a0 ended cancelled"); 1 expects the spec. */
-#define LM_DEPS_FORGET_DELETED 0
+ * its dependencies, so that a new row of the same id is not settled by them.
+ * It does: a settle touches only a row that still waits (deps_left) and names
+ * the dependency in its `after` (lash_dep_settle); a retried waiter no longer
+ * waits. 0 models the old scripts, where the new row inherited them. */
+#define LM_DEPS_FORGET_DELETED 1
 /* Whether a dependency whose row a claim drops (deleted, or a key of another
  * type: by hand) settles its waiters (cancelled, "dependency D ended and was
  * deleted"). It does not yet: they wait until a new row of that id ends. When
