@@ -98,7 +98,14 @@ if [ "$peers" = 1 ]; then
         echo "run.sh: beanstalkd is not installed (apt-get install beanstalkd): skipping it" >&2
     fi
 fi
-cleanup_bs() { [ -n "$bs_pid" ] && kill "$bs_pid" 2>/dev/null && wait "$bs_pid" 2>/dev/null; return 0; }
+# `|| true`: wait answers beanstalkd's 143, and under set -e that would end the
+# EXIT trap before cleanup stops Redis.
+cleanup_bs() {
+    if [ -n "$bs_pid" ]; then
+        kill "$bs_pid" 2>/dev/null || true
+        wait "$bs_pid" 2>/dev/null || true
+    fi
+}
 trap 'cleanup_bs; cleanup' EXIT
 
 results=$tmp/results.jsonl
