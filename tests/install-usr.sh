@@ -11,8 +11,10 @@ pid=""
 # shellcheck source=lib/redis.sh
 . "$root/tests/lib/redis.sh"
 cleanup() {
-    [ -n "$pid" ] && kill -TERM "$pid" 2>/dev/null && wait "$pid" 2>/dev/null
-    [ -n "${redis_dir:-}" ] && redis_stop
+    # Each step on its own: under set -e a wait that answers 143 would end
+    # the trap before Redis is stopped.
+    if [ -n "$pid" ]; then kill -TERM "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; fi
+    if [ -n "${redis_dir:-}" ]; then redis_stop; fi
     rm -rf "$tmp"
 }
 trap cleanup EXIT

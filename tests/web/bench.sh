@@ -14,7 +14,9 @@ web=""
 # shellcheck source=../lib/redis.sh
 . "$root/tests/lib/redis.sh"
 cleanup() {
-    [ -n "$web" ] && kill "$web" 2>/dev/null && wait "$web" 2>/dev/null
+    # Each step on its own: under set -e a wait that answers 143 would end
+    # the trap before Redis is stopped.
+    if [ -n "$web" ]; then kill "$web" 2>/dev/null || true; wait "$web" 2>/dev/null || true; fi
     redis_stop
     rm -rf "$tmp"
 }
