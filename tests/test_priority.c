@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "registry/limit.h"
 #include "rfx.h"
 
 TestSuite(priority, .init = rfx_setup, .fini = rfx_teardown, .timeout = 60);
@@ -194,4 +195,23 @@ Test(priority, a_new_row_leaves_no_stale_entry_of_an_old_one)
     cr_expect_eq(zscore("q", "prio:wait", "x"), -1, "the old row's entry stays in prio:wait");
     cr_expect_eq(zscore("q", "due", "x"), -1, "the hand's entry stays in due");
     cr_expect_gt(zscore("q", "prio:ready", "x"), 0);
+}
+
+/* Rows a concurrency limit holds back keep their priority: woken, the high
+ * one goes first although the low one's id sorts first and both were held
+ * at the same time (the model test found them demoted to priority 0). */
+Test(priority, rows_held_by_a_limit_keep_their_priority)
+{
+    lash_err e = {0};
+    cr_assert_eq(lash_limit_set(C, "q", "k", 1, LASH_LIMIT_KEEP, 0, &e), LASH_OK, "%s", e.msg);
+    submit_p("q", "busy", 0, 0);
+    char buf[64];
+    cr_assert_str_eq(claim_ids("q", 1, buf, sizeof buf), "busy");
+    submit_p("q", "a-low", 1, 0);
+    submit_p("q", "b-high", 5, 0);
+    cr_assert_str_eq(claim_ids("q", 2, buf, sizeof buf), "", "the slot is taken: both held");
+    cr_expect_eq(zscore("q", "due", "a-low"), -1, "a held prioritized row waits in its sets");
+    cr_assert_eq(lash_limit_rm(C, "q", "k", NULL, &e), LASH_OK, "%s", e.msg);
+    cr_expect_str_eq(claim_ids("q", 1, buf, sizeof buf), "b-high");
+    cr_expect_str_eq(claim_ids("q", 1, buf, sizeof buf), "a-low");
 }

@@ -67,7 +67,7 @@ end
 
 -- A held lease: keeps the row out of sight until it runs out. One without an
 -- expiry (set by hand) would hold the row forever: it gets ttl, and a note.
-local function lash_claim_wait(base, c, id, lk)
+local function lash_claim_wait(base, c, id, lk, rk)
     local pttl = redis.call('PTTL', lk)
     if pttl == -1 then
         redis.call('PEXPIRE', lk, c.ttl)
@@ -77,8 +77,11 @@ local function lash_claim_wait(base, c, id, lk)
         lash_note(c, id, what)
     end
     -- PTTL 0 is a lease in its last millisecond: it still exists (a script sees
-    -- time stand still), so it is still held.
-    redis.call('ZADD', base .. ':due', c.now + math.max(pttl, 1), id)
+    -- time stand still), so it is still held. A pending row of a priority (rk
+    -- given) waits in its priority's sets, keeping its rank.
+    local at = c.now + math.max(pttl, 1)
+    if rk and lash_prio_requeue(base, id, redis.call('HGET', rk, 'priority'), at, c.now) then return end
+    redis.call('ZADD', base .. ':due', at, id)
 end
 
 -- What is wrong with a readable row's fields, or nil.
@@ -151,7 +154,7 @@ local function lash_claim_row(base, c, id)
     local next = math.max(c.last, fence or 0) + 1
     local fs = lash_next_fence(c, next)
     if not lash_claim_take(base, c, id, lk, c.owner .. ':' .. fs) then
-        lash_claim_wait(base, c, id, lk)
+        lash_claim_wait(base, c, id, lk, state == 'pending' and rk or nil)
         return nil
     end
     if state == 'running' then

@@ -39,6 +39,9 @@ local lash_events_broken = nil
 -- Dependencies: settles the rows waiting on the call's terminal rows (the
 -- lash_dep_* block at the end sets it; declared here for lash_flush_counts).
 local lash_dep_settle = nil
+-- Priorities: puts a pending row back in its priority's sets (the lash_prio_*
+-- block sets it; declared here for the limits' hold and wake).
+local lash_prio_requeue = nil
 
 -- n (an integer) as decimal text, once per call. Never tostring(): Lua 5.1
 -- formats numbers with "%.14g", so 10^14 would become "1e+14" and a lease token
@@ -533,7 +536,11 @@ local function lash_limit_hold(base, c, id, kind, lk, rk, state, fence, fs)
             lash_count(c.counts, 'running', -1)
             lash_count(c.counts, 'pending', 1)
         end
-        lash_index('ZADD', base .. ':due', lash_str(math.max(when, c.now + 1)), id)
+        -- A prioritized row waits in its priority's sets, keeping its rank.
+        local at = math.max(when, c.now + 1)
+        if not lash_prio_requeue(base, id, redis.call('HGET', rk, 'priority'), at, c.now) then
+            lash_index('ZADD', base .. ':due', lash_str(at), id)
+        end
         return true
     end
     if L.rate then
@@ -554,6 +561,16 @@ end
 -- sorted set (the ZREMs are then deferred, one per call) and whether its held
 -- set ran empty (no more pops this call).
 local lash_limit_call, lash_limit_kinds = nil, {}
+
+-- Wakes a held row: due at `at` (when it was held, so it keeps its place), in
+-- due or, for a prioritized row, in prio:wait (the next claim ranks it). XX:
+-- an id that left both (cancelled, finished) is not brought back. True when
+-- it woke.
+local function lash_limit_wake(base, id, at)
+    if redis.call('ZADD', base .. ':due', 'XX', 'CH', at, id) == 1 then return true end
+    local ok, n = pcall(redis.call, 'ZADD', base .. ':prio:wait', 'XX', 'CH', at, id)
+    return ok and n == 1
+end
 
 -- A row leaves its slot (complete, release): slot is its field 'slot' (the
 -- kind). Removes it from the running set and wakes the oldest held row of the
@@ -579,8 +596,7 @@ local function lash_limit_free(base, rk, id, slot, counts)
             k.held = false
             return
         end
-        -- XX: an id that left due (cancelled, finished) is not brought back.
-        if redis.call('ZADD', due, 'XX', 'CH', w[2], w[1]) == 1 then
+        if lash_limit_wake(base, w[1], w[2]) then
             lash_limit_woke = true
             return
         end
@@ -655,12 +671,16 @@ local function lash_prio_any(base)
     return redis.call('EXISTS', base .. ':prio:wait', base .. ':prio:ready') > 0
 end
 
--- Puts a pending row of priority p (not 0), due at `at`, in its set (deferred).
+-- Puts a pending row of priority p (not 0), due at `at`, in its set and out
+-- of the other (deferred): a row waits in one place at a time.
 local function lash_prio_put(base, id, p, at, now, step)
+    local wait, ready = base .. ':prio:wait', base .. ':prio:ready'
     if at > now then
-        lash_index('ZADD', base .. ':prio:wait', lash_str(at), id)
+        lash_index('ZREM', ready, id)
+        lash_index('ZADD', wait, lash_str(at), id)
     else
-        lash_index('ZADD', base .. ':prio:ready', lash_str(LASH_PRIO_K0 + at - p * step), id)
+        lash_index('ZREM', wait, id)
+        lash_index('ZADD', ready, lash_str(LASH_PRIO_K0 + at - p * step), id)
     end
 end
 
@@ -668,7 +688,7 @@ end
 -- operator's retry), due at `at`: true when its priority (pv, the row's field)
 -- put it in its sets and out of due; false when the caller puts it in due as
 -- before (no priority, or the sets are broken: it then runs without one).
-local function lash_prio_requeue(base, id, pv, at, now)
+lash_prio_requeue = function(base, id, pv, at, now)
     local p = lash_prio_of(pv)
     if not p or lash_prio_broken(base) then return false end
     redis.call('ZREM', base .. ':due', id)

@@ -9,13 +9,13 @@
 --         concurrency and rate as stored ('' when none), running = ids
 --         holding a slot whose lease has not run out, held = ids waiting for
 --         a slot.
--- A change wakes the kind's held rows (rescored in due to when they were
--- held), so a raised or removed limit takes effect at the next claim.
+-- A change wakes the kind's held rows (lash_limit_wake: due again at when
+-- they were held), so a raised or removed limit takes effect at the next claim.
 local function lash_limit_wake_all(base, kind)
-    local hk, due = base .. ':held:' .. kind, base .. ':due'
+    local hk = base .. ':held:' .. kind
     local ok, held = pcall(redis.call, 'ZRANGE', hk, 0, -1, 'WITHSCORES')
     if not ok then return end
-    for i = 1, #held, 2 do redis.call('ZADD', due, 'XX', held[i + 1], held[i]) end
+    for i = 1, #held, 2 do lash_limit_wake(base, held[i], held[i + 1]) end
     redis.call('DEL', hk)
     if #held > 0 then redis.call('PUBLISH', base .. ':poke', 'limit') end
 end

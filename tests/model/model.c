@@ -826,6 +826,10 @@ void lm_retry(lm *m, int id, lash_status got, const char *err)
     r->in_done = false;
     r->in_due = true;
     r->due_ready = true;
+    /* A retried dependent runs without waiting again (retry.lua drops
+     * deps_left): its dependencies no longer settle it. */
+    r->waiting = 0;
+    r->deps_left = 0;
     queued(r);
     changed(r);
 }

@@ -65,11 +65,11 @@
 #define LM_QUEUE "m"
 
 /* Whether a prioritized pending row that a claim passes over because its lease
- * key is held keeps its priority. It does not yet (claim.lua lash_claim_wait
- * rescores it in due, where it ranks as priority 0; a limit holding a row back,
- * lib.lua lash_limit_hold, does the same): the model then lets the row wait in
- * due (prio_demoted). Set to 1 to see the violation (prio-in-due). */
-#define LM_PRIO_SURVIVES_WAIT 0
+ * key is held, or that a limit holds back, keeps its priority. It does: both
+ * wait in the priority's sets (lash_claim_wait, lash_limit_hold), and a freed
+ * slot wakes them there (lash_limit_wake). 0 models the older scripts, which
+ * rescored them in due (prio_demoted). */
+#define LM_PRIO_SURVIVES_WAIT 1
 /* Whether a submit that creates a row of priority 0 takes the id out of the
  * priority sets, where an older row deleted by hand may have left it. It does
  * not yet (submit.lua touches those sets only for a prioritized row, to keep
