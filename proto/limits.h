@@ -17,6 +17,7 @@
 #define LASH_TIMEOUT_MAX (7LL * 24 * 3600 * 1000) /* a week, in ms */
 #define LASH_DELAY_MAX (365LL * 24 * 3600 * 1000) /* a year, in ms */
 #define LASH_BATCH_MAX 1000                       /* rows per submit/claim/complete call */
+#define LASH_WAIT_MAX 86400000 /* ms a peek or a claim says until the next row is due, at most */
 #define LASH_PROGRESS_TEXT_MAX 200 /* a progress report's text, bytes (proto/progress.h) */
 
 /* Fleet-wide limits per kind (lashctl limit, registry/limit.h). */

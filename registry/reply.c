@@ -1,6 +1,8 @@
 /* reply.c: reply parsers (see reply.h). */
 #include "registry/reply.h"
 
+#include "proto/limits.h"
+
 #include <stddef.h>
 #include <stdio.h>
 #include <limits.h>
@@ -90,9 +92,9 @@ static lash_status claim_row(const redisReply *r, lash_claimed *c, lash_err *e)
 
 lash_status lash_reply_peek(const redisReply *r, int64_t *wait_ms, lash_err *e)
 {
-    /* A day: further than any poll looks ahead; more is not a wait lash wrote. */
-    if (r->type != REDIS_REPLY_INTEGER || r->integer < -1 || r->integer > 86400000)
-        return lash_fail(e, LASH_EPROTO, "peek: expected -1..86400000 ms");
+    /* More than the scripts' cap is not a wait lash wrote. */
+    if (r->type != REDIS_REPLY_INTEGER || r->integer < -1 || r->integer > LASH_WAIT_MAX)
+        return lash_fail(e, LASH_EPROTO, "peek: expected -1..%d ms", LASH_WAIT_MAX);
     *wait_ms = r->integer;
     return LASH_OK;
 }
@@ -105,7 +107,7 @@ lash_status lash_reply_claim(const redisReply *r, lash_claim_batch *out, lash_er
     if ((st = lash_reply_check(r, "claim", e))) return st;
     if (r->type != REDIS_REPLY_ARRAY || r->elements < 4 || !get_int(r->element[0], &seen) ||
         seen < 0 || !get_int(r->element[2], &workers) || workers < 0 || workers > INT_MAX ||
-        !get_int(r->element[3], &wait) || wait < -1 || wait > 86400000)
+        !get_int(r->element[3], &wait) || wait < -1 || wait > LASH_WAIT_MAX)
         return lash_fail(e, LASH_EPROTO,
                          "claim: reply is not {seen, notes, workers, wait, rows...}");
     out->seen = (size_t)seen;

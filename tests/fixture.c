@@ -2,6 +2,7 @@
 #include "fixture.h"
 
 #include "proto/keys.h"
+#include "registry/server.h"
 
 #include <criterion/criterion.h>
 #include <errno.h>
@@ -159,6 +160,18 @@ lash_record lash_fx_get(lash_conn *c, const char *queue, const char *id)
     lash_err e = {0};
     cr_assert_eq(lash_get(c, queue, id, &r, &e), LASH_OK, "get %s: %s", id, e.msg);
     return r;
+}
+
+long long lash_fx_calls(lash_conn *c, const char *command)
+{
+    char *text = NULL, key[64];
+    lash_err e = {0};
+    cr_assert_eq(lash_server_info(c, "commandstats", &text, &e), LASH_OK, "INFO: %s", e.msg);
+    snprintf(key, sizeof key, "cmdstat_%s:calls=", command);
+    const char *at = strstr(text, key);
+    long long n = at ? atoll(at + strlen(key)) : 0;
+    free(text);
+    return n;
 }
 
 long long lash_fx_count_keys(lash_conn *c, const char *pattern)

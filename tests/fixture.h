@@ -34,6 +34,9 @@ lash_conn *lash_fx_connect(const lash_fx_redis *r);
 /* Asserting shorthands over the registry and raw hiredis, shared by the suites. */
 lash_stats lash_fx_stats(lash_conn *c, const char *queue);
 lash_record lash_fx_get(lash_conn *c, const char *queue, const char *id);
+/* Calls of command (lower case, e.g. "fcall") since the server started or
+ * its last CONFIG RESETSTAT, from INFO commandstats. */
+long long lash_fx_calls(lash_conn *c, const char *command);
 /* Keys matching pattern, counted with SCAN (never KEYS: it blocks). */
 long long lash_fx_count_keys(lash_conn *c, const char *pattern);
 long long lash_fx_lease_keys(lash_conn *c, const char *queue);

@@ -1032,6 +1032,7 @@ Test(limits, lua_equals_limits_h)
         {"LASH_ATTEMPTS_MAX", LASH_ATTEMPTS_MAX},
         {"LASH_TIMEOUT_MAX", LASH_TIMEOUT_MAX},
         {"LASH_DELAY_MAX", LASH_DELAY_MAX},
+        {"LASH_WAIT_MAX", LASH_WAIT_MAX},
         {"LASH_BATCH_MAX", LASH_BATCH_MAX},
         {"LASH_PRIO_MAX", LASH_PRIO_MAX},
         {"LASH_AFTER_MAX", LASH_AFTER_MAX},

@@ -99,18 +99,6 @@ Test(scripts, functions_library)
     freeReplyObject(r);
 }
 
-/* Calls of a command since the last CONFIG RESETSTAT (INFO commandstats). */
-static long long calls_of(const char *command)
-{
-    redisReply *r = cmd("INFO commandstats");
-    char key[64];
-    snprintf(key, sizeof key, "cmdstat_%s:calls=", command);
-    const char *at = strstr(r->str, key);
-    long long n = at ? atoll(at + strlen(key)) : 0;
-    freeReplyObject(r);
-    return n;
-}
-
 /* Submit, claim and complete one row on a fresh connection. */
 static void one_life(const char *q, const char *id)
 {
@@ -137,8 +125,9 @@ Test(scripts, calls_go_by_fcall_when_this_version_is_loaded)
     cr_assert_eq(lash_functions_ensure(C, &e), LASH_OK, "%s", e.msg);
     cmd_ok("CONFIG RESETSTAT");
     one_life("q", "a");
-    cr_expect_eq(calls_of("fcall"), 3, "submit, claim, complete: %lld FCALLs", calls_of("fcall"));
-    cr_expect_eq(calls_of("evalsha") + calls_of("eval"), 0);
+    cr_expect_eq(lash_fx_calls(C, "fcall"), 3, "submit, claim, complete: %lld FCALLs",
+                 lash_fx_calls(C, "fcall"));
+    cr_expect_eq(lash_fx_calls(C, "evalsha") + lash_fx_calls(C, "eval"), 0);
 }
 
 /* Another version's library (a rolling upgrade, an older lashctl) is never
@@ -151,13 +140,13 @@ Test(scripts, calls_go_by_evalsha_when_another_version_is_loaded)
            "redis.register_function('lash_submit', function() return 'an older lash' end)");
     cmd_ok("CONFIG RESETSTAT");
     one_life("q", "a");
-    cr_expect_eq(calls_of("fcall"), 1, "one FCALL found no function, then none was tried");
-    cr_expect_geq(calls_of("evalsha"), 3);
+    cr_expect_eq(lash_fx_calls(C, "fcall"), 1, "one FCALL found no function, then none was tried");
+    cr_expect_geq(lash_fx_calls(C, "evalsha"), 3);
     expect_state("q", "a", "completed");
     cmd_ok("FUNCTION FLUSH");
     cmd_ok("CONFIG RESETSTAT");
     one_life("q", "b");
-    cr_expect_eq(calls_of("fcall"), 1, "absent: the same");
+    cr_expect_eq(lash_fx_calls(C, "fcall"), 1, "absent: the same");
     expect_state("q", "b", "completed");
 }
 

@@ -67,21 +67,6 @@ Test(worker, startup_drive)
     freeReplyObject(rp);
 }
 
-/* A submit's poke wakes an idle worker long before its one-minute poll; after
- * its subscriber connection is killed it subscribes again on its own. Without
- * any PUBLISH (rows written with raw commands), the poll still finds work. */
-/* Calls of a command since the last CONFIG RESETSTAT (INFO commandstats). */
-static long long calls_of(const char *command)
-{
-    redisReply *r = cmd("INFO commandstats");
-    char key[64];
-    snprintf(key, sizeof key, "cmdstat_%s:calls=", command);
-    const char *at = strstr(r->str, key);
-    long long n = at ? atoll(at + strlen(key)) : 0;
-    freeReplyObject(r);
-    return n;
-}
-
 /* Where an operator loaded the library (lashctl does), a worker's calls go by
  * FCALL of this version's names (registry/argv.h); where it is absent, by
  * EVALSHA after one FCALL that found nothing. */
@@ -95,8 +80,9 @@ Test(worker, calls_go_by_fcall_where_the_library_is_loaded)
     submit_many("f", "f", 20, "noop", "{}");
     WAIT_UNTIL(stats("f").count[LASH_COMPLETED] == 20, 20000);
     cr_assert_eq(stats("f").count[LASH_COMPLETED], 20);
-    cr_expect_gt(calls_of("fcall"), 2, "%lld FCALLs", calls_of("fcall"));
-    cr_expect_eq(calls_of("evalsha") + calls_of("eval"), 0, "%lld EVALSHAs", calls_of("evalsha"));
+    cr_expect_gt(lash_fx_calls(C, "fcall"), 2, "%lld FCALLs", lash_fx_calls(C, "fcall"));
+    cr_expect_eq(lash_fx_calls(C, "evalsha") + lash_fx_calls(C, "eval"), 0, "%lld EVALSHAs",
+                 lash_fx_calls(C, "evalsha"));
 
     cmd_do("FUNCTION FLUSH");
     cmd_do("CONFIG RESETSTAT");
@@ -104,9 +90,12 @@ Test(worker, calls_go_by_fcall_where_the_library_is_loaded)
     submit_many("g", "g", 20, "noop", "{}");
     WAIT_UNTIL(stats("g").count[LASH_COMPLETED] == 20, 20000);
     cr_assert_eq(stats("g").count[LASH_COMPLETED], 20);
-    cr_expect_gt(calls_of("evalsha"), 2, "%lld EVALSHAs", calls_of("evalsha"));
+    cr_expect_gt(lash_fx_calls(C, "evalsha"), 2, "%lld EVALSHAs", lash_fx_calls(C, "evalsha"));
 }
 
+/* A submit's poke wakes an idle worker long before its one-minute poll; after
+ * its subscriber connection is killed it subscribes again on its own. Without
+ * any PUBLISH (rows written with raw commands), the poll still finds work. */
 Test(worker, poke_and_poll)
 {
     up(NULL);

@@ -806,14 +806,21 @@ void lash_turn_tick(lash_turn *t, int64_t now)
     rearm(t);
 }
 
-/* When this worker looks at queue q next. The K workers polling a queue (as
- * its last upkeep counted them) share its poll: each looks every K poll
- * intervals, at jittered ticks, so the fleet looks about once a poll interval
- * in all and an idle fleet's cost to Redis does not grow with its size. A
- * claim is a look too; the heartbeat's every LASH_TURN_BEAT_MS is one. */
+/* K: the workers polling queue q, as its last upkeep counted them (1 when
+ * not counted yet). */
+static int sharing_of(const lash_turn *t, int q)
+{
+    return t->sharing[q] > 1 ? t->sharing[q] : 1;
+}
+
+/* When this worker looks at queue q next. The K workers polling a queue share
+ * its poll: each looks every K poll intervals, at jittered ticks, so the fleet
+ * looks about once a poll interval in all and an idle fleet's cost to Redis
+ * does not grow with its size. A claim is a look too; the heartbeat's every
+ * LASH_TURN_BEAT_MS is one. */
 static void looked(lash_turn *t, int q, int64_t now)
 {
-    int k = t->sharing[q] > 1 ? t->sharing[q] : 1;
+    int k = sharing_of(t, q);
     t->look_at[q] = now + (int64_t)t->c.poll_ms * k - t->c.poll_ms / 2;
 }
 
@@ -865,7 +872,7 @@ static bool claim_in_time(const lash_turn *t, int64_t sent, int64_t now)
  * reopens; the poll stays the safety net. */
 static void wake_for(lash_turn *t, int q, int64_t wait_ms, int64_t now)
 {
-    int k = t->sharing[q] > 1 ? t->sharing[q] : 1;
+    int k = sharing_of(t, q);
     if (wait_ms <= 0 || wait_ms > (int64_t)t->c.poll_ms * k) return;
     int64_t at = now + wait_ms;
     if (!t->wake_at[q] || at < t->wake_at[q]) t->wake_at[q] = at;

@@ -13,6 +13,7 @@ local LASH_ATTEMPTS_MAX = 1000
 local LASH_TIMEOUT_MAX = 604800000
 local LASH_DELAY_MAX = 31536000000
 local LASH_BATCH_MAX = 1000
+local LASH_WAIT_MAX = 86400000
 local LASH_PROGRESS_TEXT_MAX = 200
 local LASH_DEFAULT_MAX_ATTEMPTS = 3
 local LASH_DEFAULT_BACKOFF = 'exp:1000:60000'
@@ -298,7 +299,7 @@ local function lash_first_due(base, now)
     end
     if not at then return -1 end
     -- Capped at a day: a row a year out is no reason to wake before then.
-    return math.min(math.max(math.ceil(at - now), 0), 86400000)
+    return math.min(math.max(math.ceil(at - now), 0), LASH_WAIT_MAX)
 end
 
 -- Applies the counter changes of the call: one HMGET, one HSET. A counter
