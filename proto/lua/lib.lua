@@ -44,6 +44,16 @@ local lash_dep_settle = nil
 -- block sets it; declared here for the limits' hold and wake).
 local lash_prio_requeue = nil
 
+-- Publishes a message of the queue (a channel lash:{q}:<what>) with sharded
+-- pub/sub: SPUBLISH stays within the queue's shard, where classic PUBLISH is
+-- carried by a Cluster's bus to every node, which then costs every primary
+-- for every process any other primary runs (docs/benchmarks.md, issue 11).
+-- Whatever lash listens to it hears on both, so that an operator's plain
+-- `redis-cli PUBLISH` keeps working; people listen with SSUBSCRIBE.
+local function lash_publish(chan, msg)
+    redis.call('SPUBLISH', chan, msg)
+end
+
 -- n (an integer) as decimal text, once per call. Never tostring(): Lua 5.1
 -- formats numbers with "%.14g", so 10^14 would become "1e+14" and a lease token
 -- built from such a fence would never match the one the worker sends.
