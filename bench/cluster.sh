@@ -2,12 +2,13 @@
 # bench/cluster.sh: draining 6 queues on a 3-primary Redis Cluster against the
 # same on one Redis, and what each costs Redis in CPU per process (issue 11).
 #
-#   bench/cluster.sh [--n N] [--runs R] [--workers W] [--concurrency C]
+#   bench/cluster.sh [--n N] [--runs R] [--workers W] [--concurrency C] [--light L]
 #
 #   --n N          processes per queue (default 10000; 6 queues)
 #   --runs R       runs of each deployment, alternated; medians reported (default 5)
 #   --workers W    lash-worker processes, each working all 6 queues (default 3)
 #   --concurrency C  slots per worker (default 64)
+#   --light L      processes of the light run (default 3000; 0: none)
 #
 # Both deployments run on this machine's loopback with persistence off and no
 # replicas (replication would add the same cost to both): one redis-server, and
@@ -19,20 +20,26 @@
 # over the drain, divided by the processes of the queues that server owns.
 # On a 2-core machine shared with other jobs, 3 primaries cannot run faster
 # than one Redis: the point is that the cost per process per primary does not
-# grow. Builds nothing: run it after cmake --build build.
+# grow. The light run is a lightly loaded queue of the first primary: L
+# processes, each submitted by a call of its own (FCALL lash_submit through one
+# redis-cli), run by one worker at concurrency 1, so each one costs a poke and a
+# 'finished' message of its own: what that costs the two other primaries is
+# what the scripts' messages cost a Cluster's bus.
+# Builds nothing: run it after cmake --build build.
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(dirname "$here")
 bin=${LASH_BUILD_DIR:-$root/build}/bin
-n=10000 runs=5 workers=3 conc=64
+n=10000 runs=5 workers=3 conc=64 light=3000
 while [ $# -gt 0 ]; do
     case $1 in
     --n) n=$2; shift ;;
     --runs) runs=$2; shift ;;
     --workers) workers=$2; shift ;;
     --concurrency) conc=$2; shift ;;
-    -h | --help) sed -n '2,22p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    --light) light=$2; shift ;;
+    -h | --help) sed -n '2,29p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "cluster.sh: unknown option $1" >&2; exit 2 ;;
     esac
     shift
@@ -164,6 +171,41 @@ for r in sys.argv[2].split()[8:]:
 sys.exit(1)' "$s" "$mine" && own+=("$q")
 done
 
+# The light run: one queue of the first primary, one call per submit and per
+# completion; prints "ms port:cpu_ms:procs ..." like run.
+light_run() {
+    local q=${own[0]} port=$((base + 1)) k=0 p
+    local ports=($((base + 1)) $((base + 2)) $((base + 3)))
+    for p in "${ports[@]}"; do redis-cli -p "$p" flushall >/dev/null; done
+    "$bin/lashctl" --redis "redis://127.0.0.1:$port" functions >/dev/null
+    local cpu0=()
+    for p in "${ports[@]}"; do cpu0[k]=$(cpu_ms "$(pid_of_port "$p")"); k=$((k + 1)); done
+    "$bin/lash-worker" --redis "redis://127.0.0.1:$port" --builtin noop --concurrency 1 \
+        --keep -1 --log-level error --queue "$q" 2>>"$tmp/worker.log" &
+    local lw=$! t0 t1 done=0
+    t0=$(date +%s%N)
+    awk -v q="$q" -v n="$light" 'BEGIN { for (i = 1; i <= n; i++)
+        printf "FCALL lash_submit 1 lash:{%s} l-%d noop {} 0\n", q, i }' |
+        redis-cli -p "$port" >/dev/null
+    while [ "$done" -lt "$light" ]; do
+        sleep 0.1
+        done=$(redis-cli -p "$port" zcard "lash:{$q}:done")
+    done
+    t1=$(date +%s%N)
+    local out="$(((t1 - t0) / 1000000))"
+    k=0
+    for p in "${ports[@]}"; do
+        local cpu1 owned=0
+        cpu1=$(cpu_ms "$(pid_of_port "$p")")
+        [ "$p" = "$port" ] && owned=$light
+        out="$out $p:$(python3 -c "print(round($cpu1 - ${cpu0[k]}))"):$owned"
+        k=$((k + 1))
+    done
+    kill -TERM "$lw"
+    wait "$lw" 2>/dev/null || true
+    echo "$out"
+}
+
 echo "6 queues x $n noop processes, $workers workers x $conc slots; $runs runs each, alternated"
 echo "(one: only the ${#own[@]} queues of the first primary, ${own[*]})"
 for _ in $(seq "$runs"); do
@@ -173,13 +215,18 @@ for _ in $(seq "$runs"); do
     echo "cluster $(run $((base + 1)))" | tee -a "$tmp/results"
     qs=("${own[@]}")
     echo "one     $(run $((base + 1)))" | tee -a "$tmp/results"
+    [ "$light" -gt 0 ] && echo "light   $(light_run)" | tee -a "$tmp/results"
 done
-python3 - "$tmp/results" "$n" "${#own[@]}" <<'PY'
+python3 - "$tmp/results" "$n" "${#own[@]}" "$light" <<'PY'
 import statistics, sys
 rows = [l.split() for l in open(sys.argv[1])]
-for kind in ("single", "cluster", "one"):
+for kind in ("single", "cluster", "one", "light"):
     rs = [r for r in rows if r[0] == kind]
+    if not rs:
+        continue
     n = int(sys.argv[2]) * (int(sys.argv[3]) if kind == "one" else 6)
+    if kind == "light":
+        n = int(sys.argv[4])
     ms = [int(r[1]) for r in rs]
     rate = [n / (m / 1000) for m in ms]
     per, idle = [], []  # CPU us per process: of the primary's own; of someone else's

@@ -362,10 +362,28 @@ lash_status lash_finished_subscribe(lash_conn *c, const char *queue, lash_err *e
     char chan[LASH_KEY_MAX];
     lash_status st;
     if ((st = lash_queue_check(queue, e))) return st;
-    const char *argv[] = {"SUBSCRIBE", lash_key(chan, queue, LASH_CHAN_FINISHED)};
-    redisReply *r = command(c, queue, "SUBSCRIBE", 2, argv, e, &st);
+    lash_key(chan, queue, LASH_CHAN_FINISHED);
+    /* The scripts publish sharded (lib.lua, lash_publish): SSUBSCRIBE goes to
+     * the queue's own node (routed by queue, MOVED followed), and a classic
+     * SUBSCRIBE beside it on the same context keeps a hand-made PUBLISH heard. */
+    redisReply *r =
+        command(c, queue, "SSUBSCRIBE", 2, (const char *[]){"SSUBSCRIBE", chan}, e, &st);
+    freeReplyObject(r);
+    if (st) return st;
+    r = command(c, queue, "SUBSCRIBE", 2, (const char *[]){"SUBSCRIBE", chan}, e, &st);
     freeReplyObject(r);
     return st;
+}
+
+/* A message on the finished channel, sharded or classic. */
+static bool is_finished_msg(const redisReply *r)
+{
+    if (!(r->type == REDIS_REPLY_ARRAY && r->elements == 3 && is_str(r->element[0]) &&
+          is_str(r->element[1]) && is_str(r->element[2])))
+        return false;
+    const char *kind = r->element[0]->str;
+    return (strcmp(kind, "message") == 0 || strcmp(kind, "smessage") == 0) &&
+           strstr(r->element[1]->str, "}:finished");
 }
 
 static int64_t mono_ms(void)
@@ -388,9 +406,9 @@ lash_status lash_finished_next(lash_conn *c, int timeout_ms, char **ids, lash_er
             return lash_fail(e, LASH_EPROTO, "wait: unreadable reply on the subscription");
         if (rv) {
             redisReply *r = rv;
-            bool msg = r->type == REDIS_REPLY_ARRAY && r->elements == 3 && is_str(r->element[0]) &&
-                       strcmp(r->element[0]->str, "message") == 0 && is_str(r->element[1]) &&
-                       strstr(r->element[1]->str, "}:finished") && is_str(r->element[2]);
+            /* Anything else is skipped, a "sunsubscribe" too (the queue's slot
+             * moved to another node: the caller's re-reads cover the rest). */
+            bool msg = is_finished_msg(r);
             if (msg && !(*ids = strdup(r->element[2]->str))) {
                 freeReplyObject(r);
                 return lash_fail(e, LASH_ENOMEM, "out of memory");

@@ -120,8 +120,12 @@ lash_status lash_done_count(lash_conn *c, const char *queue, int64_t *n, lash_er
 /* ---- waiting for processes to finish ---------------------------------------- */
 
 /* Turns c into a subscriber of lash:{q}:finished (each message lists the ids,
- * space-separated, of the processes one script call made terminal). After
- * this c serves nothing else: give it a connection of its own. */
+ * space-separated, of the processes one script call made terminal): sharded
+ * (SSUBSCRIBE on the queue's node: how the scripts publish) and classic (what
+ * a hand-made PUBLISH uses). After this c serves nothing else: give it a
+ * connection of its own. A slot migration ends the sharded half silently
+ * (Redis sends "sunsubscribe"); re-read the rows now and then, as lashctl
+ * wait does. */
 lash_status lash_finished_subscribe(lash_conn *c, const char *queue, lash_err *e);
 /* Waits up to timeout_ms (0: just look) for the next message. LASH_OK with
  * *ids set (malloc'd, the caller frees it): the message as published (split it

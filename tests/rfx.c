@@ -60,6 +60,30 @@ void cmd_ok(const char *fmt, ...)
     freeReplyObject(r);
 }
 
+redisContext *subscriber(const char *how, const char *chan)
+{
+    redisContext *s = redisConnectUnix(R.sock);
+    cr_assert(s && !s->err);
+    struct timeval tv = {5, 0};
+    redisSetTimeout(s, tv);
+    redisReply *r = redisCommand(s, "%s %s", how, chan);
+    cr_assert(r && r->type == REDIS_REPLY_ARRAY, "%s %s failed", how, chan);
+    freeReplyObject(r);
+    return s;
+}
+
+void expect_message(redisContext *s, const char *kind, const char *chan, const char *msg)
+{
+    void *rv = NULL;
+    cr_assert_eq(redisGetReply(s, &rv), REDIS_OK, "no message on %s", chan);
+    redisReply *r = rv;
+    cr_assert(r->type == REDIS_REPLY_ARRAY && r->elements == 3);
+    cr_expect_str_eq(r->element[0]->str, kind);
+    cr_expect_str_eq(r->element[1]->str, chan);
+    cr_expect_str_eq(r->element[2]->str, msg);
+    freeReplyObject(r);
+}
+
 long long server_ms(void)
 {
     redisReply *r = cmd("TIME");

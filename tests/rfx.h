@@ -33,6 +33,12 @@ long long cmd_int(const char *fmt, ...);
 void cmd_ok(const char *fmt, ...);
 /* Redis's clock, ms. */
 long long server_ms(void);
+/* A connection of its own listening on chan: how is "SUBSCRIBE" (classic) or
+ * "SSUBSCRIBE" (sharded, how the scripts publish). expect_message reads the
+ * next message (5 s at most) and checks it is kind ("message", "smessage") on
+ * chan with the text msg. */
+redisContext *subscriber(const char *how, const char *chan);
+void expect_message(redisContext *s, const char *kind, const char *chan, const char *msg);
 /* ZSCORE lash:{q}:<set> id as ms, or -1 when absent. */
 long long zscore(const char *q, const char *set, const char *id);
 /* HGET of a row field, malloc'd, or NULL. */

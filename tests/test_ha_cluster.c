@@ -657,7 +657,12 @@ Test(cluster, functions_scan_and_pubsub_reach_every_node, .fini = fini, .timeout
     }
     const char *wt[] = {"--redis", wurl,        "--queue", q[2], "wait",
                         "waited",  "--timeout", "15000",   NULL};
+    long long t0 = lash_fx_ms();
     cr_expect_eq(ha_lashctl(wt, NULL, out), 0, "lashctl wait did not hear 'finished' (%s)", out);
+    /* Heard, not found by its re-read of the rows, which comes 5 s after it
+     * started: the row ends ~1.7 s in. (A generous liveness bound.) */
+    long long took = lash_fx_ms() - t0;
+    cr_expect_lt(took, 4500, "lashctl wait took %lld ms: it missed the finished message", took);
     int status;
     waitpid(poker, &status, 0);
     cr_expect_eq(rel_stop(w, 15000), 0);

@@ -164,6 +164,23 @@ Test(inspect, finished_messages_arrive_and_silence_times_out)
     lash_close(sub);
 }
 
+Test(inspect, finished_messages_published_sharded_arrive_as_well)
+{
+    lash_conn *sub = lash_fx_connect(&R);
+    lash_err e = {0};
+    char *ids = NULL;
+    cr_assert_eq(lash_finished_subscribe(sub, "q", &e), LASH_OK, "%s", e.msg);
+    raw("SPUBLISH lash:{q}:finished %s", "p-4 p-5", "", "");
+    cr_assert_eq(lash_finished_next(sub, 2000, &ids, &e), LASH_OK, "%s", e.msg);
+    cr_assert_str_eq(ids, "p-4 p-5");
+    free(ids);
+    raw("PUBLISH lash:{q}:finished %s", "p-7", "", "");
+    cr_assert_eq(lash_finished_next(sub, 2000, &ids, &e), LASH_OK, "%s", e.msg);
+    cr_assert_str_eq(ids, "p-7", "a hand-made PUBLISH is still heard beside them");
+    free(ids);
+    lash_close(sub);
+}
+
 Test(inspect, discovery_finds_every_queue_with_stats_and_only_those)
 {
     submit("alpha", "a", 0);

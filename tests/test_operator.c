@@ -17,43 +17,19 @@ TestSuite(operator, .init = rfx_setup, .fini = rfx_teardown, .timeout = 60);
 
 /* ---- cancel ---------------------------------------------------------------------------- */
 
-static redisContext *subscriber(const char *chan)
-{
-    redisContext *s = redisConnectUnix(R.sock);
-    cr_assert(s && !s->err);
-    struct timeval tv = {5, 0};
-    redisSetTimeout(s, tv);
-    redisReply *r = redisCommand(s, "SUBSCRIBE %s", chan);
-    cr_assert(r && r->type == REDIS_REPLY_ARRAY);
-    freeReplyObject(r);
-    return s;
-}
-
-static void expect_message(redisContext *s, const char *chan, const char *msg)
-{
-    void *rv = NULL;
-    cr_assert_eq(redisGetReply(s, &rv), REDIS_OK, "no message on %s", chan);
-    redisReply *r = rv;
-    cr_assert(r->type == REDIS_REPLY_ARRAY && r->elements == 3);
-    cr_expect_str_eq(r->element[0]->str, "message");
-    cr_expect_str_eq(r->element[1]->str, chan);
-    cr_expect_str_eq(r->element[2]->str, msg);
-    freeReplyObject(r);
-}
-
 Test(operator, cancel_pending_is_immediate)
 {
     submit_ok("q", job("cp", "k", "{}"));
     lash_submission later = job("cl", "k", "{}");
     later.delay_ms = 60000;
     submit_ok("q", later);
-    redisContext *fin = subscriber("lash:{q}:finished");
+    redisContext *fin = subscriber("SSUBSCRIBE", "lash:{q}:finished");
     bool requested = true;
     lash_err e = {0};
     cr_assert_eq(lash_cancel(C, "q", "cp", "no longer needed", &requested, &e), LASH_OK, "%s",
                  e.msg);
     cr_expect_not(requested);
-    expect_message(fin, "lash:{q}:finished", "cp");
+    expect_message(fin, "smessage", "lash:{q}:finished", "cp");
     cr_assert_eq(lash_cancel(C, "q", "cl", NULL, &requested, &e), LASH_OK, "%s", e.msg);
     cr_expect_not(requested);
     redisFree(fin);
@@ -81,16 +57,16 @@ Test(operator, cancel_running_asks_the_owner)
     lash_claim_batch b = claim("q", "W", 10, TTL_LONG);
     cr_assert_eq(b.n, 2);
     lash_claim_batch_free(&b);
-    redisContext *sub = subscriber("lash:{q}:cancel");
+    redisContext *sub = subscriber("SUBSCRIBE", "lash:{q}:cancel");
     bool requested = false;
     lash_err e = {0};
     cr_assert_eq(lash_cancel(C, "q", "cr", "operator said so", &requested, &e), LASH_OK, "%s",
                  e.msg);
     cr_expect(requested);
-    expect_message(sub, "lash:{q}:cancel", "cr");
+    expect_message(sub, "message", "lash:{q}:cancel", "cr");
     cr_assert_eq(lash_cancel(C, "q", "cf", NULL, &requested, &e), LASH_OK);
     cr_expect(requested);
-    expect_message(sub, "lash:{q}:cancel", "cf");
+    expect_message(sub, "message", "lash:{q}:cancel", "cf");
     redisFree(sub);
     expect_state("q", "cr", "running"); /* until its owner stops it */
     expect_field("q", "cr", "cancel", "1");

@@ -23,18 +23,6 @@ static int report(const char *q, const char *id, const char *owner, int64_t fenc
     return st;
 }
 
-static redisContext *subscriber(const char *chan)
-{
-    redisContext *s = redisConnectUnix(R.sock);
-    cr_assert(s && !s->err);
-    struct timeval tv = {5, 0};
-    redisSetTimeout(s, tv);
-    redisReply *r = redisCommand(s, "SUBSCRIBE %s", chan);
-    cr_assert(r && r->type == REDIS_REPLY_ARRAY);
-    freeReplyObject(r);
-    return s;
-}
-
 Test(progress, the_holder_of_a_running_row_records_it_on_the_row)
 {
     submit_ok("q", job("a", "k", "{}"));
@@ -92,20 +80,13 @@ Test(progress, a_report_is_announced_on_the_progress_channel)
     submit_ok("q", job("a", "k", "{}"));
     int64_t f = claim_one("q", "w1", "a", TTL_LONG);
     char chan[LASH_KEY_MAX];
-    redisContext *s = subscriber(lash_key(chan, "q", LASH_CHAN_PROGRESS));
+    redisContext *s = subscriber("SSUBSCRIBE", lash_key(chan, "q", LASH_CHAN_PROGRESS));
     cr_assert_eq(report("q", "a", "w1", f, 7, "seven of many"), LASH_PROGRESS_RECORDED);
     cr_assert_eq(report("q", "a", "w9", f, 8, "stale: never announced"), LASH_PROGRESS_STALE);
     cr_assert_eq(report("q", "a", "w1", f, 9, ""), LASH_PROGRESS_RECORDED);
     const char *want[] = {"a 7 seven of many", "a 9 "};
-    for (int i = 0; i < 2; i++) {
-        void *rv = NULL;
-        cr_assert_eq(redisGetReply(s, &rv), REDIS_OK, "no message on %s", chan);
-        redisReply *r = rv;
-        cr_assert(r->type == REDIS_REPLY_ARRAY && r->elements == 3);
-        cr_expect_str_eq(r->element[1]->str, chan);
-        cr_expect_str_eq(r->element[2]->str, want[i]);
-        freeReplyObject(r);
-    }
+    for (int i = 0; i < 2; i++)
+        expect_message(s, "smessage", chan, want[i]);
     redisFree(s);
 }
 

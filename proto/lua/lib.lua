@@ -322,7 +322,7 @@ local function lash_flush_counts(base, c, sets)
     lash_flush_index()
     -- One message for the call's terminal rows: their ids, space-separated.
     if #lash_ended > 0 then
-        redis.call('PUBLISH', base .. ':finished', table.concat(lash_ended, ' '))
+        lash_publish(base .. ':finished', table.concat(lash_ended, ' '))
         lash_ended = {}
     end
     local names, args = {}, {}

@@ -39,7 +39,7 @@ local function lash_progress(KEYS, ARGV)
         if f and f[1] == 'running' and f[2] and f[3] and f[2] .. ':' .. f[3] == token then
             redis.call('HSET', rk, 'progress', pct, 'progress_text', text, 'progress_ms', t)
             lash_event(base, 'progress', id, 'progress', pct, 'text', text)
-            redis.call('PUBLISH', chan, id .. ' ' .. pct .. ' ' .. text)
+            lash_publish(chan, id .. ' ' .. pct .. ' ' .. text)
             out[#out + 1] = 1
         else
             out[#out + 1] = 0
