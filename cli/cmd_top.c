@@ -1,4 +1,5 @@
-/* cmd_top.c: `lashctl top`, a live screen of the queue.
+/* cmd_top.c: `lashctl top`, a live screen of the queue (or, with --all, of
+ * every queue: a line each).
  *
  * Rates are the deltas of the stats' running totals between two frames, divided
  * by the time between them, so they cost nothing on the server and agree with
@@ -18,6 +19,9 @@
 #include "proto/keys.h"
 
 #define FRAME_MS 1000
+/* --all: queues are found again every this many frames (SCAN walks the whole
+ * keyspace; a queue's stats are one call). */
+#define DISCOVER_EVERY 10
 #define SHOW_WORKERS 20
 /* Running rows shown with their progress: the first found in the due set. */
 #define SHOW_RUNNING 10
@@ -148,6 +152,99 @@ static void print_text(FILE *out, const char *queue, const frame *f, const doubl
     }
 }
 
+/* ---- --all: a line per queue ------------------------------------------------------ */
+
+typedef struct {
+    lash_queue_list l;
+    lash_stats *s; /* l.n entries */
+    int64_t at_ms;
+} all_frame;
+
+static void all_frame_free(all_frame *f)
+{
+    lash_queue_list_free(&f->l);
+    free(f->s);
+    memset(f, 0, sizeof *f);
+}
+
+/* The queues: found again every DISCOVER_EVERY frames, else the last frame's. */
+static lash_status read_all(lash_conn *c, const all_frame *prev, bool discover, all_frame *f,
+                            lash_err *e)
+{
+    memset(f, 0, sizeof *f);
+    lash_status st = LASH_OK;
+    if (discover) {
+        st = lash_discover_queues(c, 0, &f->l, e);
+    } else {
+        f->l.names = calloc(prev->l.n ? prev->l.n : 1, sizeof *f->l.names);
+        if (!f->l.names) return lash_fail(e, LASH_ENOMEM, "out of memory");
+        memcpy(f->l.names, prev->l.names, prev->l.n * sizeof *f->l.names);
+        f->l.n = prev->l.n;
+    }
+    if (!st && !(f->s = calloc(f->l.n ? f->l.n : 1, sizeof *f->s)))
+        st = lash_fail(e, LASH_ENOMEM, "out of memory");
+    for (size_t i = 0; !st && i < f->l.n; i++)
+        st = lash_get_stats(c, f->l.names[i], &f->s[i], e);
+    f->at_ms = cli_mono_ms();
+    return st;
+}
+
+/* Queue i's rates against the previous frame; false when it was not there. */
+static bool all_rates(const all_frame *prev, const all_frame *f, size_t i, double *rates)
+{
+    for (size_t j = 0; prev && j < prev->l.n; j++) {
+        if (strcmp(prev->l.names[j], f->l.names[i]) != 0) continue;
+        int64_t a[R_COUNT], b[R_COUNT];
+        totals(&prev->s[j], a);
+        totals(&f->s[i], b);
+        double dt = (double)(f->at_ms - prev->at_ms) / 1000.0;
+        for (int k = 0; k < R_COUNT; k++)
+            rates[k] = dt > 0 ? (double)(b[k] - a[k]) / dt : 0;
+        return true;
+    }
+    return false;
+}
+
+static void print_all(FILE *out, const all_frame *prev, const all_frame *f, bool json, bool tty)
+{
+    cJSON *arr = json ? cJSON_CreateArray() : NULL;
+    if (!json) {
+        char t[40];
+        int64_t now = f->l.n ? f->s[0].now_ms : 0;
+        fprintf(out, "lash top  %zu queues  %s%s\n", f->l.n,
+                now ? cli_fmt_time(now, t, sizeof t) : "", tty ? "  (q to quit)" : "");
+        fprintf(out, "%-24s %11s %11s %9s", "queue", "submitted/s", "completed/s", "failed/s");
+        for (int k = 0; k < LASH_STATE_COUNT; k++)
+            fprintf(out, " %10s", lash_state_name((lash_state)k));
+        fprintf(out, " %8s\n", "workers");
+    }
+    for (size_t i = 0; i < f->l.n; i++) {
+        double r[R_COUNT];
+        bool have = all_rates(prev, f, i, r);
+        if (arr) {
+            cJSON *j = cli_stats_json(&f->s[i], f->l.names[i]);
+            cJSON *jr = j && have ? cJSON_AddObjectToObject(j, "rates") : NULL;
+            for (int k = 0; jr && k < R_COUNT; k++)
+                cJSON_AddNumberToObject(jr, rate_names[k], r[k]);
+            if (j) cJSON_AddItemToArray(arr, j);
+            continue;
+        }
+        fprintf(out, "%-24s", f->l.names[i]);
+        if (have)
+            fprintf(out, " %11.1f %11.1f %9.1f", r[R_SUBMITTED], r[R_COMPLETED], r[R_FAILED]);
+        else
+            fprintf(out, " %11s %11s %9s", "-", "-", "-");
+        for (int k = 0; k < LASH_STATE_COUNT; k++)
+            fprintf(out, " %10lld", (long long)f->s[i].count[k]);
+        fprintf(out, " %8lld\n", (long long)f->s[i].workers);
+    }
+    if (arr) {
+        char *text = cJSON_PrintUnformatted(arr);
+        cJSON_Delete(arr);
+        cli_print_json(text);
+    }
+}
+
 /* Sleeps a frame; on a terminal, a 'q' key ends it early. Returns true to stop. */
 static bool pause_frame(bool keys)
 {
@@ -167,15 +264,66 @@ static bool pause_frame(bool keys)
     return true;
 }
 
+/* One frame of one queue's screen; prev holds the frame before, if any. */
+static lash_status top_one(const cli_ctx *ctx, lash_conn *c, frame *prev, bool *have_prev, bool tty,
+                           lash_err *e)
+{
+    frame cur;
+    lash_status st = read_frame(c, ctx->queue, &cur, e);
+    if (st) {
+        lash_workers_free(cur.w, cur.nw);
+        return st;
+    }
+    double rates[R_COUNT];
+    if (*have_prev) {
+        int64_t a[R_COUNT], b[R_COUNT];
+        totals(&prev->s, a);
+        totals(&cur.s, b);
+        double dt = (double)(cur.at_ms - prev->at_ms) / 1000.0;
+        for (int i = 0; i < R_COUNT; i++)
+            rates[i] = dt > 0 ? (double)(b[i] - a[i]) / dt : 0;
+    }
+    if (ctx->json) {
+        print_json(ctx->queue, &cur, *have_prev ? rates : NULL);
+    } else {
+        if (tty) fputs("\033[H\033[2J", stdout);
+        print_text(stdout, ctx->queue, &cur, *have_prev ? rates : NULL, tty);
+        if (!tty) fputs("\n", stdout);
+    }
+    if (*have_prev) lash_workers_free(prev->w, prev->nw);
+    *prev = cur;
+    *have_prev = true;
+    return LASH_OK;
+}
+
+/* One frame of every queue's lines (frame k, from 1). */
+static lash_status top_all(const cli_ctx *ctx, lash_conn *c, all_frame *prev, int64_t k, bool tty,
+                           lash_err *e)
+{
+    all_frame cur;
+    lash_status st = read_all(c, prev, k % DISCOVER_EVERY == 1, &cur, e);
+    if (st) {
+        all_frame_free(&cur);
+        return st;
+    }
+    if (tty) fputs("\033[H\033[2J", stdout);
+    print_all(stdout, k > 1 ? prev : NULL, &cur, ctx->json, tty);
+    if (!tty && !ctx->json) fputs("\n", stdout);
+    all_frame_free(prev);
+    *prev = cur;
+    return LASH_OK;
+}
+
 int cli_cmd_top(cli_ctx *ctx, int argc, char **argv)
 {
-    cli_opt o[] = {{"iterations", true, NULL}, {NULL, false, NULL}};
+    cli_opt o[] = {{"iterations", true, NULL}, {"all", false, NULL}, {NULL, false, NULL}};
     const char *pos[1];
     int npos, rc;
     int64_t iterations = 0;
     if (!cli_begin(ctx, "top", argc, argv, o, pos, 0, 0, &npos, &rc)) return rc;
     const char *v = cli_opt_val(o, "iterations");
     if (v && (rc = cli_parse_int("--iterations", v, 1, 1000000, &iterations))) return rc;
+    bool all = cli_opt_val(o, "all") != NULL;
     lash_conn *c = NULL;
     if ((rc = cli_connect(ctx, &c))) return rc;
 
@@ -200,42 +348,23 @@ int cli_cmd_top(cli_ctx *ctx, int argc, char **argv)
         fputs("\033[?25l", stdout);
     }
 
-    frame prev = {0}, cur;
+    frame prev = {0};
+    all_frame aprev = {0};
     bool have_prev = false;
     lash_err e = {0};
     for (int64_t k = 1; !stop_asked; k++) {
-        lash_status st = read_frame(c, ctx->queue, &cur, &e);
+        lash_status st =
+            all ? top_all(ctx, c, &aprev, k, tty, &e) : top_one(ctx, c, &prev, &have_prev, tty, &e);
         if (st) {
-            lash_workers_free(cur.w, cur.nw);
             rc = cli_fail(st, &e);
             break;
         }
-        double rates[R_COUNT];
-        if (have_prev) {
-            int64_t a[R_COUNT], b[R_COUNT];
-            totals(&prev.s, a);
-            totals(&cur.s, b);
-            double dt = (double)(cur.at_ms - prev.at_ms) / 1000.0;
-            for (int i = 0; i < R_COUNT; i++)
-                rates[i] = dt > 0 ? (double)(b[i] - a[i]) / dt : 0;
-        }
-        if (ctx->json) {
-            print_json(ctx->queue, &cur, have_prev ? rates : NULL);
-        } else if (tty) {
-            fputs("\033[H\033[2J", stdout);
-            print_text(stdout, ctx->queue, &cur, have_prev ? rates : NULL, true);
-        } else {
-            print_text(stdout, ctx->queue, &cur, have_prev ? rates : NULL, false);
-            fputs("\n", stdout);
-        }
-        lash_workers_free(prev.w, prev.nw);
-        prev = cur;
-        have_prev = true;
         if (fflush(stdout) != 0) break; /* the reader went away */
         if (iterations && k >= iterations) break;
         if (pause_frame(keys)) break;
     }
-    lash_workers_free(prev.w, have_prev ? prev.nw : 0);
+    if (have_prev) lash_workers_free(prev.w, prev.nw);
+    all_frame_free(&aprev);
     if (keys) tcsetattr(STDIN_FILENO, TCSANOW, &saved);
     if (tty) fputs("\033[?25h\n", stdout);
     lash_close(c);

@@ -189,11 +189,14 @@ static const struct {
      "  --follow   then keep printing new entries as they come (Ctrl-C to stop)\n"
      "With --json: one object per entry.\n"},
     {"top", cli_cmd_top,
-     "usage: lashctl top [--iterations N]\n"
+     "usage: lashctl top [--all] [--iterations N]\n"
      "\n"
      "A live screen refreshed every second: rates per second (from the running totals),\n"
      "rows per state, the oldest waiting process, and the workers. Press q or Ctrl-C to\n"
      "quit. When stdout is not a terminal, prints one frame per second as plain lines.\n"
+     "  --all            every queue, a line each (as `lashctl queues` finds them, again\n"
+     "                   every 10 frames; on a Cluster, on every primary): rates\n"
+     "                   submitted, completed and failed per second, rows per state, workers\n"
      "  --iterations N   stop after N frames (1..1000000)\n"},
     {"wait", cli_cmd_wait,
      "usage: lashctl wait ID... [--timeout MS]\n"

@@ -1107,3 +1107,69 @@ Test(cli, queues_lists_every_queue_with_its_counts_without_a_queue_flag)
     cr_assert_eq(r.code, 2);
     run_free(&r);
 }
+
+/* A submitter, simulated: after delay_ms, submits n rows to queue q. */
+static pid_t submit_after(const lash_fx_redis *rdp, int delay_ms, const char *q, int n)
+{
+    pid_t pid = fork();
+    cr_assert(pid >= 0);
+    if (pid != 0) return pid;
+    lash_fx_sleep_ms(delay_ms);
+    lash_conn *c = NULL;
+    lash_err e = {0};
+    if (lash_connect(rdp->url, 5000, &c, &e)) _exit(10);
+    for (int i = 0; i < n; i++) {
+        lash_submission s = {.kind = "echo"};
+        lash_submitted out;
+        if (lash_submit(c, q, &s, 1, &out, &e)) _exit(11);
+    }
+    lash_close(c);
+    _exit(0);
+}
+
+Test(cli, top_all_shows_every_queue_a_line_each_with_its_rates)
+{
+    run_result r = LASHCTL(&rd, NULL, "--queue", "qa", "submit", "echo");
+    cr_assert_eq(r.code, 0, "%s", r.err);
+    run_free(&r);
+    r = LASHCTL(&rd, NULL, "--queue", "qb", "submit", "echo");
+    cr_assert_eq(r.code, 0, "%s", r.err);
+    run_free(&r);
+    /* Frames about a second apart from 0 s; 5 submits to qb at 1.3 s. */
+    pid_t sub = submit_after(&rd, 1300, "qb", 5);
+    r = LASHCTL(&rd, NULL, "--json", "top", "--all", "--iterations", "6");
+    cr_assert_eq(wait_exit(sub), 0, "the submitter failed");
+    cr_assert_eq(r.code, 0, "%s", r.err);
+    double rate_sum = 0;
+    int frames = 0, last_pending = -1;
+    char *save = NULL;
+    for (char *line = strtok_r(r.out, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+        cJSON *j = cJSON_Parse(line);
+        cr_assert(cJSON_IsArray(j) && cJSON_GetArraySize(j) == 2, "frame %d: %s", frames, line);
+        cJSON *x;
+        cJSON_ArrayForEach(x, j)
+        {
+            const char *name = cJSON_GetStringValue(cJSON_GetObjectItem(x, "queue"));
+            cr_assert(name && (!strcmp(name, "qa") || !strcmp(name, "qb")), "%s", line);
+            cJSON *rates = cJSON_GetObjectItem(x, "rates");
+            cr_assert_eq(rates != NULL, frames > 0, "rates from the second frame on: %s", line);
+            if (strcmp(name, "qb") != 0) continue;
+            last_pending = (int)cJSON_GetNumberValue(cJSON_GetObjectItem(x, "pending"));
+            if (rates) rate_sum += cJSON_GetNumberValue(cJSON_GetObjectItem(rates, "submitted"));
+        }
+        cJSON_Delete(j);
+        frames++;
+    }
+    cr_assert_eq(frames, 6, "%s", r.out);
+    cr_expect_eq(last_pending, 6);
+    /* 5 submits between frames a second apart (more on a busy machine): their
+     * rates add up to 5 at most, and not much less. */
+    cr_expect(rate_sum > 2.5 && rate_sum < 5.5, "submitted/s over the frames: %.2f", rate_sum);
+    run_free(&r);
+
+    r = LASHCTL(&rd, NULL, "top", "--all", "--iterations", "1");
+    cr_assert_eq(r.code, 0, "%s", r.err);
+    cr_expect(strstr(r.out, "2 queues") && strstr(r.out, "\nqa ") && strstr(r.out, "\nqb "), "%s",
+              r.out);
+    run_free(&r);
+}

@@ -566,6 +566,13 @@ Test(cluster, functions_scan_and_pubsub_reach_every_node, .fini = fini, .timeout
         snprintf(line, sizeof line, "%-24s %10d ", q[i], 10);
         cr_expect(log_has(out, line), "lashctl queues lacks '%s' (%s)", line, out);
     }
+    const char *tv[] = {"--redis", url, "top", "--all", "--iterations", "1", NULL};
+    cr_assert_eq(ha_lashctl(tv, NULL, out), 0);
+    for (int i = 0; i < 3; i++) {
+        char line[64];
+        snprintf(line, sizeof line, "\n%-24s ", q[i]);
+        cr_expect(log_has(out, line), "lashctl top --all lacks queue %s (%s)", q[i], out);
+    }
 
     /* A worker that polls once a minute: only pokes can wake it. */
     char handler[200], body[300], hspec[260], wlog[200];
