@@ -12,6 +12,10 @@
  *     to end (and then sees the whole queue); pokes, cancels and finished
  *     messages published on any node reach a worker and lashctl connected to
  *     another; every primary is visited for SCAN.
+ *   - sharded: 3 primaries + 3 replicas; the scripts' SPUBLISHed pokes and
+ *     cancels (lashctl submit, cancel) reach a worker that polls once a minute,
+ *     through one subscriber per queue on its primary, also after the queue's
+ *     slot migrates, its primary fails over by hand and is then killed.
  * Needs redis-server and redis-cli (skipped, saying so, without them).
  */
 #include <pthread.h>
@@ -773,10 +777,10 @@ static long long submit_until_done(const char *url, const char *queue, const cha
 
 /* The scripts publish pokes and cancels sharded (SPUBLISH stays on the queue's
  * primary); the worker holds one subscriber per queue on that primary, and
- * follows it when the slot migrates or the primary fails over. The worker is
+ * follows it when the slot migrates, the primary fails over, or it is killed. The worker is
  * given a replica's address and polls once a minute; its leases are renewed
  * every 20 s: within those bounds only the sharded messages can move work. */
-Test(cluster, sharded_pokes_and_cancels_follow_migration_and_failover, .fini = fini, .timeout = 200)
+Test(cluster, sharded_pokes_and_cancels_follow_migration_and_failover, .fini = fini, .timeout = 240)
 {
     need_binaries();
     rel_mkdir(root, sizeof root, "sharded");
@@ -879,6 +883,19 @@ Test(cluster, sharded_pokes_and_cancels_follow_migration_and_failover, .fini = f
     took = submit_until_done(url, q[2], "failedover", out);
     cr_expect(took >= 0 && took < 5000, "after the failover: submit to completion %lld ms", took);
     rel_report("cluster", "sharded poke after CLUSTER FAILOVER: %lld ms", took);
+
+    /* 5. That new primary is killed: its subscriber's connection drops, and it
+     * is opened again on whichever node the map names once prim[2] is promoted. */
+    ha_node *kn = NULL;
+    for (int i = 0; i < 6; i++)
+        if (nodes[i].port == rep[2]) kn = &nodes[i];
+    ha_kill9(kn);
+    cr_assert(ha_until(is_master, &prim[2], 30000), "%d was not promoted after the kill", prim[2]);
+    cr_expect(pinned_on_owner(nodes, 6, q[2], 15000),
+              "the subscriber of %s did not follow the kill to %d (%s)", q[2], prim[2], wlog);
+    took = submit_until_done(url, q[2], "killed", out);
+    cr_expect(took >= 0 && took < 5000, "after the kill: submit to completion %lld ms", took);
+    rel_report("cluster", "sharded poke after kill -9 of the primary: %lld ms", took);
 
     cr_expect_eq(rel_stop(w, 15000), 0);
     lash_close(rc);
