@@ -6,7 +6,7 @@
  * submits one process, waits until the handler has seen it, sleeps a little
  * (so the worker is idle again), and repeats. Same machine, same clock.
  *
- * poke: lash_submit (the script PUBLISHes on the poke channel); latency from
+ * poke: lash_submit (the script SPUBLISHes on the poke channel); latency from
  *       the submit call to the handler.
  * delayed: rows submitted to run at a time POLL_WAKE_MS ahead (run_at, the
  *       server clock: the same clock on the same machine). The submit's poke

@@ -112,6 +112,15 @@ struct lash_aconn {
     lash_aconn_cbs cbs;
     void *ud;
     bool sub; /* a subscriber */
+    /* A subscriber pinned to a slot (-1: any node): in a Cluster it comes up
+     * only on the primary the slot map names owner (read on the anchor itself,
+     * pin_asked, once per candidate; hops bounds how often it moves on). */
+    int pin;
+    bool pin_asked;
+    int hops;
+    /* A subscriber whose slot moved away (a sunsubscribe push, or MOVED to its
+     * SSUBSCRIBE): lash_aconn_moved. */
+    bool moved;
     lash_aconn_state state;
     bool up_due, down_due, want_refresh;
     lash_err down_why;
@@ -193,6 +202,10 @@ void lash_apending_park(lash_aconn *c, lash_apending *p, int64_t pause_ms);
 int64_t lash_apending_pause(lash_apending *p);
 /* Sends p where it belongs now, or parks it. */
 void lash_aconn_dispatch(lash_aconn *c, lash_apending *p);
+/* A subscriber's node stopped serving a channel's slot: why is a sunsubscribe
+ * or a MOVED (which teaches the map the owner). Marks c moved and says why it
+ * goes down; the caller drops the connection (or hiredis already does). */
+void lash_asub_left(lash_anode *nd, const char *why, size_t len);
 
 /* ---- aopen.c ---------------------------------------------------------------- */
 

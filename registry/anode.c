@@ -48,6 +48,11 @@ static void on_disconnect(const redisAsyncContext *ac, int status)
 {
     lash_anode *nd = ac->data;
     if (!nd) return;
+    /* hiredis 0.14 drops a subscribed connection that gets an error reply, with
+     * the error as errstr: MOVED to an SSUBSCRIBE (async.h). */
+    if (status != REDIS_OK && nd->c->sub && nd == nd->c->anchor && nd->state == LASH_NODE_UP &&
+        strncmp(ac->errstr, "MOVED ", 6) == 0)
+        lash_asub_left(nd, ac->errstr, strlen(ac->errstr));
     if (!nd->setup_failed && nd->kind == LASH_NODE_DATA)
         lash_fail(&nd->c->last, LASH_EIO, "%s",
                   status == REDIS_OK ? "disconnected" : (ac->errstr[0] ? ac->errstr : "lost"));

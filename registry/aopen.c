@@ -159,6 +159,39 @@ static void watch(lash_aconn *c, int64_t now)
     if (soonest >= 0) lash_akick_in(c, soonest - now);
 }
 
+/* A pinned subscriber in a Cluster, its anchor up: true when the anchor is the
+ * node to stay on. The map is read on the anchor itself first (once per
+ * anchor); an anchor the map does not name owner of the pinned slot is left
+ * for the owner. It stays where it is when the owner is unknown (SSUBSCRIBE
+ * then answers MOVED, which names it), and after a few moves in one opening
+ * (nodes that disagree mid-failover): lash_aconn_moved makes the caller try
+ * again soon. */
+static bool pin_ok(lash_aconn *c)
+{
+    lash_atopo *t = c->t;
+    lash_anode *a = c->anchor;
+    if (!c->pin_asked && !t->slots_refused && a->ac) {
+        c->pin_asked = true;
+        if (redisAsyncCommand(a->ac, on_slots, NULL, "CLUSTER SLOTS") == REDIS_OK)
+            c->refreshing = true;
+    }
+    if (c->refreshing) return false; /* on_slots runs the tick again */
+    const lash_url_host *own = lash_slotmap_owner(&t->map, c->pin);
+    if (!own || (own->port == a->at.port && strcmp(own->host, a->at.host) == 0) || c->hops >= 4)
+        return true;
+    lash_anode *nd = lash_anode_data(c, own);
+    if (!nd) { /* the owner failed a moment ago: ask again shortly */
+        c->pin_asked = false;
+        lash_akick_in(c, LASH_ARETRY_MS);
+        return false;
+    }
+    c->hops++;
+    c->pin_asked = false;
+    c->anchor = nd;
+    if (a->ac) redisAsyncDisconnect(a->ac); /* its node_gone only kicks: still opening */
+    return false;
+}
+
 /* Opening: starts on the next candidate when none is being tried. */
 static void open_step(lash_aconn *c, int64_t now)
 {
@@ -174,6 +207,7 @@ static void open_step(lash_aconn *c, int64_t now)
                 if (c->refreshing) return;
             }
         }
+        if (t->mode == LASH_TOPO_CLUSTER && c->pin >= 0 && !pin_ok(c)) return;
         c->state = LASH_ACONN_UP;
         c->up_due = true;
         c->since = 0;
@@ -218,8 +252,16 @@ static void open_step(lash_aconn *c, int64_t now)
         int k = c->cand++;
         lash_anode *nd;
         if (k == 0) {
-            if (t->hint < 0 || (size_t)t->hint >= t->map.nnodes) continue;
-            nd = lash_anode_new(c, LASH_NODE_DATA, &t->map.nodes[t->hint], false);
+            /* A pinned subscriber: the owner the map names, when it names one. */
+            const lash_url_host *own = c->pin >= 0 && t->mode == LASH_TOPO_CLUSTER
+                                           ? lash_slotmap_owner(&t->map, c->pin)
+                                           : NULL;
+            if (own) {
+                nd = lash_anode_new(c, LASH_NODE_DATA, own, false);
+            } else {
+                if (t->hint < 0 || (size_t)t->hint >= t->map.nnodes) continue;
+                nd = lash_anode_new(c, LASH_NODE_DATA, &t->map.nodes[t->hint], false);
+            }
         } else if (k == 1) {
             lash_url_host seed = {{0}, t->url.port};
             snprintf(seed.host, sizeof seed.host, "%s", t->url.host);

@@ -216,8 +216,8 @@ static void on_reply(redisAsyncContext *ac, void *r_, void *priv)
     lash_apending_finish(p, r, LASH_OK, NULL);
 }
 
-lash_status lash_aconn_open(lash_atopo *t, const lash_aconn_cbs *cbs, void *ud, lash_aconn **out,
-                            lash_err *e)
+static lash_status open_conn(lash_atopo *t, int pin, const lash_aconn_cbs *cbs, void *ud,
+                             lash_aconn **out, lash_err *e)
 {
     lash_aconn *c = calloc(1, sizeof *c);
     if (!c) return lash_fail(e, LASH_ENOMEM, "out of memory");
@@ -225,6 +225,7 @@ lash_status lash_aconn_open(lash_atopo *t, const lash_aconn_cbs *cbs, void *ud, 
     c->cbs = *cbs;
     c->ud = ud;
     c->sub = cbs->on_message != NULL;
+    c->pin = c->sub ? pin : -1;
     c->state = LASH_ACONN_OPENING;
     lash_url_describe(&t->url, c->where, sizeof c->where);
     ev_timer_init(&c->tick, lash_aconn_on_tick, 0, 0);
@@ -246,6 +247,28 @@ lash_status lash_aconn_open(lash_atopo *t, const lash_aconn_cbs *cbs, void *ud, 
     lash_akick(c);
     *out = c;
     return LASH_OK;
+}
+
+lash_status lash_aconn_open(lash_atopo *t, const lash_aconn_cbs *cbs, void *ud, lash_aconn **out,
+                            lash_err *e)
+{
+    return open_conn(t, -1, cbs, ud, out, e);
+}
+
+lash_status lash_aconn_open_pinned(lash_atopo *t, const char *queue, const lash_aconn_cbs *cbs,
+                                   void *ud, lash_aconn **out, lash_err *e)
+{
+    return open_conn(t, lash_queue_slot(queue), cbs, ud, out, e);
+}
+
+bool lash_aconn_moved(const lash_aconn *c)
+{
+    return c && c->moved;
+}
+
+bool lash_atopo_cluster(const lash_atopo *t)
+{
+    return t && t->mode == LASH_TOPO_CLUSTER;
 }
 
 void lash_aconn_close(lash_aconn *c)
@@ -277,29 +300,99 @@ static bool aconn_up(const lash_aconn *c)
            c->anchor->state != LASH_NODE_GONE;
 }
 
+/* A subscriber's node no longer serves a channel's slot (see aconn.h). */
+void lash_asub_left(lash_anode *nd, const char *why, size_t len)
+{
+    lash_aconn *c = nd->c;
+    if (c->moved) return;
+    c->moved = true;
+    lash_fail(&c->down_why, LASH_EIO, "Redis at %s:%d: %.*s", nd->at.host, nd->at.port,
+              (int)(len > 200 ? 200 : len), why);
+    /* MOVED names the owner: the next pinned subscriber goes straight there,
+     * even for a user who may not read CLUSTER SLOTS. */
+    lash_atopo *t = c->t;
+    lash_redirect d;
+    if (lash_redirect_parse(why, len, nd->at.host, &d) != LASH_REPLY_MOVED) return;
+    redisReply err = {.type = REDIS_REPLY_ERROR, .str = (char *)why, .len = len};
+    lash_url_host to;
+    if (lash_route_reply(&t->map, t->mode, &err, d.slot, true, nd->at.host, 0, &to) ==
+            LASH_ROUTE_RESEND &&
+        t->mode == LASH_TOPO_SINGLE)
+        t->mode = LASH_TOPO_CLUSTER; /* no HELLO said so */
+}
+
+/* Every array reply of the subscribed connection: message and smessage are
+ * what was published (classic and sharded alike); subscribe and ssubscribe
+ * confirm; sunsubscribe is Redis dropping a sharded channel whose slot left
+ * the node. hiredis 0.14 drops the connection itself on an error reply; one
+ * that reaches this callback all the same (a later hiredis) is handled alike. */
 static void on_message(redisAsyncContext *ac, void *r_, void *priv)
 {
     (void)priv;
     redisReply *r = r_;
     lash_anode *nd = ac->data;
     lash_aconn *c = nd ? nd->c : NULL;
-    if (!c || !r || r->type != REDIS_REPLY_ARRAY || r->elements != 3) return;
+    if (!c || !r) return;
+    if (r->type == REDIS_REPLY_ERROR) {
+        lash_redirect d;
+        if (lash_redirect_parse(r->str, r->len, nd->at.host, &d) == LASH_REPLY_MOVED)
+            lash_asub_left(nd, r->str, r->len);
+        else if (!c->down_why.msg[0])
+            lash_fail(&c->down_why, LASH_EREDIS, "Redis at %s: %.200s", c->where, r->str);
+        redisAsyncDisconnect(ac); /* after this callback; on_disconnect makes it down */
+        return;
+    }
+    if (r->type != REDIS_REPLY_ARRAY || r->elements != 3) return;
     redisReply *kind = r->element[0], *chan = r->element[1], *msg = r->element[2];
-    if (kind->type != REDIS_REPLY_STRING || strcmp(kind->str, "message") != 0) return;
-    if (chan->type != REDIS_REPLY_STRING || msg->type != REDIS_REPLY_STRING) return;
+    if (kind->type != REDIS_REPLY_STRING || chan->type != REDIS_REPLY_STRING) return;
+    if (strcmp(kind->str, "sunsubscribe") == 0) {
+        char why[300];
+        snprintf(why, sizeof why, "the slot of %.200s left this node (sunsubscribe)", chan->str);
+        lash_asub_left(nd, why, strlen(why));
+        redisAsyncDisconnect(ac);
+        return;
+    }
+    if (strcmp(kind->str, "message") != 0 && strcmp(kind->str, "smessage") != 0) return;
+    if (msg->type != REDIS_REPLY_STRING || c->moved) return;
     if (c->cbs.on_message) c->cbs.on_message(c, chan->str, msg->str, msg->len, c->ud);
 }
 
 lash_status lash_asubscribe(lash_aconn *c, const char *const *channels, size_t n, lash_err *e)
 {
     if (!aconn_up(c) || !c->anchor->ac) return lash_fail(e, LASH_EIO, "subscribe: not connected");
+    if (!n) return LASH_OK;
     const char **argv = malloc((n + 1) * sizeof *argv);
-    if (!argv) return lash_fail(e, LASH_ENOMEM, "out of memory");
+    int *slot = malloc(n * sizeof *slot);
+    bool *sent = calloc(n, sizeof *sent);
+    if (!argv || !slot || !sent) {
+        free(argv);
+        free(slot);
+        free(sent);
+        return lash_fail(e, LASH_ENOMEM, "out of memory");
+    }
+    /* Classic first: hiredis learns the names (and enters subscribed mode)
+     * only from SUBSCRIBE; see async.h. */
     argv[0] = "SUBSCRIBE";
-    for (size_t i = 0; i < n; i++)
+    for (size_t i = 0; i < n; i++) {
         argv[i + 1] = channels[i];
-    int rc = redisAsyncCommandArgv(c->anchor->ac, on_message, NULL, (int)n + 1, argv, NULL);
+        slot[i] = lash_key_slot(channels[i], strlen(channels[i]));
+    }
+    redisAsyncContext *ac = c->anchor->ac;
+    int rc = redisAsyncCommandArgv(ac, on_message, NULL, (int)n + 1, argv, NULL);
+    argv[0] = "SSUBSCRIBE";
+    for (size_t i = 0; i < n && rc == REDIS_OK; i++) {
+        if (sent[i]) continue;
+        int k = 1;
+        for (size_t j = i; j < n; j++)
+            if (!sent[j] && slot[j] == slot[i]) {
+                sent[j] = true;
+                argv[k++] = channels[j];
+            }
+        rc = redisAsyncCommandArgv(ac, on_message, NULL, k, argv, NULL);
+    }
     free(argv);
+    free(slot);
+    free(sent);
     return rc == REDIS_OK ? LASH_OK : lash_fail(e, LASH_EIO, "subscribe: cannot send");
 }
 

@@ -12,8 +12,10 @@
  *     (parked: up to 4 s, a claim 1 s, never beyond failover_ms) and is sent
  *     again once the map names a primary that answers. Losing one node fails
  *     only the commands that were in flight on it (LASH_EIO, which the caller
- *     re-sends); the connection stays up. A subscriber uses any one node
- *     (classic pub/sub reaches every node);
+ *     re-sends); the connection stays up. A subscriber is one hiredis
+ *     connection: pinned to a queue (lash_aconn_open_pinned), on the primary
+ *     that owns the queue's slot, where its sharded messages are; otherwise on
+ *     any one node (classic pub/sub reaches every node);
  *   - Sentinel: the primary the Sentinels name, its role checked (HELLO) before
  *     on_up. Every Sentinel is listened to: when the one leading a failover
  *     starts promoting a replica (or any announces +switch-master), or a demoted
@@ -34,6 +36,7 @@
 #ifndef LASH_REGISTRY_ASYNC_H
 #define LASH_REGISTRY_ASYNC_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "registry/registry.h"
@@ -63,11 +66,42 @@ typedef struct {
 
 lash_status lash_aconn_open(lash_atopo *t, const lash_aconn_cbs *cbs, void *ud, lash_aconn **out,
                             lash_err *e);
+/* A subscriber for the channels of one queue (cbs->on_message set): in a
+ * Cluster it comes up on the primary that owns the queue's slot (the slot map
+ * is read on the node itself before on_up; a node the map does not name owner
+ * is left for the one it names), where SSUBSCRIBE of that queue's channels is
+ * served. Elsewhere it is lash_aconn_open. */
+lash_status lash_aconn_open_pinned(lash_atopo *t, const char *queue, const lash_aconn_cbs *cbs,
+                                   void *ud, lash_aconn **out, lash_err *e);
 /* Closes and frees; safe inside any callback of this connection. Callbacks of
  * commands still waiting run with LASH_EIO; on_down does not run. */
 void lash_aconn_close(lash_aconn *c);
+/* After on_down of a subscriber: true when it went down because a channel's
+ * slot left its node (Redis sent sunsubscribe when the slot migrated, or
+ * answered SSUBSCRIBE with MOVED): opening it again at once finds the owner. */
+bool lash_aconn_moved(const lash_aconn *c);
+/* Whether the deployment is known to be a Cluster (HELLO or a MOVED said so;
+ * a redis:// URL is not known to be one before its first connection is up). */
+bool lash_atopo_cluster(const lash_atopo *t);
 
-/* SUBSCRIBE to the channels (on a connection used for nothing else). */
+/* Listens to the channels (on a connection used for nothing else) both ways:
+ * SUBSCRIBE (classic: what an operator's `redis-cli PUBLISH` sends, carried to
+ * every node of a Cluster) and SSUBSCRIBE (sharded: what the scripts send,
+ * kept within the queue's shard), one SSUBSCRIBE per slot (Redis refuses one
+ * that spans slots: CROSSSLOT). on_message hears both kinds alike. In a
+ * Cluster every channel's slot must be owned by the connection's node (a
+ * pinned subscriber, for its queue's channels): otherwise Redis answers MOVED
+ * and the connection goes down (lash_aconn_moved), as it does when a slot
+ * moves away later. Redis 7 or later: older servers refuse SSUBSCRIBE, and the
+ * connection goes down with their error.
+ *
+ * hiredis 0.14 knows only SUBSCRIBE and PSUBSCRIBE: it hands every array reply
+ * in subscribed mode to the callback it keeps under the channel's name (so the
+ * SUBSCRIBE must come first, with the same names and callback: ssubscribe,
+ * smessage and sunsubscribe then reach on_message in async.c), and it drops a
+ * connection that gets an error reply there (MOVED, NOPERM) with the error as
+ * the reason. Each SSUBSCRIBE leaves one unused callback in hiredis' list for
+ * commands it does not know, until the connection is freed. */
 lash_status lash_asubscribe(lash_aconn *c, const char *const *channels, size_t n, lash_err *e);
 
 /* A claim reply: on LASH_OK the callee owns b's rows (lash_claim_batch_free). */

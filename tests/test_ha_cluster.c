@@ -12,6 +12,10 @@
  *     to end (and then sees the whole queue); pokes, cancels and finished
  *     messages published on any node reach a worker and lashctl connected to
  *     another; every primary is visited for SCAN.
+ *   - sharded: 3 primaries + 3 replicas; the scripts' SPUBLISHed pokes and
+ *     cancels (lashctl submit, cancel) reach a worker that polls once a minute,
+ *     through one subscriber per queue on its primary, also after the queue's
+ *     slot migrates, its primary fails over by hand and is then killed.
  * Needs redis-server and redis-cli (skipped, saying so, without them).
  */
 #include <pthread.h>
@@ -732,4 +736,181 @@ Test(cluster, a_user_without_cluster_slots_routes_by_moved, .fini = fini, .timeo
                       denied);
     }
     lash_close(rc);
+}
+
+/* ---- sharded pokes and cancels --------------------------------------------------- */
+
+/* Sharded subscribers of chan on the node at port (-1: no answer). */
+static long long shard_subs(int port, const char *chan)
+{
+    redisReply *r = ha_cmd(port, "PUBSUB SHARDNUMSUB %s", chan);
+    long long n = r && r->type == REDIS_REPLY_ARRAY && r->elements == 2 &&
+                          r->element[1]->type == REDIS_REPLY_INTEGER
+                      ? r->element[1]->integer
+                      : -1;
+    freeReplyObject(r);
+    return n;
+}
+
+/* Until the owner of queue's slot has one sharded subscriber on both of its
+ * channels (the worker's, pinned there), within ms. */
+static bool pinned_on_owner(const ha_node *nodes, int n, const char *queue, int ms)
+{
+    char poke[64], cancel[64];
+    snprintf(poke, sizeof poke, "lash:{%s}:poke", queue);
+    snprintf(cancel, sizeof cancel, "lash:{%s}:cancel", queue);
+    long long until = lash_fx_ms() + ms;
+    for (;;) {
+        int port = owner_of(nodes, n, lash_queue_slot(queue));
+        if (port && shard_subs(port, poke) == 1 && shard_subs(port, cancel) == 1) return true;
+        if (lash_fx_ms() > until) return false;
+        lash_fx_sleep_ms(20);
+    }
+}
+
+/* lashctl submit of a noop to queue (its script SPUBLISHes the poke on the
+ * queue's primary), then how long until the worker, which polls once a minute,
+ * has completed it; -1 after 10 s. */
+static long long submit_until_done(const char *url, const char *queue, const char *id,
+                                   const char *out)
+{
+    const char *sub[] = {"--redis", url, "--queue", queue, "submit", "noop", "--id", id, NULL};
+    long long t0 = lash_fx_ms();
+    cr_assert_eq(ha_lashctl(sub, NULL, out), 0, "lashctl submit to %s (%s)", queue, out);
+    for (;;) {
+        lash_record r = lash_fx_get(rc, queue, id);
+        bool done = r.state == LASH_COMPLETED;
+        lash_record_free(&r);
+        if (done) return lash_fx_ms() - t0;
+        if (lash_fx_ms() - t0 > 10000) return -1;
+        lash_fx_sleep_ms(10);
+    }
+}
+
+/* The scripts publish pokes and cancels sharded (SPUBLISH stays on the queue's
+ * primary); the worker holds one subscriber per queue on that primary, and
+ * follows it when the slot migrates, the primary fails over, or it is killed. The worker is
+ * given a replica's address and polls once a minute; its leases are renewed
+ * every 20 s: within those bounds only the sharded messages can move work. */
+Test(cluster, sharded_pokes_and_cancels_follow_migration_and_failover, .fini = fini, .timeout = 240)
+{
+    need_binaries();
+    rel_mkdir(root, sizeof root, "sharded");
+    ha_node nodes[6];
+    cluster_start(nodes, 6, 1);
+    int prim[3], rep[3], np = 0;
+    for (int i = 0; i < 6; i++)
+        if (strcmp(ha_role(nodes[i].port, NULL), "master") == 0) prim[np++] = nodes[i].port;
+    cr_assert_eq(np, 3);
+    for (int i = 0; i < 6; i++) {
+        int mp;
+        if (strcmp(ha_role(nodes[i].port, &mp), "slave") != 0) continue;
+        for (int p = 0; p < 3; p++)
+            if (prim[p] == mp) rep[p] = nodes[i].port;
+    }
+    /* One queue per primary. */
+    char q[3][16];
+    for (int p = 0; p < 3; p++) {
+        q[p][0] = 0;
+        for (int i = 0; !q[p][0] && i < 1000; i++) {
+            char name[16];
+            snprintf(name, sizeof name, "z%d", i);
+            if (owner_of(nodes, 6, lash_queue_slot(name)) == prim[p])
+                snprintf(q[p], sizeof q[p], "%s", name);
+        }
+        cr_assert(q[p][0], "no queue name on primary %d", prim[p]);
+    }
+    char url[64], out[200], wlog[200], handler[200], hspec[260];
+    snprintf(url, sizeof url, "redis://127.0.0.1:%d", rep[0]);
+    snprintf(out, sizeof out, "%s/lashctl.log", root);
+    snprintf(wlog, sizeof wlog, "%s/worker.log", root);
+    snprintf(handler, sizeof handler, "%s/slow.sh", root);
+    rel_script(handler, "exec sleep 30\n");
+    snprintf(hspec, sizeof hspec, "slow=%s", handler);
+    lash_err e = {0};
+    lash_conn_opts o = {.timeout_ms = 5000, .failover_ms = 30000};
+    cr_assert_eq(lash_connect_opts(url, &o, &rc, &e), LASH_OK, "%s", e.msg);
+    const char *wargs[] = {"--builtin",  "noop",  "--handler",   hspec,   "--poll-ms", "60000",
+                           "--lease-ms", "60000", "--log-level", "debug", "--queue",   q[0],
+                           "--queue",    q[1],    "--queue",     q[2],    NULL};
+    pid_t w = rel_worker(url, wlog, wargs);
+    for (int p = 0; p < 3; p++)
+        cr_assert(pinned_on_owner(nodes, 6, q[p], 10000),
+                  "no sharded subscriber of queue %s on its primary (%s)", q[p], wlog);
+    lash_fx_sleep_ms(300); /* past the startup drive */
+
+    /* 1. A submit on each primary wakes the worker through its own shard. */
+    for (int p = 0; p < 3; p++) {
+        long long took = submit_until_done(url, q[p], "first", out);
+        cr_expect(took >= 0 && took < 5000, "queue %s: submit to completion %lld ms (poll 60 s)",
+                  q[p], took);
+        rel_report("cluster", "sharded poke: %s submitted to completed in %lld ms", q[p], took);
+    }
+
+    /* 2. lashctl cancel of a running process: the cancel script's SPUBLISH. */
+    const char *slow[] = {"--redis", url, "--queue", q[1], "submit", "slow", "--id", "slow", NULL};
+    cr_assert_eq(ha_lashctl(slow, NULL, out), 0, "(%s)", out);
+    long long until = lash_fx_ms() + 10000;
+    lash_record r;
+    for (;;) {
+        r = lash_fx_get(rc, q[1], "slow");
+        if (r.state == LASH_RUNNING || lash_fx_ms() > until) break;
+        lash_record_free(&r);
+        lash_fx_sleep_ms(20);
+    }
+    cr_assert_eq(r.state, LASH_RUNNING, "slow did not start");
+    lash_record_free(&r);
+    long long t0 = lash_fx_ms();
+    const char *cancel[] = {"--redis", url, "--queue", q[1], "cancel", "slow", NULL};
+    cr_assert_eq(ha_lashctl(cancel, NULL, out), 0, "lashctl cancel (%s)", out);
+    until = lash_fx_ms() + 10000;
+    for (;;) {
+        r = lash_fx_get(rc, q[1], "slow");
+        if (r.state == LASH_CANCELLED || lash_fx_ms() > until) break;
+        lash_record_free(&r);
+        lash_fx_sleep_ms(20);
+    }
+    cr_expect_eq(r.state, LASH_CANCELLED, "lashctl cancel did not stop the running process");
+    lash_record_free(&r);
+    rel_report("cluster", "sharded cancel: stopped %lld ms after lashctl cancel",
+               lash_fx_ms() - t0);
+
+    /* 3. q[0]'s slot migrates to prim[1]: Redis drops the sharded channels on
+     * the old owner (sunsubscribe), and the subscriber follows to the new one. */
+    int slot = lash_queue_slot(q[0]);
+    migrate_begin(slot, prim[0], prim[1], -1);
+    migrate_end(slot, prim[0], prim[1], nodes, 6);
+    cr_assert_eq(owner_of(nodes, 6, slot), prim[1]);
+    cr_expect(pinned_on_owner(nodes, 6, q[0], 10000),
+              "the subscriber of %s did not follow its slot to %d (%s)", q[0], prim[1], wlog);
+    long long took = submit_until_done(url, q[0], "migrated", out);
+    cr_expect(took >= 0 && took < 5000, "after the migration: submit to completion %lld ms", took);
+    rel_report("cluster", "sharded poke after the slot migration: %lld ms", took);
+
+    /* 4. prim[2] is failed over by hand: its replica takes over the shard. */
+    expect_ok(ha_cmd(rep[2], "CLUSTER FAILOVER"), "CLUSTER FAILOVER");
+    cr_assert(ha_until(is_master, &rep[2], 15000), "replica %d did not take over", rep[2]);
+    cr_expect(pinned_on_owner(nodes, 6, q[2], 15000),
+              "the subscriber of %s did not follow the failover to %d (%s)", q[2], rep[2], wlog);
+    took = submit_until_done(url, q[2], "failedover", out);
+    cr_expect(took >= 0 && took < 5000, "after the failover: submit to completion %lld ms", took);
+    rel_report("cluster", "sharded poke after CLUSTER FAILOVER: %lld ms", took);
+
+    /* 5. That new primary is killed: its subscriber's connection drops, and it
+     * is opened again on whichever node the map names once prim[2] is promoted. */
+    ha_node *kn = NULL;
+    for (int i = 0; i < 6; i++)
+        if (nodes[i].port == rep[2]) kn = &nodes[i];
+    ha_kill9(kn);
+    cr_assert(ha_until(is_master, &prim[2], 30000), "%d was not promoted after the kill", prim[2]);
+    cr_expect(pinned_on_owner(nodes, 6, q[2], 15000),
+              "the subscriber of %s did not follow the kill to %d (%s)", q[2], prim[2], wlog);
+    took = submit_until_done(url, q[2], "killed", out);
+    cr_expect(took >= 0 && took < 5000, "after the kill: submit to completion %lld ms", took);
+    rel_report("cluster", "sharded poke after kill -9 of the primary: %lld ms", took);
+
+    cr_expect_eq(rel_stop(w, 15000), 0);
+    lash_close(rc);
+    for (int i = 0; i < 6; i++)
+        ha_kill9(&nodes[i]);
 }

@@ -134,6 +134,66 @@ Test(worker, poke_and_poll)
     cr_assert(row_is("p", "p3", "pending"), "p3 ran without a poke: %s", hf("p", "p3", "state"));
 }
 
+/* The scripts publish pokes and cancels sharded (SPUBLISH: lash_publish in
+ * lib.lua); an operator's plain PUBLISH must keep working. A worker that polls
+ * once a minute and renews every 20 s hears both kinds on both channels. */
+Test(worker, pokes_and_cancels_are_heard_sharded_and_classic)
+{
+    up(NULL);
+    char work[256], handler[300];
+    work_script(work, sizeof work);
+    snprintf(handler, sizeof handler, "work=%s", work);
+    WORKER("wh", "--queue", "h", "--handler", handler, "--builtin", "noop", "--poll-ms", "60000",
+           "--lease-ms", "60000", "--concurrency", "4");
+    WAIT_UNTIL(subscribers("h") == 1, 10000);
+    cr_assert_eq(subscribers("h"), 1, "wh does not listen both ways to lash:{h}:poke");
+    redisReply *r = cmd("PUBSUB SHARDNUMSUB lash:{h}:poke lash:{h}:cancel");
+    cr_assert(r->elements == 4 && r->element[1]->integer == 1 && r->element[3]->integer == 1,
+              "wh is not subscribed sharded to lash:{h}:poke and lash:{h}:cancel");
+    freeReplyObject(r);
+    lash_fx_sleep_ms(300); /* past the startup drive */
+
+    /* A submit: the script's SPUBLISH wakes it. */
+    submit("h", "s1", "noop", NULL);
+    WAIT_UNTIL(row_is("h", "s1", "completed"), 2000);
+    cr_assert(row_is("h", "s1", "completed"), "a submit's SPUBLISH did not wake the worker");
+    /* Rows written without a poke, then one PUBLISH, then one SPUBLISH. */
+    raw_row("h", "c1",
+            FV("kind", "noop", "payload", "{}", "state", "pending", "max_attempts", "3"));
+    lash_fx_sleep_ms(300);
+    cr_assert(row_is("h", "c1", "pending"), "c1 ran without a poke");
+    cmd_do("PUBLISH lash:{h}:poke 1");
+    WAIT_UNTIL(row_is("h", "c1", "completed"), 2000);
+    cr_assert(row_is("h", "c1", "completed"), "a classic PUBLISH did not wake the worker");
+    raw_row("h", "p1",
+            FV("kind", "noop", "payload", "{}", "state", "pending", "max_attempts", "3"));
+    cmd_do("SPUBLISH lash:{h}:poke 1");
+    WAIT_UNTIL(row_is("h", "p1", "completed"), 2000);
+    cr_assert(row_is("h", "p1", "completed"), "an SPUBLISH did not wake the worker");
+
+    /* Cancels: lashctl's (the cancel script's SPUBLISH), and an operator's
+     * PUBLISH. The next renew is 20 s away: only the message can stop them. */
+    submit("h", "k1", "work", "[30,30]");
+    submit("h", "k2", "work", "[30,30]");
+    WAIT_UNTIL(runs_of("k1", 1, NULL) == 1 && runs_of("k2", 1, NULL) == 1, 5000);
+    pid_t p1, p2;
+    cr_assert_eq(runs_of("k1", 1, &p1), 1);
+    cr_assert_eq(runs_of("k2", 1, &p2), 1);
+    bool requested = false;
+    lash_err e = {0};
+    cr_assert_eq(lash_cancel(C, "h", "k1", NULL, &requested, &e), LASH_OK, "%s", e.msg);
+    cr_assert(requested, "k1 was not running");
+    WAIT_UNTIL(row_is("h", "k1", "cancelled"), 5000);
+    cr_assert(row_is("h", "k1", "cancelled"), "k1 (cancel script's SPUBLISH) is %s",
+              hf("h", "k1", "state"));
+    cmd_do("PUBLISH lash:{h}:cancel k2");
+    WAIT_UNTIL(row_is("h", "k2", "cancelled"), 5000);
+    cr_assert(row_is("h", "k2", "cancelled"), "k2 (a classic PUBLISH) is %s",
+              hf("h", "k2", "state"));
+    WAIT_UNTIL(group_gone(p1) && group_gone(p2), 3000);
+    cr_assert(group_gone(p1) && group_gone(p2), "a cancelled program is still running");
+}
+
 /* A row submitted to run 1.5 s later, on a worker that polls once a minute:
  * the poke's claim finds nothing due but says when the row is, and the
  * worker claims it then. */

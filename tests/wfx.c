@@ -138,10 +138,14 @@ int events(const char *q, const char *id, const char *ev)
 long long subscribers(const char *q)
 {
     char chan[LASH_KEY_MAX];
-    redisReply *r = cmd("PUBSUB NUMSUB %s", lash_key(chan, q, LASH_CHAN_POKE));
+    lash_key(chan, q, LASH_CHAN_POKE);
+    redisReply *r = cmd("PUBSUB NUMSUB %s", chan);
     long long n = r->elements == 2 ? r->element[1]->integer : -1;
     freeReplyObject(r);
-    return n;
+    r = cmd("PUBSUB SHARDNUMSUB %s", chan);
+    long long ns = r->elements == 2 ? r->element[1]->integer : -1;
+    freeReplyObject(r);
+    return ns < n ? ns : n;
 }
 
 /* ---- submitting -------------------------------------------------------------------- */

@@ -63,6 +63,8 @@ bool owned_by(const lash_record *r, const char *name);
 void expect_result(const lash_record *r);
 /* The events of kind ev recorded for id in the queue's stream. */
 int events(const char *q, const char *id, const char *ev);
+/* Workers listening to lash:{q}:poke both ways: classic (an operator's
+ * PUBLISH) and sharded (the scripts' SPUBLISH); the fewer of the two counts. */
 long long subscribers(const char *q);
 
 /* ---- submitting ------------------------------------------------------------------ */

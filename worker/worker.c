@@ -101,8 +101,16 @@ struct lash_worker {
     call *deferred, *deferred_tail; /* failed commands, oldest first, to be told */
     bool down_deferred;             /* the connection is down, to be told */
     bool acting;                    /* carrying out the machine's actions */
-    lash_aconn *cmd, *sub;
-    bool cmd_dead, sub_dead;
+    lash_aconn *cmd;
+    bool cmd_dead;
+    /* Subscribers (the poke and cancel channels, heard both classic and
+     * sharded): sub[0] for every queue, or, in a Cluster (sub_pinned), sub[q]
+     * for queue q on the primary owning its slot, where the scripts' SPUBLISH
+     * stays. nsub of them (1 or nqueues), chosen whenever none is open. */
+    lash_aconn **sub;
+    bool *sub_dead;
+    int nsub;
+    bool sub_pinned;
     ev_prepare prep;
     ev_idle again; /* one more loop iteration at once: there is more to tell */
     ev_timer timer, sub_retry;
@@ -522,6 +530,8 @@ static void on_message(lash_aconn *c, const char *chan, const char *msg, size_t 
     }
 }
 
+static void subs_open(lash_worker *w);
+
 static void on_cmd_up(lash_aconn *c, void *ud)
 {
     (void)c;
@@ -529,6 +539,8 @@ static void on_cmd_up(lash_aconn *c, void *ud)
     lash_turn_connected(w->turn, now_ms());
     for (int q = 0; q < w->nqueues; q++) /* schedules due while it was down */
         lash_wsched_wake(w->sched, q);
+    /* Now that the deployment is known (a Cluster's map read), the subscribers. */
+    subs_open(w);
 }
 
 static void on_cmd_down(lash_aconn *c, const lash_err *e, void *ud)
@@ -543,46 +555,68 @@ static void on_cmd_down(lash_aconn *c, const lash_err *e, void *ud)
         lash_turn_disconnected(w->turn, now_ms());
 }
 
-static void sub_open(lash_worker *w);
+static int sub_index(const lash_worker *w, const lash_aconn *c)
+{
+    for (int i = 0; i < w->nsub; i++)
+        if (w->sub[i] == c) return i;
+    return -1;
+}
+
+/* Re-arms the subscriber retry to fire in ms (sooner if it is due sooner). A
+ * one-shot ev_timer that has fired keeps only its leftover (about 0 s):
+ * restarted as is, it fires at once, and a subscriber that keeps failing would
+ * reconnect in a hot loop. */
+static void sub_retry_in(lash_worker *w, int ms)
+{
+    double at = (double)ms / 1000.0;
+    if (ev_is_active(&w->sub_retry) && ev_timer_remaining(w->loop, &w->sub_retry) <= at) return;
+    ev_timer_stop(w->loop, &w->sub_retry);
+    ev_timer_set(&w->sub_retry, at, 0);
+    ev_timer_start(w->loop, &w->sub_retry);
+}
 
 static void on_sub_up(lash_aconn *c, void *ud)
 {
     lash_worker *w = ud;
-    const char **chans = malloc(2 * (size_t)w->nqueues * sizeof *chans);
+    int i = sub_index(w, c);
+    if (i < 0) return;
+    if (!w->sub_pinned && lash_atopo_cluster(w->topo)) {
+        /* Opened before the deployment was known to be a Cluster (HELLO
+         * refused): once more, pinned, as soon as this one is reaped. */
+        w->sub_dead[i] = true;
+        sub_retry_in(w, 0);
+        return;
+    }
+    int q0 = w->sub_pinned ? i : 0, qn = w->sub_pinned ? 1 : w->nqueues;
+    const char **chans = malloc(2 * (size_t)qn * sizeof *chans);
     lash_err e;
     if (!chans) return;
-    for (int q = 0; q < w->nqueues; q++) {
-        chans[2 * q] = w->poke_chan[q];
-        chans[2 * q + 1] = w->cancel_chan[q];
+    for (int k = 0; k < qn; k++) {
+        chans[2 * k] = w->poke_chan[q0 + k];
+        chans[2 * k + 1] = w->cancel_chan[q0 + k];
     }
-    if (lash_asubscribe(c, chans, 2 * (size_t)w->nqueues, &e))
+    if (lash_asubscribe(c, chans, 2 * (size_t)qn, &e))
         lash_log(&w->c.log, LASH_LOG_WARN, NULL, NULL, -1, -1, "subscribe: %s", e.msg);
     free(chans);
     /* Pokes sent while we were not listening are lost: drive once now. */
-    for (int q = 0; q < w->nqueues; q++) {
+    for (int q = q0; q < q0 + qn; q++) {
         lash_turn_poke(w->turn, q, now_ms());
         lash_wsched_wake(w->sched, q);
     }
 }
 
-/* Re-arms the 1 s subscriber retry. A one-shot ev_timer that has fired keeps
- * only its leftover (about 0 s): restarted as is, it fires at once, and a
- * subscriber that keeps failing would reconnect in a hot loop. */
-static void sub_retry_later(lash_worker *w)
-{
-    ev_timer_stop(w->loop, &w->sub_retry);
-    ev_timer_set(&w->sub_retry, 1.0, 0);
-    ev_timer_start(w->loop, &w->sub_retry);
-}
-
+/* A subscriber whose slot moved (a migration, a failover) is opened again
+ * after 100 ms, on the new owner; any other after 1 s, so that one Redis keeps
+ * refusing is not hammered. */
 static void on_sub_down(lash_aconn *c, const lash_err *e, void *ud)
 {
-    (void)c;
     lash_worker *w = ud;
-    lash_log(&w->c.log, LASH_LOG_WARN, NULL, NULL, -1, -1,
-             "subscriber: %s; the poll keeps work moving, retrying in 1 s", e->msg);
-    w->sub_dead = true;
-    sub_retry_later(w);
+    int i = sub_index(w, c);
+    int ms = lash_aconn_moved(c) ? 100 : 1000;
+    lash_log(&w->c.log, LASH_LOG_WARN, w->sub_pinned && i >= 0 ? w->queues[i] : NULL, NULL, -1, -1,
+             "subscriber: %s; the poll keeps work moving, retrying in %d ms", e->msg, ms);
+    if (i >= 0) w->sub_dead[i] = true; /* closed in the prepare watcher */
+    sub_retry_in(w, ms);
 }
 
 static void on_sub_retry(struct ev_loop *loop, ev_timer *t, int revents)
@@ -590,17 +624,41 @@ static void on_sub_retry(struct ev_loop *loop, ev_timer *t, int revents)
     (void)loop;
     (void)revents;
     lash_worker *w = t->data;
-    if (!w->sub && !w->exited) sub_open(w);
+    if (!w->exited) subs_open(w);
 }
 
-static void sub_open(lash_worker *w)
+/* Opens the subscribers that are not open. With none open, first chooses how
+ * many: one per queue in a Cluster, else one. */
+static void subs_open(lash_worker *w)
 {
     static const lash_aconn_cbs cbs = {on_sub_up, on_sub_down, on_message};
-    lash_err e;
-    if (lash_aconn_open(w->topo, &cbs, w, &w->sub, &e)) {
-        lash_log(&w->c.log, LASH_LOG_WARN, NULL, NULL, -1, -1, "subscriber: %s", e.msg);
-        w->sub = NULL;
-        sub_retry_later(w);
+    bool none = true;
+    for (int i = 0; i < w->nsub; i++)
+        none = none && !w->sub[i];
+    if (none) {
+        w->sub_pinned = lash_atopo_cluster(w->topo);
+        w->nsub = w->sub_pinned ? w->nqueues : 1;
+    }
+    for (int i = 0; i < w->nsub; i++) {
+        if (w->sub[i]) continue;
+        lash_err e;
+        lash_status st =
+            w->sub_pinned ? lash_aconn_open_pinned(w->topo, w->queues[i], &cbs, w, &w->sub[i], &e)
+                          : lash_aconn_open(w->topo, &cbs, w, &w->sub[i], &e);
+        if (st) {
+            lash_log(&w->c.log, LASH_LOG_WARN, NULL, NULL, -1, -1, "subscriber: %s", e.msg);
+            w->sub[i] = NULL;
+            sub_retry_in(w, 1000);
+        }
+    }
+}
+
+static void subs_close(lash_worker *w)
+{
+    for (int i = 0; w->sub && i < w->nsub; i++) {
+        lash_aconn_close(w->sub[i]);
+        w->sub[i] = NULL;
+        w->sub_dead[i] = false;
     }
 }
 
@@ -611,11 +669,12 @@ static void reap_dead(lash_worker *w)
         w->cmd = NULL;
         w->cmd_dead = false;
     }
-    if (w->sub_dead) {
-        lash_aconn_close(w->sub);
-        w->sub = NULL;
-        w->sub_dead = false;
-    }
+    for (int i = 0; i < w->nsub; i++)
+        if (w->sub_dead[i]) {
+            lash_aconn_close(w->sub[i]);
+            w->sub[i] = NULL;
+            w->sub_dead[i] = false;
+        }
 }
 
 /* ---- actions ----------------------------------------------------------------------- */
@@ -690,7 +749,6 @@ static void cmd_open(lash_worker *w)
         w->down_deferred = true; /* the answer to CONNECT, next round */
         return;
     }
-    if (!w->sub) sub_open(w);
 }
 
 static void finish(lash_worker *w, int code)
@@ -703,8 +761,8 @@ static void finish(lash_worker *w, int code)
     ev_timer_stop(w->loop, &w->sub_retry);
     lash_wsched_stop(w->sched);
     lash_aconn_close(w->cmd);
-    lash_aconn_close(w->sub);
-    w->cmd = w->sub = NULL;
+    w->cmd = NULL;
+    subs_close(w);
     ev_break(w->loop, EVBREAK_ONE);
 }
 
@@ -865,7 +923,9 @@ static lash_status copy_queues(lash_worker *w, const lash_worker_config *c, lash
     w->queues = calloc((size_t)n, sizeof *w->queues);
     w->poke_chan = calloc((size_t)n, sizeof *w->poke_chan);
     w->cancel_chan = calloc((size_t)n, sizeof *w->cancel_chan);
-    if (!w->queues || !w->poke_chan || !w->cancel_chan)
+    w->sub = calloc((size_t)n, sizeof *w->sub);
+    w->sub_dead = calloc((size_t)n, sizeof *w->sub_dead);
+    if (!w->queues || !w->poke_chan || !w->cancel_chan || !w->sub || !w->sub_dead)
         return lash_fail(e, LASH_ENOMEM, "out of memory");
     w->nqueues = n;
     for (int q = 0; q < n; q++) {
@@ -996,7 +1056,7 @@ void lash_worker_free(lash_worker *w)
     }
     w->acting = true; /* what the closes fail is only freed below, never told */
     lash_aconn_close(w->cmd);
-    lash_aconn_close(w->sub);
+    subs_close(w);
     lash_wsched_free(w->sched); /* after the closes: their failures reach it */
     lash_atopo_free(w->topo);
     while (w->deferred) {
@@ -1023,6 +1083,8 @@ void lash_worker_free(lash_worker *w)
     free(w->queues);
     free(w->poke_chan);
     free(w->cancel_chan);
+    free(w->sub);
+    free(w->sub_dead);
     free(w->jobs);
     free(w->start_failed);
     memset(&w->url, 0, sizeof w->url);

@@ -29,7 +29,7 @@ local function lash_cancel(KEYS, ARGV)
         lash_now()
         lash_stats_open(base)
         redis.call('HSET', rk, 'cancel', '1')
-        redis.call('PUBLISH', base .. ':cancel', id)
+        lash_publish(base .. ':cancel', id)
         lash_event(base, 'cancel-requested', id)
         return 'requested'
     end

@@ -625,7 +625,7 @@ end
 local function lash_limit_poke(base)
     if not lash_limit_woke then return end
     lash_limit_woke = false
-    redis.call('PUBLISH', base .. ':poke', 'limit')
+    lash_publish(base .. ':poke', 'limit')
 end
 
 -- Priorities (lash_prio_*) -------------------------------------------------
@@ -912,5 +912,5 @@ lash_dep_settle = function(base, counts)
             end
         end
     end
-    if poke then redis.call('PUBLISH', base .. ':poke', 'after') end
+    if poke then lash_publish(base .. ':poke', 'after') end
 end

@@ -17,7 +17,7 @@ local function lash_limit_wake_all(base, kind)
     if not ok then return end
     for i = 1, #held, 2 do lash_limit_wake(base, held[i], held[i + 1]) end
     redis.call('DEL', hk)
-    if #held > 0 then redis.call('PUBLISH', base .. ':poke', 'limit') end
+    if #held > 0 then lash_publish(base .. ':poke', 'limit') end
 end
 
 local function lash_limit_check_key(key)

@@ -54,6 +54,6 @@ local function lash_release(KEYS, ARGV)
     end
     lash_flush_counts(base, counts)
     lash_limit_poke(base)
-    if (counts.pending or 0) > 0 then redis.call('PUBLISH', base .. ':poke', 'release') end
+    if (counts.pending or 0) > 0 then lash_publish(base .. ':poke', 'release') end
     return out
 end

@@ -28,6 +28,6 @@ local function lash_retry(KEYS, ARGV)
     lash_count(counts, state, -1)
     lash_count(counts, 'pending')
     lash_flush_counts(base, counts)
-    redis.call('PUBLISH', base .. ':poke', 'retry')
+    lash_publish(base .. ':poke', 'retry')
     return 'reopened'
 end

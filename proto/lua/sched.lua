@@ -112,7 +112,7 @@ local function lash_sched_add(base, now, ARGV)
     f[#f + 1] = 'paused'; f[#f + 1] = '0'
     redis.call('HSET', key, unpack(f))
     redis.call('ZADD', base .. ':schedules', t, name)
-    redis.call('PUBLISH', base .. ':poke', 'sched')
+    lash_publish(base .. ':poke', 'sched')
     return old and 'replaced' or 'created'
 end
 
@@ -184,7 +184,7 @@ local function lash_sched_fire(base, now, ARGV)
         out[#out + 1] = st
     end
     lash_flush_counts(base, counts)
-    if poke then redis.call('PUBLISH', base .. ':poke', 'submit') end
+    if poke then lash_publish(base .. ':poke', 'submit') end
     return out
 end
 
@@ -229,7 +229,7 @@ local function lash_sched(KEYS, ARGV)
         local t = lash_str(now)
         redis.call('HSET', key, 'paused', '0', 'next_ms', t)
         redis.call('ZADD', base .. ':schedules', t, ARGV[2])
-        redis.call('PUBLISH', base .. ':poke', 'sched')
+        lash_publish(base .. ':poke', 'sched')
     end
     return 'ok'
 end

@@ -10,7 +10,7 @@
 --                    lash_dep_*)
 -- Returns, per row, {id, status}: status 'created', 'exists' (same registration:
 -- a no-op) or an error text starting 'conflict:' or 'invalid:'.
--- One PUBLISH on lash:{q}:poke per batch wakes the workers.
+-- One SPUBLISH on lash:{q}:poke per batch wakes the workers.
 --
 -- Nothing is written before every queue-wide key the call writes was checked,
 -- and a row key that holds something other than a row is refused by name: a
@@ -179,6 +179,6 @@ local function lash_submit(KEYS, ARGV)
         out[#out + 1] = { id, status }
     end
     lash_flush_counts(base, counts)
-    if (counts.pending or 0) > 0 then redis.call('PUBLISH', base .. ':poke', 'submit') end
+    if (counts.pending or 0) > 0 then lash_publish(base .. ':poke', 'submit') end
     return out
 end

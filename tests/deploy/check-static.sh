@@ -188,7 +188,8 @@ if [ -S "$sock" ] && [ "$(admin PING)" = PONG ]; then
         for cmd in "evalsha 0000000000000000000000000000000000000000 1 lash:{q}" \
             "eval return(1) 1 lash:{q}" "fcall lash_claim 1 lash:{q}" "hgetall lash:{q}:p:x" \
             "zrangebyscore lash:{q}:due 0 1" "xrange lash:{q}:events - +" "publish lash:{q}:poke x" \
-            "subscribe lash:{q}:poke" "script load x" "ping" "time"; do
+            "subscribe lash:{q}:poke" "ssubscribe lash:{q}:poke" "spublish lash:{q}:poke x" \
+            "script load x" "ping" "time"; do
             # shellcheck disable=SC2086
             r=$(dry "$u" $cmd)
             if [ "$r" = OK ]; then ok "$u may run '$cmd'"; else bad "$u may not run '$cmd': $r"; fi
