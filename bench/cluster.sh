@@ -3,12 +3,18 @@
 # same on one Redis, and what each costs Redis in CPU per process (issue 11).
 #
 #   bench/cluster.sh [--n N] [--runs R] [--workers W] [--concurrency C] [--light L]
+#                    [--instructions]
 #
 #   --n N          processes per queue (default 10000; 6 queues)
 #   --runs R       runs of each deployment, alternated; medians reported (default 5)
 #   --workers W    lash-worker processes, each working all 6 queues (default 3)
 #   --concurrency C  slots per worker (default 64)
 #   --light L      processes of the light run (default 3000; 0: none)
+#   --instructions count each server's instructions instead of its CPU time:
+#                  every redis-server runs under valgrind's callgrind (about 50x
+#                  slower: use a small --n and --light), zeroed before a drain
+#                  and dumped after it. Unlike CPU time, the count does not grow
+#                  when the servers, the workers and the bench share the cores.
 #
 # Both deployments run on this machine's loopback with persistence off and no
 # replicas (replication would add the same cost to both): one redis-server, and
@@ -31,7 +37,7 @@ set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(dirname "$here")
 bin=${LASH_BUILD_DIR:-$root/build}/bin
-n=10000 runs=5 workers=3 conc=64 light=3000
+n=10000 runs=5 workers=3 conc=64 light=3000 instr=0
 while [ $# -gt 0 ]; do
     case $1 in
     --n) n=$2; shift ;;
@@ -39,13 +45,16 @@ while [ $# -gt 0 ]; do
     --workers) workers=$2; shift ;;
     --concurrency) conc=$2; shift ;;
     --light) light=$2; shift ;;
-    -h | --help) sed -n '2,29p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    --instructions) instr=1 ;;
+    -h | --help) sed -n '2,36p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "cluster.sh: unknown option $1" >&2; exit 2 ;;
     esac
     shift
 done
-for p in redis-server redis-cli python3; do
-    command -v $p >/dev/null || { echo "cluster.sh: $p is not installed" >&2; exit 2; }
+needs="redis-server redis-cli python3"
+[ "$instr" = 1 ] && needs="$needs valgrind callgrind_control"
+for p in $needs; do
+    command -v "$p" >/dev/null || { echo "cluster.sh: $p is not installed" >&2; exit 2; }
 done
 if [ ! -x "$bin/lash-worker" ] || [ ! -x "$bin/lashctl" ]; then
     echo "cluster.sh: build first" >&2
@@ -80,14 +89,64 @@ PY
 start_redis() { # port [args...]; prints nothing, records the pid
     local port=$1; shift
     mkdir -p "$tmp/n$port"
-    redis-server --port "$port" --bind 127.0.0.1 --dir "$tmp/n$port" --save '' \
+    local vg=()
+    [ "$instr" = 1 ] && vg=(valgrind --tool=callgrind --callgrind-out-file="$tmp/cg.%p")
+    "${vg[@]}" redis-server --port "$port" --bind 127.0.0.1 --dir "$tmp/n$port" --save '' \
         --appendonly no --logfile redis.log --daemonize no "$@" >/dev/null 2>&1 &
     pids+=($!)
-    for _ in $(seq 100); do redis-cli -p "$port" ping >/dev/null 2>&1 && return; sleep 0.05; done
+    for _ in $(seq 600); do redis-cli -p "$port" ping >/dev/null 2>&1 && return; sleep 0.05; done
     echo "redis-server on $port did not start" >&2; exit 1
 }
-cpu_ms() { # utime+stime of a pid, in ms
-    awk -v hz="$(getconf CLK_TCK)" '{print ($14 + $15) * 1000 / hz}' "/proc/$1/stat"
+# wait_done PORT TOTAL QUEUE...: returns once the queues' done sets hold TOTAL
+# rows (--keep -1: nothing is trimmed). It asks every 50 ms over one connection
+# per node, kept open and sent where MOVED says: a redis-cli per look (as a
+# first version did) costs each server a connection's setup, which weighed on
+# the Cluster's figures as much as a tenth of the work measured.
+wait_done() {
+    python3 - "$@" <<'PY'
+import socket, sys, time
+port, total, queues = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3:]
+conns, route = {}, {q: port for q in queues}
+def ask(p, key):
+    if p not in conns:
+        conns[p] = socket.create_connection(("127.0.0.1", p)).makefile("rwb")
+    f = conns[p]
+    f.write(b"*2\r\n$5\r\nZCARD\r\n$%d\r\n%s\r\n" % (len(key), key.encode()))
+    f.flush()
+    return f.readline().decode().strip()
+while True:
+    done = 0
+    for q in queues:
+        r = ask(route[q], "lash:{%s}:done" % q)
+        while r.startswith("-MOVED"):
+            route[q] = int(r.split()[2].rsplit(":", 1)[1])
+            r = ask(route[q], "lash:{%s}:done" % q)
+        done += int(r[1:])
+    if done >= total:
+        break
+    time.sleep(0.05)
+PY
+}
+
+# The meter: meter_start PID before a drain, meter_read PID after it; the
+# difference is the server's CPU time in ms, or (--instructions) its
+# instructions (callgrind: zeroed at the start, dumped at the end).
+meter_start() {
+    if [ "$instr" = 1 ]; then
+        callgrind_control -z "$1" >/dev/null
+        echo 0
+    else
+        awk -v hz="$(getconf CLK_TCK)" '{print ($14 + $15) * 1000 / hz}' "/proc/$1/stat"
+    fi
+}
+meter_read() {
+    if [ "$instr" = 1 ]; then
+        callgrind_control -d "$1" >/dev/null
+        # shellcheck disable=SC2012 # the newest dump of that pid
+        awk '/^summary:/ {print $2}' "$(ls -t "$tmp/cg.$1".* | head -n 1)"
+    else
+        awk -v hz="$(getconf CLK_TCK)" '{print ($14 + $15) * 1000 / hz}' "/proc/$1/stat"
+    fi
 }
 pid_of_port() { redis-cli -p "$1" info server | sed -n 's/^process_id:\([0-9]*\).*/\1/p' | tr -d '\r'; }
 
@@ -104,7 +163,7 @@ for i in $(seq "$n"); do echo '{}'; done >"$tmp/jobs.jsonl"
 queues=(q0 q1 q2 q3 q4 q5)
 
 # One run on the deployment at port $1 (the seed), over the queues in $qs;
-# prints "ms port:cpu_ms:procs ...".
+# prints "ms port:metered:procs ..." (metered: meter_read - meter_start).
 run() {
     local seed=$1 url="redis://127.0.0.1:$1" q
     local queues=("${qs[@]}")
@@ -113,7 +172,7 @@ run() {
         "$bin/lashctl" --redis "$url" --queue "$q" submit-bulk noop <"$tmp/jobs.jsonl" >/dev/null
     done
     local cpu0=() k=0
-    for p in "${ports[@]}"; do cpu0[k]=$(cpu_ms "$(pid_of_port "$p")"); k=$((k + 1)); done
+    for p in "${ports[@]}"; do cpu0[k]=$(meter_start "$(pid_of_port "$p")"); k=$((k + 1)); done
     local args=(--redis "$url" --builtin noop --concurrency "$conc" --keep -1 --log-level error)
     for q in "${queues[@]}"; do args+=(--queue "$q"); done
     local wp=() t0 t1
@@ -122,23 +181,13 @@ run() {
         "$bin/lash-worker" "${args[@]}" 2>>"$tmp/worker.log" &
         wp+=($!)
     done
-    local total=$((n * ${#queues[@]})) done=0
-    # Completed = the done sets' sizes (--keep -1: nothing trimmed), read with
-    # redis-cli -c, which follows MOVED: cheap enough not to weigh on Redis CPU.
-    while [ "$done" -lt "$total" ]; do
-        sleep 0.1
-        done=0
-        for q in "${queues[@]}"; do
-            c=$(redis-cli -c -p "$seed" zcard "lash:{$q}:done")
-            done=$((done + c))
-        done
-    done
+    wait_done "$seed" $((n * ${#queues[@]})) "${queues[@]}"
     t1=$(date +%s%N)
     local out="$(((t1 - t0) / 1000000))"
     k=0
     for p in "${ports[@]}"; do
         local cpu1 owned=0
-        cpu1=$(cpu_ms "$(pid_of_port "$p")")
+        cpu1=$(meter_read "$(pid_of_port "$p")")
         for q in "${queues[@]}"; do
             if [ "${#ports[@]}" = 1 ] ||
                 [ "$(redis-cli -p "$p" cluster countkeysinslot \
@@ -172,31 +221,28 @@ sys.exit(1)' "$s" "$mine" && own+=("$q")
 done
 
 # The light run: one queue of the first primary, one call per submit and per
-# completion; prints "ms port:cpu_ms:procs ..." like run.
+# completion; prints "ms port:metered:procs ..." like run.
 light_run() {
     local q=${own[0]} port=$((base + 1)) k=0 p
     local ports=($((base + 1)) $((base + 2)) $((base + 3)))
     for p in "${ports[@]}"; do redis-cli -p "$p" flushall >/dev/null; done
     "$bin/lashctl" --redis "redis://127.0.0.1:$port" functions >/dev/null
     local cpu0=()
-    for p in "${ports[@]}"; do cpu0[k]=$(cpu_ms "$(pid_of_port "$p")"); k=$((k + 1)); done
+    for p in "${ports[@]}"; do cpu0[k]=$(meter_start "$(pid_of_port "$p")"); k=$((k + 1)); done
     "$bin/lash-worker" --redis "redis://127.0.0.1:$port" --builtin noop --concurrency 1 \
         --keep -1 --log-level error --queue "$q" 2>>"$tmp/worker.log" &
-    local lw=$! t0 t1 done=0
+    local lw=$! t0 t1
     t0=$(date +%s%N)
     awk -v q="$q" -v n="$light" 'BEGIN { for (i = 1; i <= n; i++)
         printf "FCALL lash_submit 1 lash:{%s} l-%d noop {} 0\n", q, i }' |
         redis-cli -p "$port" >/dev/null
-    while [ "$done" -lt "$light" ]; do
-        sleep 0.1
-        done=$(redis-cli -p "$port" zcard "lash:{$q}:done")
-    done
+    wait_done "$port" "$light" "$q"
     t1=$(date +%s%N)
     local out="$(((t1 - t0) / 1000000))"
     k=0
     for p in "${ports[@]}"; do
         local cpu1 owned=0
-        cpu1=$(cpu_ms "$(pid_of_port "$p")")
+        cpu1=$(meter_read "$(pid_of_port "$p")")
         [ "$p" = "$port" ] && owned=$light
         out="$out $p:$(python3 -c "print(round($cpu1 - ${cpu0[k]}))"):$owned"
         k=$((k + 1))
@@ -217,9 +263,12 @@ for _ in $(seq "$runs"); do
     echo "one     $(run $((base + 1)))" | tee -a "$tmp/results"
     [ "$light" -gt 0 ] && echo "light   $(light_run)" | tee -a "$tmp/results"
 done
-python3 - "$tmp/results" "$n" "${#own[@]}" "$light" <<'PY'
+python3 - "$tmp/results" "$n" "${#own[@]}" "$light" "$instr" <<'PY'
 import statistics, sys
 rows = [l.split() for l in open(sys.argv[1])]
+# Per process: CPU ms -> us, or instructions -> thousands of instructions.
+instr = sys.argv[5] == "1"
+what, unit, scale = ("Redis instructions", "k", 1 / 1000) if instr else ("Redis CPU", "us", 1000)
 for kind in ("single", "cluster", "one", "light"):
     rs = [r for r in rows if r[0] == kind]
     if not rs:
@@ -229,19 +278,19 @@ for kind in ("single", "cluster", "one", "light"):
         n = int(sys.argv[4])
     ms = [int(r[1]) for r in rs]
     rate = [n / (m / 1000) for m in ms]
-    per, idle = [], []  # CPU us per process: of the primary's own; of someone else's
+    per, idle = [], []  # per process: of the primary's own; of someone else's
     for r in rs:
         for cell in r[2:]:
-            port, cpu, procs = cell.split(":")
+            port, cost, procs = cell.split(":")
             if int(procs):
-                per.append(int(cpu) * 1000 / int(procs))
+                per.append(int(cost) * scale / int(procs))
             else:
-                idle.append(int(cpu) * 1000 / n)
+                idle.append(int(cost) * scale / n)
     line = (f"{kind:8s} drain {statistics.median(ms)} ms median (min {min(ms)}, max {max(ms)}), "
-            f"{statistics.median(rate):.0f} processes/s; Redis CPU per process per primary: "
-            f"median {statistics.median(per):.1f} us (min {min(per):.1f}, max {max(per):.1f})")
+            f"{statistics.median(rate):.0f} processes/s; {what} per process per primary: "
+            f"median {statistics.median(per):.1f} {unit} (min {min(per):.1f}, max {max(per):.1f})")
     if idle:
-        line += (f"; a primary without these queues: {statistics.median(idle):.1f} us per "
+        line += (f"; a primary without these queues: {statistics.median(idle):.1f} {unit} per "
                  f"process of the others")
     print(line)
 PY
