@@ -197,8 +197,8 @@ static void node_setup_timeout(struct ev_loop *loop, ev_timer *w, int revents)
     node_abort(nd);
 }
 
-/* Queues the setup of a Redis node: AUTH, SELECT, HELLO when needed, PING,
- * the scripts (command connections). Commands queued after it run after it. */
+/* Queues the setup of a Redis node: AUTH, SELECT, HELLO when needed, PING.
+ * Commands queued after it run after it. */
 void lash_anode_setup(lash_anode *nd, bool hello)
 {
     lash_aconn *c = nd->c;
@@ -228,18 +228,14 @@ void lash_anode_setup(lash_anode *nd, bool hello)
      * NOAUTH that says what is wrong. */
     nd->setup_left++;
     redisAsyncCommand(ac, on_setup, NULL, "PING");
-    if (!c->sub) {
-        /* A command connection: load every script now, so EVALSHA meets NOSCRIPT
-         * only after a SCRIPT FLUSH mid-connection. (A NOSCRIPT re-send goes
-         * behind what is already queued, which would let a claim overtake an
-         * earlier complete; harmless, but not the order the worker chose.) */
-        for (int op = 0; op < LASH_OP_COUNT; op++) {
-            size_t len;
-            const char *text = lash_script_text((lash_op)op, &len);
-            nd->setup_left++;
-            redisAsyncCommand(ac, on_setup, NULL, "SCRIPT LOAD %b", text, len);
-        }
-    }
+    /* No SCRIPT LOAD: calls go by FCALL, and without the library (or with
+     * another version) a call falls back to EVALSHA, then on NOSCRIPT to EVAL,
+     * which leaves the script cached for the EVALSHAs after it (argv.h). Loading
+     * every script here, as this did before, cost Redis ~5 ms of CPU per
+     * connection (17 compiles of lib.lua and an operation), for scripts that
+     * FCALL never needs: a fleet reconnecting after a failover paid it all at
+     * once. A fallback re-send goes behind what is already queued, so a claim
+     * may overtake an earlier complete: harmless. */
 }
 
 /* A data node for a Cluster address, dialed if it is not open (and was not
