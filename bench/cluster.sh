@@ -252,6 +252,26 @@ light_run() {
     echo "$out"
 }
 
+# The idle run: what the three primaries cost with nothing to do (their crons,
+# the Cluster bus's pings), over 3 s; prints "ms port:metered:0 ...". The other
+# primaries' figures of one and light are also given beyond this.
+idle_run() {
+    local ports=($((base + 1)) $((base + 2)) $((base + 3))) c0=() k=0 p t0 t1
+    for p in "${ports[@]}"; do redis-cli -p "$p" flushall >/dev/null; done
+    t0=$(date +%s%N)
+    for p in "${ports[@]}"; do c0[k]=$(meter_start "$(pid_of_port "$p")"); k=$((k + 1)); done
+    sleep 3
+    local out="" c1
+    k=0
+    for p in "${ports[@]}"; do
+        c1=$(meter_read "$(pid_of_port "$p")")
+        out="$out $p:$(python3 -c "print(round($c1 - ${c0[k]}))"):0"
+        k=$((k + 1))
+    done
+    t1=$(date +%s%N)
+    echo "$(((t1 - t0) / 1000000))$out"
+}
+
 echo "6 queues x $n noop processes, $workers workers x $conc slots; $runs runs each, alternated"
 echo "(one: only the ${#own[@]} queues of the first primary, ${own[*]})"
 for _ in $(seq "$runs"); do
@@ -262,6 +282,7 @@ for _ in $(seq "$runs"); do
     qs=("${own[@]}")
     echo "one     $(run $((base + 1)))" | tee -a "$tmp/results"
     [ "$light" -gt 0 ] && echo "light   $(light_run)" | tee -a "$tmp/results"
+    echo "idle    $(idle_run)" | tee -a "$tmp/results"
 done
 python3 - "$tmp/results" "$n" "${#own[@]}" "$light" "$instr" <<'PY'
 import statistics, sys
@@ -269,6 +290,9 @@ rows = [l.split() for l in open(sys.argv[1])]
 # Per process: CPU ms -> us, or instructions -> thousands of instructions.
 instr = sys.argv[5] == "1"
 what, unit, scale = ("Redis instructions", "k", 1 / 1000) if instr else ("Redis CPU", "us", 1000)
+# A primary's cost per ms with nothing to do (the idle runs).
+idle_rate = statistics.median(int(c.split(":")[1]) / int(r[1])
+                              for r in rows if r[0] == "idle" for c in r[2:])
 for kind in ("single", "cluster", "one", "light"):
     rs = [r for r in rows if r[0] == kind]
     if not rs:
@@ -278,7 +302,7 @@ for kind in ("single", "cluster", "one", "light"):
         n = int(sys.argv[4])
     ms = [int(r[1]) for r in rs]
     rate = [n / (m / 1000) for m in ms]
-    per, idle = [], []  # per process: of the primary's own; of someone else's
+    per, idle, beyond = [], [], []  # per process: own; someone else's; that beyond idling
     for r in rs:
         for cell in r[2:]:
             port, cost, procs = cell.split(":")
@@ -286,11 +310,16 @@ for kind in ("single", "cluster", "one", "light"):
                 per.append(int(cost) * scale / int(procs))
             else:
                 idle.append(int(cost) * scale / n)
+                beyond.append((int(cost) - idle_rate * int(r[1])) * scale / n)
     line = (f"{kind:8s} drain {statistics.median(ms)} ms median (min {min(ms)}, max {max(ms)}), "
             f"{statistics.median(rate):.0f} processes/s; {what} per process per primary: "
             f"median {statistics.median(per):.1f} {unit} (min {min(per):.1f}, max {max(per):.1f})")
     if idle:
         line += (f"; a primary without these queues: {statistics.median(idle):.1f} {unit} per "
-                 f"process of the others")
+                 f"process of the others, {statistics.median(beyond):.1f} beyond what it "
+                 f"costs idle")
     print(line)
+per_s = idle_rate * 1000 * (scale if instr else 1)
+print(f"idle     a primary with nothing to do: {per_s:.1f} "
+      f"{'k instructions' if instr else 'ms of CPU'} per s")
 PY
