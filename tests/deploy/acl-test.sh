@@ -103,6 +103,7 @@ expect "lash-worker can GET a lash: key" '^x$' worker GET 'lash:{acl}:probe'
 expect "lash-worker can run a script on lash: keys" '^x$' \
     worker EVAL "return redis.call('GET', KEYS[1])" 1 'lash:{acl}:probe'
 expect "lash-worker can PUBLISH on a lash: channel" '^[0-9]+$' worker PUBLISH 'lash:{acl}:poke' x
+expect "lash-worker can SPUBLISH on a lash: channel" '^[0-9]+$' worker SPUBLISH 'lash:{acl}:poke' x
 expect "lash-worker cannot GET a non-lash key" "$NOPERM" worker GET other
 expect "lash-worker cannot SET a non-lash key" "$NOPERM" worker SET other 1
 expect "lash-worker cannot SET 'lashx' (the pattern is lash:*, colon included)" "$NOPERM" \
@@ -123,6 +124,7 @@ expect "lash-worker cannot FUNCTION LOAD" "$NOPERM" \
     worker FUNCTION LOAD "#!lua name=aclw
 redis.register_function('aclw', function() return 1 end)"
 expect "lash-worker cannot PUBLISH on another channel" "$NOPERM" worker PUBLISH other x
+expect "lash-worker cannot SPUBLISH on another channel" "$NOPERM" worker SPUBLISH other x
 expect "lash-worker cannot SUBSCRIBE to another channel" "$NOPERM" worker SUBSCRIBE other
 expect "lash-worker cannot read the ACL" "$NOPERM" worker ACL LIST
 expect "lash-worker cannot SHUTDOWN" "$NOPERM" worker SHUTDOWN NOSAVE
