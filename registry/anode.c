@@ -3,6 +3,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 
 #include "registry/aconn.h"
 #include "registry/conn.h"
@@ -44,6 +45,23 @@ static void on_connect(const redisAsyncContext *ac, int status)
     nd->connected = true;
 }
 
+/* What Redis wrote before closing a connection it refuses (protected mode's
+ * DENIED, maxclients): its error line, still in the socket when hiredis gives
+ * up on a failed write (the connection closed under our setup commands) before
+ * it read it. false when there is none. */
+static bool said_on_close(const redisAsyncContext *ac, char *out, size_t len)
+{
+    char buf[512];
+    ssize_t n = recv(ac->c.fd, buf, sizeof buf - 1, MSG_DONTWAIT);
+    if (n < 2 || buf[0] != '-') return false;
+    buf[n] = 0;
+    size_t k = strcspn(buf + 1, "\r\n");
+    if (k >= len) k = len - 1;
+    memcpy(out, buf + 1, k);
+    out[k] = 0;
+    return true;
+}
+
 static void on_disconnect(const redisAsyncContext *ac, int status)
 {
     lash_anode *nd = ac->data;
@@ -53,9 +71,15 @@ static void on_disconnect(const redisAsyncContext *ac, int status)
     if (status != REDIS_OK && nd->c->sub && nd == nd->c->anchor && nd->state == LASH_NODE_UP &&
         strncmp(ac->errstr, "MOVED ", 6) == 0)
         lash_asub_left(nd, ac->errstr, strlen(ac->errstr));
-    if (!nd->setup_failed && nd->kind == LASH_NODE_DATA)
-        lash_fail(&nd->c->last, LASH_EIO, "%s",
-                  status == REDIS_OK ? "disconnected" : (ac->errstr[0] ? ac->errstr : "lost"));
+    char said[300];
+    if (!nd->setup_failed && nd->kind == LASH_NODE_DATA) {
+        if (status != REDIS_OK && nd->state == LASH_NODE_SETUP &&
+            said_on_close(ac, said, sizeof said))
+            lash_fail(&nd->c->last, LASH_EREDIS, "Redis refused the connection: %s", said);
+        else
+            lash_fail(&nd->c->last, LASH_EIO, "%s",
+                      status == REDIS_OK ? "disconnected" : (ac->errstr[0] ? ac->errstr : "lost"));
+    }
     node_gone(nd);
 }
 
@@ -154,13 +178,21 @@ static void on_setup(redisAsyncContext *ac, void *r_, void *priv)
 }
 
 /* HELLO on the first connection of a redis:// URL (mode) and under Sentinel
- * (role). An error reply (Redis < 6, or a user without HELLO) tells nothing. */
+ * (role). An error reply of Redis < 6 (unknown command) or of a user without
+ * HELLO (NOPERM) tells nothing; any other is why the setup failed: Redis in
+ * protected mode answers the first command (HELLO when there is no password)
+ * with DENIED and closes. */
 static void on_hello(redisAsyncContext *ac, void *r_, void *priv)
 {
     (void)priv;
     redisReply *r = r_;
     lash_anode *nd = ac->data;
     if (!nd || nd->state != LASH_NODE_SETUP || !r) return;
+    if (r->type == REDIS_REPLY_ERROR && strncmp(r->str, "ERR unknown command", 19) != 0 &&
+        strncmp(r->str, "NOPERM", 6) != 0) {
+        on_setup(ac, r, priv);
+        return;
+    }
     lash_atopo *t = nd->c->t;
     lash_node_info info;
     if (r->type != REDIS_REPLY_ERROR && !lash_hello_parse(r, &info, NULL)) {

@@ -376,4 +376,26 @@ for i in 1 2 3; do
         bad "w$i still running 15 s after SIGTERM"
     fi
 done
+
+# --- a refused connection says why --------------------------------------------------------
+# A Redis in protected mode (no bind, no password) answers a client from another
+# host with DENIED and closes. A worker logged "Connection reset by peer" or
+# "Server closed the connection" instead (its HELLO took the DENIED as "HELLO not
+# supported", or a write failed before the DENIED was read).
+ip netns exec "$NS_R" redis-server --port 6380 --protected-mode yes --dir "$TMP" --save '' \
+    --appendonly no --daemonize no >"$TMP/redis-protected.log" 2>&1 &
+PIDS+=($!)
+for _ in $(seq 1 50); do
+    ip netns exec "$NS_R" redis-cli -p 6380 PING >/dev/null 2>&1 && break
+    sleep 0.1
+done
+ip netns exec "${PFX}w1" timeout 3 "$BIN/lash-worker" --redis "redis://$REDIS_IP:6380" \
+    --builtin noop >"$TMP/denied.log" 2>&1
+said=$(grep -c 'DENIED Redis is running in protected mode' "$TMP/denied.log")
+other=$(grep -c 'warn' "$TMP/denied.log")
+if [ "$said" -gt 0 ] && [ "$said" = "$other" ]; then
+    ok "a worker refused by a Redis in protected mode logs the DENIED (each of $said tries)"
+else
+    bad "a refused worker did not say why ($said of $other warnings): $(grep warn "$TMP/denied.log" | head -n 2)"
+fi
 finish
