@@ -430,12 +430,12 @@ static bool setback(lash_conn *c, redisContext *ctx, const redisReply *r, int sl
                     lash_attempts *t, lash_url_host *ask, lash_route_step *stepp)
 {
     lash_route_step step;
+    lash_url_host to;
     if (!r) {
         if (c->mode == LASH_TOPO_SINGLE || c->borrowed) return false;
         forget(c, ctx);
         step = LASH_ROUTE_REFRESH;
     } else {
-        lash_url_host to;
         step = lash_route_reply(&c->map, c->mode, r, slot, script, host_of(ctx), t->redirects, &to);
         if (step == LASH_ROUTE_DONE) return false;
         if (c->borrowed && step != LASH_ROUTE_WAIT) return false;     /* pinned to one node */
@@ -445,8 +445,15 @@ static bool setback(lash_conn *c, redisContext *ctx, const redisReply *r, int sl
     if (stepp) *stepp = step;
     if (step == LASH_ROUTE_RESEND || step == LASH_ROUTE_ASKING) {
         t->redirects++;
-        /* One slot moved means others did: read the whole map once per MOVED. */
-        if (step == LASH_ROUTE_RESEND) refresh_map(c, NULL);
+        /* One slot moved means others did: read the whole map once per MOVED,
+         * then keep what the MOVED said of its slot, which the map may not know
+         * yet when it was read from a replica (the URL's node): without it, a
+         * command after a migration bounced between the old owner and the
+         * stale map until its redirects ran out. */
+        if (step == LASH_ROUTE_RESEND) {
+            refresh_map(c, NULL);
+            lash_slotmap_moved(&c->map, slot, &to);
+        }
         return true;
     }
     int64_t now = mono_ms();

@@ -206,6 +206,16 @@ lash_reply_kind lash_redirect_parse(const char *err, size_t len, const char *fro
     return out->kind = LASH_REPLY_PLAIN;
 }
 
+bool lash_slotmap_moved(lash_slotmap *m, int slot, const lash_url_host *to)
+{
+    int idx = lash_slotmap_node(m, to->host, to->port);
+    if (idx < 0 || slot < 0 || slot >= LASH_SLOTS) return false;
+    if (m->owner[slot] != idx) m->version++;
+    m->owner[slot] = (uint16_t)idx;
+    m->primary[idx] = true;
+    return true;
+}
+
 lash_route_step lash_route_reply(lash_slotmap *m, lash_topo_mode mode, const redisReply *r,
                                  int slot, bool script, const char *from_host, int redirects,
                                  lash_url_host *to)
@@ -214,16 +224,11 @@ lash_route_step lash_route_reply(lash_slotmap *m, lash_topo_mode mode, const red
         return LASH_ROUTE_DONE;
     lash_redirect d;
     switch (lash_redirect_parse(r->str, r->len, from_host, &d)) {
-    case LASH_REPLY_MOVED: {
+    case LASH_REPLY_MOVED:
         if (slot < 0 || d.slot != slot) return LASH_ROUTE_DONE; /* not about our key */
-        int idx = lash_slotmap_node(m, d.to.host, d.to.port);
-        if (idx < 0) return LASH_ROUTE_DONE;
-        if (m->owner[slot] != idx) m->version++;
-        m->owner[slot] = (uint16_t)idx;
-        m->primary[idx] = true;
+        if (!lash_slotmap_moved(m, slot, &d.to)) return LASH_ROUTE_DONE;
         *to = d.to;
         return LASH_ROUTE_RESEND;
-    }
     case LASH_REPLY_ASK:
         if (slot < 0 || d.slot != slot) return LASH_ROUTE_DONE;
         if (script) return LASH_ROUTE_WAIT; /* see route.h: never half a queue */

@@ -57,6 +57,10 @@ void lash_slotmap_free(lash_slotmap *m);
 int lash_slotmap_node(lash_slotmap *m, const char *host, int port);
 /* The primary owning slot, or NULL when unknown. */
 const lash_url_host *lash_slotmap_owner(const lash_slotmap *m, int slot);
+/* A MOVED said slot is owned by `to`: so it is in m (false when the node table
+ * is full). It is the newest word on that slot: a map read a moment later from
+ * a replica may not know it yet (a replica learns of a migration by gossip). */
+bool lash_slotmap_moved(lash_slotmap *m, int slot, const lash_url_host *to);
 /* Replaces the owners with a CLUSTER SLOTS reply. asked_host stands in for the
  * empty address a node gives for itself when it does not know its own IP. On
  * any error m is left as it was. */

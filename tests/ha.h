@@ -103,6 +103,23 @@ static inline int ha_run(const char *const *argv, const char *in, const char *lo
     return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
 }
 
+/* The last bytes of a log, for an assertion's message (one static buffer). */
+static inline const char *ha_tail(const char *path)
+{
+    static char buf[400];
+    buf[0] = 0;
+    FILE *f = fopen(path, "r");
+    if (!f) return "(no log)";
+    if (fseek(f, 0, SEEK_END) == 0) {
+        long end = ftell(f);
+        fseek(f, end > (long)sizeof buf - 1 ? end - (long)sizeof buf + 1 : 0, SEEK_SET);
+    }
+    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    buf[n] = 0;
+    fclose(f);
+    return buf;
+}
+
 static inline redisContext *ha_ctx(int port)
 {
     struct timeval tv = {5, 0};

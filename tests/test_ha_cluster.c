@@ -776,7 +776,8 @@ static long long submit_until_done(const char *url, const char *queue, const cha
 {
     const char *sub[] = {"--redis", url, "--queue", queue, "submit", "noop", "--id", id, NULL};
     long long t0 = lash_fx_ms();
-    cr_assert_eq(ha_lashctl(sub, NULL, out), 0, "lashctl submit to %s (%s)", queue, out);
+    int code = ha_lashctl(sub, NULL, out);
+    cr_assert_eq(code, 0, "lashctl submit to %s: exit %d: %s", queue, code, ha_tail(out));
     for (;;) {
         lash_record r = lash_fx_get(rc, queue, id);
         bool done = r.state == LASH_COMPLETED;

@@ -262,6 +262,28 @@ Test(route, moved_updates_the_map_and_resends)
     lash_slotmap_free(&m);
 }
 
+/* conn.c re-reads the map on MOVED, maybe from a replica that has not heard of
+ * the migration, then applies the MOVED again: the MOVED wins over the map. */
+Test(route, a_moved_outlives_a_stale_map_read_after_it)
+{
+    lash_slotmap m;
+    lash_slotmap_init(&m);
+    redisReply *r = resp(slots3);
+    cr_assert_eq(lash_slotmap_parse(&m, r, "x", NULL), LASH_OK);
+    lash_url_host to = {"127.0.0.1", 7002};
+    cr_assert(lash_slotmap_moved(&m, 100, &to));
+    cr_assert_eq(lash_slotmap_parse(&m, r, "x", NULL), LASH_OK); /* the stale map */
+    cr_expect_eq(lash_slotmap_owner(&m, 100)->port, 7001, "a map read replaces the owners");
+    uint64_t v = m.version;
+    cr_assert(lash_slotmap_moved(&m, 100, &to));
+    cr_expect_eq(lash_slotmap_owner(&m, 100)->port, 7002);
+    cr_expect_eq(lash_slotmap_owner(&m, 99)->port, 7001, "only the slot the MOVED named");
+    cr_expect_gt(m.version, v);
+    cr_expect_not(lash_slotmap_moved(&m, LASH_SLOTS, &to), "a slot out of range is refused");
+    freeReplyObject(r);
+    lash_slotmap_free(&m);
+}
+
 Test(route, ask_is_followed_by_plain_commands_and_waited_out_by_scripts)
 {
     lash_slotmap m;
