@@ -149,6 +149,18 @@ meter_read() {
     fi
 }
 pid_of_port() { redis-cli -p "$1" info server | sed -n 's/^process_id:\([0-9]*\).*/\1/p' | tr -d '\r'; }
+# meters_start: meter_start of each server in $ports (the caller's), kept in m0.
+# meter_cell K OWNED: " port:metered:OWNED" for the K-th of $ports.
+meters_start() {
+    local k=0 p
+    m0=()
+    for p in "${ports[@]}"; do m0[k]=$(meter_start "$(pid_of_port "$p")"); k=$((k + 1)); done
+}
+meter_cell() {
+    local p=${ports[$1]} m1
+    m1=$(meter_read "$(pid_of_port "$p")")
+    echo " $p:$(python3 -c "print(round($m1 - ${m0[$1]}))"):$2"
+}
 
 base=$(free_base)
 single=$base
@@ -171,8 +183,7 @@ run() {
     for q in "${queues[@]}"; do
         "$bin/lashctl" --redis "$url" --queue "$q" submit-bulk noop <"$tmp/jobs.jsonl" >/dev/null
     done
-    local cpu0=() k=0
-    for p in "${ports[@]}"; do cpu0[k]=$(meter_start "$(pid_of_port "$p")"); k=$((k + 1)); done
+    meters_start
     local args=(--redis "$url" --builtin noop --concurrency "$conc" --keep -1 --log-level error)
     for q in "${queues[@]}"; do args+=(--queue "$q"); done
     local wp=() t0 t1
@@ -183,11 +194,9 @@ run() {
     done
     wait_done "$seed" $((n * ${#queues[@]})) "${queues[@]}"
     t1=$(date +%s%N)
-    local out="$(((t1 - t0) / 1000000))"
-    k=0
-    for p in "${ports[@]}"; do
-        local cpu1 owned=0
-        cpu1=$(meter_read "$(pid_of_port "$p")")
+    local out="$(((t1 - t0) / 1000000))" k p owned
+    for k in "${!ports[@]}"; do
+        p=${ports[$k]} owned=0
         for q in "${queues[@]}"; do
             if [ "${#ports[@]}" = 1 ] ||
                 [ "$(redis-cli -p "$p" cluster countkeysinslot \
@@ -195,8 +204,7 @@ run() {
                 owned=$((owned + n))
             fi
         done
-        out="$out $p:$(python3 -c "print(round($cpu1 - ${cpu0[k]}))"):$owned"
-        k=$((k + 1))
+        out="$out$(meter_cell "$k" "$owned")"
     done
     kill -TERM "${wp[@]}"
     wait "${wp[@]}" 2>/dev/null || true
@@ -205,7 +213,8 @@ run() {
 
 # The queues the first primary owns: "one" runs drain only those, so the other
 # two primaries show what someone else's work costs them (the Cluster bus
-# carries every PUBLISH of the scripts, pokes and 'finished', to every node).
+# carried every classic PUBLISH of the scripts to every node; they now publish
+# sharded).
 own=()
 mine=$(redis-cli -p $((base + 1)) cluster nodes | grep myself)
 for q in "${queues[@]}"; do
@@ -223,12 +232,11 @@ done
 # The light run: one queue of the first primary, one call per submit and per
 # completion; prints "ms port:metered:procs ..." like run.
 light_run() {
-    local q=${own[0]} port=$((base + 1)) k=0 p
+    local q=${own[0]} port=$((base + 1)) k p
     local ports=($((base + 1)) $((base + 2)) $((base + 3)))
     for p in "${ports[@]}"; do redis-cli -p "$p" flushall >/dev/null; done
     "$bin/lashctl" --redis "redis://127.0.0.1:$port" functions >/dev/null
-    local cpu0=()
-    for p in "${ports[@]}"; do cpu0[k]=$(meter_start "$(pid_of_port "$p")"); k=$((k + 1)); done
+    meters_start
     "$bin/lash-worker" --redis "redis://127.0.0.1:$port" --builtin noop --concurrency 1 \
         --keep -1 --log-level error --queue "$q" 2>>"$tmp/worker.log" &
     local lw=$! t0 t1
@@ -239,13 +247,8 @@ light_run() {
     wait_done "$port" "$light" "$q"
     t1=$(date +%s%N)
     local out="$(((t1 - t0) / 1000000))"
-    k=0
-    for p in "${ports[@]}"; do
-        local cpu1 owned=0
-        cpu1=$(meter_read "$(pid_of_port "$p")")
-        [ "$p" = "$port" ] && owned=$light
-        out="$out $p:$(python3 -c "print(round($cpu1 - ${cpu0[k]}))"):$owned"
-        k=$((k + 1))
+    for k in "${!ports[@]}"; do
+        out="$out$(meter_cell "$k" "$([ "${ports[$k]}" = "$port" ] && echo "$light" || echo 0)")"
     done
     kill -TERM "$lw"
     wait "$lw" 2>/dev/null || true
@@ -256,18 +259,12 @@ light_run() {
 # the Cluster bus's pings), over 3 s; prints "ms port:metered:0 ...". The other
 # primaries' figures of one and light are also given beyond this.
 idle_run() {
-    local ports=($((base + 1)) $((base + 2)) $((base + 3))) c0=() k=0 p t0 t1
+    local ports=($((base + 1)) $((base + 2)) $((base + 3))) k p t0 t1 out=""
     for p in "${ports[@]}"; do redis-cli -p "$p" flushall >/dev/null; done
     t0=$(date +%s%N)
-    for p in "${ports[@]}"; do c0[k]=$(meter_start "$(pid_of_port "$p")"); k=$((k + 1)); done
+    meters_start
     sleep 3
-    local out="" c1
-    k=0
-    for p in "${ports[@]}"; do
-        c1=$(meter_read "$(pid_of_port "$p")")
-        out="$out $p:$(python3 -c "print(round($c1 - ${c0[k]}))"):0"
-        k=$((k + 1))
-    done
+    for k in "${!ports[@]}"; do out="$out$(meter_cell "$k" 0)"; done
     t1=$(date +%s%N)
     echo "$(((t1 - t0) / 1000000))$out"
 }

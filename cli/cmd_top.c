@@ -59,6 +59,17 @@ static void totals(const lash_stats *s, int64_t t[R_COUNT])
     t[R_CANCELLED] = s->total_cancelled;
 }
 
+/* Per second, from the running totals of two reads ms apart. */
+static void rates_between(const lash_stats *from, const lash_stats *to, int64_t ms,
+                          double rates[R_COUNT])
+{
+    int64_t a[R_COUNT], b[R_COUNT];
+    totals(from, a);
+    totals(to, b);
+    for (int i = 0; i < R_COUNT; i++)
+        rates[i] = ms > 0 ? (double)(b[i] - a[i]) * 1000.0 / (double)ms : 0;
+}
+
 /* A few running rows and their last progress report: one page of the list
  * and one HMGET per row. */
 static lash_status read_running(lash_conn *c, const char *queue, frame *f, lash_err *e)
@@ -194,12 +205,7 @@ static bool all_rates(const all_frame *prev, const all_frame *f, size_t i, doubl
 {
     for (size_t j = 0; prev && j < prev->l.n; j++) {
         if (strcmp(prev->l.names[j], f->l.names[i]) != 0) continue;
-        int64_t a[R_COUNT], b[R_COUNT];
-        totals(&prev->s[j], a);
-        totals(&f->s[i], b);
-        double dt = (double)(f->at_ms - prev->at_ms) / 1000.0;
-        for (int k = 0; k < R_COUNT; k++)
-            rates[k] = dt > 0 ? (double)(b[k] - a[k]) / dt : 0;
+        rates_between(&prev->s[j], &f->s[i], f->at_ms - prev->at_ms, rates);
         return true;
     }
     return false;
@@ -275,14 +281,7 @@ static lash_status top_one(const cli_ctx *ctx, lash_conn *c, frame *prev, bool *
         return st;
     }
     double rates[R_COUNT];
-    if (*have_prev) {
-        int64_t a[R_COUNT], b[R_COUNT];
-        totals(&prev->s, a);
-        totals(&cur.s, b);
-        double dt = (double)(cur.at_ms - prev->at_ms) / 1000.0;
-        for (int i = 0; i < R_COUNT; i++)
-            rates[i] = dt > 0 ? (double)(b[i] - a[i]) / dt : 0;
-    }
+    if (*have_prev) rates_between(&prev->s, &cur.s, cur.at_ms - prev->at_ms, rates);
     if (ctx->json) {
         print_json(ctx->queue, &cur, *have_prev ? rates : NULL);
     } else {

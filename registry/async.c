@@ -313,11 +313,7 @@ void lash_asub_left(lash_anode *nd, const char *why, size_t len)
     lash_atopo *t = c->t;
     lash_redirect d;
     if (lash_redirect_parse(why, len, nd->at.host, &d) != LASH_REPLY_MOVED) return;
-    redisReply err = {.type = REDIS_REPLY_ERROR, .str = (char *)why, .len = len};
-    lash_url_host to;
-    if (lash_route_reply(&t->map, t->mode, &err, d.slot, true, nd->at.host, 0, &to) ==
-            LASH_ROUTE_RESEND &&
-        t->mode == LASH_TOPO_SINGLE)
+    if (lash_slotmap_moved(&t->map, d.slot, &d.to) && t->mode == LASH_TOPO_SINGLE)
         t->mode = LASH_TOPO_CLUSTER; /* no HELLO said so */
 }
 

@@ -155,18 +155,30 @@ static int64_t wall_ms(void)
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-/* A worker, simulated: after delay_ms, claims every due row and records the
- * outcome for each. Runs in a forked child; its exit code says how it went. */
-static pid_t worker_after(const lash_fx_redis *rd, int delay_ms, lash_outcome outcome,
-                          const char *text)
+/* A client of its own after delay_ms, in a forked child: the parent gets NULL
+ * and *pid; the child a connection (or exit 10), and ends with _exit, its exit
+ * code saying how it went. */
+static lash_conn *child_after(const lash_fx_redis *rdp, int delay_ms, pid_t *pid)
 {
-    pid_t pid = fork();
-    cr_assert(pid >= 0);
-    if (pid != 0) return pid;
+    *pid = fork();
+    cr_assert(*pid >= 0);
+    if (*pid != 0) return NULL;
     lash_fx_sleep_ms(delay_ms);
     lash_conn *c = NULL;
     lash_err e = {0};
-    if (lash_connect(rd->url, 5000, &c, &e)) _exit(10);
+    if (lash_connect(rdp->url, 5000, &c, &e)) _exit(10);
+    return c;
+}
+
+/* A worker, simulated: after delay_ms, claims every due row and records the
+ * outcome for each. */
+static pid_t worker_after(const lash_fx_redis *rd, int delay_ms, lash_outcome outcome,
+                          const char *text)
+{
+    pid_t pid;
+    lash_conn *c = child_after(rd, delay_ms, &pid);
+    if (!c) return pid;
+    lash_err e = {0};
     lash_claim_batch b;
     if (lash_claim(c, "default", "w-test", 100, 30000, (lash_retention){-1, 0}, 0, -1, &b, &e))
         _exit(11);
@@ -1111,13 +1123,10 @@ Test(cli, queues_lists_every_queue_with_its_counts_without_a_queue_flag)
 /* A submitter, simulated: after delay_ms, submits n rows to queue q. */
 static pid_t submit_after(const lash_fx_redis *rdp, int delay_ms, const char *q, int n)
 {
-    pid_t pid = fork();
-    cr_assert(pid >= 0);
-    if (pid != 0) return pid;
-    lash_fx_sleep_ms(delay_ms);
-    lash_conn *c = NULL;
+    pid_t pid;
+    lash_conn *c = child_after(rdp, delay_ms, &pid);
+    if (!c) return pid;
     lash_err e = {0};
-    if (lash_connect(rdp->url, 5000, &c, &e)) _exit(10);
     for (int i = 0; i < n; i++) {
         lash_submission s = {.kind = "echo"};
         lash_submitted out;

@@ -222,6 +222,24 @@ static long completed(lash_conn *c, char q[NQ][16])
     return n;
 }
 
+/* Who is who in a 3+3 Cluster: the primaries, and the replica of each. */
+static void roles(const ha_node *nodes, int prim[3], int rep[3])
+{
+    int np = 0;
+    for (int i = 0; i < 6; i++)
+        if (strcmp(ha_role(nodes[i].port, NULL), "master") == 0) {
+            if (np < 3) prim[np] = nodes[i].port;
+            np++;
+        }
+    cr_assert_eq(np, 3);
+    for (int i = 0; i < 6; i++) {
+        int mp;
+        if (strcmp(ha_role(nodes[i].port, &mp), "slave") != 0) continue;
+        for (int p = 0; p < 3; p++)
+            if (prim[p] == mp) rep[p] = nodes[i].port;
+    }
+}
+
 static void wait_completed(lash_conn *c, char q[NQ][16], long n, int ms)
 {
     long long until = lash_fx_ms() + ms;
@@ -238,17 +256,8 @@ Test(cluster, drains_3000_through_a_migration_and_two_failovers, .fini = fini, .
     rel_mkdir(root, sizeof root, "cluster");
     ha_node nodes[6];
     cluster_start(nodes, 6, 1);
-    /* Who is who: primaries, and the replica of each. */
-    int prim[3], rep[3], np = 0;
-    for (int i = 0; i < 6; i++)
-        if (strcmp(ha_role(nodes[i].port, NULL), "master") == 0) prim[np++] = nodes[i].port;
-    cr_assert_eq(np, 3);
-    for (int i = 0; i < 6; i++) {
-        int mp;
-        if (strcmp(ha_role(nodes[i].port, &mp), "slave") != 0) continue;
-        for (int p = 0; p < 3; p++)
-            if (prim[p] == mp) rep[p] = nodes[i].port;
-    }
+    int prim[3], rep[3];
+    roles(nodes, prim, rep);
     char q[NQ][16];
     int qport[NQ];
     pick_queues(nodes, 6, prim, q, qport);
@@ -799,16 +808,8 @@ Test(cluster, sharded_pokes_and_cancels_follow_migration_and_failover, .fini = f
     rel_mkdir(root, sizeof root, "sharded");
     ha_node nodes[6];
     cluster_start(nodes, 6, 1);
-    int prim[3], rep[3], np = 0;
-    for (int i = 0; i < 6; i++)
-        if (strcmp(ha_role(nodes[i].port, NULL), "master") == 0) prim[np++] = nodes[i].port;
-    cr_assert_eq(np, 3);
-    for (int i = 0; i < 6; i++) {
-        int mp;
-        if (strcmp(ha_role(nodes[i].port, &mp), "slave") != 0) continue;
-        for (int p = 0; p < 3; p++)
-            if (prim[p] == mp) rep[p] = nodes[i].port;
-    }
+    int prim[3], rep[3];
+    roles(nodes, prim, rep);
     /* One queue per primary. */
     char q[3][16];
     for (int p = 0; p < 3; p++) {

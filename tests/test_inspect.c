@@ -145,6 +145,20 @@ Test(inspect, oldest_due_is_only_an_eligible_row)
     cr_assert_eq(s.due, 2);
 }
 
+/* Publishes ids on lash:{q}:finished with how (PUBLISH or SPUBLISH) and
+ * expects sub to hear exactly them. */
+static void heard(lash_conn *sub, const char *how, const char *ids, const char *why)
+{
+    char fmt[64];
+    snprintf(fmt, sizeof fmt, "%s lash:{q}:finished %%s", how);
+    raw(fmt, ids, "", "");
+    lash_err e = {0};
+    char *got = NULL;
+    cr_assert_eq(lash_finished_next(sub, 2000, &got, &e), LASH_OK, "%s", e.msg);
+    cr_assert_str_eq(got, ids, "%s", why);
+    free(got);
+}
+
 Test(inspect, finished_messages_arrive_and_silence_times_out)
 {
     lash_conn *sub = lash_fx_connect(&R);
@@ -153,14 +167,8 @@ Test(inspect, finished_messages_arrive_and_silence_times_out)
     cr_assert_eq(lash_finished_subscribe(sub, "q", &e), LASH_OK, "%s", e.msg);
     cr_assert_eq(lash_finished_next(sub, 30, &ids, &e), LASH_OK);
     cr_assert_null(ids);
-    raw("PUBLISH lash:{q}:finished %s", "p-1", "", "");
-    cr_assert_eq(lash_finished_next(sub, 2000, &ids, &e), LASH_OK, "%s", e.msg);
-    cr_assert_str_eq(ids, "p-1");
-    free(ids);
-    raw("PUBLISH lash:{q}:finished %s", "p-2 p-3", "", "");
-    cr_assert_eq(lash_finished_next(sub, 2000, &ids, &e), LASH_OK, "%s", e.msg);
-    cr_assert_str_eq(ids, "p-2 p-3", "one message names every id a call ended");
-    free(ids);
+    heard(sub, "PUBLISH", "p-1", "one id");
+    heard(sub, "PUBLISH", "p-2 p-3", "one message names every id a call ended");
     lash_close(sub);
 }
 
@@ -168,16 +176,9 @@ Test(inspect, finished_messages_published_sharded_arrive_as_well)
 {
     lash_conn *sub = lash_fx_connect(&R);
     lash_err e = {0};
-    char *ids = NULL;
     cr_assert_eq(lash_finished_subscribe(sub, "q", &e), LASH_OK, "%s", e.msg);
-    raw("SPUBLISH lash:{q}:finished %s", "p-4 p-5", "", "");
-    cr_assert_eq(lash_finished_next(sub, 2000, &ids, &e), LASH_OK, "%s", e.msg);
-    cr_assert_str_eq(ids, "p-4 p-5");
-    free(ids);
-    raw("PUBLISH lash:{q}:finished %s", "p-7", "", "");
-    cr_assert_eq(lash_finished_next(sub, 2000, &ids, &e), LASH_OK, "%s", e.msg);
-    cr_assert_str_eq(ids, "p-7", "a hand-made PUBLISH is still heard beside them");
-    free(ids);
+    heard(sub, "SPUBLISH", "p-4 p-5", "how the scripts publish");
+    heard(sub, "PUBLISH", "p-7", "a hand-made PUBLISH is still heard beside them");
     lash_close(sub);
 }
 

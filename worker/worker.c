@@ -653,13 +653,17 @@ static void subs_open(lash_worker *w)
     }
 }
 
+static void sub_close(lash_worker *w, int i)
+{
+    lash_aconn_close(w->sub[i]);
+    w->sub[i] = NULL;
+    w->sub_dead[i] = false;
+}
+
 static void subs_close(lash_worker *w)
 {
-    for (int i = 0; w->sub && i < w->nsub; i++) {
-        lash_aconn_close(w->sub[i]);
-        w->sub[i] = NULL;
-        w->sub_dead[i] = false;
-    }
+    for (int i = 0; w->sub && i < w->nsub; i++)
+        sub_close(w, i);
 }
 
 static void reap_dead(lash_worker *w)
@@ -670,11 +674,7 @@ static void reap_dead(lash_worker *w)
         w->cmd_dead = false;
     }
     for (int i = 0; i < w->nsub; i++)
-        if (w->sub_dead[i]) {
-            lash_aconn_close(w->sub[i]);
-            w->sub[i] = NULL;
-            w->sub_dead[i] = false;
-        }
+        if (w->sub_dead[i]) sub_close(w, i);
 }
 
 /* ---- actions ----------------------------------------------------------------------- */
