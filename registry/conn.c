@@ -560,14 +560,37 @@ redisReply *lash_conn_script(lash_conn *c, lash_argv *a, lash_err *e)
 
 /* ---- every primary --------------------------------------------------------------- */
 
+/* Connects every primary (the Sentinels' one, or each the map names) before
+ * any is visited: one that does not answer (killed, and the node the map came
+ * from has not yet heard of its replacement) is a setback like any, waited out
+ * within failover_ms, with the map read again after each pause. Visiting none
+ * until all answer keeps a visit from happening twice (a scan adds up what it
+ * finds). */
+static lash_status open_primaries(lash_conn *c, lash_err *e)
+{
+    if (c->mode == LASH_TOPO_CLUSTER) {
+        lash_status st = refresh_map(c, e);
+        if (st) return st;
+    }
+    lash_attempts t = {0};
+    for (;;) {
+        lash_err why = {0};
+        bool all = c->mode != LASH_TOPO_SENTINEL || lash_conn_route(c, -1, &why);
+        for (size_t i = 0; all && c->mode == LASH_TOPO_CLUSTER && i < c->map.nnodes; i++)
+            if (c->map.primary[i] && !node_ctx(c, (int)i, &why)) all = false;
+        if (all) return LASH_OK;
+        if (why.code == LASH_ENOMEM || !setback(c, NULL, NULL, -1, false, &t, NULL, NULL)) {
+            if (e) *e = why;
+            return why.code ? why.code : LASH_EIO;
+        }
+    }
+}
+
 lash_status lash_conn_each_primary(lash_conn *c, lash_node_fn *fn, void *ud, lash_err *e)
 {
-    if (c->mode != LASH_TOPO_CLUSTER) {
-        if (c->mode == LASH_TOPO_SENTINEL && !lash_conn_route(c, -1, e)) return LASH_EIO;
-        return fn(c, ud, e);
-    }
-    lash_status st = refresh_map(c, e);
+    lash_status st = c->mode == LASH_TOPO_SINGLE ? LASH_OK : open_primaries(c, e);
     if (st) return st;
+    if (c->mode != LASH_TOPO_CLUSTER) return fn(c, ud, e);
     for (size_t i = 0; i < c->map.nnodes; i++) {
         if (!c->map.primary[i]) continue;
         redisContext *ctx = node_ctx(c, (int)i, e);

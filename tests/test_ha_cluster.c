@@ -240,6 +240,28 @@ static void roles(const ha_node *nodes, int prim[3], int rep[3])
     }
 }
 
+/* A 3+3 Cluster in a directory of its own under the test root: its nodes,
+ * the primaries, and the replica of each. */
+static void cluster_up(const char *dir, ha_node nodes[6], int prim[3], int rep[3])
+{
+    need_binaries();
+    rel_mkdir(root, sizeof root, dir);
+    cluster_start(nodes, 6, 1);
+    roles(nodes, prim, rep);
+}
+
+/* The first queue name prefix<N> whose slot the node at port owns. */
+static void queue_on(const ha_node *nodes, int port, const char *prefix, char q[16])
+{
+    q[0] = 0;
+    for (int i = 0; !q[0] && i < 1000; i++) {
+        char name[16];
+        snprintf(name, sizeof name, "%s%d", prefix, i);
+        if (owner_of(nodes, 6, lash_queue_slot(name)) == port) snprintf(q, 16, "%s", name);
+    }
+    cr_assert(q[0], "no queue name on node %d", port);
+}
+
 static void wait_completed(lash_conn *c, char q[NQ][16], long n, int ms)
 {
     long long until = lash_fx_ms() + ms;
@@ -252,12 +274,9 @@ static void wait_completed(lash_conn *c, char q[NQ][16], long n, int ms)
 
 Test(cluster, drains_3000_through_a_migration_and_two_failovers, .fini = fini, .timeout = 400)
 {
-    need_binaries();
-    rel_mkdir(root, sizeof root, "cluster");
     ha_node nodes[6];
-    cluster_start(nodes, 6, 1);
     int prim[3], rep[3];
-    roles(nodes, prim, rep);
+    cluster_up("cluster", nodes, prim, rep);
     char q[NQ][16];
     int qport[NQ];
     pick_queues(nodes, 6, prim, q, qport);
@@ -804,24 +823,12 @@ static long long submit_until_done(const char *url, const char *queue, const cha
  * every 20 s: within those bounds only the sharded messages can move work. */
 Test(cluster, sharded_pokes_and_cancels_follow_migration_and_failover, .fini = fini, .timeout = 240)
 {
-    need_binaries();
-    rel_mkdir(root, sizeof root, "sharded");
     ha_node nodes[6];
-    cluster_start(nodes, 6, 1);
     int prim[3], rep[3];
-    roles(nodes, prim, rep);
-    /* One queue per primary. */
-    char q[3][16];
-    for (int p = 0; p < 3; p++) {
-        q[p][0] = 0;
-        for (int i = 0; !q[p][0] && i < 1000; i++) {
-            char name[16];
-            snprintf(name, sizeof name, "z%d", i);
-            if (owner_of(nodes, 6, lash_queue_slot(name)) == prim[p])
-                snprintf(q[p], sizeof q[p], "%s", name);
-        }
-        cr_assert(q[p][0], "no queue name on primary %d", prim[p]);
-    }
+    cluster_up("sharded", nodes, prim, rep);
+    char q[3][16]; /* one queue per primary */
+    for (int p = 0; p < 3; p++)
+        queue_on(nodes, prim[p], "z", q[p]);
     char url[64], out[200], wlog[200], handler[200], hspec[260];
     snprintf(url, sizeof url, "redis://127.0.0.1:%d", rep[0]);
     snprintf(out, sizeof out, "%s/lashctl.log", root);
@@ -913,6 +920,49 @@ Test(cluster, sharded_pokes_and_cancels_follow_migration_and_failover, .fini = f
 
     cr_expect_eq(rel_stop(w, 15000), 0);
     lash_close(rc);
+    for (int i = 0; i < 6; i++)
+        ha_kill9(&nodes[i]);
+}
+
+/* ---- lashctl while a primary is gone ----------------------------------------- */
+
+/* A primary is killed and lashctl starts at once, through a replica that still
+ * names the dead node as the owner of its slots: lashctl waits the failover
+ * out (--failover-ms) and submits to the promoted replica. It used to stop at
+ * once with "cannot reach Redis at <the dead node>": loading the Functions
+ * library visits every primary the map names, and gave up on the first that
+ * did not answer. */
+Test(cluster, lashctl_started_during_a_failover_waits_for_it, .fini = fini, .timeout = 120)
+{
+    ha_node nodes[6];
+    int prim[3], rep[3];
+    cluster_up("midfail", nodes, prim, rep);
+    char q[16];
+    queue_on(nodes, prim[1], "f", q);
+    char url[64], out[200];
+    snprintf(url, sizeof url, "redis://127.0.0.1:%d", rep[0]);
+    snprintf(out, sizeof out, "%s/lashctl.log", root);
+    const char *first[] = {"--redis", url, "--queue", q, "submit", "noop", "--id", "before", NULL};
+    cr_assert_eq(ha_lashctl(first, NULL, out), 0, "lashctl submit: %s", ha_tail(out));
+    for (int i = 0; i < 6; i++)
+        if (nodes[i].port == prim[1]) ha_kill9(&nodes[i]);
+    long long t0 = lash_fx_ms();
+    const char *during[] = {"--redis", url,    "--queue", q,   "--failover-ms", "30000", "submit",
+                            "noop",    "--id", "during",  NULL};
+    int code = ha_lashctl(during, NULL, out);
+    long long took = lash_fx_ms() - t0;
+    cr_expect_eq(code, 0, "lashctl submit during the failover: exit %d after %lld ms: %s", code,
+                 took, ha_tail(out));
+    cr_expect(is_master(&rep[1]), "the submit returned before %d was promoted", rep[1]);
+    lash_conn *c;
+    lash_err e = {0};
+    cr_assert_eq(lash_connect(url, 5000, &c, &e), LASH_OK, "%s", e.msg);
+    lash_record r = lash_fx_get(c, q, "during");
+    cr_expect_eq(r.state, LASH_PENDING, "the row submitted during the failover is not there");
+    lash_record_free(&r);
+    lash_close(c);
+    rel_report("cluster",
+               "lashctl started right after kill -9 of a primary: submitted after %lld ms", took);
     for (int i = 0; i < 6; i++)
         ha_kill9(&nodes[i]);
 }
