@@ -27,6 +27,8 @@
 #define LASH_AFTER_MAX 1000                /* ids one process may wait for (--after) */
 #define LASH_PRIO_MAX 1000 /* priority: -LASH_PRIO_MAX..LASH_PRIO_MAX, higher runs first */
 
+/* A row leaves these out (proto/record.h), so they are part of the stored
+ * format: changing one changes what every row already written means. */
 #define LASH_DEFAULT_MAX_ATTEMPTS 3
 #define LASH_DEFAULT_BACKOFF "exp:1000:60000"
 

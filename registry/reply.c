@@ -47,32 +47,30 @@ static bool get_int(const redisReply *r, int64_t *out)
     return is_str(r) && lash_parse_i64(r->str, r->len, INT64_MIN, INT64_MAX, out);
 }
 
-/* The claim's notes: an array of texts, each kept to 300 bytes (they go to logs). */
-static lash_status claim_notes(const redisReply *r, lash_claim_batch *out, lash_err *e)
+/* The claim's notes: n texts from x, each kept to 300 bytes (they go to logs). */
+static lash_status claim_notes(redisReply **x, size_t n, lash_claim_batch *out, lash_err *e)
 {
-    if (r->type != REDIS_REPLY_ARRAY)
-        return lash_fail(e, LASH_EPROTO, "claim: notes is not an array");
-    if (r->elements == 0) return LASH_OK;
-    if (!(out->notes = calloc(r->elements, sizeof *out->notes)))
+    if (n == 0) return LASH_OK;
+    if (!(out->notes = calloc(n, sizeof *out->notes)))
         return lash_fail(e, LASH_ENOMEM, "out of memory");
-    for (size_t i = 0; i < r->elements; i++) {
-        const redisReply *x = r->element[i];
-        if (!is_str(x)) return lash_fail(e, LASH_EPROTO, "claim: a note is not a string");
-        size_t len = x->len > 300 ? 300 : x->len;
+    for (size_t i = 0; i < n; i++) {
+        if (!is_str(x[i])) return lash_fail(e, LASH_EPROTO, "claim: a note is not a string");
+        size_t len = x[i]->len > 300 ? 300 : x[i]->len;
         if (!(out->notes[i] = malloc(len + 1))) return lash_fail(e, LASH_ENOMEM, "out of memory");
-        memcpy(out->notes[i], x->str, len);
+        memcpy(out->notes[i], x[i]->str, len);
         out->notes[i][len] = 0;
         out->bad++;
     }
     return LASH_OK;
 }
 
-static lash_status claim_row(const redisReply *r, lash_claimed *c, lash_err *e)
+/* One claimed row: its CLAIM_ROW values in a run of the reply (claim.lua puts
+ * them there flat, not as an array each: a nested table costs Redis more). */
+enum { CLAIM_ROW = 8 };
+
+static lash_status claim_row(redisReply **x, lash_claimed *c, lash_err *e)
 {
     int64_t attempt, fence, timeout, max;
-    if (r->type != REDIS_REPLY_ARRAY || r->elements != 8)
-        return lash_fail(e, LASH_EPROTO, "claim: row is not an 8-element array");
-    redisReply **x = r->element;
     if (!copy_str(c->id, sizeof c->id, x[0]) || !copy_str(c->kind, sizeof c->kind, x[1]) ||
         !is_str(x[2]) || !get_int(x[3], &attempt) || !get_int(x[4], &fence) ||
         !get_int(x[5], &timeout) || !copy_str(c->backoff, sizeof c->backoff, x[6]) ||
@@ -102,27 +100,31 @@ lash_status lash_reply_peek(const redisReply *r, int64_t *wait_ms, lash_err *e)
 lash_status lash_reply_claim(const redisReply *r, lash_claim_batch *out, lash_err *e)
 {
     lash_status st;
-    int64_t seen, workers, wait;
+    int64_t seen, workers, wait, rows;
     memset(out, 0, sizeof *out);
     if ((st = lash_reply_check(r, "claim", e))) return st;
+    /* {seen, workers, wait, rows, CLAIM_ROW values a row..., notes...} */
     if (r->type != REDIS_REPLY_ARRAY || r->elements < 4 || !get_int(r->element[0], &seen) ||
-        seen < 0 || !get_int(r->element[2], &workers) || workers < 0 || workers > INT_MAX ||
-        !get_int(r->element[3], &wait) || wait < -1 || wait > LASH_WAIT_MAX)
+        seen < 0 || !get_int(r->element[1], &workers) || workers < 0 || workers > INT_MAX ||
+        !get_int(r->element[2], &wait) || wait < -1 || wait > LASH_WAIT_MAX ||
+        !get_int(r->element[3], &rows) || rows < 0 ||
+        (uint64_t)rows > (r->elements - 4) / CLAIM_ROW)
         return lash_fail(e, LASH_EPROTO,
-                         "claim: reply is not {seen, notes, workers, wait, rows...}");
+                         "claim: reply is not {seen, workers, wait, rows, 8 values a row..., "
+                         "notes...}");
     out->seen = (size_t)seen;
     out->workers = (int)workers;
     out->wait_ms = wait;
-    if ((st = claim_notes(r->element[1], out, e))) {
+    size_t n = (size_t)rows, at = 4 + n * CLAIM_ROW;
+    if ((st = claim_notes(r->element + at, r->elements - at, out, e))) {
         lash_claim_batch_free(out);
         return st;
     }
-    size_t n = r->elements - 4;
     if (n == 0) return LASH_OK;
     out->rows = calloc(n, sizeof *out->rows);
     if (!out->rows) return lash_fail(e, LASH_ENOMEM, "out of memory");
     for (size_t i = 0; i < n; i++) {
-        if ((st = claim_row(r->element[i + 4], &out->rows[i], e))) {
+        if ((st = claim_row(r->element + 4 + i * CLAIM_ROW, &out->rows[i], e))) {
             lash_claim_batch_free(out);
             return st;
         }

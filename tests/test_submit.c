@@ -50,8 +50,14 @@ Test(submit, submit_single_then_get)
     cr_expect(due >= t0 && due <= t1, "due at %lld, submitted in [%lld, %lld]", due, t0, t1);
     cr_expect_eq(zscore("q", "done", "p-1"), -1);
 
-    /* Defaults are left out of the row. */
+    /* Defaults are left out of the row, max_attempts too (absent reads as
+     * LASH_DEFAULT_MAX_ATTEMPTS, above as 5 where it was given). */
+    expect_field("q", "p-1", "max_attempts", "5");
     submit_ok("q", job("p-2", "k", NULL));
+    expect_field("q", "p-2", "max_attempts", NULL);
+    r = get("q", "p-2");
+    cr_expect_eq(r.max_attempts, LASH_DEFAULT_MAX_ATTEMPTS);
+    lash_record_free(&r);
     expect_field("q", "p-2", "payload", "null");
     expect_field("q", "p-2", "backoff", NULL);
     expect_field("q", "p-2", "on_lost", NULL);
@@ -138,6 +144,10 @@ Test(submit, idempotent_resubmit_and_conflicts)
     same.on_lost = LASH_ON_LOST_RERUN;
     same.delay_ms = 5000; /* when to run is not part of the registration */
     cr_expect_eq(submit1("q", same).status, LASH_SUB_EXISTS, "%s", submit1("q", same).msg);
+    /* A row written before the default was left out (or by hand) holds it: the
+     * same registration still. */
+    cmd_ok("HSET lash:{q}:p:x max_attempts 3");
+    cr_expect_eq(submit1("q", s).status, LASH_SUB_EXISTS, "%s", submit1("q", s).msg);
 
     lash_submission other[5] = {s, s, s, s, s};
     other[0].payload = "{\"a\":2}";

@@ -23,13 +23,16 @@
 -- When trim_max > 0 (or absent), the call also does the queue's upkeep: the
 -- worker's heartbeat (lash:{q}:workers) and retention of terminal rows (keep_n
 -- newest, none older than keep_ms; 0 = no bound), at most trim_max rows.
--- Returns {seen, notes, workers, wait, row...}: seen = due ids looked at
--- (seen == n: maybe more); wait = when seen < n, the ms until the next row
--- falls due (lash_first_due: -1 none), else -1; notes = a text for each thing the call failed, dropped or
--- repaired for bad data ("<id>: what was wrong"); workers = the workers that beat
--- within LASH_WORKER_FRESH_MS, counted by the upkeep (0 without it: the workers
--- share the queue's poll by it); each row {id, kind, payload, attempt, fence,
--- timeout_ms, backoff, max_attempts}.
+-- Returns {seen, workers, wait, rows, <rows x 8 values>, note...}: seen = due
+-- ids looked at (seen == n: maybe more); workers = the workers that beat within
+-- LASH_WORKER_FRESH_MS, counted by the upkeep (0 without it: the workers share
+-- the queue's poll by it); wait = when seen < n, the ms until the next row falls
+-- due (lash_first_due: -1 none), else -1; rows = how many rows were claimed,
+-- each then as eight values in a run (id, kind, payload, attempt, fence,
+-- timeout_ms, backoff, max_attempts); the rest are notes, a text for each thing
+-- the call failed, dropped or repaired for bad data ("<id>: what was wrong").
+-- One flat array: every table in a reply costs Redis seven probes for its kind
+-- (error, status, double, map...) and a deferred length.
 local LASH_FENCE_MAX = 9007199254740991 -- 2^53 - 1: the last integer a double holds exactly
 
 -- Notes a bad thing about id for the reply (the worker logs each).
@@ -70,7 +73,7 @@ end
 local function lash_claim_wait(base, c, id, lk, rk)
     local pttl = redis.call('PTTL', lk)
     if pttl == -1 then
-        redis.call('PEXPIRE', lk, c.ttl)
+        redis.call('PEXPIRE', lk, c.ttls)
         pttl = c.ttl
         local what = lk .. ' had no expiry: given ' .. c.ttl .. ' ms'
         lash_event(base, 'repaired', id, 'error', what)
@@ -81,7 +84,7 @@ local function lash_claim_wait(base, c, id, lk, rk)
     -- given) waits in its priority's sets, keeping its rank.
     local at = c.now + math.max(pttl, 1)
     if rk and lash_prio_requeue(base, id, redis.call('HGET', rk, 'priority'), at, c.now) then return end
-    redis.call('ZADD', base .. ':due', at, id)
+    redis.call('ZADD', lash_key(base, 'due'), lash_str(at), id)
 end
 
 -- What is wrong with a readable row's fields, or nil.
@@ -117,11 +120,12 @@ local function lash_claim_fail(base, c, id, from, fence, why)
     lash_note(c, id, 'bad row: ' .. why)
 end
 
--- One due id: the claimed row, or nil. c carries the call's state: now, owner,
--- ttl, counts, notes and last (the queue's last fence).
+-- One due id: when claimed, its eight values go after c.out's last row and
+-- the fence's text is returned; else nil. c carries the call's state: now,
+-- owner, ttl, counts, notes, out, rows and last (the queue's last fence).
 local function lash_claim_row(base, c, id)
-    local rk = base .. ':p:' .. id
-    local due = base .. ':due'
+    local rk, lk = lash_row_keys(base, id)
+    local due = lash_key(base, 'due')
     local f, why = lash_row_read(rk, 'state', 'kind', 'payload', 'attempt', 'max_attempts',
         'fence', 'timeout_ms', 'backoff', 'on_lost', 'cancel')
     if f and not f[1] and redis.call('EXISTS', rk) == 0 then why = 'row is missing' end
@@ -143,7 +147,6 @@ local function lash_claim_row(base, c, id)
         return lash_claim_fail(base, c, id, nil, fence,
             "field 'state' is not a state: " .. string.sub(state, 1, 32))
     end
-    local lk = base .. ':lease:' .. id
     local attempt = lash_int(f[4] or '0', 0, LASH_ATTEMPTS_MAX)
     local max = lash_int(f[5] or LASH_DEFAULT_MAX_ATTEMPTS, 1, LASH_ATTEMPTS_MAX)
     local timeout = lash_int(f[7] or '0', 0, LASH_TIMEOUT_MAX)
@@ -195,8 +198,15 @@ local function lash_claim_row(base, c, id)
         lash_count(c.counts, 'pending', -1)
         lash_count(c.counts, 'running', 1)
     end
-    return { id, f[2], f[3], attempt, fence, timeout, f[8] or '', max }
+    local o, k = c.out, 4 + 8 * c.rows
+    o[k + 1], o[k + 2], o[k + 3], o[k + 4] = id, f[2], f[3], attempt
+    o[k + 5], o[k + 6], o[k + 7], o[k + 8] = fence, timeout, f[8] or '', max
+    c.rows = c.rows + 1
+    return fs
 end
+
+-- A claim call's state (lash_claim sets every field of it on each call).
+local lash_cl = {}
 
 -- Owners whose text was found good: a worker claims many times (a pure cache).
 local lash_okowners, lash_nokowners = {}, 0
@@ -220,9 +230,9 @@ end
 -- while trimming keeps pace. The workers set is a log: written at best.
 local function lash_claim_upkeep(base, c, keep_n, keep_ms, trim_max)
     local workers = base .. ':workers'
-    if pcall(redis.call, 'ZADD', workers, c.now, c.owner) then
-        redis.call('ZREMRANGEBYSCORE', workers, '-inf', c.now - LASH_WORKER_STALE_MS)
-        c.out[3] = redis.call('ZCOUNT', workers, c.now - LASH_WORKER_FRESH_MS, '+inf')
+    if pcall(redis.call, 'ZADD', workers, c.now_s, c.owner) then
+        redis.call('ZREMRANGEBYSCORE', workers, '-inf', lash_str(c.now - LASH_WORKER_STALE_MS))
+        c.out[2] = redis.call('ZCOUNT', workers, lash_str(c.now - LASH_WORKER_FRESH_MS), '+inf')
     else
         lash_note(c, c.owner, workers .. ' is not a sorted set: no heartbeat written')
     end
@@ -248,22 +258,33 @@ local function lash_claim(KEYS, ARGV)
     if seq == '0' then seq = nil end
     if not ARGV[7] then trim_max = 100 + n end -- redis-cli: upkeep on every call
     local now = lash_now()
-    local out, ids = { 0, {}, 0, -1 }, {}
-    local c = { now = now, now_s = lash_str(now), owner = owner, ttl = ttl, ttls = lash_str(ttl),
-        until_s = lash_str(now + ttl), counts = {}, notes = out[2], last = 0, out = out, n = n }
+    -- The reply, sized for a row: a table grown one value at a time is
+    -- rehashed at every power of two.
+    local out, ids = { 0, 0, -1, 0, nil, nil, nil, nil, nil, nil, nil, nil }, {}
+    -- The call's state lives in one table kept from call to call (the
+    -- Functions library keeps chunk-level locals): every field is set here.
+    local c = lash_cl
+    c.now, c.now_s, c.owner, c.ttl, c.ttls = now, lash_str(now), owner, ttl, lash_str(ttl)
+    c.until_s, c.counts, c.notes, c.last, c.lasts = lash_str(now + ttl), {}, {}, 0, nil
+    c.out, c.n, c.rows, c.lim = out, n, 0, nil
     -- Every read that checks a key the call writes comes before its first
     -- write: due (read here), stats (opened), done (when rows may end here or
     -- be trimmed).
     if n > 0 then
-        -- Priorities: the rows of lash:{q}:prio:* merged in by rank (lib.lua).
+        -- Priorities and limits (lib.lua): one EXISTS answers for a queue
+        -- that uses neither, and each is looked at only when it may be used.
+        local some = redis.call('EXISTS', lash_key(base, 'prio:wait'), lash_key(base, 'prio:ready'),
+            lash_key(base, 'limits')) > 0
+        -- Priorities: the rows of lash:{q}:prio:* merged in by rank.
         local pids, why = nil, nil
-        if lash_prio_any(base) then pids, why = lash_prio_pick(base, n, now) end
+        if some and lash_prio_any(base) then pids, why = lash_prio_pick(base, n, now) end
         if why then lash_note(c, base, why .. '; prioritized rows wait') end
-        ids = pids or redis.call('ZRANGEBYSCORE', base .. ':due', '-inf', now, 'LIMIT', 0, n)
+        ids = pids or redis.call('ZRANGEBYSCORE', lash_key(base, 'due'), '-inf', c.now_s, 'LIMIT', '0', lash_str(n))
         out[1] = #ids
-        if #ids > 0 then c.lim = lash_limit_open(base) end -- lib.lua: nil when the queue has none
+        if some and #ids > 0 then c.lim = lash_limit_open(base) end -- nil when the queue has none
     end
-    c.last = lash_stats_open(base)
+    -- The counters a claim changes (lash_flush_counts) are read with the rest.
+    c.last = lash_stats_open(base, 'pending', 'running')
     if #ids > 0 or trim_max > 0 then lash_guard(base, 'done') end
     if #ids > 0 and c.last >= LASH_FENCE_MAX then
         lash_refuse(base .. ':stats last_fence is ' .. LASH_FENCE_MAX .. ': no fence is left to hand out')
@@ -271,13 +292,10 @@ local function lash_claim(KEYS, ARGV)
     local first = c.last
     local record = seq and { seq } or nil
     for _, id in ipairs(ids) do
-        local row = lash_claim_row(base, c, id)
-        if row then
-            out[#out + 1] = row
-            if record then
-                record[#record + 1] = id
-                record[#record + 1] = lash_str(row[5])
-            end
+        local fs = lash_claim_row(base, c, id)
+        if fs and record then
+            record[#record + 1] = id
+            record[#record + 1] = fs
         end
     end
     if record and #record > 1 then
@@ -289,6 +307,9 @@ local function lash_claim(KEYS, ARGV)
     -- Fewer due than asked for: when the next row falls due (after the index
     -- writes above, so the rows just leased count at their leases' ends), so
     -- that a delayed row or one a limit held back is taken on time.
-    if n > 0 and out[1] < n then out[4] = lash_first_due(base, now) end
+    if n > 0 and out[1] < n then out[3] = lash_first_due(base, now) end
+    out[4] = c.rows
+    local k = 4 + 8 * c.rows
+    for i, note in ipairs(c.notes) do out[k + i] = note end
     return out
 end

@@ -14,8 +14,7 @@
 -- (also when the lease or row key holds something lash did not write: that row
 -- only, never the rest of the batch).
 local function lash_complete_one(base, now, id, token, outcome, text, retry_ms, counts)
-    local rk = base .. ':p:' .. id
-    local lease = base .. ':lease:' .. id
+    local rk, lease = lash_row_keys(base, id)
     local f = lash_row_read(rk, 'state', 'attempt', 'max_attempts', 'cancel', 'owner', 'fence', 'slot')
     if not f then return 0 end
     -- The row names its holder (owner:fence, written by the claim with the
@@ -44,10 +43,10 @@ local function lash_complete_one(base, now, id, token, outcome, text, retry_ms, 
     local attempt = lash_int(f[2], 0, LASH_ATTEMPTS_MAX) or LASH_ATTEMPTS_MAX
     local max = lash_int(f[3] or LASH_DEFAULT_MAX_ATTEMPTS, 1, LASH_ATTEMPTS_MAX) or 1
     if attempt < max and outcome == 'fail' then
-        redis.call('HSET', rk, 'state', 'pending', 'updated_ms', now, 'error', text)
+        redis.call('HSET', rk, 'state', 'pending', 'updated_ms', lash_str(now), 'error', text)
         -- Its priority is read here only: a completion pays nothing for priorities.
         if not lash_prio_requeue(base, id, redis.call('HGET', rk, 'priority'), now + retry_ms, now) then
-            redis.call('ZADD', base .. ':due', now + retry_ms, id)
+            redis.call('ZADD', lash_key(base, 'due'), lash_str(now + retry_ms), id)
         end
         redis.call('DEL', lease)
         lash_event(base, 'retried', id, 'attempt', attempt, 'error', string.sub(text, 1, 200))
@@ -74,7 +73,8 @@ local function lash_complete(KEYS, ARGV)
         end
     end
     local now = lash_now()
-    lash_stats_open(base)
+    -- The counters a completion changes (lash_flush_counts), read with the rest.
+    lash_stats_open(base, 'running', 'completed', 'total_completed')
     lash_guard(base, 'due', 'done')
     local counts, out = {}, {}
     for i = 1, #ARGV, 5 do

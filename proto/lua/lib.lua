@@ -23,12 +23,15 @@ local LASH_WORKER_STALE_MS = 60000
 -- of a queue by this count (worker/turn.c beats every 5 s).
 local LASH_WORKER_FRESH_MS = 10000
 
--- What one script call remembers: integers it already turned into text, and
--- whether it trimmed the events stream. Lua 5.1 formats each number handed to
--- redis.call with sprintf("%.14g"), which was an eighth of a batch script's
--- instructions (callgrind, docs/benchmarks.md); now a batch formats each distinct
--- value once. lash_now() starts every call and resets both (the Functions library
--- keeps chunk-level locals from one FCALL to the next).
+-- What one script call remembers; lash_now() starts every call and resets it
+-- (the Functions library keeps chunk-level locals from one FCALL to the next).
+-- First, the integers it already turned into text (lash_str): Redis 7.0 turns
+-- each number handed to redis.call into text with snprintf("%.17g") (~4,000
+-- instructions: an eighth of a batch script's, callgrind, docs/benchmarks.md),
+-- so lash hands it text only, and a call formats each distinct value once.
+-- (Kept across calls, this cache made the Lua heap, and so every garbage
+-- collection, larger: an empty complete cost 18 % more.) Then whether the call
+-- trimmed the events stream.
 local lash_strs, lash_nstrs, lash_trimmed = {}, 0, false
 -- ... and the writes to the index sets (due, done) it deferred: see lash_index.
 local lash_ix, lash_ixkeys = {}, {}
@@ -37,6 +40,11 @@ local lash_ix, lash_ixkeys = {}, {}
 local lash_level, lash_ended = 'failures', {}
 -- ... and why its events stream could not be written, if it could not.
 local lash_events_broken = nil
+-- ... the counters of lash:{q}:stats that lash_stats_open read for it, by
+-- name (false: absent), which lash_flush_counts then need not read again
+-- (LASH_NONE, never written, when there are none).
+local LASH_NONE = {}
+local lash_statv = LASH_NONE
 -- Dependencies: settles the rows waiting on the call's terminal rows (the
 -- lash_dep_* block at the end sets it; declared here for lash_flush_counts).
 local lash_dep_settle = nil
@@ -74,6 +82,7 @@ local function lash_now()
     if #lash_ixkeys > 0 then lash_ix, lash_ixkeys = {}, {} end -- left by a call that failed
     if #lash_ended > 0 then lash_ended = {} end
     lash_trimmed, lash_level, lash_events_broken = false, 'failures', nil
+    lash_statv = LASH_NONE
     local t = redis.call('TIME')
     return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 end
@@ -93,23 +102,49 @@ local function lash_base(KEYS)
     return base
 end
 
--- The type of the queue-wide index keys (proto/keys.h), as TYPE names it. The
--- stats hash is checked as it is read (lash_stats_open); the events stream and
--- the workers set are logs, written at best (lash_event, the heartbeat).
-local LASH_KEY_TYPES = { due = 'zset', done = 'zset' }
+-- The name of the queue-wide key base:name, built once: a concatenation
+-- interns a new string (~1,000 instructions) and a batch names due and done
+-- for every row. A pure cache of the last queue's names (a call has one).
+local lash_kbase, lash_knames = nil, {}
 
--- Checks, before the first write, that the queue-wide keys the call will
--- write are absent or of their type: a key of another type (written by hand)
--- would make Redis refuse a write half way through the call, after the writes
--- before it. Names the key, so an operator knows what to repair.
+local function lash_key(base, name)
+    if base ~= lash_kbase then lash_kbase, lash_knames = base, {} end
+    local k = lash_knames[name]
+    if not k then
+        k = base .. ':' .. name
+        lash_knames[name] = k
+    end
+    return k
+end
+
+-- The row and lease keys of id (base:p:<id>, base:lease:<id>): a row's
+-- keys are named by its claim or complete and again where it ends
+-- (lash_finish); the last row's names are kept for that.
+local lash_rbase, lash_rid, lash_rk, lash_lk = nil, nil, nil, nil
+
+local function lash_row_keys(base, id)
+    if id ~= lash_rid or base ~= lash_rbase then
+        lash_rbase, lash_rid = base, id
+        lash_rk, lash_lk = base .. ':p:' .. id, base .. ':lease:' .. id
+    end
+    return lash_rk, lash_lk
+end
+
+-- Checks, before the first write, that the queue-wide index keys the call
+-- will write (due, done: sorted sets, proto/keys.h) are absent or sorted sets:
+-- a key of another type (written by hand) would make Redis refuse a write half
+-- way through the call, after the writes before it. Names the key, so an
+-- operator knows what to repair. The stats hash is checked as it is read
+-- (lash_stats_open); the events stream and the workers set are logs, written
+-- at best (lash_event, the heartbeat).
 local function lash_guard(base, ...)
     for i = 1, select('#', ...) do
-        local name = select(i, ...)
-        local key = base .. ':' .. name
-        local t = redis.call('TYPE', key)['ok']
-        if t ~= 'none' and t ~= LASH_KEY_TYPES[name] then
-            lash_refuse(key .. ' holds a ' .. t .. ', not a ' .. LASH_KEY_TYPES[name] ..
-                ': lash did not write it; delete or rename it to go on')
+        local key = lash_key(base, (select(i, ...)))
+        -- ZCARD answers a number for a sorted set or no key, an error for any
+        -- other type: cheaper than TYPE, whose answer is a table.
+        if type(redis.pcall('ZCARD', key)) ~= 'number' then
+            lash_refuse(key .. ' holds a ' .. redis.call('TYPE', key)['ok'] ..
+                ', not a zset: lash did not write it; delete or rename it to go on')
         end
     end
 end
@@ -179,22 +214,22 @@ end
 local lash_ints, lash_nints = {}, 0
 
 local function lash_int(v, lo, hi)
-    if v == nil or v == false then return nil end
-    local n
-    if type(v) == 'string' then
-        n = lash_ints[v]
-        if n == nil then
+    -- The cache first, for any v (only strings are ever keys of it): type()
+    -- interns the name it answers, ~300 instructions, on every call.
+    local n = lash_ints[v]
+    if n == nil then
+        if v == nil or v == false then return nil end
+        if type(v) == 'string' then
             n = string.find(v, '^%-?%d+$') and tonumber(v) or false
             if lash_nints >= 4096 then lash_ints, lash_nints = {}, 0 end
             lash_ints[v] = n
             lash_nints = lash_nints + 1
+        else
+            n = tonumber(v)
+            if n == nil or n ~= math.floor(n) then return nil end
         end
-        if not n then return nil end
-    else
-        n = tonumber(v)
-        if n == nil or n ~= math.floor(n) then return nil end
     end
-    if n < lo or n > hi then return nil end
+    if not n or n < lo or n > hi then return nil end
     return n
 end
 
@@ -211,15 +246,24 @@ local LASH_ROUTINE = { submitted = true, claimed = true, completed = true, relea
 -- Opens the queue's stats hash for the call, before its first write: reads
 -- the event level and the last fence handed out, and so checks its type (a
 -- key of another type fails the call by name; a write to it at the end would
--- fail after the call's other writes). Returns last_fence (0 when none).
-local function lash_stats_open(base)
-    local key = base .. ':stats'
-    local ok, v = pcall(redis.call, 'HMGET', key, 'events', 'last_fence')
+-- fail after the call's other writes). `...`: the counters the call expects
+-- to change, read in the same HMGET, so that lash_flush_counts writes them
+-- without reading them again (one call less; a counter not named here is read
+-- there). Nothing but lash_flush_counts writes the counters within a call.
+-- Returns last_fence (0 when none).
+local function lash_stats_open(base, ...)
+    local key = lash_key(base, 'stats')
+    local ok, v = pcall(redis.call, 'HMGET', key, 'events', 'last_fence', ...)
     if not ok then
         lash_refuse(key .. ' holds a ' .. redis.call('TYPE', key)['ok'] ..
             ', not a hash: lash did not write it; delete or rename it to go on')
     end
     lash_level = (v[1] == 'all' or v[1] == 'off') and v[1] or 'failures'
+    lash_statv = LASH_NONE
+    if #v > 2 then
+        lash_statv = {}
+        for i = 3, #v do lash_statv[(select(i - 2, ...))] = v[i] end
+    end
     return lash_int(v[2], 0, 9007199254740991) or 0
 end
 
@@ -233,7 +277,7 @@ local function lash_event(base, ev, id, a, b, c, d)
     -- rather than in every XADD: a batch may run past the cap by its own events.
     if not lash_trimmed then
         lash_trimmed = true
-        if not pcall(redis.call, 'XTRIM', key, 'MAXLEN', '~', LASH_EVENTS_MAX) then
+        if not pcall(redis.call, 'XTRIM', key, 'MAXLEN', '~', lash_str(LASH_EVENTS_MAX)) then
             lash_events_broken = key .. ' holds a ' .. redis.call('TYPE', key)['ok'] ..
                 ', not a stream: transitions are not logged'
         end
@@ -297,13 +341,13 @@ end
 -- worker that asked wakes then rather than at its next poll (peek.lua, and a
 -- claim that found fewer rows than it asked for).
 local function lash_first_due(base, now)
-    local first = redis.call('ZRANGE', base .. ':due', 0, 0, 'WITHSCORES')
+    local first = redis.call('ZRANGE', lash_key(base, 'due'), '0', '0', 'WITHSCORES')
     local at = first[2] and tonumber(first[2])
     local wait, ready = base .. ':prio:wait', base .. ':prio:ready'
     if redis.call('EXISTS', wait, ready) > 0 then
         local ok, r = pcall(redis.call, 'ZCARD', ready)
         if ok and r > 0 then return 0 end
-        ok, r = pcall(redis.call, 'ZRANGE', wait, 0, 0, 'WITHSCORES')
+        ok, r = pcall(redis.call, 'ZRANGE', wait, '0', '0', 'WITHSCORES')
         local w = ok and r[2] and tonumber(r[2])
         if w and (not at or w < at) then at = w end
     end
@@ -325,15 +369,21 @@ local function lash_flush_counts(base, c, sets)
         lash_publish(base .. ':finished', table.concat(lash_ended, ' '))
         lash_ended = {}
     end
-    local names, args = {}, {}
+    local key, pre, args, fetch, got = lash_key(base, 'stats'), lash_statv, {}, {}, LASH_NONE
+    lash_statv = LASH_NONE -- a second flush in the call reads them again
     for k, v in pairs(c) do
-        if v ~= 0 then names[#names + 1] = k end
+        if v ~= 0 and pre[k] == nil then fetch[#fetch + 1] = k end
     end
-    if #names > 0 then
-        local key = base .. ':stats'
-        local old = redis.call('HMGET', key, unpack(names))
-        for i, k in ipairs(names) do
-            local n = (lash_int(old[i], -9007199254740991, 9007199254740991) or 0) + c[k]
+    if #fetch > 0 then
+        local r = redis.call('HMGET', key, unpack(fetch))
+        got = {}
+        for i, k in ipairs(fetch) do got[k] = r[i] end
+    end
+    for k, v in pairs(c) do
+        if v ~= 0 then
+            local old = pre[k]
+            if old == nil then old = got[k] end
+            local n = (lash_int(old, -9007199254740991, 9007199254740991) or 0) + v
             args[#args + 1] = k
             args[#args + 1] = lash_str(n > 0 and n or 0)
         end
@@ -344,17 +394,20 @@ local function lash_flush_counts(base, c, sets)
             args[#args + 1] = lash_str(v)
         end
     end
-    if #args > 0 then redis.call('HSET', base .. ':stats', unpack(args)) end
+    if #args > 0 then redis.call('HSET', key, unpack(args)) end
 end
 
 local LASH_LIVE = { pending = true, running = true }
 local LASH_TERMINAL = { completed = true, failed = true, cancelled = true, abandoned = true }
+-- The running total of each terminal state (named once, not concatenated per row).
+local LASH_TOTAL = { completed = 'total_completed', failed = 'total_failed', cancelled = 'total_cancelled',
+    abandoned = 'total_abandoned' }
 
 -- Moves a row to a terminal state: out of due, into done, announced on the
 -- finished channel and in the events stream. `from` is the state it leaves (for
 -- the counters; nil when it was unreadable). xf/xv: one more field to write.
 local function lash_finish(base, id, state, now, counts, from, field, text, xf, xv)
-    local rk = base .. ':p:' .. id
+    local rk, lk = lash_row_keys(base, id)
     local t = lash_str(now)
     if xf then
         redis.call('HSET', rk, 'state', state, 'updated_ms', t, 'finished_ms', t, field, text, xf, xv)
@@ -363,9 +416,9 @@ local function lash_finish(base, id, state, now, counts, from, field, text, xf, 
     else
         redis.call('HSET', rk, 'state', state, 'updated_ms', t, 'finished_ms', t)
     end
-    lash_index('ZREM', base .. ':due', id)
-    lash_index('ZADD', base .. ':done', t, id)
-    redis.call('DEL', base .. ':lease:' .. id)
+    lash_index('ZREM', lash_key(base, 'due'), id)
+    lash_index('ZADD', lash_key(base, 'done'), t, id)
+    redis.call('DEL', lk)
     lash_ended[#lash_ended + 1] = id
     if field == 'error' then
         lash_event(base, state, id, 'error', string.sub(text, 1, 200))
@@ -374,7 +427,7 @@ local function lash_finish(base, id, state, now, counts, from, field, text, xf, 
     end
     if from and LASH_LIVE[from] then lash_count(counts, from, -1) end
     lash_count(counts, state)
-    lash_count(counts, 'total_' .. state)
+    lash_count(counts, LASH_TOTAL[state])
 end
 
 -- Deletes terminal rows beyond retention: older than keep_ms, then the oldest
@@ -386,12 +439,13 @@ local function lash_trim_done(base, now, keep_n, keep_ms, max, counts)
     local done = base .. ':done'
     local victims = {}
     if keep_ms and keep_ms > 0 then
-        victims = redis.call('ZRANGEBYSCORE', done, '-inf', now - keep_ms, 'LIMIT', 0, max)
+        victims = redis.call('ZRANGEBYSCORE', done, '-inf', lash_str(now - keep_ms), 'LIMIT', '0', lash_str(max))
     end
     if keep_n and keep_n >= 0 and #victims < max then
         local over = redis.call('ZCARD', done) - #victims - keep_n
         if over > 0 then
-            local more = redis.call('ZRANGE', done, #victims, #victims + math.min(over, max - #victims) - 1)
+            local more = redis.call('ZRANGE', done, lash_str(#victims),
+                lash_str(#victims + math.min(over, max - #victims) - 1))
             for _, id in ipairs(more) do victims[#victims + 1] = id end
         end
     end
@@ -509,7 +563,7 @@ end
 -- zset key (fetched once, as many as the call can hold), plus add; past the
 -- end, `after`.
 local function lash_limit_when(L, field, key, k, add, after, n)
-    if not L[field] then L[field] = redis.call('ZRANGE', key, 0, n - 1, 'WITHSCORES') end
+    if not L[field] then L[field] = redis.call('ZRANGE', key, '0', lash_str(n - 1), 'WITHSCORES') end
     local s = L[field][2 * k]
     return s and (tonumber(s) + add) or after
 end
@@ -720,7 +774,8 @@ local function lash_prio_pick(base, n, now)
     local wait, ready, due = base .. ':prio:wait', base .. ':prio:ready', base .. ':due'
     local step = lash_prio_step(base)
     local cand = {}
-    local came = redis.call('ZRANGEBYSCORE', wait, '-inf', now, 'WITHSCORES', 'LIMIT', 0, LASH_BATCH_MAX)
+    local came = redis.call('ZRANGEBYSCORE', wait, '-inf', lash_str(now), 'WITHSCORES', 'LIMIT', '0',
+        lash_str(LASH_BATCH_MAX))
     for i = 1, #came, 2 do
         local id, at = came[i], tonumber(came[i + 1])
         lash_index('ZREM', wait, id)
@@ -732,9 +787,9 @@ local function lash_prio_pick(base, n, now)
             lash_index('ZADD', due, came[i + 1], id)
         end
     end
-    local r = redis.call('ZRANGE', ready, 0, n - 1, 'WITHSCORES')
+    local r = redis.call('ZRANGE', ready, '0', lash_str(n - 1), 'WITHSCORES')
     for i = 1, #r, 2 do cand[#cand + 1] = { tonumber(r[i + 1]), r[i], 'r' } end
-    local d = redis.call('ZRANGEBYSCORE', due, '-inf', now, 'WITHSCORES', 'LIMIT', 0, n)
+    local d = redis.call('ZRANGEBYSCORE', due, '-inf', lash_str(now), 'WITHSCORES', 'LIMIT', '0', lash_str(n))
     for i = 1, #d, 2 do cand[#cand + 1] = { LASH_PRIO_K0 + tonumber(d[i + 1]), d[i], 'd' } end
     table.sort(cand, function(a, b)
         if a[1] ~= b[1] then return a[1] < b[1] end

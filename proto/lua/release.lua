@@ -24,8 +24,9 @@ local function lash_release_one(base, now, id, ran, f, counts)
         return
     end
     local attempt = lash_int(f[1], 1, LASH_ATTEMPTS_MAX) or 1
-    redis.call('HSET', base .. ':p:' .. id, 'state', 'pending', 'attempt', attempt - 1, 'updated_ms', now)
-    if not lash_prio_requeue(base, id, f[8], now, now) then redis.call('ZADD', base .. ':due', now, id) end
+    redis.call('HSET', base .. ':p:' .. id, 'state', 'pending', 'attempt', lash_str(attempt - 1), 'updated_ms',
+        lash_str(now))
+    if not lash_prio_requeue(base, id, f[8], now, now) then redis.call('ZADD', base .. ':due', lash_str(now), id) end
     lash_event(base, 'released', id)
     lash_count(counts, 'running', -1)
     lash_count(counts, 'pending', 1)

@@ -21,8 +21,8 @@ local function lash_renew(KEYS, ARGV)
         -- the lease); the lease key only keeps time: gone, it ran out.
         local f = lash_row_read(base .. ':p:' .. id, 'cancel', 'state', 'owner', 'fence', 'slot')
         if f and f[2] == 'running' and f[3] and f[4] and f[3] .. ':' .. f[4] == token and
-            redis.call('PEXPIRE', lease, ttl) == 1 then
-            redis.call('ZADD', base .. ':due', 'XX', now + ttl, id)
+            redis.call('PEXPIRE', lease, lash_str(ttl)) == 1 then
+            redis.call('ZADD', lash_key(base, 'due'), 'XX', lash_str(now + ttl), id)
             if f[5] then lash_limit_renew(base, id, f[5], now + ttl) end -- keeps its limit's slot
             out[#out + 1] = f[1] == '1' and 2 or 1
         else

@@ -75,7 +75,8 @@ local function lash_submit_one(base, now, id, kind, payload, opts, counts)
         -- Idempotent by id: the same registration is a no-op, another is a conflict.
         if old[1] ~= kind then return 'conflict: id exists with kind ' .. old[1] end
         if old[2] ~= payload then return 'conflict: id exists with another payload' end
-        if tonumber(old[3]) ~= max then return 'conflict: id exists with max_attempts ' .. tostring(old[3]) end
+        local omax = tonumber(old[3]) or LASH_DEFAULT_MAX_ATTEMPTS -- absent: the default
+        if omax ~= max then return 'conflict: id exists with max_attempts ' .. omax end
         if (tonumber(old[4]) or 0) ~= timeout then return 'conflict: id exists with another timeout_ms' end
         if (old[5] or '') ~= backoff then return 'conflict: id exists with another backoff' end
         if (old[6] or '') ~= on_lost then return 'conflict: id exists with another on_lost' end
@@ -85,9 +86,10 @@ local function lash_submit_one(base, now, id, kind, payload, opts, counts)
         end
         return 'exists'
     end
-    -- Options equal to their defaults are left out: a smaller row.
-    local f = { 'kind', kind, 'payload', payload, 'state', 'pending', 'max_attempts', lash_str(max),
-        'created_ms', lash_str(now) }
+    -- Options equal to their defaults are left out: a smaller row (an absent
+    -- max_attempts is LASH_DEFAULT_MAX_ATTEMPTS to every reader, C and Lua).
+    local f = { 'kind', kind, 'payload', payload, 'state', 'pending', 'created_ms', lash_str(now) }
+    if max ~= LASH_DEFAULT_MAX_ATTEMPTS then f[#f + 1] = 'max_attempts'; f[#f + 1] = lash_str(max) end
     if run_at ~= now then f[#f + 1] = 'run_at'; f[#f + 1] = run_at end
     if timeout ~= 0 then f[#f + 1] = 'timeout_ms'; f[#f + 1] = timeout end
     if backoff ~= '' then f[#f + 1] = 'backoff'; f[#f + 1] = backoff end
@@ -128,9 +130,9 @@ local function lash_submit_one(base, now, id, kind, payload, opts, counts)
         lash_index('ZREM', base .. ':due', id)
         lash_prio_put(base, id, prio, run_at, now, lash_prio_step(base))
     else
-        lash_index('ZADD', base .. ':due', lash_str(run_at), id)
+        lash_index('ZADD', lash_key(base, 'due'), lash_str(run_at), id)
     end
-    lash_index('ZREM', base .. ':done', id)
+    lash_index('ZREM', lash_key(base, 'done'), id)
     lash_event(base, 'submitted', id, 'kind', kind)
     lash_count(counts, 'pending')
     lash_count(counts, 'total_submitted')
@@ -152,7 +154,7 @@ local function lash_submit_check(base, ARGV)
         rows = rows + 1
         if rows > LASH_BATCH_MAX then lash_refuse('at most ' .. LASH_BATCH_MAX .. ' rows per submit') end
     end
-    lash_stats_open(base)
+    lash_stats_open(base, 'pending', 'total_submitted') -- the counters it changes
     lash_guard(base, 'due', 'done')
     if seq then
         local v = redis.pcall('GET', base .. ':seq')

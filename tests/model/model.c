@@ -97,8 +97,8 @@ static int row_max(const lm_row *r)
 static bool same_reg(const lm_row *r, int reg)
 {
     const lm_reg *g = &lm_regs[reg];
-    return !r->no_payload && !r->no_max && strcmp(r->payload, g->payload) == 0 &&
-           r->max_attempts == g->max_attempts && r->abandon == g->abandon;
+    return !r->no_payload && strcmp(r->payload, g->payload) == 0 && row_max(r) == g->max_attempts &&
+           r->abandon == g->abandon;
 }
 
 /* The priority is part of the registration too (submit.lua: "conflict: id
@@ -340,7 +340,8 @@ static void create(lm *m, lm_row *r, const lm_sub *s)
     r->parked = false;
     r->deps_left = 0;
     if (LM_DEPS_FORGET_DELETED) r->waiting = 0;
-    r->no_kind = r->no_payload = r->no_max = false;
+    r->no_kind = r->no_payload = false;
+    r->no_max = r->max_attempts == LASH_DEFAULT_MAX_ATTEMPTS; /* the default is left out */
     r->has_attempt = false;
     r->attempt = 0;
     r->owner[0] = 0;

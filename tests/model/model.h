@@ -136,7 +136,7 @@ typedef struct {
     bool slot, held, due_open;
     int progress;                     /* Progress (issue 15): field progress, the last percent its
                                        * holder reported (-1: none) */
-    bool no_kind, no_payload, no_max; /* deleted by hand */
+    bool no_kind, no_payload, no_max; /* deleted by hand (no_max: or the default, left out) */
     bool has_attempt, has_fence;
     int attempt;
     int64_t fence;
