@@ -29,6 +29,7 @@
 #define PER_QUEUE 500
 
 static char root[128];
+static lash_conn *rc; /* the test's own connection to the Cluster */
 
 static void fini(void)
 {
@@ -199,6 +200,20 @@ static void pick_queues(const ha_node *nodes, int n, const int prim[3], char q[N
             }
     }
     cr_assert_eq(k, NQ);
+}
+
+/* The state of row id once it is want, or the last one seen when ms ran out
+ * first (read through the test's connection, rc, every 10 ms). */
+static lash_state state_within(const char *queue, const char *id, lash_state want, int ms)
+{
+    long long until = lash_fx_ms() + ms;
+    for (;;) {
+        lash_record r = lash_fx_get(rc, queue, id);
+        lash_state st = r.state;
+        lash_record_free(&r);
+        if (st == want || lash_fx_ms() > until) return st;
+        lash_fx_sleep_ms(10);
+    }
 }
 
 static bool is_master(void *p)
@@ -464,7 +479,6 @@ Test(cluster, slot_function_agrees_with_cluster_keyslot)
 /* ---- routing on three primaries ----------------------------------------------------- */
 
 static ha_node rnodes[3];
-static lash_conn *rc;
 
 typedef struct {
     lash_conn *c;
@@ -634,19 +648,10 @@ Test(cluster, functions_scan_and_pubsub_reach_every_node, .fini = fini, .timeout
         snprintf(chan, sizeof chan, "lash:{%s}:poke", q[i]);
         long long t0 = lash_fx_ms();
         freeReplyObject(ha_cmd(other, "PUBLISH %s 1", chan));
-        long long until = t0 + 10000;
-        lash_record r;
-        for (;;) {
-            r = lash_fx_get(rc, q[i], "later");
-            if (r.state == LASH_COMPLETED || lash_fx_ms() > until) break;
-            lash_record_free(&r);
-            lash_fx_sleep_ms(10);
-        }
-        cr_expect_eq(r.state, LASH_COMPLETED,
+        cr_expect_eq(state_within(q[i], "later", LASH_COMPLETED, 10000), LASH_COMPLETED,
                      "queue %s: a PUBLISH on node %d did not wake the "
                      "worker (poll is 60 s)",
                      q[i], other);
-        lash_record_free(&r);
         rel_report("cluster", "poke PUBLISHed on another node: %s completed %lld ms later", q[i],
                    lash_fx_ms() - t0);
     }
@@ -655,29 +660,13 @@ Test(cluster, functions_scan_and_pubsub_reach_every_node, .fini = fini, .timeout
     lash_submission slow = {.id = "slow", .kind = "slow"};
     lash_submitted so;
     cr_assert_eq(lash_submit(rc, q[1], &slow, 1, &so, &e), LASH_OK);
-    long long until = lash_fx_ms() + 10000;
-    lash_record r;
-    for (;;) {
-        r = lash_fx_get(rc, q[1], "slow");
-        if (r.state == LASH_RUNNING || lash_fx_ms() > until) break;
-        lash_record_free(&r);
-        lash_fx_sleep_ms(20);
-    }
-    cr_assert_eq(r.state, LASH_RUNNING);
-    lash_record_free(&r);
+    cr_assert_eq(state_within(q[1], "slow", LASH_RUNNING, 10000), LASH_RUNNING);
     char chan[64];
     snprintf(chan, sizeof chan, "lash:{%s}:cancel", q[1]);
     int other = qport[1] == rnodes[2].port ? rnodes[0].port : rnodes[2].port;
     freeReplyObject(ha_cmd(other, "PUBLISH %s slow", chan));
-    until = lash_fx_ms() + 10000;
-    for (;;) {
-        r = lash_fx_get(rc, q[1], "slow");
-        if (r.state == LASH_CANCELLED || lash_fx_ms() > until) break;
-        lash_record_free(&r);
-        lash_fx_sleep_ms(20);
-    }
-    cr_expect_eq(r.state, LASH_CANCELLED, "a cancel PUBLISHed on node %d did not stop it", other);
-    lash_record_free(&r);
+    cr_expect_eq(state_within(q[1], "slow", LASH_CANCELLED, 10000), LASH_CANCELLED,
+                 "a cancel PUBLISHed on node %d did not stop it", other);
 
     /* finished: lashctl wait, connected to one node, hears a row finish on another. */
     lash_submission later = {.id = "waited", .kind = "noop", .delay_ms = 1500};
@@ -806,14 +795,9 @@ static long long submit_until_done(const char *url, const char *queue, const cha
     long long t0 = lash_fx_ms();
     int code = ha_lashctl(sub, NULL, out);
     cr_assert_eq(code, 0, "lashctl submit to %s: exit %d: %s", queue, code, ha_tail(out));
-    for (;;) {
-        lash_record r = lash_fx_get(rc, queue, id);
-        bool done = r.state == LASH_COMPLETED;
-        lash_record_free(&r);
-        if (done) return lash_fx_ms() - t0;
-        if (lash_fx_ms() - t0 > 10000) return -1;
-        lash_fx_sleep_ms(10);
-    }
+    int left = (int)(10000 - (lash_fx_ms() - t0));
+    if (state_within(queue, id, LASH_COMPLETED, left > 0 ? left : 0) != LASH_COMPLETED) return -1;
+    return lash_fx_ms() - t0;
 }
 
 /* The scripts publish pokes and cancels sharded (SPUBLISH stays on the queue's
@@ -859,28 +843,13 @@ Test(cluster, sharded_pokes_and_cancels_follow_migration_and_failover, .fini = f
     /* 2. lashctl cancel of a running process: the cancel script's SPUBLISH. */
     const char *slow[] = {"--redis", url, "--queue", q[1], "submit", "slow", "--id", "slow", NULL};
     cr_assert_eq(ha_lashctl(slow, NULL, out), 0, "(%s)", out);
-    long long until = lash_fx_ms() + 10000;
-    lash_record r;
-    for (;;) {
-        r = lash_fx_get(rc, q[1], "slow");
-        if (r.state == LASH_RUNNING || lash_fx_ms() > until) break;
-        lash_record_free(&r);
-        lash_fx_sleep_ms(20);
-    }
-    cr_assert_eq(r.state, LASH_RUNNING, "slow did not start");
-    lash_record_free(&r);
+    cr_assert_eq(state_within(q[1], "slow", LASH_RUNNING, 10000), LASH_RUNNING,
+                 "slow did not start");
     long long t0 = lash_fx_ms();
     const char *cancel[] = {"--redis", url, "--queue", q[1], "cancel", "slow", NULL};
     cr_assert_eq(ha_lashctl(cancel, NULL, out), 0, "lashctl cancel (%s)", out);
-    until = lash_fx_ms() + 10000;
-    for (;;) {
-        r = lash_fx_get(rc, q[1], "slow");
-        if (r.state == LASH_CANCELLED || lash_fx_ms() > until) break;
-        lash_record_free(&r);
-        lash_fx_sleep_ms(20);
-    }
-    cr_expect_eq(r.state, LASH_CANCELLED, "lashctl cancel did not stop the running process");
-    lash_record_free(&r);
+    cr_expect_eq(state_within(q[1], "slow", LASH_CANCELLED, 10000), LASH_CANCELLED,
+                 "lashctl cancel did not stop the running process");
     rel_report("cluster", "sharded cancel: stopped %lld ms after lashctl cancel",
                lash_fx_ms() - t0);
 

@@ -151,6 +151,17 @@ Test(worker, poke_and_poll)
     cr_assert(row_is("p", "p3", "pending"), "p3 ran without a poke: %s", hf("p", "p3", "state"));
 }
 
+/* Asks to cancel id, which must be running (the cancel script answers
+ * "requested"), then waits up to 5 s for its row to say cancelled. */
+static void cancel_running(const char *q, const char *id)
+{
+    bool requested = false;
+    lash_err e = {0};
+    cr_assert_eq(lash_cancel(C, q, id, NULL, &requested, &e), LASH_OK, "%s", e.msg);
+    cr_assert(requested, "%s was not running", id);
+    WAIT_UNTIL(row_is(q, id, "cancelled"), 5000);
+}
+
 /* The scripts publish pokes and cancels sharded (SPUBLISH: lash_publish in
  * lib.lua); an operator's plain PUBLISH must keep working. A worker that polls
  * once a minute and renews every 20 s hears both kinds on both channels. */
@@ -196,11 +207,7 @@ Test(worker, pokes_and_cancels_are_heard_sharded_and_classic)
     pid_t p1, p2;
     cr_assert_eq(runs_of("k1", 1, &p1), 1);
     cr_assert_eq(runs_of("k2", 1, &p2), 1);
-    bool requested = false;
-    lash_err e = {0};
-    cr_assert_eq(lash_cancel(C, "h", "k1", NULL, &requested, &e), LASH_OK, "%s", e.msg);
-    cr_assert(requested, "k1 was not running");
-    WAIT_UNTIL(row_is("h", "k1", "cancelled"), 5000);
+    cancel_running("h", "k1");
     cr_assert(row_is("h", "k1", "cancelled"), "k1 (cancel script's SPUBLISH) is %s",
               hf("h", "k1", "state"));
     cmd_do("PUBLISH lash:{h}:cancel k2");
@@ -407,11 +414,7 @@ Test(worker, cancel_and_timeout)
     cr_assert_eq(runs_of("k1", 1, &pk), 1);
     cr_assert_eq(runs_of("t1", 1, &pt), 1);
 
-    bool requested = false;
-    lash_err e = {0};
-    cr_assert_eq(lash_cancel(C, "q", "k1", NULL, &requested, &e), LASH_OK, "%s", e.msg);
-    cr_assert(requested, "k1 was not running");
-    WAIT_UNTIL(row_is("q", "k1", "cancelled"), 5000);
+    cancel_running("q", "k1");
     lash_record r = get("q", "k1");
     cr_assert_eq(r.state, LASH_CANCELLED, "k1: %s", lash_state_name(r.state));
     cr_assert(r.error && strstr(r.error, "cancel"), "k1 error: %s", r.error ? r.error : "");

@@ -343,7 +343,7 @@ end
 local function lash_first_due(base, now)
     local first = redis.call('ZRANGE', lash_key(base, 'due'), '0', '0', 'WITHSCORES')
     local at = first[2] and tonumber(first[2])
-    local wait, ready = base .. ':prio:wait', base .. ':prio:ready'
+    local wait, ready = lash_key(base, 'prio:wait'), lash_key(base, 'prio:ready')
     if redis.call('EXISTS', wait, ready) > 0 then
         local ok, r = pcall(redis.call, 'ZCARD', ready)
         if ok and r > 0 then return 0 end
@@ -630,10 +630,10 @@ local lash_limit_call, lash_limit_kinds = nil, {}
 -- Wakes a held row: due at `at` (when it was held, so it keeps its place), in
 -- due or, for a prioritized row, in prio:wait (the next claim ranks it). XX:
 -- an id that left both (cancelled, finished) is not brought back. True when
--- it woke.
+-- it woke. `at` is the held set's score as Redis answered it: text already.
 local function lash_limit_wake(base, id, at)
-    if redis.call('ZADD', base .. ':due', 'XX', 'CH', at, id) == 1 then return true end
-    local ok, n = pcall(redis.call, 'ZADD', base .. ':prio:wait', 'XX', 'CH', at, id)
+    if redis.call('ZADD', lash_key(base, 'due'), 'XX', 'CH', at, id) == 1 then return true end
+    local ok, n = pcall(redis.call, 'ZADD', lash_key(base, 'prio:wait'), 'XX', 'CH', at, id)
     return ok and n == 1
 end
 
@@ -733,13 +733,13 @@ end
 -- True when some prioritized row may wait: one EXISTS, the whole cost of the
 -- feature to a queue that does not use it.
 local function lash_prio_any(base)
-    return redis.call('EXISTS', base .. ':prio:wait', base .. ':prio:ready') > 0
+    return redis.call('EXISTS', lash_key(base, 'prio:wait'), lash_key(base, 'prio:ready')) > 0
 end
 
 -- Puts a pending row of priority p (not 0), due at `at`, in its set and out
 -- of the other (deferred): a row waits in one place at a time.
 local function lash_prio_put(base, id, p, at, now, step)
-    local wait, ready = base .. ':prio:wait', base .. ':prio:ready'
+    local wait, ready = lash_key(base, 'prio:wait'), lash_key(base, 'prio:ready')
     if at > now then
         lash_index('ZREM', ready, id)
         lash_index('ZADD', wait, lash_str(at), id)
@@ -771,7 +771,7 @@ end
 local function lash_prio_pick(base, n, now)
     local why = lash_prio_broken(base)
     if why then return nil, why end
-    local wait, ready, due = base .. ':prio:wait', base .. ':prio:ready', base .. ':due'
+    local wait, ready, due = lash_key(base, 'prio:wait'), lash_key(base, 'prio:ready'), lash_key(base, 'due')
     local step = lash_prio_step(base)
     local cand = {}
     local came = redis.call('ZRANGEBYSCORE', wait, '-inf', lash_str(now), 'WITHSCORES', 'LIMIT', '0',
@@ -828,7 +828,7 @@ local function lash_prio_counts(base, now)
     if lash_prio_broken(base) then return 0, 0 end
     local r = redis.call('ZCARD', base .. ':prio:ready')
     local w = redis.call('ZCARD', base .. ':prio:wait')
-    return r + w, r + redis.call('ZCOUNT', base .. ':prio:wait', '-inf', now)
+    return r + w, r + redis.call('ZCOUNT', base .. ':prio:wait', '-inf', lash_str(now))
 end
 
 -- Dependencies (lash_dep_*) ----------------------------------------------------

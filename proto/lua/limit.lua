@@ -13,7 +13,7 @@
 -- they were held), so a raised or removed limit takes effect at the next claim.
 local function lash_limit_wake_all(base, kind)
     local hk = base .. ':held:' .. kind
-    local ok, held = pcall(redis.call, 'ZRANGE', hk, 0, -1, 'WITHSCORES')
+    local ok, held = pcall(redis.call, 'ZRANGE', hk, '0', '-1', 'WITHSCORES')
     if not ok then return end
     for i = 1, #held, 2 do lash_limit_wake(base, held[i], held[i + 1]) end
     redis.call('DEL', hk)
