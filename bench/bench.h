@@ -105,7 +105,7 @@ int bench_stop(int pid);
 
 /* Runs one embedded worker (built-in noop, or exec_prog for exec_kind) on queue
  * until n rows are recorded, then shuts it down; returns the seconds it took. */
-double bench_run_worker(const bench_opts *o, const char *queue, int conc, long n,
+double bench_run_worker(const bench_opts *o, const char *queue, int conc, int prefetch, long n,
                         const char *exec_kind, const char *exec_prog);
 
 void sc_registry(const bench_opts *o);

@@ -232,6 +232,8 @@ static void ratios_and_targets(void)
     target("drain c=256 / BullMQ best", over(med("drain.c256.rate"), pbest), ">=", 3, "x");
     target("drain c=1 / beanstalkd c=1",
            over(med("drain.c1.rate"), med("beanstalkd.drain.c1.rate")), ">=", 1, "x");
+    target("drain c=1 --prefetch 15 / beanstalkd c=1",
+           over(med("drain.c1p15.rate"), med("beanstalkd.drain.c1.rate")), ">=", 1, "x");
     target("start latency p50 / beanstalkd p50",
            over(med("latency.poke.p50"), med("beanstalkd.latency.p50")), "<=", 1, "x");
     target("start latency p99 (idle worker)", med("latency.poke.p99"), "<=", 1.5, "ms");

@@ -1,13 +1,12 @@
 /* sc_drain.c: draining pre-submitted no-op processes.
  *
  * drain: one embedded lash_worker (built-in "noop") in this process, at each
- *   concurrency asked. The clock runs from lash_worker_start to the moment its
- *   counters say every row was recorded; worker CPU is this process's rusage over
- *   the same span (the loop does nothing else), Redis CPU is INFO cpu.
- * fleet: K real `lash-worker --builtin noop` processes on one queue. The clock
- *   runs from spawning them to the done set holding every row (polled with
- *   ZCARD every 5 ms, a cost too small to see); worker CPU is their rusage.
- * Both verify every row is `completed` before reporting.
+ *   concurrency asked, and at c=1 with a prefetch of 15 (key drain.c1p15). The clock runs from
+ * lash_worker_start to the moment its counters say every row was recorded; worker CPU is this
+ * process's rusage over the same span (the loop does nothing else), Redis CPU is INFO cpu. fleet: K
+ * real `lash-worker --builtin noop` processes on one queue. The clock runs from spawning them to
+ * the done set holding every row (polled with ZCARD every 5 ms, a cost too small to see); worker
+ * CPU is their rusage. Both verify every row is `completed` before reporting.
  */
 #include <ev.h>
 #include <stdio.h>
@@ -49,7 +48,7 @@ static void on_watchdog(struct ev_loop *loop, ev_timer *t, int revents)
 
 /* Runs one embedded worker on queue until n rows are recorded; returns seconds.
  * Used by the drain scenario and, with an exec handler, by sc_exec. */
-double bench_run_worker(const bench_opts *o, const char *queue, int conc, long n,
+double bench_run_worker(const bench_opts *o, const char *queue, int conc, int prefetch, long n,
                         const char *exec_kind, const char *exec_prog)
 {
     struct ev_loop *loop = EV_DEFAULT;
@@ -63,6 +62,7 @@ double bench_run_worker(const bench_opts *o, const char *queue, int conc, long n
     cfg.nqueues = 1;
     cfg.worker_id = id;
     cfg.turn.concurrency = conc;
+    cfg.turn.prefetch = prefetch;
     cfg.keep = (lash_retention){-1, 0}; /* keep every row: the done count is checked */
     cfg.log.level = LASH_LOG_WARN;
     drain_run d = {.n = n};
@@ -96,42 +96,59 @@ double bench_run_worker(const bench_opts *o, const char *queue, int conc, long n
     return d.t_end - t0;
 }
 
+/* One drain at concurrency conc with prefetch; its keys are drain.<tag>.*. */
+static void drain_one(const bench_opts *o, lash_conn *c, int conc, int prefetch)
+{
+    char q[32], tag[16], key[64], label[96];
+    long n = o->n;
+    if (prefetch)
+        snprintf(tag, sizeof tag, "c%dp%d", conc, prefetch);
+    else
+        snprintf(tag, sizeof tag, "c%d", conc);
+    snprintf(q, sizeof q, "bench-drain-%s", tag);
+    bench_flush(o, c);
+    bench_note("drain: %ld no-op rows, one embedded worker, concurrency %d, prefetch %d", n, conc,
+               prefetch);
+    bench_redis_snap s0, s1, s2;
+    bench_snap(c, &s0);
+    bench_submit(c, q, "noop", "{}", n);
+    bench_snap(c, &s1);
+    double cpu0 = bench_self_cpu();
+    double secs = bench_run_worker(o, q, conc, prefetch, n, NULL, NULL);
+    double cpu = bench_self_cpu() - cpu0;
+    bench_snap(c, &s2);
+    bench_verify_completed(c, q, n, 0);
+
+    char what[48];
+    if (prefetch)
+        snprintf(what, sizeof what, "c=%d prefetch %d", conc, prefetch);
+    else
+        snprintf(what, sizeof what, "c=%d", conc);
+    snprintf(key, sizeof key, "drain.%s.rate", tag);
+    snprintf(label, sizeof label, "drain, 1 embedded worker, %s", what);
+    bench_emit(key, label, "jobs/s", (double)n / secs, false);
+    snprintf(key, sizeof key, "drain.%s.worker_us", tag);
+    snprintf(label, sizeof label, "drain %s: worker CPU per process", what);
+    bench_emit(key, label, "us", cpu * 1e6 / (double)n, false);
+    snprintf(key, sizeof key, "drain.%s.redis_us", tag);
+    snprintf(label, sizeof label, "drain %s: Redis CPU per process (claim+compl)", what);
+    bench_emit(key, label, "us", (s2.cpu - s1.cpu) * 1e6 / (double)n, false);
+    snprintf(key, sizeof key, "drain.%s.life_us", tag);
+    snprintf(label, sizeof label, "drain %s: Redis CPU per process (sub+claim+compl)", what);
+    bench_emit(key, label, "us", (s2.cpu - s0.cpu) * 1e6 / (double)n, false);
+    snprintf(key, sizeof key, "drain.%s", tag);
+    snprintf(label, sizeof label, "drain %s", what);
+    bench_emit_cmdstats(key, label, &s1, &s2, n);
+}
+
 void sc_drain(const bench_opts *o, const int *conc, int nconc)
 {
     lash_conn *c = bench_connect(o);
-    for (int i = 0; i < nconc; i++) {
-        char q[32], key[64], label[96];
-        long n = o->n;
-        snprintf(q, sizeof q, "bench-drain-%d", conc[i]);
-        bench_flush(o, c);
-        bench_note("drain: %ld no-op rows, one embedded worker, concurrency %d", n, conc[i]);
-        bench_redis_snap s0, s1, s2;
-        bench_snap(c, &s0);
-        bench_submit(c, q, "noop", "{}", n);
-        bench_snap(c, &s1);
-        double cpu0 = bench_self_cpu();
-        double secs = bench_run_worker(o, q, conc[i], n, NULL, NULL);
-        double cpu = bench_self_cpu() - cpu0;
-        bench_snap(c, &s2);
-        bench_verify_completed(c, q, n, 0);
-
-        snprintf(key, sizeof key, "drain.c%d.rate", conc[i]);
-        snprintf(label, sizeof label, "drain, 1 embedded worker, c=%d", conc[i]);
-        bench_emit(key, label, "jobs/s", (double)n / secs, false);
-        snprintf(key, sizeof key, "drain.c%d.worker_us", conc[i]);
-        snprintf(label, sizeof label, "drain c=%d: worker CPU per process", conc[i]);
-        bench_emit(key, label, "us", cpu * 1e6 / (double)n, false);
-        snprintf(key, sizeof key, "drain.c%d.redis_us", conc[i]);
-        snprintf(label, sizeof label, "drain c=%d: Redis CPU per process (claim+compl)", conc[i]);
-        bench_emit(key, label, "us", (s2.cpu - s1.cpu) * 1e6 / (double)n, false);
-        snprintf(key, sizeof key, "drain.c%d.life_us", conc[i]);
-        snprintf(label, sizeof label, "drain c=%d: Redis CPU per process (sub+claim+compl)",
-                 conc[i]);
-        bench_emit(key, label, "us", (s2.cpu - s0.cpu) * 1e6 / (double)n, false);
-        snprintf(key, sizeof key, "drain.c%d", conc[i]);
-        snprintf(label, sizeof label, "drain c=%d", conc[i]);
-        bench_emit_cmdstats(key, label, &s1, &s2, n);
-    }
+    for (int i = 0; i < nconc; i++)
+        drain_one(o, c, conc[i], 0);
+    /* One worker that runs one process at a time, its next rows claimed ahead:
+     * what --prefetch buys a worker of short processes. */
+    drain_one(o, c, 1, 15);
     lash_close(c);
 }
 

@@ -38,7 +38,7 @@ void sc_exec(const bench_opts *o)
     bench_redis_snap s1, s2;
     bench_snap(c, &s1);
     double cpu0 = bench_self_cpu(), ccpu0 = bench_children_cpu();
-    double secs = bench_run_worker(o, "bench-exec", EXEC_CONC, n, "true", "/bin/true");
+    double secs = bench_run_worker(o, "bench-exec", EXEC_CONC, 0, n, "true", "/bin/true");
     double cpu = bench_self_cpu() - cpu0, ccpu = bench_children_cpu() - ccpu0;
     bench_snap(c, &s2);
     bench_verify_completed(c, "bench-exec", n, 0);

@@ -44,6 +44,7 @@ Test(config, every_bound_is_checked)
 {
     lash_worker_config c;
     c = cfg(), c.turn.lease_ms = 299, expect_refused(&c, "lease_ms");
+    c = cfg(), c.turn.prefetch = -1, expect_refused(&c, "prefetch must be 0..4096, got -1");
     c = cfg(), c.turn.poll_ms = 0, expect_refused(&c, "poll_ms");
     c = cfg(), c.turn.claim_max = LASH_BATCH_MAX + 1, expect_refused(&c, "claim_max");
     c = cfg(), c.turn.grace_ms = -1, expect_refused(&c, "grace_ms");

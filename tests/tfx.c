@@ -133,7 +133,7 @@ void answer(lash_turn *t, uint32_t cmd, int n, int status, int64_t now)
 
 int slot_of(const lash_turn *t, const char *id)
 {
-    for (int i = 0; i < C.concurrency; i++) {
+    for (int i = 0; i < lash_turn_slots(t); i++) {
         const lash_slot *s = lash_turn_slot(t, i);
         if (s->used && strcmp(s->id, id) == 0) return i;
     }

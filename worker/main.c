@@ -43,6 +43,9 @@ static const char usage[] =
     "  --queue NAME           LASH_QUEUES       queue to work (repeatable; env: comma-separated;\n"
     "                                           default: default)\n"
     "  --concurrency N        LASH_CONCURRENCY  processes at once (default 16)\n"
+    "  --prefetch N           LASH_PREFETCH     rows claimed ahead and held leased, to start\n"
+    "                                           the moment a running one ends (default 0;\n"
+    "                                           for many short processes, see README)\n"
     "  --lease-ms MS          LASH_LEASE_MS     lease ttl, renewed every third (default 30000)\n"
     "  --poll-ms MS           LASH_POLL_MS      safety-net poll interval (default 400)\n"
     "  --grace-ms MS          LASH_GRACE_MS     on SIGTERM, how long running processes may\n"
@@ -137,6 +140,7 @@ enum {
     O_REDIS = 256,
     O_QUEUE,
     O_CONC,
+    O_PREFETCH,
     O_LEASE,
     O_POLL,
     O_GRACE,
@@ -174,6 +178,10 @@ static int apply(opts *o, int key, const char *v)
     case O_CONC:
         if ((rc = num("--concurrency", v, &n))) return rc;
         o->c.turn.concurrency = n > INT32_MAX ? INT32_MAX : (int)n;
+        break;
+    case O_PREFETCH:
+        if ((rc = num("--prefetch", v, &n))) return rc;
+        o->c.turn.prefetch = n > INT32_MAX ? INT32_MAX : (int)n;
         break;
     case O_LEASE:
         if ((rc = num("--lease-ms", v, &n))) return rc;
@@ -248,21 +256,14 @@ static int from_env(opts *o)
     static const struct {
         const char *name;
         int key;
-    } vars[] = {{"LASH_REDIS_URL", O_REDIS},
-                {"LASH_CONCURRENCY", O_CONC},
-                {"LASH_LEASE_MS", O_LEASE},
-                {"LASH_POLL_MS", O_POLL},
-                {"LASH_GRACE_MS", O_GRACE},
-                {"LASH_WORKER_ID", O_ID},
-                {"LASH_KEEP", O_KEEP},
-                {"LASH_KEEP_MS", O_KEEPMS},
-                {"LASH_LOG_FORMAT", O_LFMT},
-                {"LASH_LOG_LEVEL", O_LLVL},
-                {"LASH_LOG_FILE", O_LFILE},
-                {"LASH_HEALTH_FILE", O_HEALTH},
-                {"LASH_REPLY_TIMEOUT_MS", O_REPLY},
-                {"LASH_METRICS_LISTEN", O_METRICS},
-                {"LASH_FAILOVER_MS", O_FAILOVER}};
+    } vars[] = {{"LASH_REDIS_URL", O_REDIS},        {"LASH_CONCURRENCY", O_CONC},
+                {"LASH_PREFETCH", O_PREFETCH},      {"LASH_LEASE_MS", O_LEASE},
+                {"LASH_POLL_MS", O_POLL},           {"LASH_GRACE_MS", O_GRACE},
+                {"LASH_WORKER_ID", O_ID},           {"LASH_KEEP", O_KEEP},
+                {"LASH_KEEP_MS", O_KEEPMS},         {"LASH_LOG_FORMAT", O_LFMT},
+                {"LASH_LOG_LEVEL", O_LLVL},         {"LASH_LOG_FILE", O_LFILE},
+                {"LASH_HEALTH_FILE", O_HEALTH},     {"LASH_REPLY_TIMEOUT_MS", O_REPLY},
+                {"LASH_METRICS_LISTEN", O_METRICS}, {"LASH_FAILOVER_MS", O_FAILOVER}};
     int rc;
     for (size_t i = 0; i < sizeof vars / sizeof vars[0]; i++) {
         const char *v = getenv(vars[i].name);
@@ -283,6 +284,7 @@ static int parse(opts *o, int argc, char **argv)
     static const struct option longs[] = {{"redis", 1, 0, O_REDIS},
                                           {"queue", 1, 0, O_QUEUE},
                                           {"concurrency", 1, 0, O_CONC},
+                                          {"prefetch", 1, 0, O_PREFETCH},
                                           {"lease-ms", 1, 0, O_LEASE},
                                           {"poll-ms", 1, 0, O_POLL},
                                           {"grace-ms", 1, 0, O_GRACE},

@@ -75,7 +75,10 @@ struct lash_turn {
     uint64_t rng;
 
     lash_slot *slots;
-    int used;         /* slots in use */
+    int nslots;       /* concurrency + prefetch */
+    int used;         /* slots in use, held ones included */
+    int held;         /* slots holding a row not started (prefetch) */
+    uint64_t order;   /* the last held row's order */
     int reserved;     /* rows asked for by claims in flight */
     int progress_due; /* slots holding a progress report not sent yet */
 
@@ -242,6 +245,7 @@ lash_status lash_turn_config_check(const lash_turn_config *c, lash_err *e)
 {
     lash_status st;
     if ((st = bound(e, "concurrency", c->concurrency, 1, LASH_TURN_CONCURRENCY_MAX)) ||
+        (st = bound(e, "prefetch", c->prefetch, 0, LASH_TURN_CONCURRENCY_MAX)) ||
         (st = bound(e, "the number of queues", c->nqueues, 1, LASH_TURN_QUEUES_MAX)) ||
         (st = bound(e, "claim_max", c->claim_max, 1, LASH_BATCH_MAX)) ||
         (st = bound(e, "lease_ms", c->lease_ms, 300, 86400000)) ||
@@ -270,7 +274,8 @@ lash_turn *lash_turn_new(const lash_turn_config *c, const char *owner)
     t->c.reply_timeout_ms = lash_turn_reply_timeout(c);
     snprintf(t->owner, sizeof t->owner, "%s", owner);
     t->rng = c->seed ? c->seed : 1;
-    t->slots = xcalloc((size_t)t->c.concurrency, sizeof *t->slots);
+    t->nslots = t->c.concurrency + t->c.prefetch;
+    t->slots = xcalloc((size_t)t->nslots, sizeof *t->slots);
     int nq = t->c.nqueues;
     t->want = xcalloc((size_t)nq, sizeof *t->want);
     t->beat = xcalloc((size_t)nq, sizeof *t->beat);
@@ -308,6 +313,7 @@ static void slot_clear(lash_turn *t, int i)
     lash_slot *s = &t->slots[i];
     if (!s->used) return;
     if (s->progress_due) t->progress_due--; /* the outcome supersedes it */
+    if (s->held) t->held--;
     free(s->payload);
     memset(s, 0, sizeof *s);
     t->used--;
@@ -316,7 +322,7 @@ static void slot_clear(lash_turn *t, int i)
 void lash_turn_free(lash_turn *t)
 {
     if (!t) return;
-    for (int i = 0; i < t->c.concurrency; i++)
+    for (int i = 0; i < t->nslots; i++)
         slot_clear(t, i);
     for (int i = 0; i < t->ncmds; i++)
         cmd_free(&t->cmds[i]);
@@ -360,14 +366,24 @@ bool lash_turn_next(lash_turn *t, lash_action *a)
     return true;
 }
 
+int lash_turn_slots(const lash_turn *t)
+{
+    return t->nslots;
+}
+
 const lash_slot *lash_turn_slot(const lash_turn *t, int slot)
 {
-    return slot >= 0 && slot < t->c.concurrency ? &t->slots[slot] : NULL;
+    return slot >= 0 && slot < t->nslots ? &t->slots[slot] : NULL;
 }
 
 int lash_turn_running(const lash_turn *t)
 {
-    return t->used;
+    return t->used - t->held;
+}
+
+int lash_turn_held(const lash_turn *t)
+{
+    return t->held;
 }
 
 bool lash_turn_connected_now(const lash_turn *t)
@@ -473,7 +489,7 @@ static void rearm(lash_turn *t)
     } else if (t->started) {
         consider(&at, t->connect_at);
     }
-    for (int i = 0; i < t->c.concurrency; i++) {
+    for (int i = 0; i < t->nslots; i++) {
         const lash_slot *s = &t->slots[i];
         if (!s->used) continue;
         /* A renew held back after an error reply waits for the hold, not its
@@ -529,11 +545,74 @@ static int64_t retry_delay(lash_turn *t, const lash_slot *s)
     return lash_backoff_delay(&b, s->attempt, rnd(t));
 }
 
+/* Hands a leased row straight back (release) without running it: it costs
+ * no attempt and stays pending, on_lost=abandon or not. */
+static void give_back(lash_turn *t, int q, const char *id, int64_t fence)
+{
+    lash_slot tmp = {.fence = fence};
+    snprintf(tmp.id, sizeof tmp.id, "%s", id);
+    record(t, q, &tmp, LASH_OUT_FAIL, NULL, 0, 0, true, false);
+}
+
+/* Starts held rows, the oldest claimed first, while fewer than `concurrency`
+ * run: the next row starts as the last ends, with no round trip to Redis in
+ * between. A held row starts on its lease as last renewed, and only with a
+ * third of it left (the next renew is due before then): one whose renews
+ * could not go (Redis away, or this process paused) waits for the next renew
+ * or runs out. A linear scan for the oldest: held rows are few next to the
+ * work of starting one. */
+static void start_held(lash_turn *t, int64_t now)
+{
+    while (t->held > 0 && !t->draining && t->used - t->held < t->c.concurrency) {
+        int i = -1;
+        for (int k = 0; k < t->nslots; k++) {
+            const lash_slot *h = &t->slots[k];
+            if (h->held && h->lease_until - now >= t->c.lease_ms / 3 &&
+                (i < 0 || h->order < t->slots[i].order))
+                i = k;
+        }
+        if (i < 0) return;
+        lash_slot *s = &t->slots[i];
+        s->held = false;
+        t->held--;
+        s->started = now;
+        if (s->timeout_ms > 0) s->deadline = now + s->timeout_ms;
+        push(t, LASH_ACT_START)->slot = i;
+    }
+}
+
+/* A held row's lease is gone (ran out while Redis was away, or a renew was
+ * refused): it never started, so there is nothing to stop. It is handed back
+ * unrun all the same: release.lua goes by the row's owner and fence, not the
+ * lease key, so a row nobody claimed since goes back to pending with its
+ * attempt unspent (else another claim would count the lease lost: an attempt
+ * spent, or `abandoned` for a row that never ran); one claimed since answers
+ * stale and is left alone. */
+static void drop_held(lash_turn *t, int i, const char *why)
+{
+    const lash_slot *s = &t->slots[i];
+    t->k.leases_lost++;
+    logf_(t, LASH_LOG_WARN, -1,
+          "queue #%d id %s fence %lld: lease %s before the row started; handed back", s->q, s->id,
+          (long long)s->fence, why);
+    give_back(t, s->q, s->id, s->fence);
+    slot_clear(t, i);
+}
+
+/* A held row whose cancellation was asked: recorded cancelled, never started. */
+static void cancel_held(lash_turn *t, int i)
+{
+    const lash_slot *s = &t->slots[i];
+    logf_(t, LASH_LOG_INFO, -1, "queue #%d id %s: cancellation asked before it started", s->q,
+          s->id);
+    record(t, s->q, s, LASH_OUT_CANCEL, "cancelled by request", 20, 0, false, false);
+    slot_clear(t, i);
+}
+
 void lash_turn_exited(lash_turn *t, int i, lash_outcome o, const char *text, size_t len,
                       int64_t now)
 {
-    (void)now;
-    if (i < 0 || i >= t->c.concurrency || !t->slots[i].used) return;
+    if (i < 0 || i >= t->nslots || !t->slots[i].used || t->slots[i].held) return;
     lash_slot *s = &t->slots[i];
     char why[160];
     if (s->lost) {
@@ -567,26 +646,18 @@ void lash_turn_exited(lash_turn *t, int i, lash_outcome o, const char *text, siz
         record(t, s->q, s, o, text, len, retry, false, true);
     }
     slot_clear(t, i);
+    start_held(t, now);
     rearm(t);
-}
-
-/* Hands a leased row straight back (release) without running it: it costs
- * no attempt and stays pending, on_lost=abandon or not. */
-static void give_back(lash_turn *t, int q, const char *id, int64_t fence)
-{
-    lash_slot tmp = {.fence = fence};
-    snprintf(tmp.id, sizeof tmp.id, "%s", id);
-    record(t, q, &tmp, LASH_OUT_FAIL, NULL, 0, 0, true, false);
 }
 
 static int free_slots(const lash_turn *t)
 {
-    return t->c.concurrency - t->used - t->reserved;
+    return t->nslots - t->used - t->reserved;
 }
 
 static int take_slot(lash_turn *t)
 {
-    for (int i = 0; i < t->c.concurrency; i++)
+    for (int i = 0; i < t->nslots; i++)
         if (!t->slots[i].used) return i;
     return -1;
 }
@@ -613,11 +684,9 @@ static void start_row(lash_turn *t, int q, lash_claimed *row, int64_t sent, int6
     s->fence = row->fence;
     s->timeout_ms = row->timeout_ms;
     memcpy(s->backoff, row->backoff, sizeof s->backoff);
-    s->started = now;
     /* The lease began no earlier than the claim was sent: count from there. */
     s->lease_until = sent + t->c.lease_ms;
     s->renew_at = sent + t->c.lease_ms / 3;
-    if (s->timeout_ms > 0) s->deadline = now + s->timeout_ms;
     lash_err e;
     /* Rows are untrusted: a payload that is not JSON never reaches a handler.
      * cJSON passes any byte inside strings, and JSON text is UTF-8 (RFC 8259),
@@ -636,7 +705,12 @@ static void start_row(lash_turn *t, int q, lash_claimed *row, int64_t sent, int6
         slot_clear(t, i);
         return;
     }
-    push(t, LASH_ACT_START)->slot = i;
+    /* Every row waits its turn with the held ones, so they start in claim
+     * order; with a running slot free it starts at once. */
+    s->held = true;
+    s->order = ++t->order;
+    t->held++;
+    start_held(t, now);
 }
 
 /* ---- events ----------------------------------------------------------------- */
@@ -687,7 +761,7 @@ void lash_turn_connected(lash_turn *t, int64_t now)
     for (int q = 0; q < t->c.nqueues; q++)
         t->want[q] = t->beat[q] = true;
     t->beat_at = now + LASH_TURN_BEAT_MS;
-    for (int i = 0; i < t->c.concurrency; i++)
+    for (int i = 0; i < t->nslots; i++)
         if (t->slots[i].used) t->slots[i].renew_at = now;
     logf_(t, LASH_LOG_INFO, -1, "connected");
     rearm(t);
@@ -719,9 +793,13 @@ void lash_turn_poke(lash_turn *t, int q, int64_t now)
 
 static void check_slots(lash_turn *t, int64_t now)
 {
-    for (int i = 0; i < t->c.concurrency; i++) {
+    for (int i = 0; i < t->nslots; i++) {
         lash_slot *s = &t->slots[i];
         if (!s->used) continue;
+        if (s->held && now >= s->lease_until) {
+            drop_held(t, i, "ran out");
+            continue;
+        }
         if (!s->lost && now >= s->lease_until) {
             /* We could not renew in time: someone else may own it now. */
             s->lost = true;
@@ -793,9 +871,9 @@ void lash_turn_tick(lash_turn *t, int64_t now)
     check_slots(t, now);
     if (t->draining && !t->grace_over && now >= t->grace_at) {
         t->grace_over = true;
-        for (int i = 0; i < t->c.concurrency; i++) {
+        for (int i = 0; i < t->nslots; i++) {
             lash_slot *s = &t->slots[i];
-            if (s->used && !s->lost && !s->releasing) {
+            if (s->used && !s->held && !s->lost && !s->releasing) {
                 s->releasing = true;
                 logf_(t, LASH_LOG_INFO, i, "shutdown grace over: stopping, lease to be released");
                 kill_slot(t, i, SIGTERM, now);
@@ -973,7 +1051,7 @@ void lash_turn_recovered(lash_turn *t, uint32_t id, lash_status st, const lash_r
     t->lost[q] = 0;
     for (size_t i = 0; i < r->n; i++) {
         bool running = false;
-        for (int k = 0; k < t->c.concurrency && !running; k++)
+        for (int k = 0; k < t->nslots && !running; k++)
             running = t->slots[k].used && t->slots[k].q == q &&
                       t->slots[k].fence == r->leases[i].fence &&
                       strcmp(t->slots[k].id, r->leases[i].id) == 0;
@@ -993,6 +1071,14 @@ static void renew_reply(lash_turn *t, cmd *m, const int *status, size_t n, int64
         int k = m->slots[i];
         lash_slot *s = &t->slots[k];
         if (!s->used || s->fence != m->fences[i] || strcmp(s->id, m->leases[i].id) != 0) continue;
+        if (status[i] == LASH_RENEW_LOST && s->held) {
+            drop_held(t, k, "lost (renew refused)");
+            continue;
+        }
+        if (status[i] == LASH_RENEW_CANCEL && s->held) {
+            cancel_held(t, k);
+            continue;
+        }
         if (status[i] == LASH_RENEW_LOST) {
             if (!s->lost) {
                 s->lost = true;
@@ -1009,6 +1095,7 @@ static void renew_reply(lash_turn *t, cmd *m, const int *status, size_t n, int64
             kill_slot(t, k, SIGTERM, now);
         }
     }
+    start_held(t, now); /* a held row kept waiting for want of lease may go now */
 }
 
 /* How long to hold commands after an error reply. */
@@ -1066,7 +1153,7 @@ void lash_turn_replied(lash_turn *t, uint32_t id, lash_status st, const int *sta
 void lash_turn_progress(lash_turn *t, int i, int percent, const char *text, size_t len, int64_t now)
 {
     (void)now;
-    if (i < 0 || i >= t->c.concurrency || !t->slots[i].used) return;
+    if (i < 0 || i >= t->nslots || !t->slots[i].used || t->slots[i].held) return;
     lash_slot *s = &t->slots[i];
     if (s->lost || lash_progress_check(percent, text, len, NULL)) return;
     s->progress = percent;
@@ -1082,9 +1169,11 @@ void lash_turn_progress(lash_turn *t, int i, int percent, const char *text, size
 
 void lash_turn_cancel(lash_turn *t, int q, const char *id, int64_t now)
 {
-    for (int i = 0; i < t->c.concurrency; i++) {
+    for (int i = 0; i < t->nslots; i++) {
         lash_slot *s = &t->slots[i];
-        if (s->used && s->q == q && !s->cancelled && strcmp(s->id, id) == 0) {
+        if (s->used && s->held && s->q == q && strcmp(s->id, id) == 0) {
+            cancel_held(t, i);
+        } else if (s->used && s->q == q && !s->cancelled && strcmp(s->id, id) == 0) {
             s->cancelled = true;
             logf_(t, LASH_LOG_INFO, i, "cancellation asked; stopping");
             kill_slot(t, i, SIGTERM, now);
@@ -1096,9 +1185,9 @@ void lash_turn_cancel(lash_turn *t, int q, const char *id, int64_t now)
 void lash_turn_shutdown(lash_turn *t, int64_t now)
 {
     if (t->draining) { /* asked twice: no more waiting, SIGKILL what still runs */
-        for (int i = 0; i < t->c.concurrency; i++) {
+        for (int i = 0; i < t->nslots; i++) {
             lash_slot *s = &t->slots[i];
-            if (!s->used) continue;
+            if (!s->used || s->held) continue;
             if (!s->lost) s->releasing = true;
             kill_slot(t, i, SIGKILL, now);
         }
@@ -1110,8 +1199,14 @@ void lash_turn_shutdown(lash_turn *t, int64_t now)
     t->draining = true;
     t->grace_at = now + t->c.grace_ms;
     t->hard_at = t->grace_at + t->c.kill_grace_ms + 2 * t->c.reply_timeout_ms;
-    logf_(t, LASH_LOG_INFO, -1, "shutting down: %d running, grace %lld ms", t->used,
-          (long long)t->c.grace_ms);
+    logf_(t, LASH_LOG_INFO, -1, "shutting down: %d running, %d held (handed back), grace %lld ms",
+          lash_turn_running(t), t->held, (long long)t->c.grace_ms);
+    /* Rows held for later were never started: another worker runs them. */
+    for (int i = 0; i < t->nslots; i++) {
+        if (!t->slots[i].held) continue;
+        give_back(t, t->slots[i].q, t->slots[i].id, t->slots[i].fence);
+        slot_clear(t, i);
+    }
     maybe_exit(t, now);
     rearm(t);
 }
@@ -1164,7 +1259,7 @@ static void send_recs(lash_turn *t, int q, recs *from, cmd_kind kind, int64_t no
 static void send_renews(lash_turn *t, int q, int64_t now)
 {
     int n = 0;
-    for (int i = 0; i < t->c.concurrency; i++) {
+    for (int i = 0; i < t->nslots; i++) {
         const lash_slot *s = &t->slots[i];
         /* Renew a little early so leases due soon share this call. */
         if (s->used && s->q == q && !s->lost && now + t->c.lease_ms / 12 >= s->renew_at) n++;
@@ -1180,7 +1275,7 @@ static void send_renews(lash_turn *t, int q, int64_t now)
      * alone cannot tell rows apart: every row's first attempt is fence 1. */
     m->rows.v = xcalloc((size_t)n, sizeof *m->rows.v);
     m->rows.cap = (size_t)n;
-    for (int i = 0; i < t->c.concurrency; i++) {
+    for (int i = 0; i < t->nslots; i++) {
         lash_slot *s = &t->slots[i];
         if (!(s->used && s->q == q && !s->lost && now + t->c.lease_ms / 12 >= s->renew_at))
             continue;
@@ -1207,7 +1302,7 @@ static void send_progress(lash_turn *t, int q, int64_t now)
 {
     if (!t->progress_due) return;
     int n = 0;
-    for (int i = 0; i < t->c.concurrency; i++) {
+    for (int i = 0; i < t->nslots; i++) {
         const lash_slot *s = &t->slots[i];
         if (s->used && s->q == q && s->progress_due && now >= s->progress_at) n++;
     }
@@ -1216,7 +1311,7 @@ static void send_progress(lash_turn *t, int q, int64_t now)
     m->rows.v = xcalloc((size_t)n, sizeof *m->rows.v);
     m->rows.cap = (size_t)n;
     m->reports = xcalloc((size_t)n, sizeof *m->reports);
-    for (int i = 0; i < t->c.concurrency; i++) {
+    for (int i = 0; i < t->nslots; i++) {
         lash_slot *s = &t->slots[i];
         if (!(s->used && s->q == q && s->progress_due && now >= s->progress_at)) continue;
         rec *r = &m->rows.v[m->rows.n++];
@@ -1292,7 +1387,9 @@ static void send_claim(lash_turn *t, int q, int64_t now)
     if (t->draining || t->claim[q] || t->lost[q]) return;
     int n = free_slots(t);
     if (n > t->c.claim_max) n = t->c.claim_max;
-    if (n < 0) n = 0;
+    /* With rows held, the claim waits until half the prefetch is free: the
+     * held rows are refilled in batches, not a claim call per row. */
+    if (n < 0 || (t->held > 0 && n < (t->c.prefetch + 1) / 2)) n = 0;
     if (!(t->want[q] && n > 0) && !t->beat[q]) return;
     if (n > 0) t->want[q] = false;
     looked(t, q, now);

@@ -17,7 +17,13 @@
  *     first peeks (is a row eligible?) and claims only when one is; the
  *     heartbeat and retention (a claim's upkeep) go every LASH_TURN_BEAT_MS
  *     when idle, about once a second when busy;
- *   - slots: a claim never asks for more rows than free slots;
+ *   - slots: concurrency + prefetch of them; a claim never asks for more
+ *     rows than free slots; at most `concurrency` run, the rest are held
+ *     (leased, renewed, not started) and start in claim order as running
+ *     ones end, without a round trip to Redis in between, and only with a
+ *     third of their lease left: a held row that is cancelled is recorded
+ *     cancelled, one whose lease is lost is handed back unrun (release), and
+ *     so are held rows at the shutdown;
  *   - leases: renewed every lease/3 in one batch per queue; a renew answered
  *     "lost" (or a lease whose local estimate runs out while Redis is away)
  *     kills the process and records nothing;
@@ -64,7 +70,8 @@
 #define LASH_TURN_PROGRESS_MS 500
 
 typedef struct {
-    int concurrency;          /* slots: processes running at once, 1..4096 */
+    int concurrency;          /* processes running at once, 1..4096 */
+    int prefetch;             /* rows held leased beyond those, ready to start, 0..4096 */
     int nqueues;              /* queues 0..nqueues-1 (names are the shell's), 1..64 */
     int claim_max;            /* rows per claim call, 1..LASH_BATCH_MAX */
     int64_t lease_ms;         /* lease ttl, 300 ms..1 day */
@@ -147,6 +154,8 @@ typedef struct {
     bool lost;      /* lease lost: record nothing */
     bool timed_out; /* exceeded timeout_ms: record a failure */
     bool releasing; /* killed at the end of the shutdown grace: release */
+    bool held;      /* leased and waiting for a running slot (prefetch) */
+    uint64_t order; /* held: starts before the held rows of higher order */
     /* its latest progress report not sent yet (progress_due), and when the
      * next may go (LASH_TURN_PROGRESS_MS after the last) */
     bool progress_due;
@@ -204,8 +213,13 @@ void lash_turn_flush(lash_turn *t, int64_t now);
 /* Actions, oldest first; false when none is left. */
 bool lash_turn_next(lash_turn *t, lash_action *a);
 
+/* The slots, concurrency + prefetch: every action's slot is below this. */
+int lash_turn_slots(const lash_turn *t);
 const lash_slot *lash_turn_slot(const lash_turn *t, int slot);
+/* Processes running (held rows not counted). */
 int lash_turn_running(const lash_turn *t);
+/* Rows held leased, waiting for a running slot. */
+int lash_turn_held(const lash_turn *t);
 bool lash_turn_connected_now(const lash_turn *t);
 /* What a worker has done since it started, counted: for its logs, its metrics
  * (lash-worker --metrics-listen) and tests. lash_turn_counters and

@@ -247,7 +247,7 @@ static void exec_progress(void *ud, const char *line, size_t len)
 /* Hands the machine the jobs' latest progress reports. */
 static void report_progress(lash_worker *w, int64_t now)
 {
-    for (int i = 0; w->nprogress && i < w->c.turn.concurrency; i++) {
+    for (int i = 0; w->nprogress && i < lash_turn_slots(w->turn); i++) {
         lash_job *j = w->jobs[i];
         if (!j || !j->progress_new) continue;
         j->progress_new = false;
@@ -363,7 +363,7 @@ static void kill_job(lash_worker *w, int slot, int sig)
  * independent), and the starts that found no memory for a job. */
 static void report_finished(lash_worker *w, int64_t now)
 {
-    for (int i = 0; w->nstart_failed && i < w->c.turn.concurrency; i++) {
+    for (int i = 0; w->nstart_failed && i < lash_turn_slots(w->turn); i++) {
         if (!w->start_failed[i]) continue;
         w->start_failed[i] = false;
         w->nstart_failed--;
@@ -823,23 +823,38 @@ static bool to_tell(const lash_worker *w)
 /* Once per loop iteration: what happened in, one flush, every action out. A
  * few rounds, so handlers that finished at once go out this iteration; what
  * is still left after them asks for another iteration straight away. */
+/* Carries out every action the machine has queued. */
+static void act_all(lash_worker *w, int64_t now)
+{
+    lash_action a;
+    w->acting = true;
+    while (!w->exited && lash_turn_next(w->turn, &a))
+        act(w, &a, now);
+    w->acting = false;
+}
+
 static void on_prepare(struct ev_loop *loop, ev_prepare *p, int revents)
 {
     (void)revents;
     lash_worker *w = p->data;
     reap_dead(w);
-    for (int round = 0; round < 4 && !w->exited; round++) {
+    /* What ends while acting (an in-process handler, a start that failed) is
+     * told in the next round, and what it starts acted on, so that a run of
+     * short processes (a held row starts as the last ends) finishes within
+     * one iteration and its outcomes leave in one flush. Bounded: the rest
+     * waits for the next iteration (ev_idle below), not for I/O. */
+    for (int round = 0; round < 64 && !w->exited; round++) {
         int64_t now = now_ms();
         report_progress(w, now);
         report_finished(w, now);
         report_deferred(w, now);
-        lash_turn_flush(w->turn, now);
-        lash_action a;
-        w->acting = true;
-        while (!w->exited && lash_turn_next(w->turn, &a))
-            act(w, &a, now);
-        w->acting = false;
+        act_all(w, now);
         if (!to_tell(w)) break;
+    }
+    if (!w->exited) {
+        int64_t now = now_ms();
+        lash_turn_flush(w->turn, now);
+        act_all(w, now);
     }
     reap_dead(w);
     if (!w->exited && to_tell(w)) ev_idle_start(loop, &w->again);
@@ -988,8 +1003,8 @@ lash_status lash_worker_new(struct ev_loop *loop, const lash_worker_config *c, l
         st = lash_turn_config_check(&tc, e);
         goto fail;
     }
-    w->jobs = calloc((size_t)tc.concurrency, sizeof *w->jobs);
-    w->start_failed = calloc((size_t)tc.concurrency, sizeof *w->start_failed);
+    w->jobs = calloc((size_t)lash_turn_slots(w->turn), sizeof *w->jobs);
+    w->start_failed = calloc((size_t)lash_turn_slots(w->turn), sizeof *w->start_failed);
     if (!w->jobs || !w->start_failed) {
         st = lash_fail(e, LASH_ENOMEM, "out of memory");
         goto fail;
@@ -1045,6 +1060,11 @@ int lash_worker_running(const lash_worker *w)
     return lash_turn_running(w->turn);
 }
 
+int lash_worker_held(const lash_worker *w)
+{
+    return lash_turn_held(w->turn);
+}
+
 void lash_worker_free(lash_worker *w)
 {
     if (!w) return;
@@ -1072,7 +1092,7 @@ void lash_worker_free(lash_worker *w)
         free(j);
     }
     if (w->jobs && w->turn)
-        for (int i = 0; i < w->c.turn.concurrency; i++)
+        for (int i = 0; i < lash_turn_slots(w->turn); i++)
             free(w->jobs[i]);
     lash_turn_free(w->turn);
     for (int i = 0; i < w->nhandlers; i++)

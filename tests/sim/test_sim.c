@@ -28,6 +28,8 @@
 #define SIM_Q 2
 #define SIM_M 4
 #define SIM_SLOTS 8
+#define SIM_HELD 3 /* the most rows a machine prefetches */
+#define SIM_SLOTS_ALL (SIM_SLOTS + SIM_HELD)
 #define SIM_FENCES 128
 #define SIM_LEASE 3000
 
@@ -66,6 +68,7 @@ typedef struct {
     signed char exited[SIM_FENCES]; /* 1 + the process' own outcome */
     bool lost[SIM_FENCES];          /* a renew said "lost" while its process ran */
     bool gaveup[SIM_FENCES];        /* its machine gave the lease up (lost) */
+    bool stolen[SIM_FENCES];        /* its lease key vanished (a fault) */
 } mrow;
 
 typedef enum { F_NONE, F_ERROR, F_LOST_REQUEST, F_LOST_REPLY } cmd_fault;
@@ -107,7 +110,7 @@ typedef struct {
     uint64_t conn, timer_seq;
     int64_t timer_at, last_tick;
     int same_tick;
-    sproc p[SIM_SLOTS];
+    sproc p[SIM_SLOTS_ALL];
     int running, claim_out;
     uint32_t claim_q[SIM_Q];
     int claim_n[SIM_Q];
@@ -162,8 +165,8 @@ typedef struct {
     char owner[32];
     uint32_t seq;
     int n;
-    int row[SIM_SLOTS];
-    int64_t fence[SIM_SLOTS];
+    int row[SIM_SLOTS_ALL];
+    int64_t fence[SIM_SLOTS_ALL];
 } srecord;
 
 static struct {
@@ -327,8 +330,8 @@ static void m_claim(int q, const char *owner, int n, int64_t ttl, uint32_t seq, 
     cr_assert_not_null(b->rows);
     if (n <= 0) return;
     /* ZRANGEBYSCORE due -inf now LIMIT 0 n: the n smallest (score, id) that are due */
-    int pick[SIM_SLOTS * 2], np = 0;
-    cr_assert_leq(n, SIM_SLOTS);
+    int pick[SIM_SLOTS_ALL * 2], np = 0;
+    cr_assert_leq(n, SIM_SLOTS_ALL);
     for (int i = 0; i < S.nrows; i++) {
         const mrow *r = &S.rows[i];
         if (r->q != q || !r->in_due || r->due > S.now) continue;
@@ -394,7 +397,7 @@ static void m_recover(int q, const char *owner, uint32_t seq, lash_recovered *ou
 {
     srecord *rec = record_of(q, owner);
     memset(out, 0, sizeof *out);
-    out->leases = calloc(SIM_SLOTS, sizeof *out->leases);
+    out->leases = calloc(SIM_SLOTS_ALL, sizeof *out->leases);
     cr_assert_not_null(out->leases);
     if (rec->seq != seq) return;
     for (int i = 0; i < rec->n; i++) {
@@ -703,9 +706,11 @@ static void audit_send(int mi, const lash_action *a)
         S.k.claims++;
         cr_assert(a->n >= 0 && a->n <= M->c.claim_max);
         cr_assert_eq(M->claim_q[a->q], 0, "%s: two claims in flight on queue %d", M->owner, a->q);
-        cr_assert_leq(M->claim_out + a->n + M->running, M->c.concurrency,
-                      "%s: claims %d more with %d asked and %d running, %d slots", M->owner, a->n,
-                      M->claim_out, M->running, M->c.concurrency);
+        cr_assert_leq(M->claim_out + a->n + M->running + lash_turn_held(M->t),
+                      M->c.concurrency + M->c.prefetch,
+                      "%s: claims %d more with %d asked, %d running and %d held, %d+%d slots",
+                      M->owner, a->n, M->claim_out, M->running, lash_turn_held(M->t),
+                      M->c.concurrency, M->c.prefetch);
         M->claim_out += a->n;
         M->claim_q[a->q] = a->cmd;
         M->claim_n[a->q] = a->n;
@@ -728,6 +733,13 @@ static void audit_send(int mi, const lash_action *a)
                 cr_assert(r->bad_payload, "%s: a good row was refused", r->id);
                 cr_assert_eq(r->started_by[f], 0, "%s: a bad row was started", r->id);
                 cr_assert_eq(r->delivered_to[f], M->inst);
+                continue;
+            }
+            if (c->outcome == LASH_OUT_CANCEL && r->started_by[f] == 0) {
+                /* A held row (prefetch) whose cancellation came before its start. */
+                cr_assert(r->cancel, "%s: cancelled unasked", r->id);
+                cr_assert_eq(r->delivered_to[f], M->inst, "%s: cancels a row it was not given",
+                             r->id);
                 continue;
             }
             cr_assert_eq(r->started_by[f], M->inst, "%s fence %lld: %s records what it did not run",
@@ -802,8 +814,14 @@ static void act(int mi, const lash_action *a)
         cr_assert(f > 0 && f < SIM_FENCES);
         cr_assert_not(r->bad_payload, "%s: a payload that is not JSON was started", r->id);
         cr_assert_eq(r->started_by[f], 0, "%s fence %lld started twice", r->id, (long long)f);
-        cr_assert(holds(r, M->owner, f), "%s: started fence %lld without its lease", r->id,
-                  (long long)f);
+        /* A held row (prefetch) starts on its lease as last renewed: one that
+         * vanished since (the steal fault) is learned of at the next renew,
+         * as for a running row, and the fence refuses its record. */
+        cr_assert(holds(r, M->owner, f) || (r->stolen[f] && r->delivered_to[f] == M->inst),
+                  "%s: started fence %lld without its lease (leased %d exp %lld now %lld lfence "
+                  "%lld lowner %s owner %s state %d)",
+                  r->id, (long long)f, r->leased, (long long)r->lexp, (long long)S.now,
+                  (long long)r->lfence, r->lowner, M->owner, r->state);
         r->started_by[f] = M->inst;
         S.k.cancel_reruns += r->cancel; /* released with its cancel asked: see release.lua */
         double u = unif();
@@ -961,7 +979,7 @@ static void on_reply(scmd *c)
             for (int i = 0; i < c->n; i++) {
                 if (c->status[i] != LASH_RENEW_LOST) continue;
                 mrow *r = row_by_id(c->leases[i].id);
-                for (int s = 0; s < M->c.concurrency; s++)
+                for (int s = 0; s < lash_turn_slots(M->t); s++)
                     if (M->p[s].running && M->p[s].row == (int)(r - S.rows) &&
                         M->p[s].fence == c->leases[i].fence)
                         r->lost[c->leases[i].fence] = true;
@@ -1040,6 +1058,7 @@ static void fault(void)
             if (r->state == M_RUNNING && live_lease(r)) {
                 S.k.steals++;
                 r->leased = false;
+                r->stolen[r->lfence] = true;
                 break;
             }
         }
@@ -1168,6 +1187,7 @@ static void sim_run(uint64_t seed, const profile *p)
         smach *M = &S.m[mi];
         lash_turn_config_default(&M->c);
         M->c.concurrency = (int)between(3, SIM_SLOTS);
+        M->c.prefetch = chance(0.5) ? (int)between(1, SIM_HELD) : 0;
         M->c.nqueues = p->nqueues;
         static const int claim_max[] = {1, 2, 3, 256};
         M->c.claim_max = claim_max[between(0, 3)];
