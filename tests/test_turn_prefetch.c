@@ -39,6 +39,22 @@ static void tick_answered(lash_turn *t, int64_t now)
     if (cc) give_none(t, cc, now);
 }
 
+/* The renew due at a third of the lease, answered: status for id, OK for the
+ * rest; then a loop iteration. */
+static void renew_says(lash_turn *t, const char *id, int status)
+{
+    int64_t now = T0 + C.lease_ms / 3;
+    lash_turn_tick(t, now);
+    step(t, now);
+    const lash_action *a = nth(LASH_ACT_RENEW, 0);
+    cr_assert_not_null(a);
+    int st[LASH_BATCH_MAX];
+    for (int i = 0; i < a->n; i++)
+        st[i] = strcmp(a->leases[i].id, id) == 0 ? status : LASH_RENEW_OK;
+    lash_turn_replied(t, a->cmd, LASH_OK, st, (size_t)a->n, NULL, now);
+    step(t, now);
+}
+
 /* The id of the row the i-th START of the last drain started. */
 static const char *started(const lash_turn *t, int i)
 {
@@ -148,15 +164,7 @@ Test(prefetch, a_held_row_a_renew_says_is_lost_is_handed_back_unrun)
 {
     row r[] = {{.id = "a", .fence = 1}, {.id = "b", .fence = 1}};
     lash_turn *t = one_and_held(1, r, 2, T0);
-    int64_t now = T0 + C.lease_ms / 3;
-    lash_turn_tick(t, now);
-    step(t, now);
-    const lash_action *a = nth(LASH_ACT_RENEW, 0);
-    int st[2];
-    for (int i = 0; i < 2; i++)
-        st[i] = strcmp(a->leases[i].id, "b") == 0 ? LASH_RENEW_LOST : LASH_RENEW_OK;
-    lash_turn_replied(t, a->cmd, LASH_OK, st, 2, NULL, now);
-    step(t, now);
+    renew_says(t, "b", LASH_RENEW_LOST);
     cr_assert_eq(count(LASH_ACT_KILL), 0, "a held row has no process to stop");
     cr_assert_eq(lash_turn_held(t), 0);
     cr_assert_eq(count(LASH_ACT_RELEASE), 1);
@@ -190,15 +198,7 @@ Test(prefetch, a_renew_that_says_cancel_ends_a_held_row_cancelled)
 {
     row r[] = {{.id = "a", .fence = 1}, {.id = "b", .fence = 1}};
     lash_turn *t = one_and_held(1, r, 2, T0);
-    int64_t now = T0 + C.lease_ms / 3;
-    lash_turn_tick(t, now);
-    step(t, now);
-    const lash_action *a = nth(LASH_ACT_RENEW, 0);
-    int st[2];
-    for (int i = 0; i < 2; i++)
-        st[i] = strcmp(a->leases[i].id, "b") == 0 ? LASH_RENEW_CANCEL : LASH_RENEW_OK;
-    lash_turn_replied(t, a->cmd, LASH_OK, st, 2, NULL, now);
-    step(t, now);
+    renew_says(t, "b", LASH_RENEW_CANCEL);
     cr_assert_eq(count(LASH_ACT_KILL), 0);
     cr_assert_eq(count(LASH_ACT_COMPLETE), 1);
     cr_assert_eq(nth(LASH_ACT_COMPLETE, 0)->completions[0].outcome, LASH_OUT_CANCEL);
@@ -247,8 +247,7 @@ Test(prefetch, a_timeout_counts_from_the_start_not_the_claim)
     lash_turn_tick(t, now + 1000);
     step(t, now + 1000);
     cr_assert_eq(count(LASH_ACT_KILL), 1);
-    cr_assert_eq(nth(LASH_ACT_KILL, 0)->slot, sb, "kill slot %d, b in %d",
-                 nth(LASH_ACT_KILL, 0)->slot, sb);
+    cr_assert_eq(nth(LASH_ACT_KILL, 0)->slot, sb, "b's own timeout stops it");
     lash_turn_free(t);
 }
 

@@ -58,13 +58,7 @@ Test(prefetch, held_rows_are_leased_and_run_one_at_a_time)
     int starts;
     cr_assert_eq(most_at_once(log, &starts), 1, "more than --concurrency ran at once");
     cr_assert_eq(starts, n, "%d runs for %d rows", starts, n);
-    for (int i = 0; i < n; i++) {
-        char id[16];
-        snprintf(id, sizeof id, "p%d", i);
-        lash_record r = get("q", id);
-        cr_assert_eq(r.attempt, 1, "%s ran %d times", id, r.attempt);
-        lash_record_free(&r);
-    }
+    ran_once("q", "p", n);
 }
 
 Test(prefetch, a_shutdown_hands_held_rows_back_unrun_and_lets_the_running_one_finish)
@@ -140,15 +134,7 @@ Test(prefetch, a_held_row_whose_lease_ran_out_while_redis_was_away_is_handed_bac
     work_script(work, sizeof work);
     snprintf(handler, sizeof handler, "work=%s", work);
     submit("q", "a1", "work", "[30,0]");
-    lash_submission s = {.id = "h1",
-                         .kind = "work",
-                         .payload = "[0,0]",
-                         .payload_len = 5,
-                         .max_attempts = 1,
-                         .on_lost = LASH_ON_LOST_ABANDON};
-    lash_submitted out;
-    lash_err e = {0};
-    cr_assert_eq(lash_submit(C, "q", &s, 1, &out, &e), LASH_OK, "%s", e.msg);
+    submit_o("q", "h1", "work", "[0,0]", (opts){.max_attempts = 1, .abandon = true});
     WORKER("wA", "--queue", "q", "--handler", handler, "--concurrency", "1", "--prefetch", "1",
            "--lease-ms", "900", "--poll-ms", "100");
     WAIT_UNTIL(runs_of("a1", 1, NULL) == 1 && lease_keys("q") == 2, 10000);

@@ -14,20 +14,6 @@
 
 TestSuite(shutdown, .fini = wfx_teardown, .timeout = 90);
 
-static void submit_abandon_once(const char *q, const char *id, const char *kind)
-{
-    lash_submission s = {.id = id,
-                         .kind = kind,
-                         .payload = "{}",
-                         .payload_len = 2,
-                         .max_attempts = 1,
-                         .on_lost = LASH_ON_LOST_ABANDON};
-    lash_submitted out;
-    lash_err e = {0};
-    cr_assert_eq(lash_submit(C, q, &s, 1, &out, &e), LASH_OK, "%s", e.msg);
-    cr_assert_eq(out.status, LASH_SUB_CREATED, "%s", out.msg);
-}
-
 /* The reviewer's case: on_lost=abandon, max_attempts 1, a handler that traps
  * TERM and exits 0: on SIGTERM the row went back to pending with its result
  * discarded, and a second worker ran it again. */
@@ -44,7 +30,7 @@ Test(shutdown, a_handler_that_finishes_on_term_records_its_result_and_runs_once)
              log);
     script(prog, sizeof prog, "polite.sh", body);
     snprintf(handler, sizeof handler, "polite=%s", prog);
-    submit_abandon_once("q", "a", "polite");
+    submit_o("q", "a", "polite", "{}", (opts){.max_attempts = 1, .abandon = true});
     pid_t w = WORKER("w1", "--queue", "q", "--handler", handler, "--grace-ms", "300");
     WAIT_UNTIL(file_has(log, "1") || file_has(log, "2"), 10000);
     WAIT_UNTIL(row_is("q", "a", "running"), 5000);
@@ -72,7 +58,7 @@ Test(shutdown, a_stopped_row_that_must_not_run_twice_is_abandoned)
     snprintf(body, sizeof body, "echo started >> %s\nexec sleep 30\n", log);
     script(prog, sizeof prog, "slow.sh", body);
     snprintf(handler, sizeof handler, "slow=%s", prog);
-    submit_abandon_once("q", "a", "slow");
+    submit_o("q", "a", "slow", "{}", (opts){.max_attempts = 1, .abandon = true});
     pid_t w = WORKER("w1", "--queue", "q", "--handler", handler, "--grace-ms", "300");
     /* The program runs (a row is 'running' from its claim, before its start:
      * a row stopped before it started is handed back, not abandoned). */

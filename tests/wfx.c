@@ -157,7 +157,8 @@ void submit_o(const char *q, const char *id, const char *kind, const char *paylo
                          .payload = payload,
                          .payload_len = payload ? strlen(payload) : 0,
                          .max_attempts = o.max_attempts,
-                         .timeout_ms = o.timeout_ms};
+                         .timeout_ms = o.timeout_ms,
+                         .on_lost = o.abandon ? LASH_ON_LOST_ABANDON : LASH_ON_LOST_RERUN};
     lash_submitted out;
     lash_err e = {0};
     cr_assert_eq(lash_submit(C, q, &s, 1, &out, &e), LASH_OK, "submit %s: %s", id, e.msg);
@@ -188,6 +189,17 @@ void submit_many(const char *q, const char *prefix, int n, const char *kind, con
     free(s);
     free(out);
     free(ids);
+}
+
+void ran_once(const char *q, const char *prefix, int n)
+{
+    for (int i = 0; i < n; i++) {
+        char id[LASH_ID_MAX + 1];
+        snprintf(id, sizeof id, "%s%d", prefix, i);
+        lash_record r = get(q, id);
+        cr_assert_eq(r.attempt, 1, "%s ran %d times", id, r.attempt);
+        lash_record_free(&r);
+    }
 }
 
 /* A pending row written with raw commands, no PUBLISH: what a submit would

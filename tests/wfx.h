@@ -72,12 +72,15 @@ long long subscribers(const char *q);
 typedef struct {
     int max_attempts;
     int64_t timeout_ms;
+    bool abandon; /* on_lost=abandon */
 } opts;
 
 void submit_o(const char *q, const char *id, const char *kind, const char *payload, opts o);
 void submit(const char *q, const char *id, const char *kind, const char *payload);
 /* n rows "<prefix><i>" of one kind and payload, in one batch. */
 void submit_many(const char *q, const char *prefix, int n, const char *kind, const char *payload);
+/* Each of those rows is on its first attempt (it ran once). */
+void ran_once(const char *q, const char *prefix, int n);
 /* A pending row written with raw commands, no PUBLISH: what a submit would
  * write, as field/value pairs (NULL-terminated), due at once. */
 void raw_row(const char *q, const char *id, const char *const *fv);
