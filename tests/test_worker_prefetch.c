@@ -2,7 +2,7 @@
  *
  * A worker claims up to concurrency + N rows; N of them wait leased (state
  * running in Redis, renewed like the running ones) and start as running ones
- * end, never more than --concurrency at once. A SIGTERM hands the held rows
+ * end, never more than --concurrency at once. A SIGTERM hands the prefetched rows
  * back unrun at once (no attempt spent) while the running ones get their
  * grace. Real lash-worker processes (tests/wfx.h).
  */
@@ -51,7 +51,7 @@ Test(prefetch, held_rows_are_leased_and_run_one_at_a_time)
     submit_many("q", "p", n, "conc", "{}");
     WORKER("w1", "--queue", "q", "--handler", handler, "--concurrency", "1", "--prefetch", "3");
     WAIT_UNTIL(lease_keys("q") == 4, 10000);
-    cr_assert_eq(lease_keys("q"), 4, "one running and three held, all leased");
+    cr_assert_eq(lease_keys("q"), 4, "one running and three prefetched, all leased");
     cr_assert_eq(stats("q").count[LASH_RUNNING], 4);
     WAIT_UNTIL(stats("q").count[LASH_COMPLETED] == n, 30000);
     cr_assert_eq(stats("q").count[LASH_COMPLETED], n);
@@ -61,7 +61,7 @@ Test(prefetch, held_rows_are_leased_and_run_one_at_a_time)
     ran_once("q", "p", n);
 }
 
-Test(prefetch, a_shutdown_hands_held_rows_back_unrun_and_lets_the_running_one_finish)
+Test(prefetch, a_shutdown_hands_prefetched_rows_back_unrun_and_lets_the_running_one_finish)
 {
     up(NULL);
     char handler[300], log[256];
@@ -72,7 +72,7 @@ Test(prefetch, a_shutdown_hands_held_rows_back_unrun_and_lets_the_running_one_fi
     WAIT_UNTIL(lease_keys("q") == 4, 10000);
     cr_assert_eq(lease_keys("q"), 4);
     kill(w, SIGTERM);
-    /* The held rows go back before the running one ends (it sleeps 1 s). */
+    /* The prefetched rows go back before the running one ends (it sleeps 1 s). */
     WAIT_UNTIL(stats("q").count[LASH_PENDING] == 3, 5000);
     cr_assert_eq(stats("q").count[LASH_PENDING], 3);
     cr_assert_eq(stats("q").count[LASH_RUNNING], 1);
@@ -80,14 +80,14 @@ Test(prefetch, a_shutdown_hands_held_rows_back_unrun_and_lets_the_running_one_fi
     cr_assert_eq(stats("q").count[LASH_COMPLETED], 1, "the running one finished in its grace");
     int starts;
     most_at_once(log, &starts);
-    cr_assert_eq(starts, 1, "a held row was started during the shutdown");
+    cr_assert_eq(starts, 1, "a prefetched row was started during the shutdown");
     cr_assert_eq(lease_keys("q"), 0);
     for (int i = 0; i < 4; i++) {
         char id[16];
         snprintf(id, sizeof id, "s%d", i);
         lash_record r = get("q", id);
         if (r.state == LASH_PENDING)
-            cr_assert_eq(r.attempt, 0, "%s: a held row spent an attempt", id);
+            cr_assert_eq(r.attempt, 0, "%s: a prefetched row spent an attempt", id);
         lash_record_free(&r);
     }
 }
@@ -106,7 +106,7 @@ Test(prefetch, a_prefetch_past_its_bound_is_refused_by_name)
     cr_assert(file_has(err, "prefetch must be 0..4096, got -1"));
 }
 
-/* In-process handlers that end at once: a held row starts as the last ends,
+/* In-process handlers that end at once: a prefetched row starts as the last ends,
  * within the same loop iteration, and their outcomes leave together. Without
  * prefetch every row costs a complete and a claim call. */
 Test(prefetch, a_run_of_short_processes_costs_fewer_calls_than_rows)
@@ -122,11 +122,11 @@ Test(prefetch, a_run_of_short_processes_costs_fewer_calls_than_rows)
     cr_assert_lt(calls, n / 2, "%lld script calls for %d rows", calls, n);
 }
 
-/* A held row's lease ran out while Redis was away: it never started, so it
+/* A prefetched row's lease ran out while Redis was away: it never started, so it
  * is handed back (released unrun) when Redis returns rather than left for a
  * claim to count its lease lost, which would end an on_lost=abandon row
  * `abandoned` though it never ran. */
-Test(prefetch, a_held_row_whose_lease_ran_out_while_redis_was_away_is_handed_back)
+Test(prefetch, a_prefetched_row_whose_lease_ran_out_while_redis_was_away_is_handed_back)
 {
     static const char *const aof[] = {"--appendonly", "yes", "--appendfsync", "always", NULL};
     up(aof);
@@ -138,7 +138,7 @@ Test(prefetch, a_held_row_whose_lease_ran_out_while_redis_was_away_is_handed_bac
     WORKER("wA", "--queue", "q", "--handler", handler, "--concurrency", "1", "--prefetch", "1",
            "--lease-ms", "900", "--poll-ms", "100");
     WAIT_UNTIL(runs_of("a1", 1, NULL) == 1 && lease_keys("q") == 2, 10000);
-    cr_assert_eq(lease_keys("q"), 2, "a1 runs, h1 is held");
+    cr_assert_eq(lease_keys("q"), 2, "a1 runs, h1 is prefetched");
     cr_assert_eq(runs_of("h1", 1, NULL), 0);
     lash_fx_redis_kill9(&R);
     lash_fx_sleep_ms(2000); /* past every lease */

@@ -34,7 +34,7 @@ typedef struct {
 struct lash_wmetrics {
     pthread_mutex_t mu;
     lash_counters k; /* the snapshot */
-    int running, held, slots;
+    int running, prefetched, slots;
     hist h[MAX_KINDS + 1];
     int nh;
     lash_worker *w;
@@ -53,11 +53,11 @@ static void on_check(struct ev_loop *loop, ev_check *c, int revents)
     (void)revents;
     lash_wmetrics *m = c->data;
     const lash_counters *k = lash_worker_counters(m->w);
-    int running = lash_worker_running(m->w), held = lash_worker_held(m->w);
+    int running = lash_worker_running(m->w), prefetched = lash_worker_prefetched(m->w);
     pthread_mutex_lock(&m->mu);
     m->k = *k;
     m->running = running;
-    m->held = held;
+    m->prefetched = prefetched;
     pthread_mutex_unlock(&m->mu);
 }
 
@@ -119,7 +119,7 @@ char *lash_wmetrics_text(lash_wmetrics *m, size_t *len)
          "Outcomes refused because the lease had moved on (stale)."},
         {"lash_worker_renews_total", m->k.renews_sent, "Renew calls sent."},
         {"lash_worker_leases_lost_total", m->k.leases_lost,
-         "Leases lost (a running process was stopped, a held row dropped)."},
+         "Leases lost (a running process was stopped, a prefetched row dropped)."},
         {"lash_worker_releases_total", m->k.releases_sent, "Release calls sent."},
         {"lash_worker_reconnects_total", m->k.reconnects, "Reconnects to Redis."},
         {"lash_worker_pokes_total", m->k.pokes, "Pokes received."},
@@ -130,9 +130,9 @@ char *lash_wmetrics_text(lash_wmetrics *m, size_t *len)
     }
     lash_prom_family(&b, "lash_worker_running", "gauge", "Jobs running now.");
     lash_prom_sample(&b, "lash_worker_running", m->running, NULL);
-    lash_prom_family(&b, "lash_worker_held", "gauge",
+    lash_prom_family(&b, "lash_worker_prefetched", "gauge",
                      "Rows claimed ahead (--prefetch): leased, waiting to start.");
-    lash_prom_sample(&b, "lash_worker_held", m->held, NULL);
+    lash_prom_sample(&b, "lash_worker_prefetched", m->prefetched, NULL);
     lash_prom_family(&b, "lash_worker_slots", "gauge", "Jobs this worker runs at once at most.");
     lash_prom_sample(&b, "lash_worker_slots", m->slots, NULL);
     lash_prom_family(&b, "lash_worker_handler_seconds", "histogram",

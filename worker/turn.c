@@ -76,9 +76,9 @@ struct lash_turn {
 
     lash_slot *slots;
     int nslots;       /* concurrency + prefetch */
-    int used;         /* slots in use, held ones included */
-    int held;         /* slots holding a row not started (prefetch) */
-    uint64_t order;   /* the last held row's order */
+    int used;         /* slots in use, prefetched ones included */
+    int prefetched;   /* slots holding a row not started (prefetch) */
+    uint64_t order;   /* the last prefetched row's order */
     int reserved;     /* rows asked for by claims in flight */
     int progress_due; /* slots holding a progress report not sent yet */
 
@@ -313,7 +313,7 @@ static void slot_clear(lash_turn *t, int i)
     lash_slot *s = &t->slots[i];
     if (!s->used) return;
     if (s->progress_due) t->progress_due--; /* the outcome supersedes it */
-    if (s->held) t->held--;
+    if (s->prefetched) t->prefetched--;
     free(s->payload);
     memset(s, 0, sizeof *s);
     t->used--;
@@ -378,12 +378,12 @@ const lash_slot *lash_turn_slot(const lash_turn *t, int slot)
 
 int lash_turn_running(const lash_turn *t)
 {
-    return t->used - t->held;
+    return t->used - t->prefetched;
 }
 
-int lash_turn_held(const lash_turn *t)
+int lash_turn_prefetched(const lash_turn *t)
 {
-    return t->held;
+    return t->prefetched;
 }
 
 bool lash_turn_connected_now(const lash_turn *t)
@@ -554,41 +554,41 @@ static void give_back(lash_turn *t, int q, const char *id, int64_t fence)
     record(t, q, &tmp, LASH_OUT_FAIL, NULL, 0, 0, true, false);
 }
 
-/* Starts held rows, the oldest claimed first, while fewer than `concurrency`
+/* Starts prefetched rows, the oldest claimed first, while fewer than `concurrency`
  * run: the next row starts as the last ends, with no round trip to Redis in
- * between. A held row starts on its lease as last renewed, and only with a
+ * between. A prefetched row starts on its lease as last renewed, and only with a
  * third of it left (the next renew is due before then): one whose renews
  * could not go (Redis away, or this process paused) waits for the next renew
- * or runs out. A linear scan for the oldest: held rows are few next to the
+ * or runs out. A linear scan for the oldest: prefetched rows are few next to the
  * work of starting one. */
-static void start_held(lash_turn *t, int64_t now)
+static void start_prefetched(lash_turn *t, int64_t now)
 {
-    while (t->held > 0 && !t->draining && t->used - t->held < t->c.concurrency) {
+    while (t->prefetched > 0 && !t->draining && t->used - t->prefetched < t->c.concurrency) {
         int i = -1;
         for (int k = 0; k < t->nslots; k++) {
             const lash_slot *h = &t->slots[k];
-            if (h->held && h->lease_until - now >= t->c.lease_ms / 3 &&
+            if (h->prefetched && h->lease_until - now >= t->c.lease_ms / 3 &&
                 (i < 0 || h->order < t->slots[i].order))
                 i = k;
         }
         if (i < 0) return;
         lash_slot *s = &t->slots[i];
-        s->held = false;
-        t->held--;
+        s->prefetched = false;
+        t->prefetched--;
         s->started = now;
         if (s->timeout_ms > 0) s->deadline = now + s->timeout_ms;
         push(t, LASH_ACT_START)->slot = i;
     }
 }
 
-/* A held row's lease is gone (ran out while Redis was away, or a renew was
+/* A prefetched row's lease is gone (ran out while Redis was away, or a renew was
  * refused): it never started, so there is nothing to stop. It is handed back
  * unrun all the same: release.lua goes by the row's owner and fence, not the
  * lease key, so a row nobody claimed since goes back to pending with its
  * attempt unspent (else another claim would count the lease lost: an attempt
  * spent, or `abandoned` for a row that never ran); one claimed since answers
  * stale and is left alone. */
-static void drop_held(lash_turn *t, int i, const char *why)
+static void drop_prefetched(lash_turn *t, int i, const char *why)
 {
     const lash_slot *s = &t->slots[i];
     t->k.leases_lost++;
@@ -599,8 +599,8 @@ static void drop_held(lash_turn *t, int i, const char *why)
     slot_clear(t, i);
 }
 
-/* A held row whose cancellation was asked: recorded cancelled, never started. */
-static void cancel_held(lash_turn *t, int i)
+/* A prefetched row whose cancellation was asked: recorded cancelled, never started. */
+static void cancel_prefetched(lash_turn *t, int i)
 {
     const lash_slot *s = &t->slots[i];
     logf_(t, LASH_LOG_INFO, -1, "queue #%d id %s: cancellation asked before it started", s->q,
@@ -612,7 +612,7 @@ static void cancel_held(lash_turn *t, int i)
 void lash_turn_exited(lash_turn *t, int i, lash_outcome o, const char *text, size_t len,
                       int64_t now)
 {
-    if (i < 0 || i >= t->nslots || !t->slots[i].used || t->slots[i].held) return;
+    if (i < 0 || i >= t->nslots || !t->slots[i].used || t->slots[i].prefetched) return;
     lash_slot *s = &t->slots[i];
     char why[160];
     if (s->lost) {
@@ -646,7 +646,7 @@ void lash_turn_exited(lash_turn *t, int i, lash_outcome o, const char *text, siz
         record(t, s->q, s, o, text, len, retry, false, true);
     }
     slot_clear(t, i);
-    start_held(t, now);
+    start_prefetched(t, now);
     rearm(t);
 }
 
@@ -705,12 +705,12 @@ static void start_row(lash_turn *t, int q, lash_claimed *row, int64_t sent, int6
         slot_clear(t, i);
         return;
     }
-    /* Every row waits its turn with the held ones, so they start in claim
+    /* Every row waits its turn with the prefetched ones, so they start in claim
      * order; with a running slot free it starts at once. */
-    s->held = true;
+    s->prefetched = true;
     s->order = ++t->order;
-    t->held++;
-    start_held(t, now);
+    t->prefetched++;
+    start_prefetched(t, now);
 }
 
 /* ---- events ----------------------------------------------------------------- */
@@ -796,8 +796,8 @@ static void check_slots(lash_turn *t, int64_t now)
     for (int i = 0; i < t->nslots; i++) {
         lash_slot *s = &t->slots[i];
         if (!s->used) continue;
-        if (s->held && now >= s->lease_until) {
-            drop_held(t, i, "ran out");
+        if (s->prefetched && now >= s->lease_until) {
+            drop_prefetched(t, i, "ran out");
             continue;
         }
         if (!s->lost && now >= s->lease_until) {
@@ -873,7 +873,7 @@ void lash_turn_tick(lash_turn *t, int64_t now)
         t->grace_over = true;
         for (int i = 0; i < t->nslots; i++) {
             lash_slot *s = &t->slots[i];
-            if (s->used && !s->held && !s->lost && !s->releasing) {
+            if (s->used && !s->prefetched && !s->lost && !s->releasing) {
                 s->releasing = true;
                 logf_(t, LASH_LOG_INFO, i, "shutdown grace over: stopping, lease to be released");
                 kill_slot(t, i, SIGTERM, now);
@@ -1071,12 +1071,12 @@ static void renew_reply(lash_turn *t, cmd *m, const int *status, size_t n, int64
         int k = m->slots[i];
         lash_slot *s = &t->slots[k];
         if (!s->used || s->fence != m->fences[i] || strcmp(s->id, m->leases[i].id) != 0) continue;
-        if (status[i] == LASH_RENEW_LOST && s->held) {
-            drop_held(t, k, "lost (renew refused)");
+        if (status[i] == LASH_RENEW_LOST && s->prefetched) {
+            drop_prefetched(t, k, "lost (renew refused)");
             continue;
         }
-        if (status[i] == LASH_RENEW_CANCEL && s->held) {
-            cancel_held(t, k);
+        if (status[i] == LASH_RENEW_CANCEL && s->prefetched) {
+            cancel_prefetched(t, k);
             continue;
         }
         if (status[i] == LASH_RENEW_LOST) {
@@ -1095,7 +1095,7 @@ static void renew_reply(lash_turn *t, cmd *m, const int *status, size_t n, int64
             kill_slot(t, k, SIGTERM, now);
         }
     }
-    start_held(t, now); /* a held row kept waiting for want of lease may go now */
+    start_prefetched(t, now); /* a prefetched row kept waiting for want of lease may go now */
 }
 
 /* How long to hold commands after an error reply. */
@@ -1153,7 +1153,7 @@ void lash_turn_replied(lash_turn *t, uint32_t id, lash_status st, const int *sta
 void lash_turn_progress(lash_turn *t, int i, int percent, const char *text, size_t len, int64_t now)
 {
     (void)now;
-    if (i < 0 || i >= t->nslots || !t->slots[i].used || t->slots[i].held) return;
+    if (i < 0 || i >= t->nslots || !t->slots[i].used || t->slots[i].prefetched) return;
     lash_slot *s = &t->slots[i];
     if (s->lost || lash_progress_check(percent, text, len, NULL)) return;
     s->progress = percent;
@@ -1171,8 +1171,8 @@ void lash_turn_cancel(lash_turn *t, int q, const char *id, int64_t now)
 {
     for (int i = 0; i < t->nslots; i++) {
         lash_slot *s = &t->slots[i];
-        if (s->used && s->held && s->q == q && strcmp(s->id, id) == 0) {
-            cancel_held(t, i);
+        if (s->used && s->prefetched && s->q == q && strcmp(s->id, id) == 0) {
+            cancel_prefetched(t, i);
         } else if (s->used && s->q == q && !s->cancelled && strcmp(s->id, id) == 0) {
             s->cancelled = true;
             logf_(t, LASH_LOG_INFO, i, "cancellation asked; stopping");
@@ -1187,7 +1187,7 @@ void lash_turn_shutdown(lash_turn *t, int64_t now)
     if (t->draining) { /* asked twice: no more waiting, SIGKILL what still runs */
         for (int i = 0; i < t->nslots; i++) {
             lash_slot *s = &t->slots[i];
-            if (!s->used || s->held) continue;
+            if (!s->used || s->prefetched) continue;
             if (!s->lost) s->releasing = true;
             kill_slot(t, i, SIGKILL, now);
         }
@@ -1199,11 +1199,12 @@ void lash_turn_shutdown(lash_turn *t, int64_t now)
     t->draining = true;
     t->grace_at = now + t->c.grace_ms;
     t->hard_at = t->grace_at + t->c.kill_grace_ms + 2 * t->c.reply_timeout_ms;
-    logf_(t, LASH_LOG_INFO, -1, "shutting down: %d running, %d held (handed back), grace %lld ms",
-          lash_turn_running(t), t->held, (long long)t->c.grace_ms);
-    /* Rows held for later were never started: another worker runs them. */
+    logf_(t, LASH_LOG_INFO, -1,
+          "shutting down: %d running, %d prefetched (handed back), grace %lld ms",
+          lash_turn_running(t), t->prefetched, (long long)t->c.grace_ms);
+    /* Prefetched rows never started: another worker runs them. */
     for (int i = 0; i < t->nslots; i++) {
-        if (!t->slots[i].held) continue;
+        if (!t->slots[i].prefetched) continue;
         give_back(t, t->slots[i].q, t->slots[i].id, t->slots[i].fence);
         slot_clear(t, i);
     }
@@ -1387,9 +1388,9 @@ static void send_claim(lash_turn *t, int q, int64_t now)
     if (t->draining || t->claim[q] || t->lost[q]) return;
     int n = free_slots(t);
     if (n > t->c.claim_max) n = t->c.claim_max;
-    /* With rows held, the claim waits until half the prefetch is free: the
-     * held rows are refilled in batches, not a claim call per row. */
-    if (n < 0 || (t->held > 0 && n < (t->c.prefetch + 1) / 2)) n = 0;
+    /* With prefetched rows waiting, the claim waits until half the prefetch is free: the
+     * prefetched rows are refilled in batches, not a claim call per row. */
+    if (n < 0 || (t->prefetched > 0 && n < (t->c.prefetch + 1) / 2)) n = 0;
     if (!(t->want[q] && n > 0) && !t->beat[q]) return;
     if (n > 0) t->want[q] = false;
     looked(t, q, now);

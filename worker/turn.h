@@ -18,12 +18,12 @@
  *     heartbeat and retention (a claim's upkeep) go every LASH_TURN_BEAT_MS
  *     when idle, about once a second when busy;
  *   - slots: concurrency + prefetch of them; a claim never asks for more
- *     rows than free slots; at most `concurrency` run, the rest are held
+ *     rows than free slots; at most `concurrency` run, the rest wait, prefetched
  *     (leased, renewed, not started) and start in claim order as running
  *     ones end, without a round trip to Redis in between, and only with a
- *     third of their lease left: a held row that is cancelled is recorded
+ *     third of their lease left: a prefetched row that is cancelled is recorded
  *     cancelled, one whose lease is lost is handed back unrun (release), and
- *     so are held rows at the shutdown;
+ *     so are prefetched rows at the shutdown;
  *   - leases: renewed every lease/3 in one batch per queue; a renew answered
  *     "lost" (or a lease whose local estimate runs out while Redis is away)
  *     kills the process and records nothing;
@@ -149,13 +149,13 @@ typedef struct {
     char backoff[48];
     /* the machine's bookkeeping */
     int64_t started, renew_at, lease_until, deadline, kill_at;
-    int kill_sig;   /* last signal sent, 0 if none */
-    bool cancelled; /* cancellation asked: record 'cancelled' */
-    bool lost;      /* lease lost: record nothing */
-    bool timed_out; /* exceeded timeout_ms: record a failure */
-    bool releasing; /* killed at the end of the shutdown grace: release */
-    bool held;      /* leased and waiting for a running slot (prefetch) */
-    uint64_t order; /* held: starts before the held rows of higher order */
+    int kill_sig;    /* last signal sent, 0 if none */
+    bool cancelled;  /* cancellation asked: record 'cancelled' */
+    bool lost;       /* lease lost: record nothing */
+    bool timed_out;  /* exceeded timeout_ms: record a failure */
+    bool releasing;  /* killed at the end of the shutdown grace: release */
+    bool prefetched; /* leased and waiting for a running slot (prefetch) */
+    uint64_t order;  /* prefetched: starts before those of higher order */
     /* its latest progress report not sent yet (progress_due), and when the
      * next may go (LASH_TURN_PROGRESS_MS after the last) */
     bool progress_due;
@@ -216,10 +216,10 @@ bool lash_turn_next(lash_turn *t, lash_action *a);
 /* The slots, concurrency + prefetch: every action's slot is below this. */
 int lash_turn_slots(const lash_turn *t);
 const lash_slot *lash_turn_slot(const lash_turn *t, int slot);
-/* Processes running (held rows not counted). */
+/* Processes running (prefetched rows not counted). */
 int lash_turn_running(const lash_turn *t);
-/* Rows held leased, waiting for a running slot. */
-int lash_turn_held(const lash_turn *t);
+/* Rows prefetched: leased, waiting for a running slot. */
+int lash_turn_prefetched(const lash_turn *t);
 bool lash_turn_connected_now(const lash_turn *t);
 /* What a worker has done since it started, counted: for its logs, its metrics
  * (lash-worker --metrics-listen) and tests. lash_turn_counters and

@@ -840,7 +840,7 @@ static void on_prepare(struct ev_loop *loop, ev_prepare *p, int revents)
     reap_dead(w);
     /* What ends while acting (an in-process handler, a start that failed) is
      * told in the next round, and what it starts acted on, so that a run of
-     * short processes (a held row starts as the last ends) finishes within
+     * short processes (a prefetched row starts as the last ends) finishes within
      * one iteration and its outcomes leave in one flush. Bounded: the rest
      * waits for the next iteration (ev_idle below), not for I/O. */
     for (int round = 0; round < 64 && !w->exited; round++) {
@@ -1060,9 +1060,9 @@ int lash_worker_running(const lash_worker *w)
     return lash_turn_running(w->turn);
 }
 
-int lash_worker_held(const lash_worker *w)
+int lash_worker_prefetched(const lash_worker *w)
 {
-    return lash_turn_held(w->turn);
+    return lash_turn_prefetched(w->turn);
 }
 
 void lash_worker_free(lash_worker *w)

@@ -93,7 +93,7 @@ const lash_counters *lash_worker_counters(const lash_worker *w);
 /* Jobs running now. */
 int lash_worker_running(const lash_worker *w);
 /* Rows claimed ahead (turn.h: prefetch), leased and waiting to start. */
-int lash_worker_held(const lash_worker *w);
+int lash_worker_prefetched(const lash_worker *w);
 
 /* The job an in-process handler is given. Strings stay valid until lash_job_done. */
 const char *lash_job_id(const lash_job *j);

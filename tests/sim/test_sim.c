@@ -28,8 +28,8 @@
 #define SIM_Q 2
 #define SIM_M 4
 #define SIM_SLOTS 8
-#define SIM_HELD 3 /* the most rows a machine prefetches */
-#define SIM_SLOTS_ALL (SIM_SLOTS + SIM_HELD)
+#define SIM_PREFETCH 3 /* the most rows a machine prefetches */
+#define SIM_SLOTS_ALL (SIM_SLOTS + SIM_PREFETCH)
 #define SIM_FENCES 128
 #define SIM_LEASE 3000
 
@@ -706,10 +706,10 @@ static void audit_send(int mi, const lash_action *a)
         S.k.claims++;
         cr_assert(a->n >= 0 && a->n <= M->c.claim_max);
         cr_assert_eq(M->claim_q[a->q], 0, "%s: two claims in flight on queue %d", M->owner, a->q);
-        cr_assert_leq(M->claim_out + a->n + M->running + lash_turn_held(M->t),
+        cr_assert_leq(M->claim_out + a->n + M->running + lash_turn_prefetched(M->t),
                       M->c.concurrency + M->c.prefetch,
-                      "%s: claims %d more with %d asked, %d running and %d held, %d+%d slots",
-                      M->owner, a->n, M->claim_out, M->running, lash_turn_held(M->t),
+                      "%s: claims %d more with %d asked, %d running and %d prefetched, %d+%d slots",
+                      M->owner, a->n, M->claim_out, M->running, lash_turn_prefetched(M->t),
                       M->c.concurrency, M->c.prefetch);
         M->claim_out += a->n;
         M->claim_q[a->q] = a->cmd;
@@ -736,7 +736,7 @@ static void audit_send(int mi, const lash_action *a)
                 continue;
             }
             if (c->outcome == LASH_OUT_CANCEL && r->started_by[f] == 0) {
-                /* A held row (prefetch) whose cancellation came before its start. */
+                /* A prefetched row (prefetch) whose cancellation came before its start. */
                 cr_assert(r->cancel, "%s: cancelled unasked", r->id);
                 cr_assert_eq(r->delivered_to[f], M->inst, "%s: cancels a row it was not given",
                              r->id);
@@ -814,7 +814,7 @@ static void act(int mi, const lash_action *a)
         cr_assert(f > 0 && f < SIM_FENCES);
         cr_assert_not(r->bad_payload, "%s: a payload that is not JSON was started", r->id);
         cr_assert_eq(r->started_by[f], 0, "%s fence %lld started twice", r->id, (long long)f);
-        /* A held row (prefetch) starts on its lease as last renewed: one that
+        /* A prefetched row (prefetch) starts on its lease as last renewed: one that
          * vanished since (the steal fault) is learned of at the next renew,
          * as for a running row, and the fence refuses its record. */
         cr_assert(holds(r, M->owner, f) || (r->stolen[f] && r->delivered_to[f] == M->inst),
@@ -1187,7 +1187,7 @@ static void sim_run(uint64_t seed, const profile *p)
         smach *M = &S.m[mi];
         lash_turn_config_default(&M->c);
         M->c.concurrency = (int)between(3, SIM_SLOTS);
-        M->c.prefetch = chance(0.5) ? (int)between(1, SIM_HELD) : 0;
+        M->c.prefetch = chance(0.5) ? (int)between(1, SIM_PREFETCH) : 0;
         M->c.nqueues = p->nqueues;
         static const int claim_max[] = {1, 2, 3, 256};
         M->c.claim_max = claim_max[between(0, 3)];

@@ -240,7 +240,7 @@ def worker():
             s[(x.name, tuple(sorted(x.labels.items())))] = x.value
     check(metric(s, "lash_worker_slots") == 16, "slots = concurrency 16")
     check(metric(s, "lash_worker_running") == 0, "nothing running at rest")
-    check(metric(s, "lash_worker_held") == 0, "nothing held at rest (no --prefetch)")
+    check(metric(s, "lash_worker_prefetched") == 0, "nothing prefetched at rest (no --prefetch)")
     ran = sum(v for (n, l), v in s.items() if n == "lash_worker_handler_seconds_count")
     claimed = metric(s, "lash_worker_rows_claimed_total")
     recorded = metric(s, "lash_worker_rows_recorded_total")
