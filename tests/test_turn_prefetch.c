@@ -219,6 +219,8 @@ Test(prefetch, the_shutdown_hands_prefetched_rows_back_unrun_at_once)
     for (int i = 0; i < 2; i++)
         cr_assert_not(a->ran[i], "a prefetched row never ran: the release costs it no attempt");
     cr_assert_eq(lash_turn_prefetched(t), 0);
+    cr_assert(logged("shutting down: 1 running, grace"), "the drain line keeps its words");
+    cr_assert(logged("handing back 2 prefetched row(s) unrun"));
     answer(t, a->cmd, 2, 1, T0 + 2);
     lash_turn_exited(t, slot_of(t, "a"), LASH_OUT_OK, "", 0, T0 + 3);
     step(t, T0 + 3);
