@@ -1,9 +1,9 @@
 /* test_reliability_chaos.c: workers die with kill -9 (and freeze past their
  * lease) while they work; every process still ends completed exactly once.
  *
- * Three lash-worker daemons (lease 1500 ms) run an exec kind whose program
- * appends "id fence attempt" to a log with one O_APPEND write, then works
- * ~100 ms. Every 1-2 s a random worker is killed with SIGKILL and started again;
+ * Three lash-worker daemons (lease 1500 ms; one claims 4 rows ahead with
+ * --prefetch) run an exec kind whose program appends "id fence attempt" to a
+ * log with one O_APPEND write, then works ~100 ms. Every 1-2 s a random worker is killed with SIGKILL and started again;
  * every third event instead freezes one with SIGSTOP for twice the lease, so its
  * lease expires while its process runs and, once thawed, it tries to record
  * with a stale fence. At the end:
@@ -76,10 +76,17 @@ Test(chaos, kill9_and_freeze_workers_while_they_work, .timeout = 1800, .fini = r
 
     const char *args[] = {"--queue",   Q,     "--concurrency", "8",     "--lease-ms", "1500",
                           "--poll-ms", "200", "--handler",     handler, "--keep",     "-1",
-                          "--keep-ms", "0",   "--log-level",   "warn",  NULL};
+                          "--keep-ms", "0",   "--log-level",   "warn",  NULL,         NULL,
+                          NULL};
+    /* Worker 0 claims 4 rows ahead (--prefetch): its prefetched rows meet the
+     * kills and freezes too, and every promise below holds for them. */
+    const char *args_pf[sizeof args / sizeof args[0]];
+    memcpy(args_pf, args, sizeof args);
+    args_pf[14] = "--prefetch";
+    args_pf[15] = "4";
     pid_t w[NW];
     for (int i = 0; i < NW; i++)
-        w[i] = rel_worker(r.url, wlog, args);
+        w[i] = rel_worker(r.url, wlog, i == 0 ? args_pf : args);
 
     srand((unsigned)lash_fx_ms());
     int kills = 0, restarts = 0, freezes = 0, events = 0;
@@ -107,7 +114,7 @@ Test(chaos, kill9_and_freeze_workers_while_they_work, .timeout = 1800, .fini = r
                 if (k == frozen) frozen = -1;
                 rel_kill9(w[k]);
                 kills++;
-                w[k] = rel_worker(r.url, wlog, args);
+                w[k] = rel_worker(r.url, wlog, k == 0 ? args_pf : args);
                 restarts++;
             }
             next_event = now + 1000 + rand() % 1000;
