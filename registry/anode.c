@@ -8,6 +8,7 @@
 #include "registry/aconn.h"
 #include "registry/conn.h"
 #include "registry/reply.h"
+#include "registry/resp.h"
 
 static void node_setup_timeout(struct ev_loop *loop, ev_timer *w, int revents);
 
@@ -124,6 +125,7 @@ bool lash_anode_dial(lash_anode *nd, int setup_ms)
         return false;
     }
     lash_fd_cloexec(ac->c.fd);
+    lash_resp_adopt(ac->c.reader);
     nd->ac = ac;
     nd->state = LASH_NODE_SETUP;
     nd->connected = false;

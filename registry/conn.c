@@ -11,6 +11,7 @@
 
 #include "proto/record.h"
 #include "registry/reply.h"
+#include "registry/resp.h"
 
 #define DEFAULT_FAILOVER_MS 30000
 /* Pauses between attempts while a failover or a migration runs: short first
@@ -80,6 +81,7 @@ static redisContext *dial(lash_conn *c, const char *host, int port, const char *
         return NULL;
     }
     lash_fd_cloexec(ctx->fd);
+    lash_resp_adopt(ctx->reader);
     redisSetTimeout(ctx, tv);
     lash_status st = LASH_OK;
     const char *pw = lash_url_password(&c->url);
@@ -147,6 +149,7 @@ static redisContext *sentinel_dial(const lash_conn *c, const lash_url_host *h, l
         if (s) redisFree(s);
         return NULL;
     }
+    lash_resp_adopt(s->reader);
     redisSetTimeout(s, tv);
     const char *pw = getenv("LASH_SENTINEL_PASSWORD"), *user = getenv("LASH_SENTINEL_USER");
     if (pw && *pw) {

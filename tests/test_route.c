@@ -2,8 +2,9 @@
  * redis-sentinel:// URLs). The slot function is also checked against a real
  * CLUSTER KEYSLOT, in test_ha_cluster.c.
  *
- * Replies are built from RESP text with hiredis' own reader, so each test shows
- * the exact bytes a node or a Sentinel would send.
+ * Replies are built from RESP text with hiredis' reader and lash's reply
+ * functions (registry/resp.h), so each test shows the exact bytes a node or a
+ * Sentinel would send.
  */
 #include <criterion/criterion.h>
 #include <hiredis/hiredis.h>
@@ -13,12 +14,13 @@
 
 #include "proto/slot.h"
 #include "proto/url.h"
+#include "registry/resp.h"
 #include "registry/route.h"
 
 /* The reply RESP text `text` parses to (the test's to free). */
 static redisReply *resp(const char *text)
 {
-    redisReader *rd = redisReaderCreate();
+    redisReader *rd = redisReaderCreateWithFunctions(lash_resp_functions());
     cr_assert(rd);
     cr_assert_eq(redisReaderFeed(rd, text, strlen(text)), REDIS_OK);
     void *r = NULL;

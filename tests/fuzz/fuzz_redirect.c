@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "registry/resp.h"
 #include "registry/route.h"
 
 static void check_map(const lash_slotmap *m)
@@ -63,7 +64,7 @@ static void one(const redisReply *r, lash_slotmap *m)
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    redisReader *rd = redisReaderCreate();
+    redisReader *rd = redisReaderCreateWithFunctions(lash_resp_functions());
     if (!rd) abort();
     static lash_slotmap m;
     static int init;

@@ -4,7 +4,7 @@
 #   tests/reliability/valgrind.sh [BUILD_DIR]      (default: $LASH_BUILD_DIR or build)
 #
 # Runs each unit suite that exists in BUILD_DIR/bin (test_proto, test_proto_regress,
-# test_text, test_turn, test_turn_edges, test_turn_prefetch, test_route) under
+# test_text, test_turn, test_turn_edges, test_turn_prefetch, test_route, test_resp) under
 #   valgrind --leak-check=full --errors-for-leak-kinds=definite,indirect --error-exitcode=1
 # Criterion runs every test in a forked child: --trace-children=yes follows them,
 # --jobs=1 keeps one at a time, CRITERION_NO_EARLY_EXIT=1 lets each child return
@@ -25,7 +25,7 @@ fi
 logdir=$(mktemp -d /tmp/lash-valgrind-XXXXXX)
 ran=0
 skipped=0
-for t in test_proto test_proto_regress test_text test_turn test_turn_edges test_turn_prefetch test_route; do
+for t in test_proto test_proto_regress test_text test_turn test_turn_edges test_turn_prefetch test_route test_resp; do
     bin=$build/bin/$t
     [ -x "$bin" ] || continue
     if grep -q -a __asan_init "$bin"; then
