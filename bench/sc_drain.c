@@ -1,12 +1,14 @@
 /* sc_drain.c: draining pre-submitted no-op processes.
  *
  * drain: one embedded lash_worker (built-in "noop") in this process, at each
- *   concurrency asked, and at c=1 with a prefetch of 15 (key drain.c1p15). The clock runs from
- * lash_worker_start to the moment its counters say every row was recorded; worker CPU is this
- * process's rusage over the same span (the loop does nothing else), Redis CPU is INFO cpu. fleet: K
- * real `lash-worker --builtin noop` processes on one queue. The clock runs from spawning them to
- * the done set holding every row (polled with ZCARD every 5 ms, a cost too small to see); worker
- * CPU is their rusage. Both verify every row is `completed` before reporting.
+ *   concurrency asked, and at c=1 with a prefetch of 15 (keys drain.c1p15.*).
+ *   The clock runs from lash_worker_start to the moment its counters say every
+ *   row was recorded; worker CPU is this process's rusage over the same span
+ *   (the loop does nothing else), Redis CPU is INFO cpu.
+ * fleet: K real `lash-worker --builtin noop` processes on one queue. The clock
+ *   runs from spawning them to the done set holding every row (polled with
+ *   ZCARD every 5 ms, a cost too small to see); worker CPU is their rusage.
+ * Both verify every row is `completed` before reporting.
  */
 #include <ev.h>
 #include <stdio.h>
@@ -99,12 +101,15 @@ double bench_run_worker(const bench_opts *o, const char *queue, int conc, int pr
 /* One drain at concurrency conc with prefetch; its keys are drain.<tag>.*. */
 static void drain_one(const bench_opts *o, lash_conn *c, int conc, int prefetch)
 {
-    char q[32], tag[16], key[64], label[96];
+    char q[32], tag[16], what[48], key[64], label[96];
     long n = o->n;
-    if (prefetch)
+    if (prefetch) {
         snprintf(tag, sizeof tag, "c%dp%d", conc, prefetch);
-    else
+        snprintf(what, sizeof what, "c=%d prefetch %d", conc, prefetch);
+    } else {
         snprintf(tag, sizeof tag, "c%d", conc);
+        snprintf(what, sizeof what, "c=%d", conc);
+    }
     snprintf(q, sizeof q, "bench-drain-%s", tag);
     bench_flush(o, c);
     bench_note("drain: %ld no-op rows, one embedded worker, concurrency %d, prefetch %d", n, conc,
@@ -119,11 +124,6 @@ static void drain_one(const bench_opts *o, lash_conn *c, int conc, int prefetch)
     bench_snap(c, &s2);
     bench_verify_completed(c, q, n, 0);
 
-    char what[48];
-    if (prefetch)
-        snprintf(what, sizeof what, "c=%d prefetch %d", conc, prefetch);
-    else
-        snprintf(what, sizeof what, "c=%d", conc);
     snprintf(key, sizeof key, "drain.%s.rate", tag);
     snprintf(label, sizeof label, "drain, 1 embedded worker, %s", what);
     bench_emit(key, label, "jobs/s", (double)n / secs, false);

@@ -561,23 +561,29 @@ static void give_back(lash_turn *t, int q, const char *id, int64_t fence)
  * could not go (Redis away, or this process paused) waits for the next renew
  * or runs out. A linear scan for the oldest: prefetched rows are few next to the
  * work of starting one. */
+/* Starts the process of slot i: its timeout counts from now. */
+static void run_slot(lash_turn *t, int i, int64_t now)
+{
+    lash_slot *s = &t->slots[i];
+    s->started = now;
+    if (s->timeout_ms > 0) s->deadline = now + s->timeout_ms;
+    push(t, LASH_ACT_START)->slot = i;
+}
+
 static void start_prefetched(lash_turn *t, int64_t now)
 {
     while (t->prefetched > 0 && !t->draining && t->used - t->prefetched < t->c.concurrency) {
         int i = -1;
         for (int k = 0; k < t->nslots; k++) {
-            const lash_slot *h = &t->slots[k];
-            if (h->prefetched && h->lease_until - now >= t->c.lease_ms / 3 &&
-                (i < 0 || h->order < t->slots[i].order))
+            const lash_slot *p = &t->slots[k];
+            if (p->prefetched && p->lease_until - now >= t->c.lease_ms / 3 &&
+                (i < 0 || p->order < t->slots[i].order))
                 i = k;
         }
         if (i < 0) return;
-        lash_slot *s = &t->slots[i];
-        s->prefetched = false;
+        t->slots[i].prefetched = false;
         t->prefetched--;
-        s->started = now;
-        if (s->timeout_ms > 0) s->deadline = now + s->timeout_ms;
-        push(t, LASH_ACT_START)->slot = i;
+        run_slot(t, i, now);
     }
 }
 
@@ -705,8 +711,13 @@ static void start_row(lash_turn *t, int q, lash_claimed *row, int64_t sent, int6
         slot_clear(t, i);
         return;
     }
-    /* Every row waits its turn with the prefetched ones, so they start in claim
-     * order; with a running slot free it starts at once. */
+    /* With a running slot free and no row waiting before it, it starts now
+     * (without prefetch, always: no scan of the slots on the hot path); else
+     * it waits its turn with the prefetched rows, in claim order. */
+    if (t->prefetched == 0 && t->used <= t->c.concurrency) {
+        run_slot(t, i, now);
+        return;
+    }
     s->prefetched = true;
     s->order = ++t->order;
     t->prefetched++;

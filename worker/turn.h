@@ -71,7 +71,7 @@
 
 typedef struct {
     int concurrency;          /* processes running at once, 1..4096 */
-    int prefetch;             /* rows held leased beyond those, ready to start, 0..4096 */
+    int prefetch;             /* rows claimed ahead beyond those, leased, 0..4096 */
     int nqueues;              /* queues 0..nqueues-1 (names are the shell's), 1..64 */
     int claim_max;            /* rows per claim call, 1..LASH_BATCH_MAX */
     int64_t lease_ms;         /* lease ttl, 300 ms..1 day */

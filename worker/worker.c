@@ -820,9 +820,6 @@ static bool to_tell(const lash_worker *w)
     return w->finished || w->deferred || w->down_deferred || w->nstart_failed || w->nprogress;
 }
 
-/* Once per loop iteration: what happened in, one flush, every action out. A
- * few rounds, so handlers that finished at once go out this iteration; what
- * is still left after them asks for another iteration straight away. */
 /* Carries out every action the machine has queued. */
 static void act_all(lash_worker *w, int64_t now)
 {
@@ -833,16 +830,19 @@ static void act_all(lash_worker *w, int64_t now)
     w->acting = false;
 }
 
+/* Once per loop iteration: what happened in, every action out, one flush. */
+
 static void on_prepare(struct ev_loop *loop, ev_prepare *p, int revents)
 {
     (void)revents;
     lash_worker *w = p->data;
     reap_dead(w);
-    /* What ends while acting (an in-process handler, a start that failed) is
-     * told in the next round, and what it starts acted on, so that a run of
-     * short processes (a prefetched row starts as the last ends) finishes within
-     * one iteration and its outcomes leave in one flush. Bounded: the rest
-     * waits for the next iteration (ev_idle below), not for I/O. */
+    /* Rounds: what ends while acting (an in-process handler, a start that
+     * failed) is told in the next, and what that starts is acted on, so that
+     * a run of short processes (a prefetched row starts as the last ends)
+     * finishes within one iteration and its outcomes leave in one flush.
+     * Bounded: what is left asks for another iteration straight away
+     * (ev_idle below), not for I/O. */
     for (int round = 0; round < 64 && !w->exited; round++) {
         int64_t now = now_ms();
         report_progress(w, now);
