@@ -142,6 +142,71 @@ Test(turn, lease_runs_out_while_disconnected)
     step(t, now + 2);
     cr_assert_eq(count(LASH_ACT_COMPLETE), 0, "someone else may own it: nothing recorded");
     cr_assert_eq(count(LASH_ACT_RENEW), 0);
+    /* ... but it is handed back: Redis may still hold the lease (its clock
+     * started later than ours), and if another took the row since, the fence
+     * makes the release a no-op. */
+    cr_assert_eq(count(LASH_ACT_RELEASE), 1, "the lease its clock gave up is handed back");
+    const lash_action *a = nth(LASH_ACT_RELEASE, 0);
+    cr_assert_eq(a->n, 1);
+    cr_assert_str_eq(a->leases[0].id, "a");
+    cr_assert_eq(a->leases[0].fence, 1);
+    cr_assert(a->ran[0], "as run: an on_lost=abandon row must not run twice");
+    lash_turn_free(t);
+}
+
+/* The race the fleet simulation found: a drain whose grace ends while Redis is
+ * away; Redis comes back just before the lease runs out by the worker's clock,
+ * and the renew sent then is answered after it ran out. The answer says the
+ * lease is still this worker's, so the exit hands it back before exiting
+ * ("SIGTERM drains: no lease left"), rather than leaving it for a lease's
+ * length. */
+Test(turn, shutdown_hands_back_a_lease_its_clock_gave_up)
+{
+    cfg();
+    C.grace_ms = C.lease_ms / 2;
+    row r[] = {{.id = "a", .fence = 1}};
+    lash_turn *t = running(r, 1, T0);
+    int sa = slot_of(t, "a");
+    int64_t until = lash_turn_slot(t, sa)->lease_until;
+    lash_turn_disconnected(t, T0 + 1);
+    lash_turn_shutdown(t, T0 + 2);
+    step(t, T0 + 2);
+    int64_t now = T0 + 2;
+    while (timer_at < until - 5) { /* Redis away: every reconnect refused */
+        now = timer_at;
+        lash_turn_tick(t, now);
+        step(t, now);
+        if (count(LASH_ACT_CONNECT)) lash_turn_disconnected(t, now);
+    }
+    cr_assert(lash_turn_slot(t, sa)->releasing, "the grace is over: it is being stopped");
+    now = until - 5;
+    lash_turn_tick(t, now);
+    step(t, now);
+    if (count(LASH_ACT_CONNECT) == 0) { /* the backoff has not come round yet */
+        lash_turn_disconnected(t, now);
+        step(t, now);
+    }
+    lash_turn_connected(t, now);
+    step(t, now);
+    const lash_action *rn = nth(LASH_ACT_RENEW, 0);
+    cr_assert_not_null(rn, "a lease is renewed at once after a reconnect");
+    uint32_t renew = rn->cmd;
+    lash_turn_tick(t, until);
+    step(t, until);
+    cr_assert(lash_turn_slot(t, sa)->lost, "its clock says the lease ran out");
+    answer(t, renew, 1, LASH_RENEW_OK, until);
+    step(t, until);
+    lash_turn_exited(t, sa, LASH_OUT_FAIL, "killed", 6, until + 5);
+    step(t, until + 5);
+    cr_assert_eq(count(LASH_ACT_COMPLETE), 0);
+    cr_assert_eq(count(LASH_ACT_RELEASE), 1, "exits holding a lease Redis just renewed");
+    const lash_action *a = nth(LASH_ACT_RELEASE, 0);
+    cr_assert_str_eq(a->leases[0].id, "a");
+    cr_assert(a->ran[0]);
+    cr_assert_eq(count(LASH_ACT_EXIT), 0, "not before the release is acknowledged");
+    answer(t, a->cmd, 1, 1, until + 6);
+    drain(t);
+    cr_assert_eq(count(LASH_ACT_EXIT), 1);
     lash_turn_free(t);
 }
 
