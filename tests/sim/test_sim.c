@@ -652,7 +652,7 @@ static void drop_conn(int mi)
     if (tracing(mi)) fprintf(stderr, "%lld %s: connection dropped\n", (long long)S.now, M->owner);
     for (size_t i = 0; i < S.ncmds; i++) {
         scmd *c = S.cmds[i];
-        if (!c->open || !same(M, c->gen, c->conn)) continue;
+        if (!c->open || c->m != mi || !same(M, c->gen, c->conn)) continue;
         if (!c->arrived && c->fault == F_NONE && chance(0.5)) execute(c);
         c->open = false;
         if (chance(0.5)) {
