@@ -147,10 +147,10 @@ printf '  completed %s, failed %s, retried %s (of which lost leases recovered: %
 printf '  throughput %d processes/s over %s s (%d workers, one killed half way)\n' \
     $(( N * 1000 / (ELAPSED_MS > 0 ? ELAPSED_MS : 1) )) "$(secs "$ELAPSED_MS")" "$WORKERS"
 # One read-only pass over the finished rows: who completed what, and how long
-# each process took from submit to finish.
+# each process took from submit to finish (a finished row's updated_ms).
 R EVAL "local owners, lat = {}, {}
 for _, id in ipairs(redis.call('ZRANGE', KEYS[1] .. ':done', 0, -1)) do
-  local f = redis.call('HMGET', KEYS[1] .. ':p:' .. id, 'owner', 'created_ms', 'finished_ms', 'state')
+  local f = redis.call('HMGET', KEYS[1] .. ':p:' .. id, 'owner', 'created_ms', 'updated_ms', 'state')
   if f[4] == 'completed' then owners[f[1]] = (owners[f[1]] or 0) + 1 end
   lat[#lat + 1] = tonumber(f[3]) - tonumber(f[2])
 end

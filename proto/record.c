@@ -258,11 +258,12 @@ lash_status lash_record_set(lash_record *r, const char *f, const char *v, size_t
     return LASH_OK;
 }
 
-lash_status lash_record_check(const lash_record *r, lash_err *e)
+lash_status lash_record_check(lash_record *r, lash_err *e)
 {
     if (!r->kind[0]) return lash_fail(e, LASH_EINVAL, "field 'kind' is missing");
     if ((int)r->state < 0) return lash_fail(e, LASH_EINVAL, "field 'state' is missing");
     if (!r->payload) return lash_fail(e, LASH_EINVAL, "field 'payload' is missing");
     if (r->created_ms == 0) return lash_fail(e, LASH_EINVAL, "field 'created_ms' is missing");
+    if (!r->finished_ms && lash_state_terminal(r->state)) r->finished_ms = r->updated_ms;
     return LASH_OK;
 }

@@ -5,9 +5,14 @@
  * few hundred bytes of Redis memory, see README "Memory"):
  *
  *   kind payload state attempt max_attempts fence owner created_ms updated_ms
- *   finished_ms run_at timeout_ms backoff on_lost priority after deps_left cancel
+ *   run_at timeout_ms backoff on_lost priority after deps_left cancel
  *   result error
  *   progress progress_text progress_ms   (the last progress report of a run)
+ *
+ * A terminal row is final (only `lashctl retry` re-opens it, as a new pending
+ * row), so its updated_ms is when it finished: lash_record_check gives that as
+ * finished_ms. Rows finished by versions before this one also hold a
+ * finished_ms field, which is read as it is.
  *
  * The registration of a process is (kind, payload, max_attempts, timeout_ms,
  * backoff, on_lost, priority, after): the submit script compares it field by field with the stored
@@ -102,8 +107,9 @@ int64_t lash_backoff_delay(const lash_backoff *b, int attempt, double rnd);
 void lash_record_init(lash_record *rec);
 lash_status lash_record_set(lash_record *rec, const char *field, const char *val, size_t len,
                             lash_err *e);
-/* After all fields: checks the required ones are there and consistent. */
-lash_status lash_record_check(const lash_record *rec, lash_err *e);
+/* After all fields: checks the required ones are there, and fills finished_ms
+ * of a terminal row that does not hold one. */
+lash_status lash_record_check(lash_record *rec, lash_err *e);
 void lash_record_free(lash_record *rec);
 
 /* Parses a decimal int64 in [min, max]; false on anything else. */

@@ -395,6 +395,23 @@ Test(claim, resent_complete_answers_already)
     cr_expect_eq(st.count[LASH_RUNNING], 0);
 }
 
+/* A terminal row is final: its updated_ms is when it finished, and no
+ * finished_ms is stored (proto/record.h); a reader gets it all the same. */
+Test(claim, a_finished_row_keeps_its_finish_time_in_updated_ms)
+{
+    submit_ok("q", job("a", "k", "{}"));
+    lash_claim_batch cb = claim("q", "W", 1, TTL_LONG);
+    cr_assert_eq(cb.n, 1);
+    lash_claim_batch_free(&cb);
+    cr_assert_eq(complete1("q", "a", "W", F("q", "a"), LASH_OUT_OK, "r", 0), LASH_DONE_RECORDED);
+    expect_field("q", "a", "finished_ms", NULL);
+    lash_record r = get("q", "a");
+    cr_expect_eq(r.state, LASH_COMPLETED);
+    cr_expect_gt(r.updated_ms, 0);
+    cr_expect_eq(r.finished_ms, r.updated_ms);
+    lash_record_free(&r);
+}
+
 Test(claim, batched_complete_mixes_outcomes)
 {
     submit_many(C, "q", "m", 4, 1);

@@ -125,6 +125,27 @@ static void load_good(lash_record *r)
     cr_assert_eq(lash_record_check(r, &e), LASH_OK, "%s", e.msg);
 }
 
+/* A terminal row written since finished_ms was dropped: its finish time is
+ * its updated_ms; a live row has none. */
+Test(record, a_terminal_row_finished_when_it_was_last_updated)
+{
+    static const char *const states[] = {"completed", "failed",  "cancelled",
+                                         "abandoned", "pending", "running"};
+    for (size_t i = 0; i < sizeof states / sizeof states[0]; i++) {
+        lash_record r;
+        lash_err e = {0};
+        lash_record_init(&r);
+        cr_assert_eq(set_exact(&r, "kind", "k", &e), LASH_OK);
+        cr_assert_eq(set_exact(&r, "payload", "{}", &e), LASH_OK);
+        cr_assert_eq(set_exact(&r, "state", states[i], &e), LASH_OK);
+        cr_assert_eq(set_exact(&r, "created_ms", "1700000000000", &e), LASH_OK);
+        cr_assert_eq(set_exact(&r, "updated_ms", "1700000000123", &e), LASH_OK);
+        cr_assert_eq(lash_record_check(&r, &e), LASH_OK, "%s", e.msg);
+        cr_expect_eq(r.finished_ms, i < 4 ? 1700000000123 : 0, "%s", states[i]);
+        lash_record_free(&r);
+    }
+}
+
 static double num(const cJSON *o, const char *k)
 {
     const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, k);

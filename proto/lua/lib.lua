@@ -406,15 +406,18 @@ local LASH_TOTAL = { completed = 'total_completed', failed = 'total_failed', can
 -- Moves a row to a terminal state: out of due, into done, announced on the
 -- finished channel and in the events stream. `from` is the state it leaves (for
 -- the counters; nil when it was unreadable). xf/xv: one more field to write.
+-- A terminal row is final, so its updated_ms is when it finished: no
+-- finished_ms is written (proto/record.h), a field and ~30 bytes less per
+-- retained row.
 local function lash_finish(base, id, state, now, counts, from, field, text, xf, xv)
     local rk, lk = lash_row_keys(base, id)
     local t = lash_str(now)
     if xf then
-        redis.call('HSET', rk, 'state', state, 'updated_ms', t, 'finished_ms', t, field, text, xf, xv)
+        redis.call('HSET', rk, 'state', state, 'updated_ms', t, field, text, xf, xv)
     elseif field then
-        redis.call('HSET', rk, 'state', state, 'updated_ms', t, 'finished_ms', t, field, text)
+        redis.call('HSET', rk, 'state', state, 'updated_ms', t, field, text)
     else
-        redis.call('HSET', rk, 'state', state, 'updated_ms', t, 'finished_ms', t)
+        redis.call('HSET', rk, 'state', state, 'updated_ms', t)
     end
     lash_index('ZREM', lash_key(base, 'due'), id)
     lash_index('ZADD', lash_key(base, 'done'), t, id)
