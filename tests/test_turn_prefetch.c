@@ -154,11 +154,9 @@ Test(prefetch, a_prefetched_row_whose_lease_runs_out_is_handed_back_unrun)
      * claimed meanwhile (then the release answers stale). */
     const lash_action *a = nth(LASH_ACT_RELEASE, 0);
     cr_assert_not_null(a);
-    cr_assert_eq(a->n, 2, "b, and a, whose lease ran out as it ran (test_turn_edges)");
+    cr_assert_eq(a->n, 1);
     cr_assert_str_eq(a->leases[0].id, "b");
     cr_assert_not(a->ran[0]);
-    cr_assert_str_eq(a->leases[1].id, "a");
-    cr_assert(a->ran[1]);
     lash_turn_free(t);
 }
 

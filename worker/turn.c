@@ -625,13 +625,16 @@ void lash_turn_exited(lash_turn *t, int i, lash_outcome o, const char *text, siz
         /* The slot is gone by the time the shell logs: name the row in the text. */
         logf_(t, LASH_LOG_WARN, -1, "queue #%d id %s fence %lld: lease lost, outcome discarded",
               s->q, s->id, (long long)s->fence);
-        /* Given up by our own estimate, the lease may still be ours in Redis
-         * (its clock started when the renew arrived; a renew in flight may have
-         * extended it): hand it back rather than leave the row for a lease's
-         * length. release.lua goes by the row's owner and fence, so if another
-         * claimed it since, this changes nothing. As run: an on_lost=abandon
-         * row ends abandoned, as it would when its lease ran out. */
-        if (s->expired) record(t, s->q, s, LASH_OUT_FAIL, NULL, 0, 0, true, true);
+        /* One the shutdown was stopping is released all the same, as the
+         * shutdown would have: its lease may still be ours in Redis (a renew
+         * in flight when our clock gave it up may have extended it), and a
+         * draining worker must not exit holding one. release.lua goes by the
+         * row's owner and fence, so if another claimed the row meanwhile this
+         * changes nothing. Any other lost lease is left to run out: the claim
+         * that takes the row again counts the attempt (a release would hand
+         * it back, and a row whose worker keeps losing its lease would run
+         * more often than max_attempts). */
+        if (s->releasing) record(t, s->q, s, LASH_OUT_FAIL, NULL, 0, 0, true, true);
     } else if (s->cancelled && o != LASH_OUT_OK) {
         /* Before the shutdown's release: a released row is pending again and
          * the next claimer would run it, cancel asked or not (release.lua does
@@ -820,7 +823,7 @@ static void check_slots(lash_turn *t, int64_t now)
         }
         if (!s->lost && now >= s->lease_until) {
             /* We could not renew in time: someone else may own it now. */
-            s->lost = s->expired = true;
+            s->lost = true;
             t->k.leases_lost++;
             logf_(t, LASH_LOG_WARN, i, "lease expired before it could be renewed; stopping");
             kill_slot(t, i, SIGTERM, now);

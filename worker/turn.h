@@ -26,9 +26,9 @@
  *     so are prefetched rows at the shutdown;
  *   - leases: renewed every lease/3 in one batch per queue; a renew answered
  *     "lost" (or a lease whose local estimate runs out while Redis is away)
- *     kills the process and records nothing; a lease given up by the local
- *     estimate is handed back (release, as run) once its process ends: Redis
- *     may still hold it, and if another took the row the fence refuses it;
+ *     kills the process and records nothing, and the lease is left to run out
+ *     (the next claim counts the attempt), except for a process the shutdown
+ *     was stopping: that one is released once it ends, as the shutdown would;
  *   - outcomes: success, failure with backoff, timeout (TERM, then KILL),
  *     cancellation; completions are batched per queue, re-sent after a lost
  *     connection (the complete script is idempotent for the same token);
@@ -154,7 +154,6 @@ typedef struct {
     int kill_sig;    /* last signal sent, 0 if none */
     bool cancelled;  /* cancellation asked: record 'cancelled' */
     bool lost;       /* lease lost: record nothing */
-    bool expired;    /* lost by the local estimate: release (as run) when it ends */
     bool timed_out;  /* exceeded timeout_ms: record a failure */
     bool releasing;  /* killed at the end of the shutdown grace: release */
     bool prefetched; /* leased and waiting for a running slot (prefetch) */

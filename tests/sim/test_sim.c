@@ -73,7 +73,6 @@ typedef struct {
     bool lost[SIM_FENCES];          /* a renew said "lost" while its process ran */
     bool gaveup[SIM_FENCES];        /* its machine gave the lease up (lost) */
     bool stolen[SIM_FENCES];        /* its lease key vanished (a fault) */
-    bool expired[SIM_FENCES];       /* its machine's own clock gave the lease up */
 } mrow;
 
 typedef enum { F_NONE, F_ERROR, F_LOST_REQUEST, F_LOST_REPLY } cmd_fault;
@@ -783,19 +782,19 @@ static void audit_send(int mi, const lash_action *a)
             mrow *r = row_by_id(a->leases[i].id);
             int64_t f = a->leases[i].fence;
             cr_assert_str_eq(a->leases[i].owner, M->owner);
-            /* A process that started is released by a shutdown, or once it
-             * ended when its machine's clock gave its lease up (Redis may
-             * still hold it), and says so; a row handed back unrun was
-             * granted to this very instance (a claim reply, late or lost, or a
+            /* A process that started is released only by a shutdown (even
+             * when its lease was lost while the shutdown stopped it: Redis may
+             * still hold it), and says so; a row handed back unrun was granted
+             * to this very instance (a claim reply, late or lost, or a
              * recover). */
             if (a->ran[i])
-                cr_assert((M->draining || r->expired[f]) && r->started_by[f] == M->inst,
+                cr_assert(M->draining && r->started_by[f] == M->inst,
                           "%s fence %lld: released as run by %s", r->id, (long long)f, M->owner);
             else
                 cr_assert(r->started_by[f] == 0 && r->granted_to[f] == M->inst,
                           "%s fence %lld: handed back unrun by %s", r->id, (long long)f, M->owner);
-            cr_assert(!(r->lost[f] || r->gaveup[f]) || (a->ran[i] && r->expired[f]),
-                      "%s: released a lost lease", r->id);
+            cr_assert(!(r->lost[f] || r->gaveup[f]) || a->ran[i], "%s: released a lost lease",
+                      r->id);
         }
     }
 }
@@ -1178,7 +1177,6 @@ static void dispatch(const event *e)
         M->running--;
         mrow *r = &S.rows[p->row];
         r->exited[p->fence] = (signed char)(1 + p->out);
-        r->expired[p->fence] |= lash_turn_slot(M->t, e->a)->expired;
         lash_turn_exited(M->t, e->a, p->out, p->text, strlen(p->text), S.now);
         iterate(e->m);
         break;
