@@ -147,6 +147,26 @@ Test(turn, lease_runs_out_while_disconnected)
     lash_turn_free(t);
 }
 
+/* A worker paused past its lease (a freeze, a stopped VM): its loop may flush
+ * before the tick that finds the lease lost. No renew goes for it: Redis may
+ * still hold the key (its clock started later) and would extend, for a whole
+ * lease, a row this worker is about to give up (the simulation, seed 203693). */
+Test(turn, a_lease_that_ran_out_during_a_pause_is_not_renewed)
+{
+    cfg();
+    row r[] = {{.id = "a", .fence = 1}};
+    lash_turn *t = running(r, 1, T0);
+    int64_t now = T0 + C.lease_ms + 50; /* the first moment after the pause */
+    step(t, now);                       /* a flush, no tick yet */
+    cr_assert_eq(count(LASH_ACT_RENEW), 0, "a lease run out by our clock is not renewed");
+    lash_turn_tick(t, now);
+    step(t, now);
+    cr_assert(lash_turn_slot(t, slot_of(t, "a"))->lost);
+    cr_assert_eq(count(LASH_ACT_KILL), 1);
+    cr_assert_eq(count(LASH_ACT_RENEW), 0);
+    lash_turn_free(t);
+}
+
 /* The race the fleet simulation found: a drain whose grace ends while Redis is
  * away; Redis comes back just before the lease runs out by the worker's clock,
  * and the renew sent then is answered after it ran out. The answer says the

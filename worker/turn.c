@@ -1280,14 +1280,22 @@ static void send_recs(lash_turn *t, int q, recs *from, cmd_kind kind, int64_t no
     }
 }
 
+/* Whether slot s's lease goes in queue q's renew now: a little early, so leases
+ * due soon share the call. One that has run out by our clock is not renewed
+ * (after a pause the flush can come before the tick that finds it lost): it is
+ * lost, and a renew that Redis still honoured (its clock started later) would
+ * hold for a whole lease a row this worker is giving up. */
+static bool renew_due(const lash_turn *t, const lash_slot *s, int q, int64_t now)
+{
+    return s->used && s->q == q && !s->lost && now < s->lease_until &&
+           now + t->c.lease_ms / 12 >= s->renew_at;
+}
+
 static void send_renews(lash_turn *t, int q, int64_t now)
 {
     int n = 0;
-    for (int i = 0; i < t->nslots; i++) {
-        const lash_slot *s = &t->slots[i];
-        /* Renew a little early so leases due soon share this call. */
-        if (s->used && s->q == q && !s->lost && now + t->c.lease_ms / 12 >= s->renew_at) n++;
-    }
+    for (int i = 0; i < t->nslots; i++)
+        if (renew_due(t, &t->slots[i], q, now)) n++;
     if (!n) return;
     cmd *m = cmd_new(t, CMD_RENEW, q, now);
     m->leases = xcalloc((size_t)n, sizeof *m->leases);
@@ -1301,8 +1309,7 @@ static void send_renews(lash_turn *t, int q, int64_t now)
     m->rows.cap = (size_t)n;
     for (int i = 0; i < t->nslots; i++) {
         lash_slot *s = &t->slots[i];
-        if (!(s->used && s->q == q && !s->lost && now + t->c.lease_ms / 12 >= s->renew_at))
-            continue;
+        if (!renew_due(t, s, q, now)) continue;
         rec *r = &m->rows.v[m->rows.n++];
         memcpy(r->id, s->id, sizeof r->id);
         r->fence = s->fence;

@@ -8,8 +8,8 @@
  * shell, and every row must end terminal with none recorded twice.
  *
  * Bug hunts: LASH_SIM_SEEDS=FIRST-LAST build/bin/test_sim --filter 'sim/sweep'
- * runs both profiles on every seed of the range (it prints each seed before it
- * runs it); LASH_SIM_TRACE=M prints what machine M (0..3) does and hears.
+ * runs the default, harsh and drains profiles on every seed of the range (it prints each seed
+ * before it runs it); LASH_SIM_TRACE=M prints what machine M (0..3) does and hears.
  */
 #include <criterion/criterion.h>
 #include <signal.h>
@@ -1177,6 +1177,11 @@ static void dispatch(const event *e)
         M->running--;
         mrow *r = &S.rows[p->row];
         r->exited[p->fence] = (signed char)(1 + p->out);
+        /* Given up whenever the machine counted it lost, killed for that or
+         * for something else first (a timeout), unless the shutdown was
+         * stopping it: that lease is released all the same. */
+        const lash_slot *sl = lash_turn_slot(M->t, e->a);
+        if (sl->lost && !sl->releasing) r->gaveup[p->fence] = true;
         lash_turn_exited(M->t, e->a, p->out, p->text, strlen(p->text), S.now);
         iterate(e->m);
         break;
@@ -1386,6 +1391,26 @@ Test(sim, harsh, .timeout = 120)
     sim_run(99, &sim_harsh);
 }
 
+/* For the sweep: drains, outages and freezes more often, on one queue. */
+static const profile sim_drains = {
+    .poke_drop = 0.2,
+    .cmd_error = 0.005,
+    .renew_error = 0.08,
+    .lost_request = 0.002,
+    .lost_reply = 0.003,
+    .conn_fail = 0.1,
+    .conn_hang = 0.02,
+    .p_disconnect = 0.03,
+    .p_crash = 0.008,
+    .p_shutdown = 0.05,
+    .p_outage = 0.01,
+    .p_cancel = 0.03,
+    .p_freeze = 0.02,
+    .p_steal = 0.008,
+    .nrows = 600,
+    .nqueues = 1,
+};
+
 /* A seed sweep for bug hunts (see the top): skipped without LASH_SIM_SEEDS. */
 Test(sim, sweep, .timeout = 100000)
 {
@@ -1398,5 +1423,7 @@ Test(sim, sweep, .timeout = 100000)
         sim_run(n, &sim_default);
         fprintf(stderr, "seed %llu harsh\n", n);
         sim_run(n, &sim_harsh);
+        fprintf(stderr, "seed %llu drains\n", n);
+        sim_run(n, &sim_drains);
     }
 }
