@@ -1367,49 +1367,43 @@ SIM_SEED(7)
 SIM_SEED(8)
 
 /* Harsher: a lossy network and a fleet that keeps falling over, on one queue. */
-static const profile sim_harsh = {
-    .poke_drop = 0.6,
-    .cmd_error = 0.005,
-    .renew_error = 0.1,
-    .lost_request = 0.01,
-    .lost_reply = 0.01,
-    .conn_fail = 0.3,
-    .conn_hang = 0.02,
-    .p_disconnect = 0.06,
-    .p_crash = 0.02,
-    .p_shutdown = 0.02,
-    .p_outage = 0.004,
-    .p_cancel = 0.03,
-    .p_freeze = 0.02,
-    .p_steal = 0.02,
-    .nrows = 1000,
-    .nqueues = 1,
-};
+static profile sim_harsh(void)
+{
+    profile p = sim_default;
+    p.poke_drop = 0.6;
+    p.renew_error = 0.1;
+    p.lost_request = 0.01;
+    p.lost_reply = 0.01;
+    p.conn_fail = 0.3;
+    p.p_disconnect = 0.06;
+    p.p_crash = 0.02;
+    p.p_shutdown = 0.02;
+    p.p_outage = 0.004;
+    p.p_freeze = 0.02;
+    p.p_steal = 0.02;
+    p.nqueues = 1;
+    p.nrows = 1000;
+    return p;
+}
 
 Test(sim, harsh, .timeout = 120)
 {
-    sim_run(99, &sim_harsh);
+    profile p = sim_harsh();
+    sim_run(99, &p);
 }
 
 /* For the sweep: drains, outages and freezes more often, on one queue. */
-static const profile sim_drains = {
-    .poke_drop = 0.2,
-    .cmd_error = 0.005,
-    .renew_error = 0.08,
-    .lost_request = 0.002,
-    .lost_reply = 0.003,
-    .conn_fail = 0.1,
-    .conn_hang = 0.02,
-    .p_disconnect = 0.03,
-    .p_crash = 0.008,
-    .p_shutdown = 0.05,
-    .p_outage = 0.01,
-    .p_cancel = 0.03,
-    .p_freeze = 0.02,
-    .p_steal = 0.008,
-    .nrows = 600,
-    .nqueues = 1,
-};
+static profile sim_drains(void)
+{
+    profile p = sim_default;
+    p.renew_error = 0.08;
+    p.p_shutdown = 0.05;
+    p.p_outage = 0.01;
+    p.p_freeze = 0.02;
+    p.nqueues = 1;
+    p.nrows = 600;
+    return p;
+}
 
 /* A seed sweep for bug hunts (see the top): skipped without LASH_SIM_SEEDS. */
 Test(sim, sweep, .timeout = 100000)
@@ -1418,12 +1412,13 @@ Test(sim, sweep, .timeout = 100000)
     unsigned long long a, b;
     if (!s || sscanf(s, "%llu-%llu", &a, &b) != 2 || a > b)
         cr_skip_test("LASH_SIM_SEEDS=FIRST-LAST not set");
+    const profile harsh = sim_harsh(), drains = sim_drains();
     for (unsigned long long n = a; n <= b; n++) {
         fprintf(stderr, "seed %llu default\n", n);
         sim_run(n, &sim_default);
         fprintf(stderr, "seed %llu harsh\n", n);
-        sim_run(n, &sim_harsh);
+        sim_run(n, &harsh);
         fprintf(stderr, "seed %llu drains\n", n);
-        sim_run(n, &sim_drains);
+        sim_run(n, &drains);
     }
 }
