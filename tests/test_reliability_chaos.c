@@ -3,10 +3,10 @@
  *
  * Three lash-worker daemons (lease 1500 ms; one claims 4 rows ahead with
  * --prefetch) run an exec kind whose program appends "id fence attempt" to a
- * log with one O_APPEND write, then works ~100 ms. Every 1-2 s a random worker is killed with SIGKILL and started again;
- * every third event instead freezes one with SIGSTOP for twice the lease, so its
- * lease expires while its process runs and, once thawed, it tries to record
- * with a stale fence. At the end:
+ * log with one O_APPEND write, then works ~100 ms. Every 1-2 s a random worker
+ * is killed with SIGKILL and started again; every third event instead freezes
+ * one with SIGSTOP for twice the lease, so its lease expires while its process
+ * runs and, once thawed, it tries to record with a stale fence. At the end:
  *   - every process is terminal and completed; the stats counters agree;
  *   - the row's fence is the highest fence the log shows for it (no stale
  *     completion), and that execution ran;

@@ -554,13 +554,6 @@ static void give_back(lash_turn *t, int q, const char *id, int64_t fence)
     record(t, q, &tmp, LASH_OUT_FAIL, NULL, 0, 0, true, false);
 }
 
-/* Starts prefetched rows, the oldest claimed first, while fewer than `concurrency`
- * run: the next row starts as the last ends, with no round trip to Redis in
- * between. A prefetched row starts on its lease as last renewed, and only with a
- * third of it left (the next renew is due before then): one whose renews
- * could not go (Redis away, or this process paused) waits for the next renew
- * or runs out. A linear scan for the oldest: prefetched rows are few next to the
- * work of starting one. */
 /* Starts the process of slot i: its timeout counts from now. */
 static void run_slot(lash_turn *t, int i, int64_t now)
 {
@@ -570,6 +563,13 @@ static void run_slot(lash_turn *t, int i, int64_t now)
     push(t, LASH_ACT_START)->slot = i;
 }
 
+/* Starts prefetched rows, the oldest claimed first, while fewer than `concurrency`
+ * run: the next row starts as the last ends, with no round trip to Redis in
+ * between. A prefetched row starts on its lease as last renewed, and only with a
+ * third of it left (the next renew is due before then): one whose renews
+ * could not go (Redis away, or this process paused) waits for the next renew
+ * or runs out. A linear scan for the oldest: prefetched rows are few next to the
+ * work of starting one. */
 static void start_prefetched(lash_turn *t, int64_t now)
 {
     while (t->prefetched > 0 && !t->draining && t->used - t->prefetched < t->c.concurrency) {

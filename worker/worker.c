@@ -831,7 +831,6 @@ static void act_all(lash_worker *w, int64_t now)
 }
 
 /* Once per loop iteration: what happened in, every action out, one flush. */
-
 static void on_prepare(struct ev_loop *loop, ev_prepare *p, int revents)
 {
     (void)revents;

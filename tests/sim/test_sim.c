@@ -8,8 +8,9 @@
  * shell, and every row must end terminal with none recorded twice.
  *
  * Bug hunts: LASH_SIM_SEEDS=FIRST-LAST build/bin/test_sim --filter 'sim/sweep'
- * runs the default, harsh and drains profiles on every seed of the range (it prints each seed
- * before it runs it); LASH_SIM_TRACE=M prints what machine M (0..3) does and hears.
+ * runs the default, harsh and drains profiles on every seed of the range (it
+ * prints each seed before it runs it); LASH_SIM_TRACE=M prints what machine M
+ * (0..3) does and hears.
  */
 #include <criterion/criterion.h>
 #include <signal.h>
